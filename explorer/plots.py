@@ -1,0 +1,166 @@
+"""Plotly figures (no gradio here). Arrays in, ``go.Figure`` out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+DIVERGING = "RdBu_r"
+SEQUENTIAL = "Viridis"
+
+
+def grid_columns(channels: int) -> int:
+    """Columns for a channel grid: 4 for 4 or 16 channels, 8 for 32, about √C otherwise."""
+    if channels <= 4:
+        return channels
+    if channels <= 16:
+        return 4
+    return 8 if channels <= 64 else math.ceil(math.sqrt(channels))
+
+
+def channel_grid(z: np.ndarray, shared_scale: bool = True, title: str = "") -> go.Figure:
+    """(C,h,w) latent -> a grid of heatmaps, one per channel, with colourbars.
+
+    ``shared_scale``: one symmetric colour scale (and one colourbar) for all channels, so channels
+    can be compared; otherwise each channel has its own range and its own small colourbar.
+    """
+    z = np.asarray(z, np.float32)
+    c, h, w = z.shape
+    cols = grid_columns(c)
+    rows = math.ceil(c / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[f"ch {i}" for i in range(c)],
+        horizontal_spacing=0.06 if shared_scale else 0.09,
+        vertical_spacing=0.22 / rows + 0.02,
+    )
+    bound = float(np.percentile(np.abs(z), 99.5)) or 1.0
+    for i in range(c):
+        r, col = divmod(i, cols)
+        ch = z[i][::-1]  # plotly draws row 0 at the bottom
+        if shared_scale:
+            zmin, zmax = -bound, bound
+        else:
+            lo, hi = float(ch.min()), float(ch.max())
+            m = max(abs(lo), abs(hi)) or 1.0
+            zmin, zmax = -m, m
+        trace = go.Heatmap(
+            z=ch,
+            zmin=zmin,
+            zmax=zmax,
+            colorscale=DIVERGING,
+            showscale=shared_scale and i == 0,
+            hovertemplate=f"ch {i}<br>x %{{x}}, y %{{customdata}}<br>value %{{z:.3f}}<extra></extra>",
+            customdata=np.broadcast_to(np.arange(h)[::-1, None], (h, w)),
+        )
+        fig.add_trace(trace, row=r + 1, col=col + 1)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, scaleanchor=None)
+    if not shared_scale:
+        # one small colourbar beside each subplot, placed from the subplot's own domain
+        for i, trace in enumerate(fig.data):
+            xa = fig.layout[f"xaxis{i + 1 if i else ''}"].domain
+            ya = fig.layout[f"yaxis{i + 1 if i else ''}"].domain
+            trace.showscale = True
+            trace.colorbar = {
+                "x": xa[1] + 0.004,
+                "y": (ya[0] + ya[1]) / 2,
+                "len": (ya[1] - ya[0]),
+                "thickness": 6,
+                "xpad": 0,
+                "tickfont": {"size": 8},
+                "nticks": 3,
+            }
+    else:
+        fig.data[0].colorbar = {"title": {"text": "value"}, "thickness": 12}
+    height = max(260, 190 * rows + 60)
+    fig.update_layout(
+        title=title
+        or f"{c} latent channels ({h}×{w}), {'shared' if shared_scale else 'per-channel'} scale",
+        height=height,
+        margin={"l": 10, "r": 40, "t": 60, "b": 10},
+    )
+    fig.update_annotations(font_size=10)
+    return fig
+
+
+def latent_histogram(values: np.ndarray, title: str = "", bins: int = 120) -> go.Figure:
+    """(…) scaled latent values -> density histogram with the N(0,1) density overlaid."""
+    v = np.asarray(values, np.float64).ravel()
+    lo, hi = min(float(v.min()), -4.0), max(float(v.max()), 4.0)
+    counts, edges = np.histogram(v, bins=bins, range=(lo, hi), density=True)
+    centers = (edges[:-1] + edges[1:]) / 2
+    xs = np.linspace(lo, hi, 400)
+    fig = go.Figure()
+    fig.add_bar(
+        x=centers,
+        y=counts,
+        width=np.diff(edges),
+        name="latent values",
+        marker_color="#4c78a8",
+        opacity=0.8,
+    )
+    fig.add_scatter(
+        x=xs,
+        y=np.exp(-(xs**2) / 2) / math.sqrt(2 * math.pi),
+        name="N(0, 1)",
+        line={"color": "#e45756", "width": 2},
+    )
+    fig.update_layout(
+        title=title or "Scaled latent values vs the N(0, 1) prior",
+        bargap=0,
+        height=320,
+        xaxis_title="value",
+        yaxis_title="density",
+        margin={"l": 50, "r": 10, "t": 50, "b": 40},
+        legend={"x": 0.99, "xanchor": "right", "y": 0.99},
+    )
+    return fig
+
+
+def heatmap(m: np.ndarray, title: str, colorscale: str = SEQUENTIAL, label: str = "") -> go.Figure:
+    """(h,w) map -> one heatmap with a colourbar, image orientation (row 0 at the top)."""
+    m = np.asarray(m, np.float32)
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            colorscale=colorscale,
+            colorbar={"title": {"text": label}},
+            hovertemplate="x %{x}, y %{y}<br>%{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(title=title, height=340, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def generations_plot(psnrs: Sequence[float], ssims: Sequence[float], title: str = "") -> go.Figure:
+    """Per-generation PSNR (dB, left axis) and SSIM (right axis) of repeated round trips."""
+    gens = list(range(1, len(psnrs) + 1))
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(
+        x=gens, y=list(psnrs), name="PSNR (dB)", mode="lines+markers", secondary_y=False
+    )
+    fig.add_scatter(
+        x=gens,
+        y=list(ssims),
+        name="SSIM",
+        mode="lines+markers",
+        secondary_y=True,
+        line={"dash": "dot"},
+    )
+    fig.update_xaxes(title_text="generation (round trips so far)", dtick=1)
+    fig.update_yaxes(title_text="PSNR vs original (dB)", secondary_y=False)
+    fig.update_yaxes(title_text="SSIM vs original", secondary_y=True)
+    fig.update_layout(
+        title=title or "Quality after repeated encode → decode",
+        height=340,
+        margin={"l": 50, "r": 50, "t": 50, "b": 40},
+    )
+    return fig

@@ -1,0 +1,166 @@
+"""Every endpoint of the launched app, called through gradio_client as a user's script would."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from corpus import build_corpus
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+pytestmark = pytest.mark.app
+
+COMMON = {"model": "test-kl", "resolution": 256, "mode": "square", "folder": ""}
+
+
+def _img(path) -> Image.Image:
+    if isinstance(path, dict):
+        path = path.get("path") or path.get("value")
+    return Image.open(path)
+
+
+def test_api_lists_every_endpoint(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    for name in [
+        "/encode",
+        "/roundtrip",
+        "/generations",
+        "/compare",
+        "/interpolate",
+        "/edit",
+        "/scan_models",
+    ]:
+        assert name in names
+
+
+def test_encode(client, astronaut):
+    summary, grid, preview, _std, _hist, stats = client.predict(
+        handle_file(astronaut), *COMMON.values(), "shared", api_name="/encode"
+    )
+    assert "4×32×32" in summary and "48.0×" in summary
+    assert _img(preview).size == (256, 256)
+    assert len(stats["data"]) == 4  # one row per channel
+    assert "plot" in grid or "type" in grid
+
+
+def test_encode_per_channel_16(client, astronaut):
+    summary, _grid, *_, stats = client.predict(
+        handle_file(astronaut), "test-kl16", 128, "fit", "", "per-channel", api_name="/encode"
+    )
+    assert "16×16×16" in summary
+    assert len(stats["data"]) == 16
+
+
+def test_roundtrip(client, astronaut):
+    orig, recon, err, md, table = client.predict(
+        handle_file(astronaut), *COMMON.values(), "sample", 3, api_name="/roundtrip"
+    )
+    assert _img(orig).size == _img(recon).size == _img(err).size == (256, 256)
+    assert "PSNR" in md and "sample" in md
+    row = dict(zip(table["headers"], table["data"][0], strict=True))
+    assert row["model"] == "test-kl" and 0 < row["PSNR (dB)"] < 60
+
+
+def test_generations(client, astronaut):
+    _fig, last, table = client.predict(
+        handle_file(astronaut), *COMMON.values(), 3, api_name="/generations"
+    )
+    assert [r[0] for r in table["data"]] == [1, 2, 3]
+    assert _img(last).size == (256, 256)
+
+
+def test_compare(client, astronaut):
+    a, b, _ea, _eb, table = client.predict(
+        handle_file(astronaut), "test-kl", "test-tiny", 256, "square", "", api_name="/compare"
+    )
+    assert [r[0] for r in table["data"]] == ["test-kl", "test-tiny"]
+    assert _img(a).size == _img(b).size
+
+
+def test_interpolate(client, examples):
+    strip, gif, _gif_file, _fade, _fade_gif, note = client.predict(
+        handle_file(examples["astronaut"]),
+        handle_file(examples["coffee"]),
+        "test-tiny",
+        5,
+        "slerp",
+        128,
+        "",
+        api_name="/interpolate",
+    )
+    g = _img(gif)
+    assert g.format == "GIF" and g.n_frames >= 5
+    assert _img(strip).height == 128 and _img(strip).width > 5 * 128
+    assert "5 frames" in note
+
+
+def test_edit(client, astronaut):
+    base, new, _diff, _fig, note = client.predict(
+        handle_file(astronaut), *COMMON.values(), 2, "zero", 1.0, 0, api_name="/edit"
+    )
+    assert _img(base).size == _img(new).size == (256, 256)
+    assert "PSNR" in note
+
+
+def test_edit_bad_channel_is_a_clear_message(client, astronaut):
+    with pytest.raises(AppError, match="Pick a channel between 0 and 3"):
+        client.predict(
+            handle_file(astronaut), *COMMON.values(), 9, "zero", 1.0, 0, api_name="/edit"
+        )
+
+
+def test_unknown_model_lists_valid_ones(client, astronaut):
+    with pytest.raises(AppError, match="Choose one of: sd-vae-ft-mse"):
+        client.predict(
+            handle_file(astronaut), "no-such-vae", 256, "square", "", "shared", api_name="/encode"
+        )
+
+
+def test_scan_models_empty_and_missing(client, tmp_path):
+    _, _, msg = client.predict(str(tmp_path), "test-kl", api_name="/scan_models")
+    assert "No `*_encoder`" in msg
+    with pytest.raises(AppError, match="No folder at"):
+        client.predict(str(tmp_path / "nope"), "test-kl", api_name="/scan_models")
+
+
+@pytest.mark.weights
+def test_taef2_folder_from_the_ui(client, taef2_dir, astronaut):
+    model, _, msg = client.predict(str(taef2_dir), "test-kl", api_name="/scan_models")
+    assert model["value"] == "local:taef2" and "taef2_encoder.pth" in msg
+    _orig, _recon, _err, _md, table = client.predict(
+        handle_file(astronaut),
+        "local:taef2",
+        512,
+        "square",
+        str(taef2_dir),
+        "mean",
+        0,
+        api_name="/roundtrip",
+    )
+    row = dict(zip(table["headers"], table["data"][0], strict=True))
+    assert row["PSNR (dB)"] >= 30
+
+
+CORPUS = build_corpus(Path(tempfile.mkdtemp(prefix="explorer-corpus-")))
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS), ids=str)
+def test_bad_input_through_the_app(client, case, astronaut):
+    c = CORPUS[case]
+    args = (handle_file(c.path), "test-tiny", 64, "square", "", "shared")
+    if c.expect == "ok":
+        summary, *_ = client.predict(*args, api_name="/encode")
+        assert "4×8×8" in summary
+    else:
+        with pytest.raises(AppError) as err:
+            client.predict(*args, api_name="/encode")
+        msg = str(err.value)
+        assert msg.rstrip().endswith((".", ".)")) and "Traceback" not in msg, msg
+    # and the app still answers the next, normal request
+    summary, *_ = client.predict(
+        handle_file(astronaut), "test-tiny", 64, "square", "", "shared", api_name="/encode"
+    )
+    assert "4×8×8" in summary
