@@ -34,9 +34,11 @@ def _no_progress(_f: float, _desc: str) -> None:
 _TMP = Path(tempfile.mkdtemp(prefix="latent-explorer-"))
 
 
-def tmp_path(suffix: str) -> Path:
-    """A fresh file path inside this process's own temporary folder."""
-    return _TMP / f"{uuid.uuid4().hex}{suffix}"
+def tmp_path(name: str) -> Path:
+    """A fresh path ending in ``name`` inside this process's own temporary folder."""
+    folder = _TMP / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 # --------------------------------------------------------------------------- encoding
@@ -87,7 +89,14 @@ def prepare_input(image, resolution: int = 512, mode: str = "square") -> Image.I
         raise ExplorerError("No image yet: upload, paste or pick an example image first.")
     if mode not in CROP_MODES:
         raise ExplorerError(f"Unknown crop mode {mode!r}; choose one of {', '.join(CROP_MODES)}.")
-    return imaging.prepare(imaging.load_image(image), int(resolution), mode)
+    loaded = imaging.load_image(image)
+    try:
+        return imaging.prepare(loaded, int(resolution), mode)
+    except (TypeError, ValueError) as exc:  # a resolution imaging.prepare refuses
+        raise ExplorerError(
+            f"Cannot prepare the image at resolution {resolution!r}: {exc}. "
+            "Pick a resolution that is a multiple of 8 between 64 and 2048."
+        ) from exc
 
 
 def encode(
@@ -134,7 +143,7 @@ def encode_view(enc: Encoded, shared_scale: bool = True) -> dict:
         )
     else:
         std_fig = _message_figure(
-            f"{enc.vae.name} is deterministic: a tiny autoencoder has no posterior, so there is no std map."
+            f"{enc.vae.name} is deterministic:<br>a tiny autoencoder has no posterior,<br>so there is no std map."
         )
         std_note = "Deterministic encoder: the latent is a single point, not a distribution."
     preview = latents.pca_rgb(torch.from_numpy(z))
@@ -327,8 +336,8 @@ def interpolate(
     xa, xb = imaging.to_tensor(a.image), imaging.to_tensor(b.image)
     fades = imaging.to_pil(latents.crossfade(xa, xb, int(steps)))
     progress(0.95, "writing GIFs")
-    gif = imaging.save_gif(frames, tmp_path(".gif"))
-    fade_gif = imaging.save_gif(fades, tmp_path(".gif"))
+    gif = imaging.save_gif(frames, tmp_path(f"latent-{method}-{len(frames)}-steps.gif"))
+    fade_gif = imaging.save_gif(fades, tmp_path(f"pixel-crossfade-{len(fades)}-steps.gif"))
     pa = metrics.psnr(imaging.to_numpy_hwc(a.image), imaging.to_numpy_hwc(frames[0]))
     pb = metrics.psnr(imaging.to_numpy_hwc(b.image), imaging.to_numpy_hwc(frames[-1]))
     return Interpolation(
@@ -347,6 +356,7 @@ class Edit:
     channel_before: np.ndarray
     channel_after: np.ndarray
     psnr_vs_baseline: float
+    mean_abs_change: float
 
 
 def edit(
@@ -369,7 +379,8 @@ def edit(
         raise ExplorerError(f"{exc}. Pick a channel between 0 and {z.shape[1] - 1}.") from exc
     base, _ = _decode_timed(enc.vae, z)
     edited, _ = _decode_timed(enc.vae, z2)
-    p = metrics.psnr(imaging.to_numpy_hwc(base), imaging.to_numpy_hwc(edited))
+    a, b = imaging.to_numpy_hwc(base), imaging.to_numpy_hwc(edited)
+    p = metrics.psnr(a, b)
     return Edit(
         base,
         edited,
@@ -377,4 +388,5 @@ def edit(
         z[0, int(channel)].numpy(),
         z2[0, int(channel)].numpy(),
         p,
+        float(np.abs(a - b).mean()),
     )

@@ -60,7 +60,11 @@ def channel_grid(z: np.ndarray, shared_scale: bool = True, title: str = "") -> g
         )
         fig.add_trace(trace, row=r + 1, col=col + 1)
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, scaleanchor=None)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    for i in range(c):  # square pixels: each y axis anchored to its own x axis
+        n = i + 1 if i else ""
+        fig.layout[f"yaxis{n}"].update(scaleanchor=f"x{n}", constrain="domain")
+        fig.layout[f"xaxis{n}"].update(constrain="domain")
     if not shared_scale:
         # one small colourbar beside each subplot, placed from the subplot's own domain
         for i, trace in enumerate(fig.data):
@@ -78,7 +82,8 @@ def channel_grid(z: np.ndarray, shared_scale: bool = True, title: str = "") -> g
             }
     else:
         fig.data[0].colorbar = {"title": {"text": "value"}, "thickness": 12}
-    height = max(260, 190 * rows + 60)
+    # roughly square cells for a ~900 px wide plot, so colourbars match their maps
+    height = max(260, int(rows * (900 / cols * 0.85 + 28) + 70))
     fig.update_layout(
         title=title
         or f"{c} latent channels ({h}×{w}), {'shared' if shared_scale else 'per-channel'} scale",
@@ -161,6 +166,7 @@ def generations_plot(psnrs: Sequence[float], ssims: Sequence[float], title: str 
     fig.update_layout(
         title=title or "Quality after repeated encode → decode",
         height=340,
-        margin={"l": 50, "r": 50, "t": 50, "b": 40},
+        margin={"l": 50, "r": 50, "t": 50, "b": 80},
+        legend={"orientation": "h", "y": -0.25, "x": 0.5, "xanchor": "center"},
     )
     return fig

@@ -29,6 +29,17 @@ CSS = """
 """
 
 
+RT_HEADERS = [
+    "model",
+    "decoded from",
+    "PSNR (dB)",
+    "SSIM",
+    "compression",
+    "encode (ms)",
+    "decode (ms)",
+]
+
+
 class SafeImage(gr.Image):
     """gr.Image whose upload is handed to our own loader untouched.
 
@@ -100,6 +111,13 @@ def on_encode(image, model, resolution, mode, folder, scale):
     )
 
 
+def on_image_change(image, model, resolution, mode, folder, scale):
+    """Encode as soon as an image arrives; clearing the image leaves the views as they are."""
+    if image is None:
+        return (gr.skip(),) * 6
+    return on_encode(image, model, resolution, mode, folder, scale)
+
+
 @_user_errors("Round trip")
 def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     rt = pipeline.roundtrip(image, model, int(resolution), mode, source, int(seed), folder)
@@ -159,8 +177,9 @@ def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
     )
     fig.layout.annotations[0].text, fig.layout.annotations[1].text = "before", "after"
     note = (
-        f"Edited decode vs unedited decode: **{pipeline._fmt(ed.psnr_vs_baseline)} dB PSNR**. "
-        "The difference map shows where this channel's change lands in pixels."
+        f"Edited decode vs unedited decode: **{pipeline._fmt(ed.psnr_vs_baseline)} dB PSNR**, mean "
+        f"absolute change {ed.mean_abs_change:.4f} (pixels in [0, 1]). The difference map (scaled to "
+        "its own 99th percentile) shows where this channel's change lands in pixels."
     )
     return ed.baseline, ed.edited, ed.difference, fig, note
 
@@ -238,7 +257,7 @@ def build_demo() -> gr.Blocks:
                             folder0,
                             label="Models folder",
                             placeholder="/path/to/vae_approx",
-                            info="Folder with *_encoder.pth / *_decoder.pth pairs "
+                            info="Folder with NAME_encoder.pth / NAME_decoder.pth pairs "
                             "(taesd, taesdxl, taesd3, taef1, taef2).",
                         )
                         scan = gr.Button("Scan folder", size="sm")
@@ -264,8 +283,10 @@ def build_demo() -> gr.Blocks:
                             std_plot = gr.Plot(label="Posterior std")
                         hist = gr.Plot(label="Histogram vs N(0,1)")
                         stats = gr.Dataframe(
+                            headers=["channel", "mean", "std", "min", "max"],
                             label="Per-channel statistics (scaled latent)",
                             interactive=False,
+                            max_height=320,
                         )
                     with gr.Tab("Round trip", id="roundtrip"):
                         with gr.Row():
@@ -281,7 +302,9 @@ def build_demo() -> gr.Blocks:
                             rt_recon = gr.Image(label="Reconstruction", interactive=False)
                             rt_err = gr.Image(label="Absolute error (inferno)", interactive=False)
                         rt_md = gr.Markdown()
-                        rt_table = gr.Dataframe(interactive=False, label="Numbers")
+                        rt_table = gr.Dataframe(
+                            headers=RT_HEADERS, interactive=False, label="Numbers"
+                        )
                         gr.Markdown(
                             "### Repeated round trips\nFeed each reconstruction "
                             "back in: what is lost once is lost for good."
@@ -291,8 +314,15 @@ def build_demo() -> gr.Blocks:
                             gens_btn = gr.Button("Run generations")
                         with gr.Row():
                             gens_plot = gr.Plot(label="PSNR per generation")
-                            gens_last = gr.Image(label="Last generation", interactive=False)
-                        gens_table = gr.Dataframe(interactive=False, label="Per generation")
+                            gens_last = gr.Image(
+                                label="Last generation", interactive=False, height=340
+                            )
+                        gens_table = gr.Dataframe(
+                            headers=["generation", "PSNR (dB)", "SSIM"],
+                            interactive=False,
+                            label="Per generation",
+                            max_height=260,
+                        )
                         gr.Markdown("### Two VAEs side by side")
                         with gr.Row():
                             model_b = gr.Dropdown(
@@ -308,7 +338,9 @@ def build_demo() -> gr.Blocks:
                         with gr.Row():
                             cmp_ea = gr.Image(label="Error, first", interactive=False)
                             cmp_eb = gr.Image(label="Error, second", interactive=False)
-                        cmp_table = gr.Dataframe(interactive=False, label="Comparison")
+                        cmp_table = gr.Dataframe(
+                            headers=RT_HEADERS, interactive=False, label="Comparison"
+                        )
                     with gr.Tab("Interpolate", id="interp"):
                         with gr.Row():
                             with gr.Column(scale=1):
@@ -381,6 +413,7 @@ def build_demo() -> gr.Blocks:
         encode_outputs = [summary, grid, preview, std_plot, hist, stats]
         encode_btn.click(on_encode, [*common, scale], encode_outputs, api_name="encode")
         scale.change(on_encode, [*common, scale], encode_outputs, api_name=False)
+        image.change(on_image_change, [*common, scale], encode_outputs, api_name=False)
         rt_btn.click(
             on_roundtrip,
             [*common, source, seed],
