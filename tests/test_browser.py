@@ -1,0 +1,68 @@
+"""The app in a real browser: headless Chromium driven by Playwright, asserting on what a user sees.
+
+Screenshots of each checked screen go to artifacts/screenshots/ (ignored by git, kept by CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("EXPLORER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-gpu",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install it (apt-get install chromium)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(60_000)
+        pg.goto(app_url)
+        pg.get_by_text("Latent Space Explorer").first.wait_for()
+        yield pg
+        browser.close()
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_upload_shows_latent_maps(page, astronaut):
+    page.locator("input[type=file]").first.set_input_files(str(astronaut))
+    summary = page.locator("#summary")
+    summary.get_by_text("numbers in image").wait_for()
+    assert "4×64×64" in summary.inner_text()  # test-tiny at 512: 4 channels, 64×64
+    # the channel grid rendered one heatmap per channel in the plotly figure
+    page.locator(".js-plotly-plot .heatmaplayer").first.wait_for()
+    assert page.locator(".js-plotly-plot .heatmaplayer .hm").count() >= 4
+    _shot(page, "lab-latent-maps")
+
+
+def test_round_trip_shows_psnr(page):
+    page.get_by_role("tab", name="Round trip").click()
+    page.get_by_role("button", name="Round trip").click()
+    page.get_by_text("PSNR", exact=False).filter(has_text="SSIM").first.wait_for()
+    text = page.locator("body").inner_text()
+    assert "dB" in text and "SSIM" in text
+    imgs = page.locator("img[alt], img").evaluate_all(
+        "els => els.filter(e => e.naturalWidth >= 256).length"
+    )
+    assert imgs >= 3  # original, reconstruction, error map
+    _shot(page, "lab-round-trip")
