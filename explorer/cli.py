@@ -48,16 +48,26 @@ def main(argv: list[str] | None = None) -> int:
                 spec = resolve(name, args.models_dir)
                 print(f"{name:24s} {spec.source:50s} {spec.description}")
         elif args.command == "roundtrip":
+            from PIL import Image
+
             from . import pipeline
             from .models import default_vae
 
+            out = Path(args.out)
+            if out.suffix.lower() not in Image.registered_extensions():
+                raise ExplorerError(
+                    f"Cannot write {out.name}: unknown image file extension "
+                    f"{out.suffix or '(none)'!r}. Give --out a .png or .jpg path."
+                )
             model = args.model or default_vae(args.models_dir)
             rt = pipeline.roundtrip(
                 args.image, model, args.resolution, args.mode, folder=args.models_dir
             )
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            rt.reconstruction.save(out)
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                rt.reconstruction.save(out)
+            except OSError as exc:
+                raise ExplorerError(f"Cannot write {out}: {exc}. Check the --out path.") from exc
             print(f"PSNR {rt.psnr:.2f} SSIM {rt.ssim:.4f}")
             print(
                 f"model {rt.model}, compression {rt.ratio:.1f}x, encode {rt.encode_s * 1000:.0f} ms, "

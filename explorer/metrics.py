@@ -1,8 +1,9 @@
-"""Numbers: reconstruction quality, latent statistics, compression. NumPy in, numbers out."""
+"""Numbers: reconstruction quality, latent statistics, compression, atlas metrics. NumPy in, numbers out."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -65,3 +66,308 @@ def gaussian_summary(values: np.ndarray) -> dict[str, float]:
         "excess_kurtosis": kurt,
         "kl_to_standard_normal": kl,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Atlas metrics: how well does an embedding space group images by meaning?
+#
+# Every function here uses cosine geometry: rows are L2-normalised (a zero row stays zero, so it
+# is at similarity 0 to everything) and similarities are computed as float32 matrix products in
+# blocks of ``_BLOCK`` rows, so N = 10,000 points with D = 4096 never needs an N×N matrix in
+# memory (one block is _BLOCK × N float32, ~40 MB). Neighbour lists exclude the point itself
+# (by index, so exact duplicates still count as neighbours) and are sorted best first, ties
+# broken by the lower index.
+# ---------------------------------------------------------------------------------------------
+
+_BLOCK = 1024
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """(N,D) -> float32 rows of unit L2 norm (zero rows stay zero). Rejects non-finite values."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"Expected an (N, D) array of embeddings, got shape {x.shape}.")
+    if not np.isfinite(x).all():
+        raise ValueError("The embeddings contain NaN or infinite values; recompute them.")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0).astype(np.float32)
+
+
+def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B,N) similarities -> the k best column indices per row and their values, best first.
+
+    Ties are broken by the lower column index.
+    """
+    if k <= 0:
+        return np.empty((s.shape[0], 0), np.int64), np.empty((s.shape[0], 0), s.dtype)
+    if k >= s.shape[1]:
+        idx = np.broadcast_to(np.arange(s.shape[1]), s.shape).copy()
+    else:
+        # The k-th best value per row; keep everything better, then the lowest-index ties.
+        n = s.shape[1]
+        cut = np.partition(s, n - k, axis=1)[:, n - k : n - k + 1]
+        keep = s > cut
+        tied = s == cut
+        need = k - np.count_nonzero(keep, axis=1)
+        extra = np.flatnonzero(np.count_nonzero(tied, axis=1) > need)  # rows with surplus ties
+        tied[extra] &= np.cumsum(tied[extra], axis=1) <= need[extra, None]
+        keep |= tied
+        idx = np.nonzero(keep)[1].reshape(s.shape[0], k)
+    val = np.take_along_axis(s, idx, axis=1)
+    order = np.lexsort((idx, -val), axis=-1)
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
+
+
+def _neighbours(
+    xn: np.ndarray, k: int, ranks_of: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Unit rows (N,D) -> k-NN indices (N,k) int64 and cosine similarities (N,k) float32.
+
+    One pass over the N×N similarity matrix in row blocks. When ``ranks_of`` (N,m) indices are
+    given, also returns the 1-based rank of each of those points among row i's neighbours in this
+    space: 1 + the number of other points strictly more similar to i (so ties share the best rank).
+    """
+    n = xn.shape[0]
+    k = min(k, n - 1)
+    idx = np.empty((n, k), np.int64)
+    sim = np.empty((n, k), np.float32)
+    ranks = None if ranks_of is None else np.empty(ranks_of.shape, np.int64)
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        s = xn[start:stop] @ xn.T
+        rows = np.arange(stop - start)
+        s[rows, rows + start] = -np.inf  # never your own neighbour
+        idx[start:stop], sim[start:stop] = _top_k(s, k)
+        if ranks is not None:
+            target = np.take_along_axis(s, ranks_of[start:stop], axis=1)
+            for c in range(target.shape[1]):
+                ranks[start:stop, c] = 1 + (s > target[:, c : c + 1]).sum(axis=1)
+    return idx, sim, ranks
+
+
+def _label_codes(labels: Sequence, n: int | None = None) -> np.ndarray:
+    """Any hashable labels -> int codes 0..K-1 in order of first appearance."""
+    lut: dict = {}
+    codes = np.fromiter((lut.setdefault(lab, len(lut)) for lab in labels), np.int64)
+    if n is not None and codes.shape[0] != n:
+        raise ValueError(f"Got {codes.shape[0]} labels for {n} points; give one label per point.")
+    return codes
+
+
+def _vote(neighbour_codes: np.ndarray) -> np.ndarray:
+    """(N,k) neighbour labels, best first -> majority label per row; ties go to the nearest."""
+    counts = (neighbour_codes[:, :, None] == neighbour_codes[:, None, :]).sum(axis=2)
+    winner = np.argmax(counts == counts.max(axis=1, keepdims=True), axis=1)
+    return neighbour_codes[np.arange(neighbour_codes.shape[0]), winner]
+
+
+def _knn_accuracy_from(idx: np.ndarray, codes: np.ndarray, k: int) -> float:
+    if idx.shape[0] < 2 or idx.shape[1] == 0:
+        return math.nan
+    k = min(k, idx.shape[1])
+    return float((_vote(codes[idx[:, :k]]) == codes).mean())
+
+
+def knn_accuracy(x: np.ndarray, labels: Sequence, k: int = 5) -> float:
+    """Leave-one-out k-nearest-neighbour label accuracy in cosine geometry, in [0, 1].
+
+    Each point's label is predicted by a majority vote of its k most cosine-similar other points
+    (itself excluded); a tied vote goes to the tied label whose member is nearest. k is capped at
+    N − 1; fewer than 2 points gives nan.
+    """
+    xn = _unit_rows(x)
+    codes = _label_codes(labels, xn.shape[0])
+    if xn.shape[0] < 2 or k < 1:
+        return math.nan
+    idx, _, _ = _neighbours(xn, k)
+    return _knn_accuracy_from(idx, codes, k)
+
+
+def chance_level(labels: Sequence) -> float:
+    """Accuracy of always guessing the most frequent label: the floor any useful space must beat.
+
+    For K balanced classes this is 1/K. It is the majority-class baseline; a kNN vote in a space
+    that carries no label information lands near it (for imbalanced classes, a little below).
+    nan for no labels.
+    """
+    codes = _label_codes(labels)
+    if codes.size == 0:
+        return math.nan
+    return float(np.bincount(codes).max() / codes.size)
+
+
+def silhouette(x: np.ndarray, labels: Sequence) -> float:
+    """Mean silhouette coefficient with cosine distance (1 − cosine similarity), in [−1, 1].
+
+    Same definition and value as ``sklearn.metrics.silhouette_score(x, labels, metric="cosine")``
+    (a point alone in its class scores 0), computed in closed form: for unit rows the mean cosine
+    distance from a point to a class is 1 − x·(sum of the class's rows)/count, so it costs
+    O(N·K·D) instead of an N×N distance matrix. nan where sklearn's score is undefined: fewer than
+    2 distinct labels, or every point in a class of its own (K = N).
+    """
+    xn = _unit_rows(x).astype(np.float64)
+    codes = _label_codes(labels, xn.shape[0])
+    n, n_classes = xn.shape[0], int(codes.max()) + 1 if codes.size else 0
+    if n_classes < 2 or n_classes >= n:
+        return math.nan
+    sizes = np.bincount(codes, minlength=n_classes).astype(np.float64)
+    sums = np.zeros((n_classes, xn.shape[1]))
+    np.add.at(sums, codes, xn)
+    dots = xn @ sums.T  # (N,K): summed similarity of each point to each class
+    own = np.arange(n)
+    self_sim = np.einsum("ij,ij->i", xn, xn)  # 1, or 0 for a zero row
+    n_own = sizes[codes] - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = 1.0 - (dots[own, codes] - self_sim) / n_own
+        mean_other = 1.0 - dots / sizes
+        mean_other[own, codes] = np.inf
+        b = mean_other.min(axis=1)
+        s = (b - a) / np.maximum(a, b)
+    s = np.where(n_own > 0, np.nan_to_num(s), 0.0)
+    return float(s.mean())
+
+
+def _euclidean_knn(y: np.ndarray, k: int) -> np.ndarray:
+    """(N,d) low-dimensional points -> (N,k) Euclidean nearest-neighbour indices, self excluded."""
+    y = np.asarray(y, np.float64)
+    n = y.shape[0]
+    sq = (y**2).sum(axis=1)
+    out = np.empty((n, min(k, n - 1)), np.int64)
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        d = sq[start:stop, None] - 2.0 * y[start:stop] @ y.T + sq[None, :]
+        rows = np.arange(stop - start)
+        d[rows, rows + start] = np.inf
+        out[start:stop] = _top_k(-d, out.shape[1])[0]
+    return out
+
+
+def _trustworthiness_from(ranks: np.ndarray, n: int, k: int) -> float:
+    penalty = np.maximum(ranks - k, 0).sum()
+    return float(1.0 - 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) * penalty)
+
+
+def _adapt_trust_k(n: int, k: int) -> int:
+    return min(k, (n - 1) // 2)  # sklearn requires k < N/2
+
+
+def trustworthiness(x_high: np.ndarray, x_low: np.ndarray, k: int = 5) -> float:
+    """How far the 2-D map's neighbours are real neighbours, in [0, 1] (1 = no false neighbours).
+
+    Venna & Kaski's trustworthiness, as ``sklearn.manifold.trustworthiness(x_high, x_low,
+    n_neighbors=k, metric="cosine")``: cosine in the high space, Euclidean in the map. Computed in
+    row blocks (sklearn builds and argsorts the full N×N matrix: ~2 GB at N = 10,000). k is capped
+    below N/2 as sklearn requires; nan when that leaves k < 1 (N < 3).
+    """
+    xn = _unit_rows(x_high)
+    low = np.asarray(x_low, np.float64)
+    n = xn.shape[0]
+    if low.shape[0] != n:
+        raise ValueError(f"x_low has {low.shape[0]} points but x_high has {n}; pass the same set.")
+    k = _adapt_trust_k(n, k)
+    if k < 1:
+        return math.nan
+    _, _, ranks = _neighbours(xn, 1, ranks_of=_euclidean_knn(low, k))
+    return _trustworthiness_from(ranks, n, k)
+
+
+def neighbour_overlap(x_a: np.ndarray, x_b: np.ndarray, k: int = 10) -> float:
+    """Mean fraction |A ∩ B| / k of each point's k cosine nearest neighbours shared by two spaces.
+
+    A and B are the point's k-NN sets (self excluded) in ``x_a`` and ``x_b`` (same points, any
+    dimensions). 1 = identical neighbourhoods; two unrelated spaces give about k/(N − 1). This is
+    the fraction kept rather than the Jaccard index |A∩B|/|A∪B|, which reads lower (0.5 overlap
+    is a Jaccard of 1/3). k is capped at N − 1; nan for fewer than 2 points.
+    """
+    xa, xb = _unit_rows(x_a), _unit_rows(x_b)
+    if xa.shape[0] != xb.shape[0]:
+        raise ValueError(
+            f"The two spaces hold {xa.shape[0]} and {xb.shape[0]} points; pass the same set."
+        )
+    if xa.shape[0] < 2 or k < 1:
+        return math.nan
+    ia, _, _ = _neighbours(xa, k)
+    ib, _, _ = _neighbours(xb, k)
+    shared = (ia[:, :, None] == ib[:, None, :]).any(axis=2).sum(axis=1)
+    return float((shared / ia.shape[1]).mean())
+
+
+def nearest(x: np.ndarray, i: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the k points most similar to point i (itself excluded).
+
+    Best first, ties by lower index; k is capped at N − 1.
+    """
+    xn = _unit_rows(x)
+    n = xn.shape[0]
+    if not -n <= i < n:
+        raise IndexError(f"Point {i} does not exist; there are {n} points.")
+    i = i % n
+    s = xn @ xn[i]
+    s[i] = -np.inf
+    idx, sim = _top_k(s[None, :], min(k, n - 1))
+    return idx[0], sim[0]
+
+
+def top_k_similar(x: np.ndarray, q: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the k rows of ``x`` most similar to query vector ``q``.
+
+    Best first, ties by lower index; k is capped at N.
+    """
+    xn = _unit_rows(x)
+    qn = _unit_rows(np.asarray(q).reshape(1, -1))[0]
+    if qn.shape[0] != xn.shape[1]:
+        raise ValueError(f"The query has {qn.shape[0]} dimensions but the rows have {xn.shape[1]}.")
+    idx, sim = _top_k((xn @ qn)[None, :], min(k, xn.shape[0]))
+    return idx[0], sim[0]
+
+
+def space_metrics(x: np.ndarray, xy: np.ndarray | None, labels: Sequence) -> dict[str, float]:
+    """One row of the atlas table for an embedding space: see ``METRIC_HELP`` for each column.
+
+    ``x`` (N,D) embeddings, ``xy`` (N,2) its map (or None: trustworthiness is then nan), one label
+    per point. The kNN accuracies and trustworthiness share a single blocked pass over the
+    similarities.
+    """
+    xn = _unit_rows(x)
+    n = xn.shape[0]
+    codes = _label_codes(labels, n)
+    out = {
+        "knn5": math.nan,
+        "knn10": math.nan,
+        "chance": chance_level(codes),
+        "silhouette": silhouette(xn, codes),
+        "trustworthiness": math.nan,
+    }
+    if n < 2:
+        return out
+    trust_k = _adapt_trust_k(n, 5)
+    low_nbrs = None
+    if xy is not None and trust_k >= 1:
+        low = np.asarray(xy, np.float64)
+        if low.shape[0] != n:
+            raise ValueError(f"The map has {low.shape[0]} points but the space has {n}.")
+        low_nbrs = _euclidean_knn(low, trust_k)
+    idx, _, ranks = _neighbours(xn, 10, ranks_of=low_nbrs)
+    out["knn5"] = _knn_accuracy_from(idx, codes, 5)
+    out["knn10"] = _knn_accuracy_from(idx, codes, 10)
+    if ranks is not None:
+        out["trustworthiness"] = _trustworthiness_from(ranks, n, trust_k)
+    return out
+
+
+METRIC_HELP: dict[str, str] = {
+    "knn5": "Hide one image's label and let its 5 most similar images vote: the share of images "
+    "whose label is guessed right (higher means images with the same meaning sit together).",
+    "knn10": "The same vote with the 10 most similar images, which is less sensitive to a single "
+    "odd neighbour.",
+    "chance": "The score you would get by always guessing the most common label: a space is only "
+    "useful for meaning where its kNN accuracy is well above this.",
+    "silhouette": "From −1 to 1, how much closer each image is to its own class than to the "
+    "nearest other class (above 0 means classes form separate groups).",
+    "trustworthiness": "From 0 to 1, how far the neighbours you see on the 2-D map are true "
+    "neighbours in the full space (1 means the map invents no false neighbours).",
+    "neighbour_overlap": "The share of each image's 10 nearest neighbours that two spaces agree "
+    "on (1 means they see the same neighbourhoods, near 0 means unrelated ones).",
+}

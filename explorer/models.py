@@ -216,8 +216,8 @@ def available_models(folder: str | os.PathLike | None = None) -> list[str]:
 
 
 def default_models() -> list[str]:
-    """The models `python -m explorer download` prefetches."""
-    return [s.name for s in REGISTRY.values() if s.default]
+    """The models `python -m explorer download` prefetches: default VAEs, then embedders."""
+    return [s.name for s in REGISTRY.values() if s.default] + default_embedders()
 
 
 def pick_device() -> torch.device:
@@ -585,6 +585,10 @@ def download(names: list[str] | None = None, log: Callable[[str], None] = print)
 
     fetched = []
     for name in names or default_models():
+        if name in EMBEDDERS or any(name == e.repo_id for e in EMBEDDERS.values()):
+            repo = _download_embedder(name, log)
+            fetched += [repo] if repo else []
+            continue
         spec = resolve(name)
         if not spec.repo_id or Path(spec.repo_id).exists():
             log(f"skip {name}: not a Hub model")
@@ -622,4 +626,733 @@ __all__ = [
     "local_models",
     "pick_device",
     "resolve",
+]
+
+
+# =========================================================================================
+# Image embedders: CLIP, DINOv2 and a supervised ViT, behind one Embedder wrapper.
+#
+# Every embedder turns PIL images into L2-normalised float32 rows:
+#   clip -> the projected image features (``get_image_features(...).pooler_output``);
+#   dino -> the CLS token of ``last_hidden_state`` (after DINOv2's final layernorm), or the
+#           mean of the patch tokens, or both concatenated (``pooling``);
+#   vit  -> the CLS token of ``last_hidden_state`` (same pooling options as dino).
+# Images go through the model's own image processor, always the PIL backend so that the
+# numbers (and the on-disk cache keys) do not depend on whether torchvision is installed.
+# =========================================================================================
+
+import numpy as np  # noqa: E402  (kept out of the VAE section above)
+
+EmbedderFamily = Literal["clip", "dino", "vit"]
+EMBEDDER_FAMILIES: tuple[str, ...] = ("clip", "dino", "vit")
+POOLINGS: dict[str, tuple[str, ...]] = {
+    "clip": ("projected",),
+    "dino": ("cls", "mean", "cls+mean"),
+    "vit": ("cls", "mean", "cls+mean"),
+}
+_FAMILY_OF_MODEL_TYPE = {"clip": "clip", "dinov2": "dino", "vit": "vit"}
+# Files `python -m explorer download` fetches for an embedder: configs, processor,
+# tokenizer and safetensors weights only (no pickles, no TF/Flax weights).
+EMBEDDER_FILES = [
+    "config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "*.safetensors",
+]
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What the explorer needs to know about one image embedder, before loading it.
+
+    ``extra`` may hold ``pooling`` (dino/vit: ``"cls"``, ``"mean"`` or ``"cls+mean"``) and
+    ``test`` (a tiny seeded random model built in memory).
+    """
+
+    name: str
+    family: EmbedderFamily
+    repo_id: str | None
+    description: str
+    default: bool = False
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def pooling(self) -> str:
+        return self.extra.get("pooling", POOLINGS[self.family][0])
+
+    @property
+    def is_test(self) -> bool:
+        return bool(self.extra.get("test"))
+
+    @property
+    def source(self) -> str:
+        return self.repo_id or "built-in test model"
+
+
+EMBEDDERS: dict[str, EmbedderSpec] = {
+    s.name: s
+    for s in [
+        EmbedderSpec(
+            "clip-vit-b32",
+            "clip",
+            "openai/clip-vit-base-patch32",
+            "OpenAI CLIP ViT-B/32: 512-d image-text space, trained on 400M captioned images.",
+            default=True,
+        ),
+        EmbedderSpec(
+            "clip-vit-b16",
+            "clip",
+            "openai/clip-vit-base-patch16",
+            "OpenAI CLIP ViT-B/16: 512-d, finer patches than B/32 (slower, a little better).",
+        ),
+        EmbedderSpec(
+            "clip-vit-l14",
+            "clip",
+            "openai/clip-vit-large-patch14",
+            "OpenAI CLIP ViT-L/14: 768-d, the text encoder's partner in Stable Diffusion 1.x.",
+        ),
+        EmbedderSpec(
+            "dinov2-small",
+            "dino",
+            "facebook/dinov2-small",
+            "DINOv2 ViT-S/14: 384-d self-supervised features (no labels, no text).",
+            default=True,
+        ),
+        EmbedderSpec(
+            "dinov2-base",
+            "dino",
+            "facebook/dinov2-base",
+            "DINOv2 ViT-B/14: 768-d self-supervised features.",
+        ),
+        EmbedderSpec(
+            "vit-b16",
+            "vit",
+            "google/vit-base-patch16-224",
+            "Supervised ViT-B/16 (ImageNet-21k, fine-tuned on ImageNet-1k): 768-d CLS token.",
+        ),
+    ]
+}
+
+# Tiny seeded random embedders for tests (EXPLORER_TEST_MODELS=1): same code paths.
+TEST_EMBEDDERS: dict[str, EmbedderSpec] = {
+    s.name: s
+    for s in [
+        EmbedderSpec(
+            "test-clip", "clip", None, "Tiny random CLIP, 16-d (tests only).", extra={"test": True}
+        ),
+        EmbedderSpec(
+            "test-dino",
+            "dino",
+            None,
+            "Tiny random DINOv2, 32-d (tests only).",
+            extra={"test": True},
+        ),
+        EmbedderSpec(
+            "test-vit", "vit", None, "Tiny random ViT, 32-d (tests only).", extra={"test": True}
+        ),
+    ]
+}
+
+
+def _check_family(family: str) -> str:
+    if family not in EMBEDDER_FAMILIES:
+        raise UnknownModelError(
+            f"Unknown embedder family {family!r}; choose one of {', '.join(EMBEDDER_FAMILIES)}."
+        )
+    return family
+
+
+def available_embedders(family: str | None = None) -> list[str]:
+    """Registry embedder names (of ``family`` if given), then test embedders if enabled."""
+    specs = list(EMBEDDERS.values())
+    if test_models_enabled():
+        specs += list(TEST_EMBEDDERS.values())
+    if family is not None:
+        _check_family(family)
+        specs = [s for s in specs if s.family == family]
+    return [s.name for s in specs]
+
+
+def default_embedders() -> list[str]:
+    """The embedders `python -m explorer download` prefetches."""
+    return [s.name for s in EMBEDDERS.values() if s.default]
+
+
+def default_embedder(family: str) -> str:
+    """The model a bare family name (``clip``, ``dino``, ``vit``) means."""
+    _check_family(family)
+    if test_models_enabled():
+        return f"test-{family}"
+    specs = [s for s in EMBEDDERS.values() if s.family == family]
+    return next((s.name for s in specs if s.default), specs[0].name)
+
+
+def _family_from_config(config: Path | str, where: str) -> EmbedderFamily:
+    import json
+
+    try:
+        model_type = json.loads(Path(config).read_text()).get("model_type", "")
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"Could not read {config}: {exc}. Check the folder.") from exc
+    if model_type not in _FAMILY_OF_MODEL_TYPE:
+        raise UnknownModelError(
+            f"{where} is a {model_type or 'unknown'!r} model; the explorer embeds images with "
+            "clip, dinov2 or vit models only."
+        )
+    return _FAMILY_OF_MODEL_TYPE[model_type]  # type: ignore[return-value]
+
+
+def _hub_family(repo_id: str) -> EmbedderFamily:
+    """The family of a Hub model: from its config.json (cache first), else from its name."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "config.json")
+    if isinstance(cached, str):
+        return _family_from_config(cached, repo_id)
+    try:
+        path = from_pretrained(
+            lambda repo, **kw: hf_hub_download(repo, "config.json", **kw),
+            repo_id,
+            "The config of the Hub model",
+        )
+    except ModelUnavailableError:
+        # Offline: guess from the name so that loading fails with the download hint.
+        low = repo_id.lower()
+        for hint, family in (("clip", "clip"), ("dino", "dino"), ("vit", "vit")):
+            if hint in low:
+                return family  # type: ignore[return-value]
+        raise
+    return _family_from_config(path, repo_id)
+
+
+def resolve_embedder(ref: str) -> EmbedderSpec:
+    """A registry name, a Hub id, or a local folder (config.json with model_type clip /
+    dinov2 / vit) -> its spec. A Hub id of a registry model gives the registry spec."""
+    ref = (ref or "").strip()
+    if ref in EMBEDDERS:
+        return EMBEDDERS[ref]
+    if ref in TEST_EMBEDDERS and test_models_enabled():
+        return TEST_EMBEDDERS[ref]
+    for spec in EMBEDDERS.values():
+        if spec.repo_id == ref:
+            return spec
+    path = Path(ref).expanduser()
+    if ref and path.exists():
+        if not (path.is_dir() and (path / "config.json").exists()):
+            raise UnknownModelError(
+                f"{ref!r} is not a folder with a config.json: give a folder saved with "
+                "`save_pretrained` from a CLIP, DINOv2 or ViT model."
+            )
+        family = _family_from_config(path / "config.json", ref)
+        return EmbedderSpec(str(path), family, str(path), f"Local {family} model folder.")
+    if _looks_like_hub_id(ref):
+        family = _hub_family(ref)
+        return EmbedderSpec(ref, family, ref, f"Hugging Face Hub {family} model {ref}.")
+    raise UnknownModelError(
+        f"Unknown embedder {ref!r}. Choose one of: {', '.join(available_embedders())}; or give "
+        "a Hub id (owner/name) or a local folder of a CLIP, DINOv2 or ViT model."
+    )
+
+
+# ------------------------------------------------------------------ revisions (cache keys)
+
+
+def _hub_revision(repo_id: str, subfolder: str | None = None) -> str:
+    """The commit hash of the cached snapshot of ``repo_id`` (``"unknown"`` if not cached)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    filename = f"{subfolder}/config.json" if subfolder else "config.json"
+    path = try_to_load_from_cache(repo_id, filename)
+    if isinstance(path, str):
+        parts = Path(path).parts
+        if "snapshots" in parts and parts.index("snapshots") + 1 < len(parts):
+            return parts[parts.index("snapshots") + 1]
+    return "unknown"
+
+
+def _local_revision(paths: list[Path]) -> str:
+    """A fingerprint of local files: config contents, and name/size/mtime of the rest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        try:
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+            if p.suffix == ".json" and st.st_size < 1_000_000:
+                h.update(p.read_bytes())
+        except OSError:
+            h.update(f"{p.name}:missing;".encode())
+    return "local-" + h.hexdigest()[:16]
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    return [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".txt", ".pth")
+    ]
+
+
+def model_revision(spec: VAESpec | EmbedderSpec) -> str:
+    """What identifies the weights behind ``spec`` for cache keys.
+
+    ``"test"`` for the built-in test models, the Hub snapshot's commit hash for Hub models
+    (``"unknown"`` while not cached), ``"local-<fingerprint>"`` for local files.
+    """
+    if isinstance(spec, EmbedderSpec):
+        if spec.is_test or not spec.repo_id:
+            return "test"
+        path = Path(spec.repo_id)
+        return (
+            _local_revision(_folder_files(path)) if path.exists() else _hub_revision(spec.repo_id)
+        )
+    if spec.kind == "test":
+        return "test"
+    if spec.kind == "taesd-local":
+        return _local_revision([p for p in (spec.encoder_path, spec.decoder_path) if p])
+    if spec.repo_id and Path(spec.repo_id).exists():
+        return _local_revision(_folder_files(Path(spec.repo_id)))
+    if spec.repo_id:
+        return _hub_revision(spec.repo_id, spec.subfolder)
+    return "unknown"
+
+
+def vae_dtype(spec: VAESpec, device: torch.device | str | None = None) -> torch.dtype:
+    """The dtype :func:`load_vae` runs ``spec`` in on ``device`` (default: :func:`pick_device`)."""
+    return _dtype_for(spec, torch.device(device) if device is not None else pick_device())
+
+
+def embedder_dtype(device: torch.device | str | None = None) -> torch.dtype:
+    """fp16 on CUDA for the forward pass, fp32 elsewhere (outputs are always float32)."""
+    device = torch.device(device) if device is not None else pick_device()
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+# ------------------------------------------------------------------ batching with OOM retry
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA (or MPS / CPU allocator) out-of-memory error."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def default_batch_size(device: torch.device | str | None = None) -> int:
+    """64 on a CPU or Apple GPU, 256 on CUDA (halved automatically on out-of-memory)."""
+    device = torch.device(device) if device is not None else pick_device()
+    return 256 if device.type == "cuda" else 64
+
+
+def run_batched(
+    fn: Callable[[int, int], object],
+    n: int,
+    batch_size: int,
+    progress: Callable[[float, str], None] | None = None,
+    desc: str = "embedding",
+) -> list:
+    """Call ``fn(start, stop)`` over ``range(n)`` in batches; returns the list of results.
+
+    On an out-of-memory error the same batch is retried at half the batch size (and the
+    smaller size is kept), down to 1; out of memory at 1 raises :class:`ExplorerError`.
+    ``progress(fraction, description)`` is called after each batch; without it a tqdm bar is
+    shown (on a terminal only).
+    """
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from .errors import ExplorerError
+
+    size, start, out = max(1, int(batch_size)), 0, []
+    bar = tqdm(total=n, desc=desc, leave=False, disable=True if progress else None)
+    try:
+        while start < n:
+            stop = min(n, start + size)
+            failed = False
+            try:
+                out.append(fn(start, stop))
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if stop - start == 1:
+                    raise ExplorerError(
+                        f"Out of memory while {desc}, even one image at a time: choose a "
+                        "smaller model or free some GPU memory."
+                    ) from exc
+                size, failed = max(1, (stop - start) // 2), True
+                logging.getLogger(__name__).warning(
+                    "out of memory while %s: retrying with batch size %d", desc, size
+                )
+            if failed:  # outside the except block, so the failed batch's tensors are freed
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            bar.update(stop - start)
+            start = stop
+            if progress is not None:
+                progress(start / n, f"{desc}: {start}/{n}")
+    finally:
+        bar.close()
+    return out
+
+
+# ------------------------------------------------------------------ the wrapper
+
+
+def _l2_normalise(x: torch.Tensor) -> np.ndarray:
+    x = x.float()
+    return torch.nn.functional.normalize(x, dim=-1).cpu().numpy().astype(np.float32, copy=False)
+
+
+def pool_tokens(hidden: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(N,T,D) tokens, CLS first -> (N,D) CLS, (N,D) mean of the others, or (N,2D) both."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        return hidden[:, 1:].mean(dim=1)
+    if pooling == "cls+mean":
+        return torch.cat([hidden[:, 0], hidden[:, 1:].mean(dim=1)], dim=-1)
+    raise ValueError(f"unknown pooling {pooling!r}")
+
+
+class Embedder:
+    """A loaded image embedder: PIL images in, L2-normalised float32 rows out."""
+
+    def __init__(
+        self,
+        spec: EmbedderSpec,
+        model: torch.nn.Module,
+        processor: object,
+        tokenizer: object | None,
+        device: torch.device,
+        dtype: torch.dtype,
+        revision: str,
+    ):
+        self.spec = spec
+        self.model = model
+        self.processor = processor
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.revision = revision
+        self.lock = threading.Lock()  # one forward pass at a time per model
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def family(self) -> str:
+        return self.spec.family
+
+    @property
+    def pooling(self) -> str:
+        return self.spec.pooling
+
+    def check_pooling(self, pooling: str | None) -> str:
+        pooling = pooling or self.pooling
+        if pooling not in POOLINGS[self.family]:
+            from .errors import ExplorerError
+
+            raise ExplorerError(
+                f"{self.name} ({self.family}) cannot pool {pooling!r}; choose one of "
+                f"{', '.join(POOLINGS[self.family])}."
+            )
+        return pooling
+
+    def dim(self, pooling: str | None = None) -> int:
+        """Length of one embedding row."""
+        cfg = self.model.config
+        if self.family == "clip":
+            return int(cfg.projection_dim)
+        return int(cfg.hidden_size) * (2 if self.check_pooling(pooling) == "cls+mean" else 1)
+
+    def preprocessing(self, pooling: str | None = None) -> str:
+        return embedder_preprocessing(self.processor, self.check_pooling(pooling), self.dtype)
+
+    def cache_key(self, pooling: str | None = None) -> tuple[str, str, str, str]:
+        """(family, model id, revision, preprocessing) for :mod:`explorer.cache`."""
+        return (
+            self.family,
+            self.spec.repo_id or self.name,
+            self.revision,
+            self.preprocessing(pooling),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.name} ({self.family}, {self.spec.source}), {self.dim()}-d, pooling "
+            f"{self.pooling}, {str(self.dtype).replace('torch.', '')} on {self.device.type}"
+        )
+
+    def __repr__(self) -> str:
+        return f"Embedder({self.describe()})"
+
+    @torch.no_grad()
+    def _embed_batch(self, images: list, pooling: str) -> np.ndarray:
+        # Not every processor converts to RGB (ViT's does not): do it the app's way first.
+        from .imaging import _to_rgb
+
+        images = [im if im.mode == "RGB" else _to_rgb(im) for im in images]
+        inputs = self.processor(images=images, return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.device, self.dtype)
+        with self.lock:
+            if self.family == "clip":
+                feats = self.model.get_image_features(pixel_values=pixels).pooler_output
+            else:
+                feats = pool_tokens(self.model(pixel_values=pixels).last_hidden_state, pooling)
+            return _l2_normalise(feats)
+
+    def embed_images(
+        self,
+        images,
+        batch_size: int | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        pooling: str | None = None,
+    ) -> np.ndarray:
+        """PIL images (any size/mode; alpha composited on white) -> (N, D) float32,
+        L2-normalised rows.
+
+        Batched (default :func:`default_batch_size`), halving the batch on out-of-memory.
+        """
+        images = list(images)
+        pooling = self.check_pooling(pooling)
+        if not images:
+            return np.zeros((0, self.dim(pooling)), np.float32)
+        parts = run_batched(
+            lambda a, b: self._embed_batch(images[a:b], pooling),
+            len(images),
+            batch_size or default_batch_size(self.device),
+            progress,
+            f"embedding with {self.name}",
+        )
+        return np.concatenate(parts, axis=0)
+
+    @torch.no_grad()
+    def _embed_text_batch(self, texts: list[str]) -> np.ndarray:
+        max_len = int(self.model.config.text_config.max_position_embeddings)
+        tokens = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+        )
+        with self.lock:
+            feats = self.model.get_text_features(
+                input_ids=tokens["input_ids"].to(self.device),
+                attention_mask=tokens["attention_mask"].to(self.device),
+            ).pooler_output
+            return _l2_normalise(feats)
+
+    def embed_texts(self, texts, batch_size: int | None = None) -> np.ndarray:
+        """CLIP only: strings -> (N, D) float32 L2-normalised text features (same space as
+        :meth:`embed_images`)."""
+        if self.family != "clip" or self.tokenizer is None:
+            from .errors import ExplorerError
+
+            raise ExplorerError(
+                f"{self.name} is a {self.family} model and cannot embed text: only CLIP "
+                "models share a space with text. Pick a clip space."
+            )
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim()), np.float32)
+        parts = run_batched(
+            lambda a, b: self._embed_text_batch(texts[a:b]),
+            len(texts),
+            batch_size or default_batch_size(self.device),
+            None,
+            f"embedding text with {self.name}",
+        )
+        return np.concatenate(parts, axis=0)
+
+
+def embedder_preprocessing(processor: object, pooling: str, dtype: torch.dtype) -> str:
+    """A string that changes whenever the pixels the model sees or the pooling change."""
+    import hashlib
+
+    config = processor.to_json_string() if hasattr(processor, "to_json_string") else repr(processor)
+    digest = hashlib.sha256(config.encode()).hexdigest()[:12]
+    return (
+        f"{type(processor).__name__}:{digest};pooling={pooling};{str(dtype).replace('torch.', '')}"
+    )
+
+
+# ------------------------------------------------------------------ loading
+
+
+def _test_clip_tokenizer():
+    """A byte-level CLIP tokenizer with no merges: every character is a token. Offline."""
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(alphabet)}
+    vocab.update({c + "</w>": len(alphabet) + i for i, c in enumerate(alphabet)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def _test_processor(family: str) -> object:
+    import transformers as tf
+
+    if family == "clip":
+        return tf.CLIPImageProcessorPil(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        )
+    if family == "dino":
+        return tf.BitImageProcessorPil(
+            size={"shortest_edge": 28},
+            crop_size={"height": 28, "width": 28},
+            image_mean=[0.485, 0.456, 0.406],
+            image_std=[0.229, 0.224, 0.225],
+        )
+    return tf.ViTImageProcessorPil(size={"height": 32, "width": 32})
+
+
+def _build_test_embedder(spec: EmbedderSpec) -> tuple[torch.nn.Module, object, object | None]:
+    """Tiny seeded random model + processor (+ tokenizer) of ``spec.family``."""
+    import transformers as tf
+
+    small = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+    processor = _test_processor(spec.family)
+    torch.manual_seed(0)
+    if spec.family == "clip":
+        tokenizer = _test_clip_tokenizer()
+        eos, bos = tokenizer.eos_token_id, tokenizer.bos_token_id
+        text = dict(
+            small, intermediate_size=64, vocab_size=len(tokenizer), max_position_embeddings=77
+        )
+        text.update(bos_token_id=bos, eos_token_id=eos, pad_token_id=eos, projection_dim=16)
+        vision = dict(small, intermediate_size=64, image_size=32, patch_size=8, projection_dim=16)
+        config = tf.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+        return tf.CLIPModel(config), processor, tokenizer
+    if spec.family == "dino":
+        config = tf.Dinov2Config(**small, image_size=28, patch_size=14)
+        return tf.Dinov2Model(config), processor, None
+    config = tf.ViTConfig(**small, intermediate_size=64, image_size=32, patch_size=8)
+    return tf.ViTModel(config, add_pooling_layer=False), processor, None
+
+
+_PROCESSORS: OrderedDict[EmbedderSpec, object] = OrderedDict()
+
+
+def _processor_for(spec: EmbedderSpec) -> object:
+    """The image processor of ``spec`` (PIL backend), remembered: cheap without the weights."""
+    if spec in _PROCESSORS:
+        return _PROCESSORS[spec]
+    if spec.is_test:
+        processor = _test_processor(spec.family)
+    else:
+        from transformers import AutoImageProcessor
+
+        processor = from_pretrained(
+            AutoImageProcessor.from_pretrained,
+            spec.repo_id,
+            f"The image processor of {spec.name!r}",
+            backend="pil",
+        )
+    _PROCESSORS[spec] = processor
+    while len(_PROCESSORS) > 16:
+        _PROCESSORS.popitem(last=False)
+    return processor
+
+
+def embedder_cache_key(
+    ref: str, device: torch.device | str | None = None, pooling: str | None = None
+) -> tuple[str, str, str, str]:
+    """:meth:`Embedder.cache_key` without loading the weights (reads the processor only)."""
+    spec = resolve_embedder(ref)
+    pooling = pooling or spec.pooling
+    if pooling not in POOLINGS[spec.family]:
+        from .errors import ExplorerError
+
+        raise ExplorerError(
+            f"{spec.name} ({spec.family}) cannot pool {pooling!r}; choose one of "
+            f"{', '.join(POOLINGS[spec.family])}."
+        )
+    preprocessing = embedder_preprocessing(_processor_for(spec), pooling, embedder_dtype(device))
+    return (spec.family, spec.repo_id or spec.name, model_revision(spec), preprocessing)
+
+
+def _load_embedder(spec: EmbedderSpec, device: torch.device) -> Embedder:
+    dtype = embedder_dtype(device)
+    if spec.is_test:
+        model, processor, tokenizer = _build_test_embedder(spec)
+    else:
+        from transformers import CLIPModel, CLIPTokenizer, Dinov2Model, ViTModel
+
+        what = f"Embedder {spec.name!r}"
+        cls = {"clip": CLIPModel, "dino": Dinov2Model, "vit": ViTModel}[spec.family]
+        kwargs: dict = {"dtype": dtype, "use_safetensors": True}
+        if spec.family == "vit":
+            kwargs["add_pooling_layer"] = False  # the CLS token is the embedding
+        try:
+            processor = _processor_for(spec)
+            tokenizer = (
+                from_pretrained(CLIPTokenizer.from_pretrained, spec.repo_id, what)
+                if spec.family == "clip"
+                else None
+            )
+            model = from_pretrained(cls.from_pretrained, spec.repo_id, what, **kwargs)
+        except ModelUnavailableError:
+            raise
+        except Exception as exc:  # a broken folder, pickled weights only, another architecture
+            raise ModelUnavailableError(
+                f"Could not load {spec.name!r} as a {spec.family} model ({cls.__name__}, "
+                f"safetensors weights): {exc}. Check the folder or Hub id."
+            ) from exc
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return Embedder(spec, model, processor, tokenizer, device, dtype, model_revision(spec))
+
+
+def load_embedder(ref: str, device: torch.device | str | None = None) -> Embedder:
+    """Resolve ``ref`` and return the shared loaded :class:`Embedder` (once per process)."""
+    spec = resolve_embedder(ref)
+    device = torch.device(device) if device is not None else pick_device()
+    key = ("embedder", spec.name, device.type)
+
+    def build() -> Embedder:
+        start = time.perf_counter()
+        embedder = _load_embedder(spec, device)
+        LOAD_TIMES[spec.name] = time.perf_counter() - start
+        return embedder
+
+    return MODEL_CACHE.get(key, build)
+
+
+def _download_embedder(name: str, log: Callable[[str], None]) -> str | None:
+    from huggingface_hub import snapshot_download
+
+    spec = resolve_embedder(name)
+    if not spec.repo_id or Path(spec.repo_id).exists():
+        log(f"skip {name}: not a Hub model")
+        return None
+    log(f"downloading {name} ({spec.repo_id}) ...")
+    try:
+        snapshot_download(spec.repo_id, allow_patterns=EMBEDDER_FILES)
+    except Exception as exc:
+        raise ModelUnavailableError(
+            f"Could not download {spec.repo_id}: {exc}. Check your internet connection."
+        ) from exc
+    return spec.repo_id
+
+
+__all__ += [
+    "EMBEDDERS",
+    "TEST_EMBEDDERS",
+    "Embedder",
+    "EmbedderSpec",
+    "available_embedders",
+    "default_embedder",
+    "default_embedders",
+    "embedder_cache_key",
+    "load_embedder",
+    "model_revision",
+    "resolve_embedder",
+    "run_batched",
 ]

@@ -1,0 +1,245 @@
+"""One API for every embedding "space": VAE latents, CLIP, DINOv2 and a supervised ViT.
+
+A space is named ``"<family>:<model>"`` or by a bare family name, which means the family's
+default model:
+
+* ``vae:<VAE ref>`` -- the VAE's posterior mean at a small square resolution, flattened
+  (or pooled per channel). Any ref :func:`explorer.models.resolve` accepts.
+* ``clip:<ref>``, ``dino:<ref>``, ``vit:<ref>`` -- an image embedder
+  (:func:`explorer.models.resolve_embedder`): registry name, Hub id or local folder.
+
+:func:`embed` returns ``(N, D)`` float32 rows for any space and, given an
+:class:`~explorer.cache.EmbeddingCache`, only runs the model on images it has not seen
+under the same model, revision and preprocessing. Embedder rows are L2-normalised; VAE
+rows are *not* (they are raw scaled latents; cosine metrics normalise anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import imaging, models
+from .cache import EmbeddingCache
+from .errors import ExplorerError
+
+Progress = Callable[[float, str], None]
+FAMILIES = ("vae", "clip", "dino", "vit")
+SPACES = ["vae", "clip", "dino"]
+VAE_POOLINGS = ("flatten", "channel-mean", "channel-meanstd")
+
+
+def parse_space(ref: str, folder: str | None = None) -> tuple[str, str]:
+    """``"clip:clip-vit-b16"`` -> ``("clip", "clip-vit-b16")``; ``"dino"`` -> ``("dino",
+    <default dino model>)``. A bare registry model name (``"dinov2-base"``,
+    ``"sd-vae-ft-mse"``) is accepted too. Raises :class:`ExplorerError` on anything else."""
+    text = (ref or "").strip()
+    family, sep, model = text.partition(":")
+    family = family.strip().lower()
+    if sep and family in FAMILIES:
+        model = model.strip()
+        return family, model or _default_model(family, folder)
+    if not sep and family in FAMILIES:
+        return family, _default_model(family, folder)
+    if not sep and text:
+        if text in models.available_embedders():
+            return models.resolve_embedder(text).family, text
+        if text in models.REGISTRY or text in models.available_models(folder):
+            return "vae", text
+    raise ExplorerError(
+        f"Unknown embedding space {ref!r}. Use one of {', '.join(FAMILIES)}, optionally "
+        "followed by ':<model>' (for example 'clip:clip-vit-b16', 'dino:facebook/dinov2-base' "
+        "or 'vae:sdxl-vae')."
+    )
+
+
+def _default_model(family: str, folder: str | None = None) -> str:
+    return models.default_vae(folder) if family == "vae" else models.default_embedder(family)
+
+
+def image_hash(image: Image.Image) -> str:
+    """SHA-256 of the image's mode, size and pixel bytes (and palette, for ``P`` images)."""
+    h = hashlib.sha256(f"{image.mode}|{image.size[0]}x{image.size[1]}|".encode())
+    if image.mode in ("P", "PA") and image.getpalette() is not None:
+        h.update(bytes(image.getpalette()))
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- VAE as embedding
+
+
+def _pool_latents(z: torch.Tensor, pooling: str) -> np.ndarray:
+    if pooling == "flatten":
+        out = z.flatten(1)
+    elif pooling == "channel-mean":
+        out = z.mean(dim=(2, 3))
+    else:  # channel-meanstd
+        out = torch.cat([z.mean(dim=(2, 3)), z.std(dim=(2, 3), correction=0)], dim=1)
+    return out.float().numpy().astype(np.float32, copy=False)
+
+
+def _check_vae_pooling(pooling: str | None) -> str:
+    pooling = pooling or "flatten"
+    if pooling not in VAE_POOLINGS:
+        raise ExplorerError(
+            f"Unknown VAE pooling {pooling!r}; choose one of {', '.join(VAE_POOLINGS)}."
+        )
+    return pooling
+
+
+def vae_embedding(
+    vae: models.VAE,
+    images: Sequence[Image.Image],
+    resolution: int = 64,
+    pooling: str = "flatten",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Each image centre-cropped and resized to ``resolution`` squared, encoded -> its scaled
+    posterior mean, as one row.
+
+    ``pooling``: ``"flatten"`` -> ``(N, C*h*w)``; ``"channel-mean"`` -> the spatial mean of
+    each channel ``(N, C)``; ``"channel-meanstd"`` -> means then (population) stds ``(N, 2C)``.
+    Rows are NOT normalised: they are the latents themselves (cosine metrics normalise).
+    """
+    pooling = _check_vae_pooling(pooling)
+    images = list(images)
+    try:
+        prepared = [imaging.prepare(im, int(resolution), "square") for im in images]
+    except ValueError as exc:
+        raise ExplorerError(f"{exc}. Pick a VAE embedding resolution such as 64.") from exc
+    if not prepared:
+        return np.zeros((0, 0), np.float32)
+
+    def run(a: int, b: int) -> np.ndarray:
+        return _pool_latents(vae.encode(imaging.to_tensor(prepared[a:b])).mean, pooling)
+
+    parts = models.run_batched(
+        run,
+        len(prepared),
+        batch_size or models.default_batch_size(vae.device),
+        progress,
+        f"encoding with {vae.name}",
+    )
+    return np.concatenate(parts, axis=0)
+
+
+def vae_cache_key(
+    spec: models.VAESpec,
+    resolution: int = 64,
+    pooling: str = "flatten",
+    device: torch.device | str | None = None,
+) -> tuple[str, str, str, str]:
+    """(family, model id, revision, preprocessing) of a VAE space, without loading it."""
+    if spec.repo_id:
+        model_id = spec.repo_id + (f"/{spec.subfolder}" if spec.subfolder else "")
+    else:
+        model_id = str(spec.encoder_path) if spec.encoder_path else spec.name
+    dtype = str(models.vae_dtype(spec, device)).replace("torch.", "")
+    prep = f"square{int(resolution)}-lanczos;posterior-mean;pooling={pooling};{dtype}"
+    return ("vae", model_id, models.model_revision(spec), prep)
+
+
+# --------------------------------------------------------------------------- one entry point
+
+
+def embed(
+    space: str,
+    images: Sequence[Image.Image],
+    hashes: Sequence[str] | None = None,
+    cache: EmbeddingCache | None = None,
+    progress: Progress | None = None,
+    folder: str | None = None,
+    *,
+    pooling: str | None = None,
+    resolution: int = 64,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """``images`` -> ``(N, D)`` float32 rows in ``space`` (see the module docstring).
+
+    ``hashes``: one content hash per image (default :func:`image_hash`). With ``cache``, rows
+    already stored under the same (family, model, revision, preprocessing) are read back and
+    the model runs only on the others (and is not even loaded when nothing is missing).
+    ``pooling``: dino/vit ``cls`` (default), ``mean`` or ``cls+mean``; vae ``flatten``
+    (default), ``channel-mean`` or ``channel-meanstd``. ``resolution``: VAE input size.
+    ``folder``: where local TAESD-family checkpoints live (VAE spaces).
+    """
+    family, ref = parse_space(space, folder)
+    images = list(images)
+    if hashes is None:
+        hashes = [image_hash(im) for im in images]
+    elif len(hashes) != len(images):
+        raise ValueError(f"{len(hashes)} hashes for {len(images)} images")
+    device = torch.device(device) if device is not None else None
+
+    if family == "vae":
+        pooling = _check_vae_pooling(pooling)
+        spec = models.resolve(ref, folder)
+        key = vae_cache_key(spec, resolution, pooling, device)
+
+        def key_after_load() -> tuple[str, str, str, str]:
+            return vae_cache_key(models.resolve(ref, folder), resolution, pooling, device)
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            vae = models.load_vae(ref, folder, device)
+            return vae_embedding(vae, todo, resolution, pooling, batch_size, prog)
+
+    else:
+        spec = models.resolve_embedder(ref)
+        if spec.family != family:
+            raise ExplorerError(
+                f"{spec.name} is a {spec.family} model, not {family}: use "
+                f"'{spec.family}:{ref}' or pick a {family} model "
+                f"({', '.join(models.available_embedders(family))})."
+            )
+        key = models.embedder_cache_key(ref, device, pooling)
+
+        def key_after_load() -> tuple[str, str, str, str]:
+            return models.load_embedder(ref, device).cache_key(pooling)
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            embedder = models.load_embedder(ref, device)
+            return embedder.embed_images(todo, batch_size, prog, pooling)
+
+    if not images:
+        return np.zeros((0, 0), np.float32)
+    if cache is None or key[2] == "unknown":  # revision unknown until the weights are fetched
+        found, missing = {}, list(range(len(images)))
+    else:
+        found, missing = cache.get_many(key, hashes)
+    if found and progress is not None:
+        progress(len(found) / len(images), f"{len(found)}/{len(images)} embeddings from the cache")
+    new = compute([images[i] for i in missing], progress) if missing else None
+    dims = {len(v) for v in found.values()} | ({new.shape[1]} if new is not None else set())
+    if len(dims) > 1:  # vectors of another length under the same key: trust nothing stored
+        found, missing = {}, list(range(len(images)))
+        new = compute(images, progress)
+    if new is not None and cache is not None:
+        if key[2] == "unknown":
+            key = key_after_load()
+        if key[2] != "unknown":
+            cache.put_many(key, [hashes[i] for i in missing], new)
+    out = np.empty((len(images), new.shape[1] if new is not None else dims.pop()), np.float32)
+    for i, v in found.items():
+        out[i] = v
+    if new is not None:
+        out[missing] = new
+    return out
+
+
+__all__ = [
+    "FAMILIES",
+    "SPACES",
+    "VAE_POOLINGS",
+    "embed",
+    "image_hash",
+    "parse_space",
+    "vae_cache_key",
+    "vae_embedding",
+]

@@ -1,0 +1,224 @@
+"""2-D maps of embedding spaces (UMAP, PCA, t-SNE) in cosine geometry. NumPy in, (N,2) out.
+
+Every method first L2-normalises the rows, so a map shows the angles between embeddings (what
+cosine similarity measures), not their lengths: UMAP and t-SNE then use the cosine metric, and
+PCA works on the unit vectors. Outputs are centred and scaled to a maximum absolute coordinate
+of 1, so panels for different spaces are drawn on the same scale.
+
+UMAP runs on numba, whose cold start is slow (~40 s on 2 cores: ``import umap`` ~17-24 s, then
+~13-16 s compiling the first fit). Two things keep it off the first screen:
+
+* ``best_available("umap")`` answers "pca" until ``warm_up_umap()`` (a daemon thread started at
+  app launch) has imported umap and fitted a tiny set, so the first map is a PCA one.
+* This module sets ``NUMBA_CACHE_DIR`` at import time (if unset) to a writable folder,
+  ``~/.cache/latent-space-explorer/numba`` by default, so compiled code is cached on disk in a
+  place we control. That must happen before numba, pynndescent or umap are imported, because
+  numba binds each ``cache=True`` function to the cache folder when the function is decorated:
+  import this module before anything that imports them. Only pynndescent benefits much:
+  102 of its 339 numba functions have ``cache=True`` (most of what ``import umap`` compiles),
+  but in umap 0.5.12 only ``umap.layouts.rdist`` does, so the first fit in each process still
+  compiles ~10-13 s. Measured for ``import umap`` + a first fit of 200 points: cold cache 17 s +
+  13 s, warm cache (second process) 2.3 s + 11 s.
+
+The UMAP k-nearest-neighbour graph is computed exactly here (cosine, blocked matrix products from
+``explorer.metrics``) and handed to umap as ``precomputed_knn``. That skips umap's own paths,
+which are slow in ways the warm-up cannot fix: below 4096 points umap calls a numba distance
+per pair through scikit-learn (13 s for 3000 points), and from 4096 points on it runs
+pynndescent, whose compile (~40 s more) the small warm-up set never triggers. With the
+precomputed graph every fit, of any size, runs the same code the warm-up compiled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import _neighbours, _unit_rows
+
+log = logging.getLogger(__name__)
+
+METHODS = ("umap", "pca", "tsne")
+
+
+def _numba_cache_dir() -> str:
+    """The first writable of ``$XDG_CACHE_HOME`` or ``~/.cache``, then the temp folder."""
+    bases = [os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", tempfile.gettempdir()]
+    for base in bases:
+        folder = Path(base) / "latent-space-explorer" / "numba"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return str(folder)
+        except OSError:
+            continue
+    return ""
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    _folder = _numba_cache_dir()
+    if _folder:
+        os.environ["NUMBA_CACHE_DIR"] = _folder
+        if "numba" in sys.modules:  # imported before us: make it re-read its settings
+            sys.modules["numba"].core.config.reload_config()
+
+# We hand umap a precomputed k-NN graph and never call .transform, which it warns about each fit.
+warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
+
+_fit_lock = threading.Lock()  # one UMAP fit at a time (numba's parallel layers, the warm flag)
+_warm_lock = threading.Lock()
+_warm_thread: threading.Thread | None = None
+_ready = threading.Event()
+
+
+def umap_ready() -> bool:
+    """True once umap is imported and a fit has compiled its numba code in this process."""
+    return _ready.is_set()
+
+
+def best_available(method: str) -> str:
+    """The method to draw now: "pca" instead of "umap" until UMAP is warm, else ``method``."""
+    return "pca" if method == "umap" and not umap_ready() else method
+
+
+def _warm_up() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, 8))
+    x = np.repeat(centres, 16, axis=0) + 0.1 * rng.normal(size=(32, 8))
+    try:
+        _umap(_unit_rows(x), seed=0, n_neighbors=5)
+    except Exception:  # UMAP stays unavailable: best_available() keeps answering "pca"
+        log.exception("UMAP warm-up failed; maps will use PCA instead")
+
+
+def warm_up_umap(background: bool = True) -> threading.Thread | None:
+    """Import umap and fit a tiny random set once, so later UMAP maps start without compiling.
+
+    ``background=True`` runs it in a daemon thread and returns that thread (the same one while it
+    runs); ``background=False`` waits for it. Returns None once UMAP is ready. Idempotent; if the
+    warm-up fails (logged), UMAP stays not ready and a later call tries again.
+    """
+    global _warm_thread
+    with _warm_lock:
+        if _ready.is_set():
+            return None
+        running = _warm_thread if _warm_thread is not None and _warm_thread.is_alive() else None
+        if running is None and background:
+            _warm_thread = threading.Thread(target=_warm_up, name="umap-warm-up", daemon=True)
+            _warm_thread.start()
+            return _warm_thread
+        if running is not None and background:
+            return running
+    if running is not None:
+        running.join()
+    else:
+        _warm_up()
+    return None
+
+
+def _standardise(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, np.float64)
+    y = y - y.mean(axis=0)
+    scale = np.abs(y).max()
+    return (y / scale if scale > 0 else y).astype(np.float32)
+
+
+def _pca(xn: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    # project() only gets here with N >= 3 and D >= 2
+    return PCA(n_components=2, svd_solver="full", random_state=seed).fit_transform(xn)
+
+
+def _tsne(xn: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    n = xn.shape[0]
+    perplexity = max(2.0, min(30.0, (n - 1) / 3.0))  # < N/3 where N allows, never below 2
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        metric="cosine",
+        init="pca",
+        learning_rate="auto",
+        random_state=seed,
+    )
+    return tsne.fit_transform(xn)
+
+
+def _umap(xn: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
+    import umap  # slow the first time in a process: see the module docstring
+
+    n = xn.shape[0]
+    k = min(15, n - 1) if n_neighbors is None else n_neighbors
+    k = max(2, min(k, n - 1))
+    # umap's k-NN lists start with the point itself at distance 0.
+    idx, sim, _ = _neighbours(xn, k - 1)
+    knn_idx = np.concatenate([np.arange(n)[:, None], idx], axis=1)
+    knn_dist = np.concatenate([np.zeros((n, 1), np.float32), np.maximum(1.0 - sim, 0.0)], axis=1)
+    knn_dist = knn_dist.astype(np.float32)
+
+    def fit(init: str) -> np.ndarray:
+        reducer = umap.UMAP(
+            n_neighbors=k,
+            n_components=2,
+            metric="cosine",
+            init=init,
+            random_state=seed,
+            n_jobs=1,  # what random_state forces anyway; saying so avoids umap's warning
+            precomputed_knn=(knn_idx, knn_dist, None),
+        )
+        return reducer.fit_transform(xn)
+
+    with _fit_lock:
+        try:
+            y = fit("spectral")
+            if not np.isfinite(y).all():
+                raise FloatingPointError("non-finite spectral layout")
+        except Exception as exc:  # tiny or degenerate graphs: eigsh refuses or fails
+            log.info("UMAP spectral init failed (%s); using random init", exc)
+            y = fit("random")
+        _ready.set()
+    return y
+
+
+def project(
+    x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int | None = None
+) -> np.ndarray:
+    """(N,D) embeddings -> (N,2) float32 map, centred, max |coordinate| 1.
+
+    Rows are L2-normalised first for every method (cosine geometry; see the module docstring).
+    ``umap``: umap-learn, cosine, ``n_neighbors`` default min(15, N − 1) and at least 2, spectral
+    init with a random-init fallback where spectral fails. ``pca``: the first two principal axes
+    (D = 1 is padded with a zero column, so its second axis is 0). ``tsne``: scikit-learn, cosine, perplexity min(30, (N − 1)/3) but at
+    least 2, PCA init. Deterministic for a given ``seed``. Small and degenerate sets do not go to
+    the fitters: N = 1 gives [[0, 0]], N = 2 a fixed segment [[−1, 0], [1, 0]], and points that
+    are all the same direction give all zeros. UMAP blocks on its cold start (~40 s) the first
+    time in a process: ask ``best_available`` first.
+    """
+    method = str(method).lower()
+    if method not in METHODS:
+        raise ValueError(f"Unknown projection {method!r}; choose one of {', '.join(METHODS)}.")
+    xn = _unit_rows(x)
+    n = xn.shape[0]
+    if xn.shape[1] == 1:  # a zero column changes no angle and lets every method have 2 axes
+        xn = np.pad(xn, ((0, 0), (0, 1)))
+    if n == 0:
+        return np.zeros((0, 2), np.float32)
+    if np.abs(xn - xn[0]).max() <= 1e-6:  # one point, or all the same direction
+        return np.zeros((n, 2), np.float32)
+    if n == 2:
+        return np.array([[-1.0, 0.0], [1.0, 0.0]], np.float32)
+    if method == "pca":
+        y = _pca(xn, seed)
+    elif method == "tsne":
+        y = _tsne(xn, seed)
+    else:
+        y = _umap(xn, seed, n_neighbors)
+    return _standardise(y)

@@ -1,0 +1,157 @@
+"""`python -m explorer`: roundtrip, models, and its error handling.
+
+The entry point itself is run as a subprocess (stdout/stderr/exit status as a user sees them)
+for one good and one bad input. The other cases call ``explorer.cli.main``, which is all that
+``python -m explorer`` runs, in this process, to save a Python + torch + diffusers start-up each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer import cli, imaging, metrics, pipeline
+from explorer.models import REGISTRY, TEST_MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT_LINE = re.compile(r"^PSNR [0-9.]+ SSIM [0-9.]+$")
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPLORER_")}
+    env["EXPLORER_TEST_MODELS"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "explorer", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _printed_psnr(stdout: str) -> float:
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1 and RESULT_LINE.match(lines[0]), stdout
+    return float(lines[0].split()[1])
+
+
+def _psnr_of_file(image: Path, out: Path, resolution: int) -> float:
+    original = imaging.to_numpy_hwc(pipeline.prepare_input(image, resolution))
+    with Image.open(out) as im:
+        assert im.size == (resolution, resolution)
+        return metrics.psnr(original, imaging.to_numpy_hwc(im))
+
+
+def test_roundtrip_subprocess_test_tiny(astronaut, tmp_path):
+    out = tmp_path / "sub" / "x.png"
+    args = ["--model", "test-tiny", "--out", str(out), "--resolution", "128"]
+    proc = run_cli("roundtrip", str(astronaut), *args)
+    assert proc.returncode == 0, proc.stderr
+    psnr = _printed_psnr(proc.stdout)
+    assert out.is_file()
+    # the file written is the reconstruction whose PSNR was printed (PNG: lossless)
+    assert _psnr_of_file(astronaut, out, 128) == pytest.approx(psnr, abs=0.005)
+    assert psnr == pytest.approx(pipeline.roundtrip(astronaut, "test-tiny", 128).psnr, abs=0.005)
+    assert "test-tiny" in proc.stderr and "48.0x" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _main(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_roundtrip_local_diffusers_folder(astronaut, tiny_kl_folder, tmp_path, capsys):
+    out = tmp_path / "kl.png"
+    rc, stdout, _ = _main(
+        capsys,
+        "roundtrip",
+        str(astronaut),
+        "--model",
+        str(tiny_kl_folder),
+        "--out",
+        str(out),
+        "--resolution",
+        "64",
+    )
+    assert rc == 0
+    psnr = _printed_psnr(stdout)
+    assert _psnr_of_file(astronaut, out, 64) == pytest.approx(psnr, abs=0.005)
+    # the folder holds test-kl16's weights: same reconstruction
+    same = pipeline.roundtrip(astronaut, "test-kl16", 64)
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(same.reconstruction))
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("which", ["folder", "encoder file"])
+def test_roundtrip_real_taef2(astronaut, taef2_dir, tmp_path, capsys, which):
+    model = taef2_dir if which == "folder" else taef2_dir / "taef2_encoder.pth"
+    out = tmp_path / "taef2.png"
+    rc, stdout, err = _main(
+        capsys, "roundtrip", str(astronaut), "--model", str(model), "--out", str(out)
+    )
+    assert rc == 0, err
+    psnr = _printed_psnr(stdout)
+    assert psnr >= 30
+    assert _psnr_of_file(astronaut, out, 512) == pytest.approx(psnr, abs=0.005)
+
+
+def test_non_image_input_is_a_one_line_error(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are not pixels\n")
+    out = tmp_path / "x.png"
+    proc = run_cli("roundtrip", str(notes), "--model", "test-tiny", "--out", str(out))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "not an image" in lines[0]
+    assert lines[0].rstrip().endswith(".")
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--resolution", "100"], "multiple of 8"),
+        (["--out", "{tmp}/x.xyz"], "extension"),
+        (["--model", "no-such-vae"], "Choose one of"),
+    ],
+    ids=["resolution", "extension", "model"],
+)
+def test_bad_arguments_are_one_line_errors(astronaut, tmp_path, capsys, args, message):
+    argv = ["roundtrip", str(astronaut), "--model", "test-tiny", "--out", f"{tmp_path}/x.png"]
+    argv += [a.format(tmp=tmp_path) for a in args]  # argparse: the last occurrence wins
+    rc, stdout, err = _main(capsys, *argv)
+    assert rc == 2 and stdout == ""
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_models_lists_the_registry(capsys, monkeypatch):
+    monkeypatch.delenv("EXPLORER_MODELS_DIR", raising=False)
+    rc, stdout, _ = _main(capsys, "models")
+    assert rc == 0
+    names = [line.split()[0] for line in stdout.splitlines() if line.strip()]
+    assert names == list(REGISTRY) + list(TEST_MODELS)
+    for spec in REGISTRY.values():
+        assert spec.repo_id in stdout
+
+
+@pytest.mark.weights
+def test_models_lists_a_models_dir(taef2_dir, capsys):
+    rc, stdout, _ = _main(capsys, "models", "--models-dir", str(taef2_dir))
+    assert rc == 0
+    names = [line.split()[0] for line in stdout.splitlines() if line.strip()]
+    assert "local:taef2" in names and str(taef2_dir) in stdout

@@ -1,0 +1,188 @@
+"""explorer.models: registry, resolution of names/paths, the VAE wrapper's convention, caching."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from explorer import imaging
+from explorer.errors import ExplorerError, UnknownModelError
+from explorer.models import (
+    REGISTRY,
+    TEST_MODELS,
+    Posterior,
+    available_models,
+    load_vae,
+    local_models,
+    resolve,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def image64(astronaut) -> torch.Tensor:
+    return imaging.to_tensor(imaging.prepare(imaging.load_image(astronaut), 64))
+
+
+def test_available_models_lists_the_registry_then_test_models():
+    names = available_models()
+    assert names[: len(REGISTRY)] == list(REGISTRY)
+    assert set(TEST_MODELS) <= set(names)  # conftest enables them
+    assert len(names) == len(set(names))
+    for n in REGISTRY:
+        assert resolve(n) is REGISTRY[n]
+
+
+def test_unknown_model_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "nope" must not be a path that exists
+    with pytest.raises(UnknownModelError) as err:
+        resolve("nope")
+    msg = str(err.value)
+    assert isinstance(err.value, ExplorerError)
+    assert "'nope'" in msg
+    for name in available_models():
+        assert name in msg
+    assert "Hub id" in msg and "local checkpoint" in msg
+    with pytest.raises(UnknownModelError):
+        resolve("")
+
+
+def test_test_models_are_hidden_unless_enabled(monkeypatch):
+    monkeypatch.delenv("EXPLORER_TEST_MODELS", raising=False)
+    monkeypatch.delenv("EXPLORER_MODELS_DIR", raising=False)
+    assert not set(TEST_MODELS) & set(available_models())
+    assert available_models() == list(REGISTRY)
+    for name in TEST_MODELS:
+        with pytest.raises(UnknownModelError) as err:
+            resolve(name)
+        assert name not in str(err.value).split("Choose one of:", 1)[1]
+    monkeypatch.setenv("EXPLORER_TEST_MODELS", "0")
+    with pytest.raises(UnknownModelError):
+        resolve("test-kl")
+    monkeypatch.setenv("EXPLORER_TEST_MODELS", "1")
+    assert resolve("test-kl") is TEST_MODELS["test-kl"]
+
+
+def test_load_vae_is_shared():
+    a = load_vae("test-kl")
+    assert load_vae("test-kl") is a
+    assert load_vae(" test-kl ") is a
+    assert load_vae("test-kl16") is not a
+
+
+def test_encode_matches_diffusers_with_shift_and_scale(image64):
+    vae = load_vae("test-kl16")
+    cfg = vae.module.config
+    assert (cfg.scaling_factor, cfg.shift_factor) == (0.5, 0.1)
+    assert (vae.scaling_factor, vae.shift_factor) == (0.5, 0.1)
+    post = vae.encode(image64)
+    with torch.no_grad():
+        dist = vae.module.encode(image64 * 2 - 1).latent_dist
+        expected_mean = (dist.mean - cfg.shift_factor) * cfg.scaling_factor
+        expected_std = dist.std * cfg.scaling_factor
+    assert post.mean.shape == (1, 16, 8, 8) and post.mean.dtype == torch.float32
+    torch.testing.assert_close(post.mean, expected_mean, rtol=0, atol=0)
+    torch.testing.assert_close(post.std, expected_std, rtol=0, atol=0)
+    # and decode undoes the scaling before calling diffusers
+    z = post.mean
+    with torch.no_grad():
+        raw = vae.module.decode(z / cfg.scaling_factor + cfg.shift_factor).sample
+    torch.testing.assert_close(vae.decode(z), ((raw + 1) / 2).clamp(0, 1), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "channels"), [("test-kl", 4), ("test-kl16", 16), ("test-tiny", 4)]
+)
+def test_roundtrip_shapes_and_range(name, channels):
+    vae = load_vae(name)
+    x = torch.rand((2, 3, 48, 64), generator=torch.Generator().manual_seed(0))
+    post = vae.encode(x)
+    assert post.mean.shape == (2, channels, 6, 8)
+    assert vae.latent_channels == channels and vae.downscale == 8
+    y = vae.decode(post.mean)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
+
+
+def test_posterior_sample_is_seeded(image64):
+    post = load_vae("test-kl").encode(image64)
+    assert post.std is not None and (post.std > 0).all()
+    s1, s1b, s2 = post.sample(1), post.sample(1), post.sample(2)
+    assert torch.equal(s1, s1b)
+    assert not torch.equal(s1, s2)
+    assert not torch.equal(s1, post.mean)
+    eps = torch.cat([(post.sample(s) - post.mean) / post.std for s in range(8)])
+    assert eps.mean().item() == pytest.approx(0, abs=0.05)
+    assert eps.std().item() == pytest.approx(1, abs=0.05)
+
+
+def test_deterministic_model_sample_is_the_mean(image64):
+    vae = load_vae("test-tiny")
+    assert not vae.stochastic and not vae.spec.stochastic
+    post = vae.encode(image64)
+    assert post.std is None
+    assert torch.equal(post.sample(0), post.mean)
+    assert torch.equal(post.sample(123), post.mean)
+    mean = torch.randn(1, 4, 2, 2)
+    assert torch.equal(Posterior(mean, None).sample(7), mean)
+
+
+def test_local_diffusers_folder_resolves_by_path(tiny_kl_folder, image64):
+    spec = resolve(str(tiny_kl_folder))
+    assert spec.kind == "kl" and Path(spec.repo_id) == tiny_kl_folder
+    vae = load_vae(str(tiny_kl_folder))
+    assert vae is not load_vae("test-kl16")
+    assert (vae.scaling_factor, vae.shift_factor, vae.latent_channels) == (0.5, 0.1, 16)
+    assert vae.stochastic
+    a, b = vae.encode(image64), load_vae("test-kl16").encode(image64)
+    assert torch.equal(a.mean, b.mean)
+    assert torch.equal(a.std, b.std)
+    assert torch.equal(vae.decode(a.mean), load_vae("test-kl16").decode(b.mean))
+
+
+def test_local_models_finds_taef2(taef2_dir):
+    found = local_models(taef2_dir)
+    assert list(found) == ["local:taef2"]
+    spec = found["local:taef2"]
+    assert spec.kind == "taesd-local"
+    assert spec.encoder_path == taef2_dir / "taef2_encoder.pth"
+    assert spec.decoder_path == taef2_dir / "taef2_decoder.pth"
+    assert "local:taef2" in available_models(taef2_dir)
+    assert resolve("local:taef2", taef2_dir) == spec
+    assert local_models(taef2_dir / "missing") == {}
+
+
+def test_local_models_from_env(taef2_dir, monkeypatch):
+    monkeypatch.setenv("EXPLORER_MODELS_DIR", str(taef2_dir))
+    assert list(local_models()) == ["local:taef2"]
+    monkeypatch.delenv("EXPLORER_MODELS_DIR")
+    assert local_models() == {}
+
+
+def test_offline_without_cache_is_a_clear_error(tmp_path, astronaut):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGINGFACE_", "EXPLORER_", "TRANSFORMERS_", "DIFFUSERS_"))
+    }
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    out = tmp_path / "x.png"
+    args = ["roundtrip", str(astronaut), "--model", "taesd", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "explorer", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # catches hanging download retries; not a performance assertion
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "python -m explorer download" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
