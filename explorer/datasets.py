@@ -32,10 +32,7 @@ import logging
 import math
 import os
 import re
-import socket
 import stat
-import threading
-import urllib.request
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +40,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
@@ -51,6 +47,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from . import imaging
 from .errors import BadImageError, ExplorerError, ModelUnavailableError
 from .imaging import _env_number
+from .net import hub_unreachable_reason
 
 __all__ = [
     "BOMB_MIN_BYTES",
@@ -963,58 +960,6 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?")
 _LABEL_NAMES = ("label", "labels", "fine_label", "class", "category", "target", "coarse_label")
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _can_connect(host: str, port: int, timeout: float) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within ``timeout`` s, DNS included.
-
-    Runs in a daemon thread because name resolution has no timeout of its own.
-    """
-    result: list[bool] = []
-
-    def attempt() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except (OSError, ValueError):
-            result.append(False)
-
-    thread = threading.Thread(target=attempt, name="hub-reachable", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
-def _hub_unreachable_reason(timeout: float = HUB_TIMEOUT_S) -> str | None:
-    """None when the Hub looks reachable, else a short reason (offline flag, no connection)."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if _truthy(os.environ.get(var)):
-            return f"{var} is set"
-    try:
-        from huggingface_hub import constants
-
-        if constants.HF_HUB_OFFLINE:
-            return "HF_HUB_OFFLINE is set"
-        endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
-    except ImportError:  # pragma: no cover - huggingface_hub is a dependency of datasets
-        endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    url = urlsplit(endpoint)
-    host = url.hostname or "huggingface.co"
-    port = url.port or (80 if url.scheme == "http" else 443)
-    target = (host, port)
-    proxy = urllib.request.getproxies().get(url.scheme or "https")
-    if proxy and not urllib.request.proxy_bypass(host):
-        purl = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        if purl.hostname:
-            target = (purl.hostname, purl.port or 80)
-    if not _can_connect(target[0], target[1], timeout):
-        via = f" (through the proxy {target[0]})" if target[0] != host else ""
-        return f"{host} could not be reached within {timeout:g} s{via}"
-    return None
-
-
 def _detect_columns(
     features: Any,
     example: dict[str, Any] | None,
@@ -1124,7 +1069,7 @@ def from_hub(
         raise ValueError(f"per_class must be an int >= 1, got {per_class!r}")
     limit = _resolve_limit(max_images)
     progress(0.0, "checking the connection to the Hugging Face Hub")
-    reason = _hub_unreachable_reason(timeout)
+    reason = hub_unreachable_reason(timeout)
     if reason:
         raise DatasetUnavailableError(
             f"Loading the Hugging Face dataset '{dataset_id}' needs internet, and {reason}. "

@@ -8,7 +8,6 @@ the space a diffusion model sees and the one that is meant to be close to N(0, 1
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -302,17 +301,10 @@ def _read_class_name(config: Path) -> str:
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """False when HF_HUB_OFFLINE is set or the Hub's host cannot be reached quickly."""
-    from huggingface_hub import constants
+    """False when an offline flag is set or the Hub cannot be reached within ``timeout`` s."""
+    from .net import hub_unreachable_reason
 
-    if constants.HF_HUB_OFFLINE:
-        return False
-    host = constants.ENDPOINT.split("://", 1)[-1].split("/", 1)[0]
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return hub_unreachable_reason(timeout) is None
 
 
 def is_cached(spec: VAESpec) -> bool:

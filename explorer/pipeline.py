@@ -107,14 +107,14 @@ def encode(
     vae = load_vae(model, folder or None)
     digest = hashlib.sha1(prepared.tobytes()).hexdigest()
     key = (digest, prepared.size, vae.spec.name, str(vae.spec.encoder_path))
-    hit = _ENCODED.get(key)
+    hit = _ENCODED.get(key)  # holds no model: the model cache alone decides what stays loaded
     if hit is not None:
-        return hit
+        return Encoded(hit[0], hit[1], vae, hit[2])
     x = imaging.to_tensor(prepared)
     start = time.perf_counter()
     posterior = vae.encode(x)
     enc = Encoded(prepared, posterior, vae, time.perf_counter() - start)
-    _ENCODED.put(key, enc)
+    _ENCODED.put(key, (prepared, posterior, enc.encode_s))
     return enc
 
 

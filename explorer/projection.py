@@ -5,20 +5,22 @@ cosine similarity measures), not their lengths: UMAP and t-SNE then use the cosi
 PCA works on the unit vectors. Outputs are centred and scaled to a maximum absolute coordinate
 of 1, so panels for different spaces are drawn on the same scale.
 
-UMAP runs on numba, whose cold start is slow (~40 s on 2 cores: ``import umap`` ~17-24 s, then
-~13-16 s compiling the first fit). Two things keep it off the first screen:
+UMAP runs on numba, whose cold start is slow on 2 cores: ``import umap`` takes 16-24 s, then the
+first fit compiles for another 5-7 s (11-16 s through umap's own k-NN path). Two things keep it
+off the first screen:
 
 * ``best_available("umap")`` answers "pca" until ``warm_up_umap()`` (a daemon thread started at
   app launch) has imported umap and fitted a tiny set, so the first map is a PCA one.
 * This module sets ``NUMBA_CACHE_DIR`` at import time (if unset) to a writable folder,
-  ``~/.cache/latent-space-explorer/numba`` by default, so compiled code is cached on disk in a
-  place we control. That must happen before numba, pynndescent or umap are imported, because
-  numba binds each ``cache=True`` function to the cache folder when the function is decorated:
-  import this module before anything that imports them. Only pynndescent benefits much:
-  102 of its 339 numba functions have ``cache=True`` (most of what ``import umap`` compiles),
-  but in umap 0.5.12 only ``umap.layouts.rdist`` does, so the first fit in each process still
-  compiles ~10-13 s. Measured for ``import umap`` + a first fit of 200 points: cold cache 17 s +
-  13 s, warm cache (second process) 2.3 s + 11 s.
+  ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``latent-space-explorer/numba``, so compiled code
+  is cached on disk in a place we control. That must happen before pynndescent or umap are
+  imported, because numba binds each ``cache=True`` function to the cache folder when the
+  function is decorated: import this module before anything that imports them (if numba itself
+  was imported first, this module makes it re-read its settings). Only pynndescent benefits:
+  102 of its 339 numba functions have ``cache=True``, and they are most of what ``import umap``
+  compiles; in umap 0.5.12 only ``umap.layouts.rdist`` (1 of 123) does, so the first fit in each
+  process still compiles. Measured for ``import umap`` + a first ``project`` of 200 points:
+  cold cache 16 s + 5.4 s, warm cache (a second process) 1.5-2.2 s + 5.7-7.1 s.
 
 The UMAP k-nearest-neighbour graph is computed exactly here (cosine, blocked matrix products from
 ``explorer.metrics``) and handed to umap as ``precomputed_knn``. That skips umap's own paths,

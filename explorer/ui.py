@@ -682,7 +682,7 @@ def build_demo() -> gr.Blocks:
                                 value=["VAE", "CLIP", "DINOv2"],
                                 label="Spaces (up to four panels)",
                             )
-                            method = gr.Radio(
+                            proj_method = gr.Radio(
                                 list(projection.METHODS), value="umap", label="2-D projection"
                             )
                         with gr.Row():
@@ -819,7 +819,7 @@ def build_demo() -> gr.Blocks:
         )
         scan.click(on_scan, [folder, model], [model, model_b, scan_msg], api_name="scan_models")
 
-        space_inputs = [families, vae_space, clip_space, dino_space, vit_space, method, folder]
+        space_inputs = [families, vae_space, clip_space, dino_space, vit_space, proj_method, folder]
         atlas_outputs = [
             atlas_id,
             shown_method,
@@ -837,11 +837,15 @@ def build_demo() -> gr.Blocks:
         hub_btn.click(
             on_atlas_hub, [hub_id, per_class, *space_inputs], atlas_outputs, api_name="atlas_hub"
         )
-        saved_btn.click(on_atlas_saved, [saved_dir, method], atlas_outputs, api_name="atlas_saved")
-        method.change(on_atlas_method, [atlas_id, method], atlas_outputs, api_name="atlas_method")
+        saved_btn.click(
+            on_atlas_saved, [saved_dir, proj_method], atlas_outputs, api_name="atlas_saved"
+        )
+        proj_method.change(
+            on_atlas_method, [atlas_id, proj_method], atlas_outputs, api_name="atlas_method"
+        )
         gr.Timer(3.0).tick(
             on_atlas_tick,
-            [atlas_id, method, shown_method],
+            [atlas_id, proj_method, shown_method],
             atlas_outputs,
             api_name=False,
             show_progress="hidden",

@@ -66,3 +66,52 @@ def test_round_trip_shows_psnr(page):
     )
     assert imgs >= 3  # original, reconstruction, error map
     _shot(page, "lab-round-trip")
+
+
+def _click_point(page, panel: int, point: int) -> None:
+    """Move onto a plotly point like a user (plotly listens on its drag layer) and click it."""
+    box = page.locator(".atlas-panel").nth(panel).locator("path.point").nth(point).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 25, y - 25)
+    page.mouse.move(x, y, steps=6)
+    page.wait_for_timeout(200)
+    page.mouse.click(x, y)
+
+
+def test_atlas_click_highlights_in_every_panel(page):
+    page.get_by_role("tab", name="Semantic atlas").click()
+    page.get_by_role("button", name="Open the bundled set").click()
+    page.locator(".atlas-panel").nth(2).locator("path.point").first.wait_for()
+    assert page.locator(".atlas-panel").count() == 3
+    n_points = page.locator(".atlas-panel").first.locator("path.point").count()
+    assert n_points >= 60
+    # the metrics table shows one row per space with numbers
+    page.wait_for_function(
+        "() => ['vae', 'clip', 'dino', 'knn5'].every("
+        "w => document.querySelector('#atlas-metrics').innerText.includes(w))"
+    )
+    _click_point(page, 1, 10)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.atlas-panel')].every(p => p.dataset.selected !== '')"
+    )
+    selected = {p.get_attribute("data-selected") for p in page.locator(".atlas-panel").all()}
+    assert len(selected) == 1 and selected != {""}  # the same image in all three panels
+    # the server answers with neighbours in each space: three galleries of images
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.atlas-panel')].every(p => p.dataset.neighbors.split(',').length === 6)"
+    )
+    page.locator(".atlas-gallery img").first.wait_for()
+    assert page.locator(".atlas-gallery").filter(has=page.locator("img")).count() == 3
+    idx = selected.pop()
+    assert page.get_by_label("Image #").input_value() == idx
+    _shot(page, "atlas-selected")
+
+
+def test_atlas_text_query_highlights(page):
+    page.get_by_label("A sentence").fill("a photo of a cat")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.get_by_text("CLIP similarity to").wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.atlas-panel')].every(p => p.dataset.highlight.split(',').length === 8)"
+    )
+    _shot(page, "atlas-text-query")

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from explorer import datasets as ds
-from explorer import imaging
+from explorer import imaging, net
 from explorer.errors import ExplorerError, ModelUnavailableError
 
 # --------------------------------------------------------------------------------------------
@@ -568,7 +568,7 @@ def test_from_hub_offline_env_fails_fast(monkeypatch):
     def no_network(*_a, **_k):
         raise AssertionError("an offline check must not open a connection")
 
-    monkeypatch.setattr(ds, "_can_connect", no_network)
+    monkeypatch.setattr(net, "_can_connect", no_network)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
     with pytest.raises(ds.DatasetUnavailableError) as info:
@@ -626,7 +626,7 @@ def test_from_hub_streams_per_class(monkeypatch):
         calls.append((dataset_id, split, streaming))
         return local
 
-    monkeypatch.setattr(ds, "_hub_unreachable_reason", lambda timeout=3.0: None)
+    monkeypatch.setattr(ds, "hub_unreachable_reason", lambda timeout=3.0: None)
     monkeypatch.setattr(hf, "load_dataset", fake_load)
     s = ds.from_hub("owner/tiny", per_class=3)
     assert calls == [("owner/tiny", "train", True)]

@@ -46,7 +46,7 @@
       for (let i = 0; i < n; i++) if (state.labels[i] === cls) ids.push(i);
       out.push({
         type: gl ? "scattergl" : "scatter", mode: "markers", name: cls, legendgroup: cls,
-        showlegend: pIndex === 0, x: ids.map((i) => panel.x[i]), y: ids.map((i) => panel.y[i]),
+        showlegend: false, x: ids.map((i) => panel.x[i]), y: ids.map((i) => panel.y[i]),
         customdata: ids, hovertemplate: "%{customdata}: " + cls + "<extra></extra>",
         marker: { size: n > 2000 ? 4 : 8, color: PALETTE[c % PALETTE.length], opacity: 0.85,
           line: { width: n > 2000 ? 0 : 0.5, color: "#fff" } },
@@ -83,6 +83,16 @@
       return;
     }
     state = data;
+    const legend = document.createElement("div");
+    legend.className = "atlas-legend";
+    data.classes.forEach((cls, c) => {
+      const item = document.createElement("span");
+      item.className = "atlas-legend-item";
+      item.innerHTML = '<i style="background:' + PALETTE[c % PALETTE.length] + '"></i>';
+      item.appendChild(document.createTextNode(cls));
+      legend.appendChild(item);
+    });
+    root.appendChild(legend);
     const row = document.createElement("div");
     row.className = "atlas-row";
     root.appendChild(row);
@@ -95,7 +105,7 @@
       const layout = {
         title: { text: panel.title, font: { size: 14 } }, height: 420, margin: { l: 10, r: 10, t: 40, b: 10 },
         xaxis: { visible: false }, yaxis: { visible: false }, hovermode: "closest", dragmode: "pan",
-        showlegend: p === 0, legend: { orientation: "h", y: -0.02, font: { size: 10 } },
+        showlegend: false,
         plot_bgcolor: "#fafafa",
       };
       Plotly.newPlot(div, traces(panel, p), layout, { responsive: true, displaylogo: false,

@@ -1,0 +1,157 @@
+"""The atlas endpoints of the launched app through gradio_client (tiny random models)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+pytestmark = pytest.mark.app
+
+SPACES = (["VAE", "CLIP", "DINOv2"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", "")
+
+
+@pytest.fixture(scope="module")
+def atlas_client(app_url):
+    """A client of its own: the atlas lives in this session's state."""
+    client = Client(app_url, verbose=False)
+    out = client.predict(*SPACES, api_name="/atlas_bundled")
+    return client, out
+
+
+def _table(df) -> list[dict]:
+    return [dict(zip(df["headers"], row, strict=True)) for row in df["data"]]
+
+
+def test_bundled_set_opens_with_three_panels_and_metrics(atlas_client):
+    _, out = atlas_client
+    payload, status, metrics_df, verdict = out[0], out[1], out[2], out[3]  # state is not returned
+    import json
+
+    data = json.loads(payload)
+    assert [p["key"] for p in data["panels"]] == ["vae", "clip", "dino"]
+    n = len(data["labels"])
+    assert n >= 60 and all(len(p["x"]) == n for p in data["panels"])
+    assert len(data["thumbs"]) == n and data["thumbs"][0].startswith("/gradio_api/file=")
+    rows = _table(metrics_df)
+    assert [r["space"] for r in rows] == ["vae", "clip", "dino"]
+    for r in rows:
+        assert 0 <= r["knn5"] <= 1 and 0 < r["chance"] < 1 and 0 <= r["trustworthiness"] <= 1
+    assert "images in" in status and "5-NN" in verdict
+    assert "map: PCA" in status
+
+
+def test_select_returns_neighbours_in_every_space(atlas_client):
+    client, _ = atlas_client
+    out = client.predict(5, api_name="/atlas_select")
+    index, payload, *galleries = out
+    import json
+
+    data = json.loads(payload)
+    assert index == 5 and data["selected"] == 5
+    assert set(data["neighbors"]) == {"vae", "clip", "dino"}
+    assert all(5 not in v and len(v) == 6 for v in data["neighbors"].values())
+    shown = [g for g in galleries if g["visible"]]
+    assert len(shown) == 3 and all(len(g["value"]) == 7 for g in shown)  # the query + 6 neighbours
+    assert shown[1]["label"].startswith("CLIP") and "share its label" in shown[1]["label"]
+
+
+def test_select_out_of_range_is_a_clear_message(atlas_client):
+    client, _ = atlas_client
+    with pytest.raises(AppError, match="pick a number between 0 and"):
+        client.predict(100000, api_name="/atlas_select")
+
+
+def test_text_query_ranks_and_highlights(atlas_client):
+    client, _ = atlas_client
+    items, note, payload = client.predict("a photo of a cat", api_name="/atlas_text")
+    import json
+
+    assert len(items) == 8 and "CLIP similarity" in note
+    assert len(json.loads(payload)["highlight"]) == 8
+
+
+def test_query_image(atlas_client, astronaut):
+    client, _ = atlas_client
+    galleries = client.predict(handle_file(astronaut), "", api_name="/atlas_query_image")
+    assert [len(g["value"]) for g in galleries if g["visible"]] == [6, 6, 6]
+
+
+def test_method_switch_and_export(atlas_client):
+    client, _ = atlas_client
+    out = client.predict("tsne", api_name="/atlas_method")
+    import json
+
+    assert json.loads(out[0])["method"] == "tsne"
+    files = client.predict(api_name="/atlas_export")
+    names = sorted(f.rsplit("/", 1)[-1] for f in files)
+    assert names == ["atlas.html", "metrics.csv", "overlap.csv", "points.csv"]
+    with open(next(f for f in files if f.endswith("metrics.csv"))) as fh:
+        header = fh.readline().strip()
+    assert header == "space,knn5,knn10,chance,silhouette,trustworthiness"
+
+
+def _zip_of(classes: dict[str, int], extra: dict[str, bytes] | None = None) -> bytes:
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(buf, "w") as z:
+        for c, (label, n) in enumerate(classes.items()):
+            for i in range(n):
+                arr = np.full((32, 32, 3), 40 * c, np.uint8) + rng.integers(
+                    0, 30, (32, 32, 3), dtype=np.uint8
+                )
+                b = io.BytesIO()
+                Image.fromarray(arr).save(b, "PNG")
+                z.writestr(f"set/{label}/{i}.png", b.getvalue())
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_upload_labels_from_folders(app_url, tmp_path):
+    client = Client(app_url, verbose=False)
+    path = tmp_path / "classes.zip"
+    path.write_bytes(_zip_of({"red": 4, "blue": 4}, {"set/blue/notes.txt": b"hello"}))
+    out = client.predict([handle_file(path)], *SPACES, api_name="/atlas_upload")
+    import json
+
+    data = json.loads(out[0])
+    assert sorted(set(data["labels"])) == ["blue", "red"] and len(data["labels"]) == 8
+    assert "skipped" in out[1]
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [({"only": 5}, "one class"), ({"a": 1, "b": 1}, "at least 3")],
+)
+def test_bad_zips_give_clear_messages(app_url, tmp_path, classes, message):
+    client = Client(app_url, verbose=False)
+    path = tmp_path / "bad.zip"
+    path.write_bytes(_zip_of(classes))
+    with pytest.raises(AppError, match=message):
+        client.predict([handle_file(path)], *SPACES, api_name="/atlas_upload")
+
+
+def test_select_before_opening_a_set(app_url):
+    client = Client(app_url, verbose=False)
+    with pytest.raises(AppError, match="open one first"):
+        client.predict(1, api_name="/atlas_select")
+
+
+def test_saved_atlas_folder_reopens(app_url, tmp_path):
+    from explorer import atlas, datasets
+
+    a = atlas.build(datasets.bundled_set(n_aug=1), ["vae:test-tiny", "clip:test-clip"], "pca")
+    atlas.save(a, tmp_path / "saved", "pca")
+    client = Client(app_url, verbose=False)
+    out = client.predict(str(tmp_path / "saved"), "umap", api_name="/atlas_saved")
+    import json
+
+    assert [p["key"] for p in json.loads(out[0])["panels"]] == ["vae", "clip"]
+    with pytest.raises(AppError, match="is not a saved atlas"):
+        client.predict(str(tmp_path), "umap", api_name="/atlas_saved")
