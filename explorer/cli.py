@@ -1,4 +1,4 @@
-"""Command line: `python -m explorer download | roundtrip | models`."""
+"""Command line: `python -m explorer download | models | roundtrip | atlas`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,79 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resolution", type=int, default=512)
     r.add_argument("--mode", choices=["square", "fit"], default="square")
     r.add_argument("--models-dir", default=None)
+
+    a = sub.add_parser(
+        "atlas",
+        help="embed a labelled image set in VAE / CLIP / DINOv2 space; write points.csv and metrics.csv",
+    )
+    a.add_argument(
+        "source",
+        help="a folder of class sub-folders, a .zip of them, a Hub dataset id, or 'bundled'",
+    )
+    a.add_argument(
+        "--out", required=True, help="folder to write points.csv, metrics.csv, atlas.html, ..."
+    )
+    for fam, what in (
+        ("vae", "VAE"),
+        ("clip", "CLIP"),
+        ("dino", "DINOv2"),
+        ("vit", "supervised ViT"),
+    ):
+        a.add_argument(
+            f"--{fam}",
+            default=None,
+            metavar="MODEL",
+            help=f"{what} model: registry name, Hub id or local path",
+        )
+    a.add_argument("--method", choices=["umap", "pca", "tsne"], default="umap")
+    a.add_argument("--max-images", type=int, default=None)
+    a.add_argument("--per-class", type=int, default=20, help="images per class for a Hub dataset")
+    a.add_argument("--split", default="train", help="split of a Hub dataset")
+    a.add_argument("--models-dir", default=None)
     return p
+
+
+def _atlas(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from . import atlas, datasets
+    from .cache import EmbeddingCache
+
+    chosen = [
+        f"{fam}:{getattr(args, fam)}"
+        for fam in ("vae", "clip", "dino", "vit")
+        if getattr(args, fam)
+    ]
+    spaces = chosen or atlas.default_spaces(args.models_dir)
+    kw = {"max_images": args.max_images}
+    if not Path(args.source).exists() and args.source != "bundled":
+        kw.update(per_class=args.per_class, split=args.split)
+    if args.source == "bundled":
+        image_set = datasets.bundled_set()
+    else:
+        image_set = datasets.load_source(args.source, **kw)
+    print(image_set.summary(), file=sys.stderr)
+    if args.method == "umap":
+        from .projection import warm_up_umap
+
+        warm_up_umap(background=False)
+    with tqdm(total=100, desc="embedding", unit="%", file=sys.stderr) as bar:
+
+        def progress(f: float, desc: str) -> None:
+            bar.set_description(desc[:60])
+            bar.n = round(100 * min(max(f, 0.0), 1.0))
+            bar.refresh()
+
+        built = atlas.build(
+            image_set, spaces, args.method, args.models_dir, EmbeddingCache(), progress
+        )
+        files = atlas.save(built, args.out, args.method)
+    for ref, msg in built.failures.items():
+        print(f"warning: {ref} left out: {msg}", file=sys.stderr)
+    print(atlas.metrics_table(built, args.method).to_string(index=False))
+    print(
+        f"wrote {files['points']} and {files['metrics']} (and atlas.html, overlap.csv, embeddings.npz)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in available_models(args.models_dir):
                 spec = resolve(name, args.models_dir)
                 print(f"{name:24s} {spec.source:50s} {spec.description}")
+        elif args.command == "atlas":
+            _atlas(args)
         elif args.command == "roundtrip":
             from PIL import Image
 

@@ -155,3 +155,84 @@ def test_models_lists_a_models_dir(taef2_dir, capsys):
     assert rc == 0
     names = [line.split()[0] for line in stdout.splitlines() if line.strip()]
     assert "local:taef2" in names and str(taef2_dir) in stdout
+
+
+def _class_folder(root: Path, classes: int = 3, per_class: int = 5) -> Path:
+    rng = np.random.default_rng(1)
+    for c in range(classes):
+        d = root / f"class{c}"
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            arr = np.clip(rng.normal(60 * c + 40, 20, (48, 48, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(d / f"{i}.png")
+    return root
+
+
+def _read_csv(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_atlas_cli_writes_points_and_metrics(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
+    src = _class_folder(tmp_path / "photos")
+    out = tmp_path / "atlas"
+    assert (
+        cli.main(
+            [
+                "atlas",
+                str(src),
+                "--out",
+                str(out),
+                "--vae",
+                "test-tiny",
+                "--clip",
+                "test-clip",
+                "--method",
+                "pca",
+            ]
+        )
+        == 0
+    )
+    points = _read_csv(out / "points.csv")
+    assert len(points) == 15 and {p["label"] for p in points} == {"class0", "class1", "class2"}
+    assert set(points[0]) == {"index", "path", "label", "x_vae", "y_vae", "x_clip", "y_clip"}
+    metrics_rows = _read_csv(out / "metrics.csv")
+    assert list(metrics_rows[0]) == [
+        "space",
+        "knn5",
+        "knn10",
+        "chance",
+        "silhouette",
+        "trustworthiness",
+    ]
+    assert [r["space"] for r in metrics_rows] == ["vae", "clip"]  # only the spaces asked for
+    # the app can reopen what the CLI wrote
+    from explorer import atlas
+
+    reopened, method = atlas.load_saved(out)
+    assert method == "pca" and len(reopened.images) == 15
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_atlas_cli_bad_source_is_one_line(tmp_path, capsys):
+    assert cli.main(["atlas", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
+@pytest.mark.weights
+def test_atlas_cli_with_real_taef2(tmp_path, monkeypatch, taef2_dir):
+    """Colour-separated classes: real VAE latents (TAEF2) group them almost perfectly."""
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
+    src = _class_folder(tmp_path / "photos", classes=3, per_class=6)
+    out = tmp_path / "atlas"
+    assert (
+        cli.main(["atlas", str(src), "--out", str(out), "--vae", str(taef2_dir), "--method", "pca"])
+        == 0
+    )
+    rows = _read_csv(out / "metrics.csv")
+    assert [r["space"] for r in rows] == ["vae"]
+    assert float(rows[0]["knn5"]) >= 0.9 and abs(float(rows[0]["chance"]) - 1 / 3) < 1e-3
