@@ -1,0 +1,70 @@
+"""The Gradio app (the only package that imports gradio): the lab tab, the atlas tab, About."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import atlas, imaging, models
+from . import atlas_tab, lab
+from .common import PLOTLY_JS
+
+INTRO = """
+# Latent Space Explorer
+A Stable Diffusion VAE is a **perceptual compressor**: it squeezes an image ~48× into a small
+latent grid that keeps colour, texture and layout — and is pushed towards a plain N(0, 1) by its
+KL term. That makes it great for diffusion and poor for *meaning*. Encode your own pictures and see
+what the latent holds, how well it comes back, and what happens in between.
+"""
+
+CSS = """
+.gradio-container {max-width: 1500px !important}
+#summary table {font-size: 0.9em}
+"""
+
+
+ABOUT = """
+## What you are looking at
+* **Latent maps** — the encoder's output, channel by channel. For a KL VAE it is the posterior
+  *mean*, multiplied by the model's scaling factor (and shifted, for SD3/FLUX) so that diffusion sees
+  roughly unit variance. Look for edges, colour blobs and layout: the channels are a re-coded,
+  8× smaller picture, not a list of concepts.
+* **Histogram vs N(0,1)** — the KL term pulls latents towards a standard normal. How close they get
+  (mean, std, KL to N(0,1)) is printed beside the plot.
+* **Round trip** — PSNR/SSIM of decode(encode(x)) against x, and where the error lands.
+* **Interpolate** — straight (lerp) and spherical (slerp) paths between two latents, decoded, next to
+  a plain pixel crossfade.
+* **Edit channels** — change one channel and decode: a channel carries colour or texture, not an
+  object.
+
+## Why VAE latents are a poor basis for similarity search
+Distances between VAE latents compare *pixels in disguise*: two photos of the same dog on different
+backgrounds are far apart; a red car and a red apple on white are close. CLIP and DINOv2 were trained
+so that distances track meaning.
+"""
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app as a gr.Blocks (not launched)."""
+    folder0 = str(models.models_dir() or "")
+    names = models.available_models(folder0 or None)
+    default = models.default_vae(folder0 or None)
+    if default not in names:
+        names = [default, *names]
+    examples = [[str(p)] for p in imaging.example_images().values()]
+
+    gr.set_static_paths([str(PLOTLY_JS.parent), str(atlas.thumb_dir())])
+    with gr.Blocks(title="Latent Space Explorer") as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            lab_ui = lab.build(names, default, examples, folder0)
+            atlas_tab.build(names, default, lab_ui.folder)
+            with gr.Tab("About", id="about"):
+                gr.Markdown(ABOUT)
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    return demo
+
+
+def launch(demo: gr.Blocks | None = None, **kwargs) -> None:
+    """Launch with the standard GRADIO_SERVER_NAME / GRADIO_SERVER_PORT variables honoured."""
+    demo = demo or build_demo()
+    demo.launch(css=CSS, **kwargs)

@@ -1,0 +1,428 @@
+"""The semantic atlas tab: one image set in VAE / CLIP / DINOv2 space, side by side."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import atlas, datasets, imaging, metrics, models, pipeline, projection
+from ..errors import ExplorerError
+from .common import PLOTLY_JS, STATIC, SafeImage, file_url, progress_adapter, user_errors
+
+ATLAS_INTRO = """
+Drop in a set of labelled images and see, side by side, how they arrange themselves in **VAE-latent
+space**, **CLIP** space and **DINOv2** space. Points are coloured by label; hover for the image,
+click to find its neighbours in every space. The table says, in numbers, which space groups the
+images by meaning — answering "why does `vae.encode` make a poor similarity search?"
+"""
+
+
+FAMILY_CHOICES = {"VAE": "vae", "CLIP": "clip", "DINOv2": "dino", "ViT": "vit"}
+SLOTS = atlas.MAX_SPACES
+GALLERY_SIDE = 6
+
+
+def _spaces(checked, vae_model, clip_model, dino_model, vit_model) -> list[str]:
+    chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model, "vit": vit_model}
+    return [
+        f"{FAMILY_CHOICES[c]}:{chosen[FAMILY_CHOICES[c]]}"
+        for c in FAMILY_CHOICES
+        if c in (checked or [])
+    ]
+
+
+def _shown_method(method: str) -> tuple[str, str]:
+    shown = projection.best_available(method)
+    note = ""
+    if shown != method:
+        note = (
+            f"UMAP is warming up (numba compiles its functions once, about a minute on a small "
+            f"CPU); showing {shown.upper()} meanwhile — the panels switch by themselves."
+        )
+    return shown, note
+
+
+def _empty_galleries() -> list:
+    return [gr.update(value=None, visible=False) for _ in range(SLOTS)]
+
+
+def _galleries(a: atlas.Atlas, results: dict[str, list[tuple[int, float]]], query: int | None):
+    out = []
+    for s in a.spaces:
+        items = []
+        if query is not None:
+            items.append((a.thumbs[query], f"#{query} {a.labels[query]} (selected)"))
+        items += [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.3f}") for i, sim in results[s.key]]
+        same = (
+            sum(a.labels[i] == a.labels[query] for i, _ in results[s.key])
+            if query is not None
+            else None
+        )
+        label = s.title + (
+            f" — {same}/{len(results[s.key])} share its label" if same is not None else ""
+        )
+        out.append(gr.update(value=items, label=label, visible=True))
+    return out + [gr.update(value=None, visible=False) for _ in range(SLOTS - len(a.spaces))]
+
+
+def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
+    shown, note = _shown_method(method)
+    table = atlas.metrics_table(a, shown)
+    failures = "".join(f"\n- **{ref}** left out: {msg}" for ref, msg in a.failures.items())
+    status = (
+        f"**{a.images.summary()}** Spaces: {', '.join(s.title for s in a.spaces)}; "
+        f"map: {shown.upper()}. {note} {extra_note}{failures}"
+    )
+    return (
+        a.id,
+        shown,
+        atlas.payload(a, shown, file_url),
+        status,
+        table,
+        atlas.verdict(table),
+        atlas.overlap_table(a),
+        *_empty_galleries(),
+    )
+
+
+def _open(
+    image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+):
+    spaces = _spaces(checked, vae_model, clip_model, dino_model, vit_model)
+    a = atlas.build(
+        image_set,
+        spaces,
+        projection.best_available(method),
+        folder or None,
+        _cache(),
+        progress_adapter(progress),
+    )
+    atlas.STORE.put(a)
+    return _atlas_outputs(a, method)
+
+
+_CACHE = None
+
+
+def _cache():
+    global _CACHE
+    if _CACHE is None:
+        from ..cache import EmbeddingCache
+
+        _CACHE = EmbeddingCache()
+    return _CACHE
+
+
+@user_errors("Opening the bundled set")
+def on_atlas_bundled(
+    checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress=gr.Progress()
+):
+    progress(0, desc="building the bundled set")
+    return _open(
+        datasets.bundled_set(),
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+    )
+
+
+@user_errors("Opening the uploaded images")
+def on_atlas_upload(
+    files,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    progress=gr.Progress(),
+):
+    paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+    if not paths:
+        raise ExplorerError("Upload a .zip of class folders, or several images, first.")
+    zips = [p for p in paths if p.lower().endswith(".zip")]
+    if zips and len(paths) > 1:
+        raise ExplorerError("Upload either one .zip or several images, not both.")
+    image_set = datasets.from_zip(zips[0]) if zips else datasets.from_files(paths)
+    return _open(
+        image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+    )
+
+
+@user_errors("Loading the Hugging Face dataset")
+def on_atlas_hub(
+    dataset_id,
+    per_class,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    progress=gr.Progress(),
+):
+    image_set = datasets.from_hub(
+        (dataset_id or "").strip(), per_class=int(per_class), progress=progress_adapter(progress)
+    )
+    return _open(
+        image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+    )
+
+
+@user_errors("Opening the saved atlas")
+def on_atlas_saved(folder_path, method):
+    a, saved_method = atlas.load_saved((folder_path or "").strip())
+    atlas.STORE.put(a)
+    return _atlas_outputs(a, saved_method, "(reopened from disk)")
+
+
+@user_errors("Changing the projection")
+def on_atlas_method(atlas_id, method, progress=gr.Progress()):
+    if not atlas_id:
+        return (gr.skip(),) * (7 + SLOTS)
+    a = atlas.STORE.get(atlas_id)
+    progress(0.2, desc=f"projecting ({method})")
+    return _atlas_outputs(a, method)
+
+
+def on_atlas_tick(atlas_id, method, shown):
+    """While UMAP warms up the panels show PCA; switch once it is ready."""
+    if not atlas_id or shown == method or projection.best_available(method) != method:
+        return (gr.skip(),) * (7 + SLOTS)
+    return on_atlas_method(atlas_id, method)
+
+
+@user_errors("Finding neighbours")
+def on_atlas_select(atlas_id, shown, index):
+    a = atlas.STORE.get(atlas_id)
+    if index is None:
+        raise ExplorerError("Click a point, or type the number of an image, first.")
+    index = int(index)
+    res = atlas.neighbours(a, index, GALLERY_SIDE)
+    nb = {k: [i for i, _ in v] for k, v in res.items()}
+    return (
+        index,
+        atlas.payload(a, shown, file_url, selected=index, neighbors=nb),
+        *_galleries(a, res, index),
+    )
+
+
+def on_atlas_click(atlas_id, shown, evt: gr.EventData):
+    data = evt._data or {}
+    return on_atlas_select(atlas_id, shown, data.get("index"))
+
+
+@user_errors("Searching with an image")
+def on_atlas_query_image(atlas_id, image, folder):
+    a = atlas.STORE.get(atlas_id)
+    if image is None:
+        raise ExplorerError("Upload a query image first.")
+    res = atlas.query_image(a, imaging.load_image(image), GALLERY_SIDE, folder or None, _cache())
+    return _galleries(a, res, None)
+
+
+@user_errors("Text search")
+def on_atlas_text(atlas_id, shown, text):
+    a = atlas.STORE.get(atlas_id)
+    top, _scores = atlas.text_query(a, text, 8)
+    items = [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.3f}") for i, sim in top]
+    note = (
+        f"CLIP similarity to “{text.strip()}”: best #{top[0][0]} ({a.labels[top[0][0]]}, "
+        f"{top[0][1]:.3f}). Matches are circled in every panel."
+    )
+    return items, note, atlas.payload(a, shown, file_url, highlight=[i for i, _ in top])
+
+
+@user_errors("Export")
+def on_atlas_export(atlas_id, shown):
+    a = atlas.STORE.get(atlas_id)
+    files = atlas.save(a, pipeline.tmp_path("atlas"), shown)
+    return [str(files[k]) for k in ("points", "metrics", "overlap", "html")]
+
+
+METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
+
+
+def build(names: list[str], default: str, folder: gr.Textbox) -> None:
+    """The atlas tab's layout and wiring (inside an open gr.Blocks); ``folder``: the models folder box."""
+    with gr.Tab("Semantic atlas", id="atlas"):
+        gr.Markdown(ATLAS_INTRO)
+        atlas_id = gr.State(None)
+        shown_method = gr.State("pca")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                bundled_btn = gr.Button("Open the bundled set", variant="primary")
+                with gr.Accordion("Your images", open=False):
+                    uploads = gr.File(
+                        label="A .zip of class folders, or several images",
+                        file_count="multiple",
+                        file_types=[".zip", "image"],
+                    )
+                    upload_btn = gr.Button("Open the upload")
+                with gr.Accordion("A Hugging Face dataset (needs internet)", open=False):
+                    hub_id = gr.Textbox(label="Dataset id", placeholder="owner/name")
+                    per_class = gr.Slider(2, 100, value=10, step=1, label="Images per class")
+                    hub_btn = gr.Button("Stream it")
+                with gr.Accordion("A saved atlas folder", open=False):
+                    saved_dir = gr.Textbox(label="Folder written by `python -m explorer atlas`")
+                    saved_btn = gr.Button("Open the folder")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    families = gr.CheckboxGroup(
+                        list(FAMILY_CHOICES),
+                        value=["VAE", "CLIP", "DINOv2"],
+                        label="Spaces (up to four panels)",
+                    )
+                    proj_method = gr.Radio(
+                        list(projection.METHODS), value="umap", label="2-D projection"
+                    )
+                with gr.Row():
+                    vae_space = gr.Dropdown(
+                        names, value=default, label="VAE", allow_custom_value=True
+                    )
+                    clip_space = gr.Dropdown(
+                        models.available_embedders("clip"),
+                        value=models.default_embedder("clip"),
+                        label="CLIP",
+                        allow_custom_value=True,
+                    )
+                    dino_space = gr.Dropdown(
+                        models.available_embedders("dino"),
+                        value=models.default_embedder("dino"),
+                        label="DINOv2",
+                        allow_custom_value=True,
+                    )
+                    vit_space = gr.Dropdown(
+                        models.available_embedders("vit"),
+                        value=models.default_embedder("vit"),
+                        label="ViT",
+                        allow_custom_value=True,
+                    )
+        atlas_status = gr.Markdown(elem_id="atlas-status")
+        atlas_view = gr.HTML(
+            atlas.payload_empty(),
+            html_template='<div class="atlas-root"></div>',
+            css_template=(STATIC / "atlas.css").read_text(),
+            js_on_load=(STATIC / "atlas.js").read_text(),
+            head=f'<script src="{file_url(str(PLOTLY_JS))}"></script>',
+            elem_id="atlas-view",
+            padding=False,
+        )
+        verdict = gr.Markdown(elem_id="atlas-verdict")
+        metrics_df = gr.Dataframe(
+            headers=[
+                "space",
+                "model",
+                "knn5",
+                "knn10",
+                "chance",
+                "silhouette",
+                "trustworthiness",
+            ],
+            label="How well each space groups the set by its labels",
+            interactive=False,
+            elem_id="atlas-metrics",
+        )
+        with gr.Accordion("What the columns mean", open=False):
+            gr.Markdown(METRICS_MD)
+        overlap_df = gr.Dataframe(
+            label="Neighbour overlap between spaces (share of the 10 "
+            "nearest neighbours two spaces agree on)",
+            interactive=False,
+        )
+        gr.Markdown(
+            "### Neighbours\nClick a point in any panel (or type its number): it is "
+            "starred in every panel, and its nearest neighbours in each space appear below."
+        )
+        with gr.Row():
+            selected = gr.Number(label="Image #", precision=0, minimum=0)
+            select_btn = gr.Button("Show neighbours")
+            query_img = SafeImage(
+                label="…or search with an outside image",
+                type="filepath",
+                image_mode=None,
+                height=160,
+            )
+            query_btn = gr.Button("Search with this image")
+        galleries = [
+            gr.Gallery(
+                visible=False,
+                columns=GALLERY_SIDE + 1,
+                height=190,
+                object_fit="cover",
+                allow_preview=False,
+                elem_classes=["atlas-gallery"],
+            )
+            for _ in range(SLOTS)
+        ]
+        gr.Markdown("### Text search (CLIP)")
+        with gr.Row():
+            text = gr.Textbox(label="A sentence", placeholder="a photo of a cat", scale=3)
+            text_btn = gr.Button("Search", scale=1)
+        text_note = gr.Markdown()
+        text_results = gr.Gallery(
+            label="Best CLIP matches",
+            columns=8,
+            height=190,
+            object_fit="cover",
+            allow_preview=False,
+        )
+        with gr.Row():
+            export_btn = gr.Button("Download coordinates, metrics and figures")
+            export_files = gr.File(label="Atlas files", file_count="multiple")
+    space_inputs = [families, vae_space, clip_space, dino_space, vit_space, proj_method, folder]
+    atlas_outputs = [
+        atlas_id,
+        shown_method,
+        atlas_view,
+        atlas_status,
+        metrics_df,
+        verdict,
+        overlap_df,
+        *galleries,
+    ]
+    bundled_btn.click(on_atlas_bundled, space_inputs, atlas_outputs, api_name="atlas_bundled")
+    upload_btn.click(
+        on_atlas_upload, [uploads, *space_inputs], atlas_outputs, api_name="atlas_upload"
+    )
+    hub_btn.click(
+        on_atlas_hub, [hub_id, per_class, *space_inputs], atlas_outputs, api_name="atlas_hub"
+    )
+    saved_btn.click(on_atlas_saved, [saved_dir, proj_method], atlas_outputs, api_name="atlas_saved")
+    proj_method.change(
+        on_atlas_method, [atlas_id, proj_method], atlas_outputs, api_name="atlas_method"
+    )
+    gr.Timer(3.0).tick(
+        on_atlas_tick,
+        [atlas_id, proj_method, shown_method],
+        atlas_outputs,
+        api_name=False,
+        show_progress="hidden",
+    )
+    select_outputs = [selected, atlas_view, *galleries]
+    select_btn.click(
+        on_atlas_select,
+        [atlas_id, shown_method, selected],
+        select_outputs,
+        api_name="atlas_select",
+    )
+    atlas_view.point_click(on_atlas_click, [atlas_id, shown_method], select_outputs, api_name=False)
+    query_btn.click(
+        on_atlas_query_image,
+        [atlas_id, query_img, folder],
+        galleries,
+        api_name="atlas_query_image",
+    )
+    text_inputs = [atlas_id, shown_method, text]
+    text_outputs = [text_results, text_note, atlas_view]
+    text_btn.click(on_atlas_text, text_inputs, text_outputs, api_name="atlas_text")
+    text.submit(on_atlas_text, text_inputs, text_outputs, api_name=False)
+    export_btn.click(
+        on_atlas_export, [atlas_id, shown_method], export_files, api_name="atlas_export"
+    )

@@ -1,0 +1,357 @@
+"""The VAE lab tab: one image through a VAE — latent maps, round trips, interpolation, edits."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from .. import models, pipeline, plots
+from ..errors import ExplorerError
+from .common import SafeImage, progress_adapter, user_errors
+
+RT_HEADERS = [
+    "model",
+    "decoded from",
+    "PSNR (dB)",
+    "SSIM",
+    "compression",
+    "encode (ms)",
+    "decode (ms)",
+]
+
+
+@user_errors("Encoding")
+def on_encode(image, model, resolution, mode, folder, scale):
+    enc = pipeline.encode(image, model, int(resolution), mode, folder)
+    view = pipeline.encode_view(enc, shared_scale=scale == "shared")
+    return (
+        view["summary"],
+        view["grid"],
+        view["preview"],
+        view["std"],
+        view["histogram"],
+        view["stats"],
+    )
+
+
+def on_image_change(image, model, resolution, mode, folder, scale):
+    """Encode as soon as an image arrives; clearing the image leaves the views as they are."""
+    if image is None:
+        return (gr.skip(),) * 6
+    return on_encode(image, model, resolution, mode, folder, scale)
+
+
+@user_errors("Round trip")
+def on_roundtrip(image, model, resolution, mode, folder, source, seed):
+    rt = pipeline.roundtrip(image, model, int(resolution), mode, source, int(seed), folder)
+    return (
+        rt.original,
+        rt.reconstruction,
+        rt.error,
+        pipeline.roundtrip_summary(rt),
+        pd.DataFrame([rt.row()]),
+    )
+
+
+@user_errors("Repeated round trips")
+def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progress()):
+    images, psnrs, ssims = pipeline.generations(
+        image, model, int(n), int(resolution), mode, folder, progress_adapter(progress)
+    )
+    fig = plots.generations_plot(psnrs, ssims)
+    table = pd.DataFrame(
+        {"generation": range(1, len(psnrs) + 1), "PSNR (dB)": psnrs, "SSIM": ssims}
+    ).round(4)
+    return fig, images[-1], table
+
+
+@user_errors("Comparison")
+def on_compare(image, model_a, model_b, resolution, mode, folder):
+    a, b = pipeline.compare(image, model_a, model_b, int(resolution), mode, folder)
+    return a.reconstruction, b.reconstruction, a.error, b.error, pd.DataFrame([a.row(), b.row()])
+
+
+@user_errors("Interpolation")
+def on_interpolate(
+    image_a, image_b, model, steps, method, resolution, folder, progress=gr.Progress()
+):
+    it = pipeline.interpolate(
+        image_a,
+        image_b,
+        model,
+        int(steps),
+        method,
+        int(resolution),
+        folder,
+        progress_adapter(progress),
+    )
+    note = (
+        f"{len(it.frames)} frames, {method}. Endpoints decode at {it.endpoint_psnr[0]:.1f} dB and "
+        f"{it.endpoint_psnr[1]:.1f} dB PSNR vs A and B. The latent path morphs colour and layout; "
+        "the crossfade only superimposes — neither moves *through meaning*."
+    )
+    return it.strip, str(it.gif), str(it.gif), it.crossfade_strip, str(it.crossfade_gif), note
+
+
+@user_errors("Latent edit")
+def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
+    ed = pipeline.edit(
+        image, model, int(channel), op, float(amount), int(seed), int(resolution), mode, folder
+    )
+    fig = plots.channel_grid(
+        np.stack([ed.channel_before, ed.channel_after]),
+        shared_scale=True,
+        title=f"channel {int(channel)}: before | after ({op})",
+    )
+    fig.layout.annotations[0].text, fig.layout.annotations[1].text = "before", "after"
+    note = (
+        f"Edited decode vs unedited decode: **{pipeline._fmt(ed.psnr_vs_baseline)} dB PSNR**, mean "
+        f"absolute change {ed.mean_abs_change:.4f} (pixels in [0, 1]). The difference map (scaled to "
+        "its own 99th percentile) shows where this channel's change lands in pixels."
+    )
+    return ed.baseline, ed.edited, ed.difference, fig, note
+
+
+@user_errors("Scanning the models folder")
+def on_scan(folder, current):
+    found = models.local_models(folder or None)
+    if folder and not os.path.isdir(os.path.expanduser(folder)):
+        raise ExplorerError(
+            f"No folder at {folder!r}. Type the path of a folder holding "
+            "*_encoder.pth / *_decoder.pth pairs (for example a ComfyUI vae_approx folder)."
+        )
+    names = models.available_models(folder or None)
+    if found:
+        lines = "\n".join(
+            f"- `{n}` — {s.encoder_path.name} + {s.decoder_path.name}" for n, s in found.items()
+        )
+        msg = f"Found {len(found)} checkpoint pair(s):\n{lines}"
+        value = next(iter(found))
+    else:
+        msg = "No `*_encoder` / `*_decoder` checkpoint pairs found there."
+        value = current
+    update = gr.update(choices=names, value=value)
+    return update, gr.update(choices=names), msg
+
+
+def build(
+    names: list[str], default: str, examples: list[list[str]], folder0: str
+) -> SimpleNamespace:
+    """The lab tab's layout and wiring (inside an open gr.Blocks); returns its components."""
+    with gr.Tab("VAE lab", id="lab"), gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            image = SafeImage(
+                label="Image A",
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard", "webcam"],
+                height=320,
+            )
+            if examples:
+                gr.Examples(examples, inputs=[image], label="Examples (public domain)")
+            model = gr.Dropdown(
+                names,
+                value=default,
+                label="VAE",
+                allow_custom_value=True,
+                info="Registry name, Hub id, or a local checkpoint path.",
+            )
+            with gr.Row():
+                resolution = gr.Dropdown(
+                    list(pipeline.RESOLUTIONS), value=512, label="Resolution", scale=1
+                )
+                mode = gr.Radio(
+                    list(pipeline.CROP_MODES),
+                    value="square",
+                    label="Crop",
+                    scale=1,
+                    info="square: centre crop; fit: keep aspect",
+                )
+            with gr.Accordion("Local checkpoints (TAESD family)", open=not names or bool(folder0)):
+                folder = gr.Textbox(
+                    folder0,
+                    label="Models folder",
+                    placeholder="/path/to/vae_approx",
+                    info="Folder with NAME_encoder.pth / NAME_decoder.pth pairs "
+                    "(taesd, taesdxl, taesd3, taef1, taef2).",
+                )
+                scan = gr.Button("Scan folder", size="sm")
+                scan_msg = gr.Markdown()
+        with gr.Column(scale=3), gr.Tabs():
+            with gr.Tab("Latent maps", id="maps"):
+                with gr.Row():
+                    encode_btn = gr.Button("Encode", variant="primary")
+                    scale = gr.Radio(
+                        ["shared", "per-channel"],
+                        value="shared",
+                        label="Colour scale",
+                        scale=2,
+                    )
+                summary = gr.Markdown(elem_id="summary")
+                grid = gr.Plot(label="Per-channel latent maps")
+                with gr.Row():
+                    preview = gr.Image(
+                        label="Latent → RGB (first 3 principal components)",
+                        height=300,
+                        interactive=False,
+                    )
+                    std_plot = gr.Plot(label="Posterior std")
+                hist = gr.Plot(label="Histogram vs N(0,1)")
+                stats = gr.Dataframe(
+                    headers=["channel", "mean", "std", "min", "max"],
+                    label="Per-channel statistics (scaled latent)",
+                    interactive=False,
+                    max_height=320,
+                )
+            with gr.Tab("Round trip", id="roundtrip"):
+                with gr.Row():
+                    source = gr.Radio(
+                        ["mean", "sample"],
+                        value="mean",
+                        label="Decode from the posterior",
+                    )
+                    seed = gr.Number(0, label="Sample seed", precision=0)
+                    rt_btn = gr.Button("Round trip", variant="primary")
+                with gr.Row():
+                    rt_orig = gr.Image(label="Original", interactive=False)
+                    rt_recon = gr.Image(label="Reconstruction", interactive=False)
+                    rt_err = gr.Image(label="Absolute error (inferno)", interactive=False)
+                rt_md = gr.Markdown()
+                rt_table = gr.Dataframe(headers=RT_HEADERS, interactive=False, label="Numbers")
+                gr.Markdown(
+                    "### Repeated round trips\nFeed each reconstruction "
+                    "back in: what is lost once is lost for good."
+                )
+                with gr.Row():
+                    gens_n = gr.Slider(1, 20, value=5, step=1, label="Generations")
+                    gens_btn = gr.Button("Run generations")
+                with gr.Row():
+                    gens_plot = gr.Plot(label="PSNR per generation")
+                    gens_last = gr.Image(label="Last generation", interactive=False, height=340)
+                gens_table = gr.Dataframe(
+                    headers=["generation", "PSNR (dB)", "SSIM"],
+                    interactive=False,
+                    label="Per generation",
+                    max_height=260,
+                )
+                gr.Markdown("### Two VAEs side by side")
+                with gr.Row():
+                    model_b = gr.Dropdown(
+                        names,
+                        value=names[-1] if names else None,
+                        label="Second VAE",
+                        allow_custom_value=True,
+                    )
+                    cmp_btn = gr.Button("Compare")
+                with gr.Row():
+                    cmp_a = gr.Image(label="First VAE", interactive=False)
+                    cmp_b = gr.Image(label="Second VAE", interactive=False)
+                with gr.Row():
+                    cmp_ea = gr.Image(label="Error, first", interactive=False)
+                    cmp_eb = gr.Image(label="Error, second", interactive=False)
+                cmp_table = gr.Dataframe(headers=RT_HEADERS, interactive=False, label="Comparison")
+            with gr.Tab("Interpolate", id="interp"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        image_b = SafeImage(
+                            label="Image B",
+                            type="filepath",
+                            image_mode=None,
+                            height=240,
+                            sources=["upload", "clipboard", "webcam"],
+                        )
+                        if examples:
+                            gr.Examples(examples, inputs=[image_b], label="Examples for B")
+                    with gr.Column(scale=2):
+                        steps = gr.Slider(2, 24, value=8, step=1, label="Steps")
+                        method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
+                        interp_res = gr.Dropdown(
+                            [64, 128, 256, 384, 512],
+                            value=256,
+                            label="Resolution (square)",
+                        )
+                        interp_btn = gr.Button("Interpolate A → B", variant="primary")
+                interp_md = gr.Markdown()
+                interp_strip = gr.Image(
+                    label="Latent interpolation (decoded frames)", interactive=False
+                )
+                fade_strip = gr.Image(label="Pixel crossfade (same steps)", interactive=False)
+                with gr.Row():
+                    interp_gif = gr.Image(
+                        label="Latent interpolation (GIF)",
+                        type="filepath",
+                        interactive=False,
+                        height=256,
+                    )
+                    fade_gif = gr.Image(
+                        label="Crossfade (GIF)",
+                        type="filepath",
+                        interactive=False,
+                        height=256,
+                    )
+                    gif_file = gr.File(label="Download the GIF")
+            with gr.Tab("Edit channels", id="edit"):
+                with gr.Row():
+                    channel = gr.Number(0, label="Channel", precision=0, minimum=0)
+                    op = gr.Radio(
+                        ["scale", "zero", "shift", "noise"],
+                        value="scale",
+                        label="Edit",
+                    )
+                    amount = gr.Slider(
+                        -4,
+                        4,
+                        value=2.0,
+                        step=0.1,
+                        label="Amount (factor, offset or noise std)",
+                    )
+                    edit_seed = gr.Number(0, label="Noise seed", precision=0)
+                    edit_btn = gr.Button("Apply edit", variant="primary")
+                edit_md = gr.Markdown()
+                with gr.Row():
+                    ed_base = gr.Image(label="Unedited decode", interactive=False)
+                    ed_new = gr.Image(label="Edited decode", interactive=False)
+                    ed_diff = gr.Image(label="Difference", interactive=False)
+                ed_fig = gr.Plot(label="The channel before and after")
+    common = [image, model, resolution, mode, folder]
+    encode_outputs = [summary, grid, preview, std_plot, hist, stats]
+    encode_btn.click(on_encode, [*common, scale], encode_outputs, api_name="encode")
+    scale.change(on_encode, [*common, scale], encode_outputs, api_name=False)
+    image.change(on_image_change, [*common, scale], encode_outputs, api_name=False)
+    rt_btn.click(
+        on_roundtrip,
+        [*common, source, seed],
+        [rt_orig, rt_recon, rt_err, rt_md, rt_table],
+        api_name="roundtrip",
+    )
+    gens_btn.click(
+        on_generations,
+        [*common, gens_n],
+        [gens_plot, gens_last, gens_table],
+        api_name="generations",
+    )
+    cmp_btn.click(
+        on_compare,
+        [image, model, model_b, resolution, mode, folder],
+        [cmp_a, cmp_b, cmp_ea, cmp_eb, cmp_table],
+        api_name="compare",
+    )
+    interp_btn.click(
+        on_interpolate,
+        [image, image_b, model, steps, method, interp_res, folder],
+        [interp_strip, interp_gif, gif_file, fade_strip, fade_gif, interp_md],
+        api_name="interpolate",
+    )
+    edit_btn.click(
+        on_edit,
+        [*common, channel, op, amount, edit_seed],
+        [ed_base, ed_new, ed_diff, ed_fig, edit_md],
+        api_name="edit",
+    )
+    scan.click(on_scan, [folder, model], [model, model_b, scan_msg], api_name="scan_models")
+
+    return SimpleNamespace(image=image, model=model, folder=folder)
