@@ -114,11 +114,16 @@ def main(argv: list[str] | None = None) -> int:
             fetched = download(args.models or None)
             print(f"cached {len(fetched)} model(s): {', '.join(fetched)}")
         elif args.command == "models":
-            from .models import available_models, resolve
+            from .models import available_embedders, available_models, resolve, resolve_embedder
 
+            print("VAEs (--model, --vae):")
             for name in available_models(args.models_dir):
                 spec = resolve(name, args.models_dir)
-                print(f"{name:24s} {spec.source:50s} {spec.description}")
+                print(f"  {name:22s} {spec.source:50s} {spec.description}")
+            print("Embedders (--clip, --dino, --vit):")
+            for name in available_embedders():
+                emb = resolve_embedder(name)
+                print(f"  {name:22s} {emb.source:50s} {emb.description}")
         elif args.command == "atlas":
             _atlas(args)
         elif args.command == "roundtrip":

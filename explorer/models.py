@@ -24,7 +24,7 @@ from .errors import ModelUnavailableError, UnknownModelError
 Kind = Literal["kl", "tiny", "taesd-local", "test"]
 DOWNLOAD_HINT = (
     "Run `python -m explorer download` once on a machine with internet to fill the "
-    "Hugging Face cache, or choose a local TAESD-family checkpoint folder."
+    "Hugging Face cache (for a VAE, a local TAESD-family checkpoint folder works offline too)."
 )
 
 

@@ -143,9 +143,11 @@ def test_models_lists_the_registry(capsys, monkeypatch):
     monkeypatch.delenv("EXPLORER_MODELS_DIR", raising=False)
     rc, stdout, _ = _main(capsys, "models")
     assert rc == 0
-    names = [line.split()[0] for line in stdout.splitlines() if line.strip()]
-    assert names == list(REGISTRY) + list(TEST_MODELS)
-    for spec in REGISTRY.values():
+    names = [line.split()[0] for line in stdout.splitlines() if line.startswith("  ")]
+    from explorer.models import EMBEDDERS, TEST_EMBEDDERS
+
+    assert names == list(REGISTRY) + list(TEST_MODELS) + list(EMBEDDERS) + list(TEST_EMBEDDERS)
+    for spec in [*REGISTRY.values(), *EMBEDDERS.values()]:
         assert spec.repo_id in stdout
 
 
