@@ -1,10 +1,10 @@
 """Entry point: `python app.py` (or `gradio app.py` for auto-reload)."""
 
 from explorer.projection import warm_up_umap
-from explorer.ui import CSS, build_demo
+from explorer.ui import build_demo, launch_kwargs
 
 demo = build_demo()
 warm_up_umap()  # numba compiles UMAP in the background; the atlas shows PCA until it is ready
 
 if __name__ == "__main__":
-    demo.launch(css=CSS)
+    demo.launch(**launch_kwargs())

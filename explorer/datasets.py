@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from . import imaging
+from .config import limit_default
 from .errors import BadImageError, ExplorerError, ModelUnavailableError
 from .imaging import _env_number
 from .net import hub_unreachable_reason
@@ -152,12 +153,15 @@ class DatasetUnavailableError(DatasetError, ModelUnavailableError):
 
 def max_set_images() -> int:
     """The most images in one set: ``EXPLORER_MAX_SET_IMAGES`` or :data:`MAX_IMAGES`."""
-    return max(1, int(_env_number("EXPLORER_MAX_SET_IMAGES", MAX_IMAGES)))
+    default = limit_default("EXPLORER_MAX_SET_IMAGES", MAX_IMAGES)
+    return max(1, int(_env_number("EXPLORER_MAX_SET_IMAGES", default)))
 
 
 def max_zip_bytes() -> int:
     """The largest total uncompressed zip size: ``EXPLORER_MAX_ZIP_MB`` MiB or 2 GiB."""
-    mb = _env_number("EXPLORER_MAX_ZIP_MB", MAX_ZIP_BYTES / 1024**2)
+    mb = _env_number(
+        "EXPLORER_MAX_ZIP_MB", limit_default("EXPLORER_MAX_ZIP_MB", MAX_ZIP_BYTES / 1024**2)
+    )
     return max(1, int(mb * 1024**2))
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from explorer.config import limit_default
 from explorer.errors import BadImageError
 
 __all__ = [
@@ -102,7 +103,9 @@ def _env_number(name: str, default: float) -> float:
 
 def max_pixels() -> int:
     """The largest accepted ``width * height``: ``EXPLORER_MAX_PIXELS`` or :data:`MAX_PIXELS`."""
-    return max(1, int(_env_number("EXPLORER_MAX_PIXELS", MAX_PIXELS)))
+    return max(
+        1, int(_env_number("EXPLORER_MAX_PIXELS", limit_default("EXPLORER_MAX_PIXELS", MAX_PIXELS)))
+    )
 
 
 _default_max_pixels = max_pixels  # load_image's ``max_pixels`` argument shadows the name
@@ -110,7 +113,8 @@ _default_max_pixels = max_pixels  # load_image's ``max_pixels`` argument shadows
 
 def max_file_bytes() -> int:
     """The largest accepted file size in bytes: ``EXPLORER_MAX_FILE_MB`` MiB or 50 MiB."""
-    mb = _env_number("EXPLORER_MAX_FILE_MB", MAX_FILE_BYTES / (1024 * 1024))
+    default_mb = limit_default("EXPLORER_MAX_FILE_MB", MAX_FILE_BYTES / (1024 * 1024))
+    mb = _env_number("EXPLORER_MAX_FILE_MB", default_mb)
     return max(1, int(mb * 1024 * 1024))
 
 

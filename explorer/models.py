@@ -7,6 +7,8 @@ the space a diffusion model sees and the one that is meant to be close to N(0, 1
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import threading
 import time
@@ -19,7 +21,7 @@ from typing import Literal
 import torch
 
 from . import taesd
-from .errors import ModelUnavailableError, UnknownModelError
+from .errors import ExplorerError, ModelUnavailableError, UnknownModelError
 
 Kind = Literal["kl", "tiny", "taesd-local", "test"]
 DOWNLOAD_HINT = (
@@ -407,34 +409,260 @@ class VAE:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> Posterior:
-        """(N,3,H,W) in [0,1], H and W multiples of 8 -> scaled posterior (N,C,H/8,W/8), float32 on CPU."""
-        x = x.to(self.device, self.dtype)
-        with self.lock:
-            if self.spec.kind == "taesd-local":
-                mean, std = self.module.encode(x), None
-            elif not self.stochastic:
-                mean, std = self.module.encode(x * 2 - 1).latents, None
+    # Tiling. ``tile`` is always a side in latent pixels (an image tile is ``tile *
+    # downscale`` pixels). Neighbouring tiles overlap by a quarter of a tile and are blended,
+    # so a tiled result is close to, not equal to, the untiled one (GroupNorm statistics and
+    # attention see one tile at a time). Used on out-of-memory, or when asked to.
+
+    def _tile_for(self, h: int, w: int, tile: int | None) -> int:
+        """The tile side (latent pixels) to use for an (h, w) latent: ``tile`` if given, else
+        about half the longer side, at most TILE_LATENT; a multiple of 4, at least 4."""
+        if tile is None:
+            tile = min(TILE_LATENT, max(MIN_TILE_LATENT, -(-max(h, w) // 2)))
+        return max(4, int(tile) // 4 * 4)
+
+    def _encode_raw(self, x: torch.Tensor, tile: int | None) -> tuple:
+        """(N,3,H,W) on the device -> raw (mean, std or None); tiled, one image at a time,
+        when ``tile`` is set. Call under ``self.lock``."""
+        module, kind = self.module, self.spec.kind
+        if tile is None:
+            if kind == "taesd-local":
+                return module.encode(x), None
+            if not self.stochastic:
+                return module.encode(x * 2 - 1).latents, None
+            dist = module.encode(x * 2 - 1).latent_dist
+            return dist.mean, dist.std
+        ds = self.downscale
+        means, stds = [], []
+        for xi in x.split(1):
+            if kind == "taesd-local" or not self.stochastic:
+                means.append(_tiny_tiled_encode(module, xi, tile, ds))
             else:
-                dist = self.module.encode(x * 2 - 1).latent_dist
-                mean, std = dist.mean, dist.std
-            self._sync()
+                with _diffusers_tiling(module, tile, ds):
+                    dist = module.encode(xi * 2 - 1).latent_dist
+                means.append(dist.mean)
+                stds.append(dist.std)
+        return torch.cat(means), (torch.cat(stds) if stds else None)
+
+    def _decode_raw(self, raw: torch.Tensor, tile: int | None) -> torch.Tensor:
+        """(N,C,h,w) raw latents on the device -> (N,3,H,W) images, roughly [0, 1]; tiled,
+        one latent at a time, when ``tile`` is set. Call under ``self.lock``."""
+        module, kind = self.module, self.spec.kind
+        if tile is None:
+            if kind == "taesd-local":
+                return module.decode(raw)
+            return (module.decode(raw).sample + 1) / 2
+        ds = self.downscale
+        out = []
+        for zi in raw.split(1):
+            if kind == "taesd-local" or not self.stochastic:
+                out.append(_tiny_tiled_decode(module, zi, tile, ds))
+            else:
+                with _diffusers_tiling(module, tile, ds):
+                    out.append((module.decode(zi).sample + 1) / 2)
+        return torch.cat(out)
+
+    def _run(self, fn: Callable, x: torch.Tensor, tiled: bool | None, tile: int | None, what: str):
+        """``fn(x, tile_or_None)`` under the lock. ``tiled`` True: tiled; False: never tiled;
+        None: whole, and on out-of-memory tiled, halving the tile on each further OOM."""
+        h, w = x.shape[-2:]
+        if x.shape[1] == 3:  # an image: tile sizes are in latent pixels
+            h, w = h // self.downscale, w // self.downscale
+        first = self._tile_for(h, w, tile)
+        if not tiled:
+            try:
+                with self.lock:
+                    out = fn(x, None)
+                    self._sync()
+                return out
+            except Exception as exc:
+                if tiled is False or not is_out_of_memory(exc) or max(h, w) <= first:
+                    raise  # tiling would not split this input: let the caller batch smaller
+                _log.warning("out of memory while %s %dx%d latents: retrying in tiles", what, h, w)
+            _free_cuda_memory()  # outside the except block: the failed pass's tensors are gone
+        size = first
+        while True:
+            try:
+                with self.lock:
+                    out = fn(x, size)
+                    self._sync()
+                return out
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if size <= MIN_TILE_LATENT or tile is not None:
+                    raise ExplorerError(
+                        f"Out of memory while {what} with {self.name}, even in tiles of "
+                        f"{size * self.downscale} px: pick a smaller resolution or model, or "
+                        "free some GPU memory."
+                    ) from exc
+                size = max(MIN_TILE_LATENT, size // 2 // 4 * 4)
+                _log.warning("out of memory while %s in tiles: retrying with %d", what, size)
+            _free_cuda_memory()
+
+    @torch.no_grad()
+    def encode(
+        self, x: torch.Tensor, tiled: bool | None = None, tile: int | None = None
+    ) -> Posterior:
+        """(N,3,H,W) in [0,1], H and W multiples of 8 -> scaled posterior (N,C,H/8,W/8), float32 on CPU.
+
+        ``tiled``: None (default) encodes the whole batch and, on out-of-memory, again in
+        overlapping, blended tiles of ``tile`` latent pixels (default: about half the image,
+        at most 64); True always tiles; False never does (out-of-memory propagates).
+        """
+        x = x.to(self.device, self.dtype)
+        mean, std = self._run(self._encode_raw, x, tiled, tile, "encoding")
         mean = (mean.float().cpu() - self.shift_factor) * self.scaling_factor
         std = None if std is None else std.float().cpu() * self.scaling_factor
         return Posterior(mean, std)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(N,C,h,w) scaled latents -> (N,3,8h,8w) float32 in [0,1] on CPU."""
+    def decode(
+        self, z: torch.Tensor, tiled: bool | None = None, tile: int | None = None
+    ) -> torch.Tensor:
+        """(N,C,h,w) scaled latents -> (N,3,8h,8w) float32 in [0,1] on CPU.
+
+        ``tiled`` and ``tile`` (latent pixels) as in :meth:`encode`: by default a decode that
+        runs out of memory is retried in overlapping, blended tiles.
+        """
         raw = (z.float() / self.scaling_factor + self.shift_factor).to(self.device, self.dtype)
-        with self.lock:
-            if self.spec.kind == "taesd-local":
-                out = self.module.decode(raw)
-            else:
-                out = (self.module.decode(raw).sample + 1) / 2
-            self._sync()
+        out = self._run(self._decode_raw, raw, tiled, tile, "decoding")
         return out.float().cpu().clamp(0, 1)
+
+
+TILE_LATENT = 64  # largest automatic tile side, latent pixels (512 image pixels at /8)
+MIN_TILE_LATENT = 8  # below this an out-of-memory error is reported instead of retried
+_log = logging.getLogger(__name__)
+
+
+def _free_cuda_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _ramp(n: int, fade: int, start: bool, end: bool) -> torch.Tensor:
+    """(n,) weights: 1, fading linearly towards 0 over ``fade`` samples at a shared edge."""
+    w = torch.ones(n)
+    fade = min(fade, n)
+    if fade > 0:
+        up = (torch.arange(fade, dtype=torch.float32) + 0.5) / fade
+        if start:
+            w[:fade] = torch.minimum(w[:fade], up)
+        if end:
+            w[n - fade :] = torch.minimum(w[n - fade :], up.flip(0))
+    return w
+
+
+def _tile_starts(size: int, tile: int, overlap: int, align: int) -> list[int]:
+    """Starts of the fewest ``tile``-long windows that cover ``size`` with at least
+    ``overlap`` between neighbours, spread evenly, on multiples of ``align``."""
+    if size <= tile:
+        return [0]
+    n = -(-(size - overlap) // max(1, tile - overlap))
+    while True:
+        starts = [round(k * (size - tile) / (n - 1) / align) * align for k in range(n)]
+        if all(b - a <= tile - overlap for a, b in itertools.pairwise(starts)):
+            return starts
+        n += 1  # rounding to ``align`` left a gap too wide: one more window
+
+
+def _blend_tiles(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    tile: int,
+    overlap: int,
+    scale: float,
+) -> torch.Tensor:
+    """``fn`` over overlapping ``tile``-square tiles of ``x`` (N,C,H,W), whose outputs are
+    ``scale`` times the input size; blended with linear ramps over the overlaps and
+    normalised, so that every output pixel is a weighted mean of the tiles covering it.
+
+    With ``scale`` 1/k, ``tile``, ``overlap`` and the input size must be multiples of k.
+    Returns float32 on ``x``'s device.
+    """
+    _, _, h, w = x.shape
+    align = max(1, round(1 / scale))  # encoding: starts on whole latent pixels
+    fade = max(1, round(overlap * scale))
+    out = weight = None
+    rows, cols = _tile_starts(h, tile, overlap, align), _tile_starts(w, tile, overlap, align)
+    for i in rows:
+        for j in cols:
+            y = fn(x[..., i : i + tile, j : j + tile]).float()
+            if out is None:
+                shape = (y.shape[0], y.shape[1], round(h * scale), round(w * scale))
+                out = y.new_zeros(shape)
+                weight = y.new_zeros((1, 1, shape[2], shape[3]))
+            th, tw = y.shape[-2:]
+            oi, oj = round(i * scale), round(j * scale)
+            mask = _ramp(th, fade, i > 0, i + tile < h)[:, None] * _ramp(
+                tw, fade, j > 0, j + tile < w
+            )
+            mask = mask.to(y.device)
+            out[..., oi : oi + th, oj : oj + tw] += y * mask
+            weight[..., oi : oi + th, oj : oj + tw] += mask
+    return out / weight
+
+
+def _tiny_layers(module: torch.nn.Module, half: str) -> torch.nn.Sequential:
+    """The layers of a TAESD-family encoder/decoder, ours or diffusers' AutoencoderTiny:
+    both take images in [0, 1]; both decoders start with the tanh(x/3)*3 soft clamp and end
+    in [0, 1] (diffusers' wrappers only convert from/to [-1, 1] around them)."""
+    part = getattr(module, half)
+    return part if isinstance(part, taesd.TinyEncoder | taesd.TinyDecoder) else part.layers
+
+
+def _tiny_tiled_encode(module, x: torch.Tensor, tile: int, ds: int) -> torch.Tensor:
+    """(1,3,H,W) in [0,1] -> raw latents, the full-resolution layers in blended tiles of
+    ``tile * ds`` px and the latent-resolution layers after the last downsampling (TAEF2's
+    GroupNorm among them) on the whole latent, so their statistics stay global."""
+    layers = _tiny_layers(module, "encoder")
+    strided = [i for i, m in enumerate(layers) if getattr(m, "stride", (1,))[0] > 1]
+    k = strided[-1] + 1 if strided else len(layers)
+    h = _blend_tiles(layers[:k], x, tile * ds, tile // 4 * ds, 1 / ds)
+    return layers[k:](h.to(x.dtype))
+
+
+def _tiny_tiled_decode(module, z: torch.Tensor, tile: int, ds: int) -> torch.Tensor:
+    """(1,C,h,w) raw latents -> image in [0,1]: the latent-resolution layers before the first
+    upsampling (soft clamp, TAEF2's GroupNorm) on the whole latent, the rest in blended
+    ``tile``-latent-pixel tiles."""
+    layers = _tiny_layers(module, "decoder")
+    if not isinstance(layers, taesd.TinyDecoder):  # diffusers applies the soft clamp outside
+        z = torch.tanh(z / 3) * 3
+    ups = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.Upsample)]
+    k = ups[0] if ups else 0
+    h = layers[:k](z)
+    return _blend_tiles(layers[k:], h, tile, tile // 4, ds).clamp(0, 1)
+
+
+class _diffusers_tiling:
+    """Context: a diffusers AutoencoderKL tiles with ``tile`` latent pixels (a quarter of
+    overlap, its own blending), then gets its settings back. Hold the VAE's lock."""
+
+    def __init__(self, module: torch.nn.Module, tile: int, downscale: int):
+        self.module, self.tile, self.downscale = module, tile, downscale
+
+    def __enter__(self):
+        m = self.module
+        self.saved = (
+            m.use_tiling,
+            m.tile_sample_min_size,
+            m.tile_latent_min_size,
+            m.tile_overlap_factor,
+        )
+        m.use_tiling, m.tile_overlap_factor = True, 0.25
+        m.tile_latent_min_size = self.tile
+        m.tile_sample_min_size = self.tile * self.downscale
+        return m
+
+    def __exit__(self, *exc) -> None:
+        m = self.module
+        (
+            m.use_tiling,
+            m.tile_sample_min_size,
+            m.tile_latent_min_size,
+            m.tile_overlap_factor,
+        ) = self.saved
 
 
 # --------------------------------------------------------------------------- loading
@@ -484,7 +712,7 @@ def _load(spec: VAESpec, device: torch.device) -> VAE:
         from diffusers import AutoencoderKL, AutoencoderTiny
 
         cls = AutoencoderTiny if spec.kind == "tiny" else AutoencoderKL
-        kwargs = {"torch_dtype": dtype}
+        kwargs = {"torch_dtype": dtype, "use_safetensors": True}  # never pickled weights
         if spec.subfolder:
             kwargs["subfolder"] = spec.subfolder
         try:

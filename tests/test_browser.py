@@ -68,6 +68,32 @@ def test_round_trip_shows_psnr(page):
     _shot(page, "lab-round-trip")
 
 
+def test_interpolation_gives_a_gif(page, examples):
+    page.get_by_role("tab", name="Interpolate").click()
+    page.locator("#image-b input[type=file]").set_input_files(str(examples["coffee"]))
+    page.get_by_role("button", name="Interpolate A → B").click()
+    page.get_by_text("8 frames, slerp").wait_for()
+    # the GIF is shown (an animated <img>) and offered as a download
+    gif = page.locator("img[src$='.gif']").first
+    gif.wait_for()
+    assert gif.evaluate("img => img.naturalWidth") == 256
+    link = page.locator("a[download][href$='.gif'], a[href$='.gif']").first
+    link.wait_for()
+    _shot(page, "lab-interpolation")
+
+
+def test_channel_edit_changes_the_decode(page):
+    page.get_by_role("tab", name="Edit channels").click()
+    page.get_by_label("Channel", exact=True).fill("1")
+    page.get_by_text("zero", exact=True).click()
+    page.get_by_role("button", name="Apply edit").click()
+    page.get_by_text("Edited decode vs unedited decode").wait_for()
+    note = page.get_by_text("Edited decode vs unedited decode").inner_text()
+    assert "dB PSNR" in note and "∞" not in note  # zeroing a channel changed the picture
+    assert page.locator(".js-plotly-plot").filter(has_text="channel 1").count() >= 1
+    _shot(page, "lab-channel-edit")
+
+
 def _click_point(page, panel: int, point: int) -> None:
     """Move onto a plotly point like a user (plotly listens on its drag layer) and click it."""
     box = page.locator(".atlas-panel").nth(panel).locator("path.point").nth(point).bounding_box()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, imaging, models
+from .. import atlas, config, imaging, models
 from . import atlas_tab, lab
-from .common import PLOTLY_JS
+from .common import PLOTLY_JS, env_int
 
 INTRO = """
 # Latent Space Explorer
@@ -43,6 +43,25 @@ so that distances track meaning.
 """
 
 
+# The request queue, read when the demo is built (EXPLORER_CONCURRENCY, EXPLORER_QUEUE_SIZE).
+# * Concurrency: Gradio applies the limit to each event handler on its own (an event's
+#   concurrency_id defaults to its function), so 2 means at most two encodes, two round trips, two
+#   atlas builds, ... at once, and the total is capped by Gradio's 40 worker threads. Every model
+#   runs one forward pass at a time anyway (VAE.lock, Embedder.lock: one GPU job per model), so a
+#   second worker per handler only overlaps the CPU-side work (reading the upload, metrics,
+#   figures, image encoding) with a model call; more would oversubscribe a small CPU and hold more
+#   images in memory for no gain in throughput.
+# * Queue size: the most events *waiting* (all handlers together; running ones not counted). At
+#   0.1-2 s a job (bench/load.py, BENCHMARKS.md) 64 waiting events drain in well under a minute;
+#   past that a visitor is better told at once than left waiting, and the bound also caps what
+#   waiting requests hold. A full queue is refused by Gradio with HTTP 503 ("Queue is full. Max
+#   size is 64 and size is 64."): the browser shows "This application is currently busy. Please
+#   try again.", gradio_client raises QueueError("Queue is full! Please try again."). Both say
+#   what happened and what to do, and neither is customisable without patching Gradio.
+CONCURRENCY_ENV, DEFAULT_CONCURRENCY = "EXPLORER_CONCURRENCY", 2
+QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE = "EXPLORER_QUEUE_SIZE", 64
+
+
 def build_demo() -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched)."""
     folder0 = str(models.models_dir() or "")
@@ -60,11 +79,22 @@ def build_demo() -> gr.Blocks:
             atlas_tab.build(names, default, lab_ui.folder)
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
-    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.queue(
+        default_concurrency_limit=env_int(CONCURRENCY_ENV, DEFAULT_CONCURRENCY),
+        max_size=env_int(QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE),
+    )
     return demo
+
+
+def launch_kwargs() -> dict:
+    """What ``demo.launch`` needs besides the server address (read from GRADIO_SERVER_* by Gradio)."""
+    kwargs: dict = {"css": CSS}
+    if config.public_mode():
+        kwargs["max_file_size"] = imaging.max_file_bytes()  # Gradio refuses larger uploads itself
+    return kwargs
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs) -> None:
     """Launch with the standard GRADIO_SERVER_NAME / GRADIO_SERVER_PORT variables honoured."""
     demo = demo or build_demo()
-    demo.launch(css=CSS, **kwargs)
+    demo.launch(**{**launch_kwargs(), **kwargs})

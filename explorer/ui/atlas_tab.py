@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, datasets, imaging, metrics, models, pipeline, projection
+from .. import atlas, config, datasets, imaging, metrics, models, pipeline, projection
 from ..errors import ExplorerError
 from .common import PLOTLY_JS, STATIC, SafeImage, file_url, progress_adapter, user_errors
 
@@ -84,6 +84,16 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
     )
 
 
+def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder) -> str | None:
+    """Public mode's rules for an atlas request (before any image is read); returns the folder."""
+    allowed = str(models.models_dir() or "")
+    folder = config.check_folder(folder, allowed)
+    known = models.available_models(allowed or None) + models.available_embedders()
+    for ref in _spaces(checked, vae_model, clip_model, dino_model, vit_model):
+        config.check_model(ref.split(":", 1)[1], known)
+    return folder
+
+
 def _open(
     image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
 ):
@@ -116,6 +126,7 @@ def _cache():
 def on_atlas_bundled(
     checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress=gr.Progress()
 ):
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
     progress(0, desc="building the bundled set")
     return _open(
         datasets.bundled_set(),
@@ -142,6 +153,7 @@ def on_atlas_upload(
     folder,
     progress=gr.Progress(),
 ):
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
     paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
     if not paths:
         raise ExplorerError("Upload a .zip of class folders, or several images, first.")
@@ -167,6 +179,7 @@ def on_atlas_hub(
     folder,
     progress=gr.Progress(),
 ):
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
     image_set = datasets.from_hub(
         (dataset_id or "").strip(), per_class=int(per_class), progress=progress_adapter(progress)
     )
@@ -177,6 +190,7 @@ def on_atlas_hub(
 
 @user_errors("Opening the saved atlas")
 def on_atlas_saved(folder_path, method):
+    config.check_folder(folder_path)
     a, saved_method = atlas.load_saved((folder_path or "").strip())
     atlas.STORE.put(a)
     return _atlas_outputs(a, saved_method, "(reopened from disk)")
@@ -220,6 +234,7 @@ def on_atlas_click(atlas_id, shown, evt: gr.EventData):
 
 @user_errors("Searching with an image")
 def on_atlas_query_image(atlas_id, image, folder):
+    folder = config.check_folder(folder, str(models.models_dir() or ""))
     a = atlas.STORE.get(atlas_id)
     if image is None:
         raise ExplorerError("Upload a query image first.")
@@ -269,7 +284,9 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                     hub_id = gr.Textbox(label="Dataset id", placeholder="owner/name")
                     per_class = gr.Slider(2, 100, value=10, step=1, label="Images per class")
                     hub_btn = gr.Button("Stream it")
-                with gr.Accordion("A saved atlas folder", open=False):
+                with gr.Accordion(
+                    "A saved atlas folder", open=False, visible=not config.public_mode()
+                ):
                     saved_dir = gr.Textbox(label="Folder written by `python -m explorer atlas`")
                     saved_btn = gr.Button("Open the folder")
             with gr.Column(scale=2):
@@ -284,25 +301,28 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                     )
                 with gr.Row():
                     vae_space = gr.Dropdown(
-                        names, value=default, label="VAE", allow_custom_value=True
+                        names,
+                        value=default,
+                        label="VAE",
+                        allow_custom_value=not config.public_mode(),
                     )
                     clip_space = gr.Dropdown(
                         models.available_embedders("clip"),
                         value=models.default_embedder("clip"),
                         label="CLIP",
-                        allow_custom_value=True,
+                        allow_custom_value=not config.public_mode(),
                     )
                     dino_space = gr.Dropdown(
                         models.available_embedders("dino"),
                         value=models.default_embedder("dino"),
                         label="DINOv2",
-                        allow_custom_value=True,
+                        allow_custom_value=not config.public_mode(),
                     )
                     vit_space = gr.Dropdown(
                         models.available_embedders("vit"),
                         value=models.default_embedder("vit"),
                         label="ViT",
-                        allow_custom_value=True,
+                        allow_custom_value=not config.public_mode(),
                     )
         atlas_status = gr.Markdown(elem_id="atlas-status")
         atlas_view = gr.HTML(

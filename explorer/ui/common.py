@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,6 +68,22 @@ def user_errors(action: str) -> Callable:
         return inner
 
     return wrap
+
+
+def env_int(name: str, default: int) -> int:
+    """A positive whole number from environment variable ``name``; unset or invalid: ``default``
+    (an invalid value is logged, as the other ``EXPLORER_*`` limits are)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        log.warning("Ignoring %s=%r: must be a whole number >= 1; using %d.", name, raw, default)
+        return default
+    return value
 
 
 def progress_adapter(progress: gr.Progress) -> pipeline.Progress:

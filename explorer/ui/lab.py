@@ -9,7 +9,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .. import models, pipeline, plots
+from .. import config, models, pipeline, plots
 from ..errors import ExplorerError
 from .common import SafeImage, progress_adapter, user_errors
 
@@ -24,8 +24,21 @@ RT_HEADERS = [
 ]
 
 
+def checked(folder, resolution, *model_refs) -> str | None:
+    """Enforce public mode's rules on what a request asks for; returns the folder to use."""
+    allowed = str(models.models_dir() or "")
+    folder = config.check_folder(folder, allowed)
+    if resolution is not None:
+        config.check_resolution(int(resolution))
+    known = models.available_models(allowed or None)
+    for ref in model_refs:
+        config.check_model(ref, known)
+    return folder
+
+
 @user_errors("Encoding")
 def on_encode(image, model, resolution, mode, folder, scale):
+    folder = checked(folder, resolution, model)
     enc = pipeline.encode(image, model, int(resolution), mode, folder)
     view = pipeline.encode_view(enc, shared_scale=scale == "shared")
     return (
@@ -47,6 +60,7 @@ def on_image_change(image, model, resolution, mode, folder, scale):
 
 @user_errors("Round trip")
 def on_roundtrip(image, model, resolution, mode, folder, source, seed):
+    folder = checked(folder, resolution, model)
     rt = pipeline.roundtrip(image, model, int(resolution), mode, source, int(seed), folder)
     return (
         rt.original,
@@ -59,6 +73,7 @@ def on_roundtrip(image, model, resolution, mode, folder, source, seed):
 
 @user_errors("Repeated round trips")
 def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progress()):
+    folder = checked(folder, resolution, model)
     images, psnrs, ssims = pipeline.generations(
         image, model, int(n), int(resolution), mode, folder, progress_adapter(progress)
     )
@@ -71,6 +86,7 @@ def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progre
 
 @user_errors("Comparison")
 def on_compare(image, model_a, model_b, resolution, mode, folder):
+    folder = checked(folder, resolution, model_a, model_b)
     a, b = pipeline.compare(image, model_a, model_b, int(resolution), mode, folder)
     return a.reconstruction, b.reconstruction, a.error, b.error, pd.DataFrame([a.row(), b.row()])
 
@@ -79,6 +95,7 @@ def on_compare(image, model_a, model_b, resolution, mode, folder):
 def on_interpolate(
     image_a, image_b, model, steps, method, resolution, folder, progress=gr.Progress()
 ):
+    folder = checked(folder, resolution, model)
     it = pipeline.interpolate(
         image_a,
         image_b,
@@ -99,6 +116,7 @@ def on_interpolate(
 
 @user_errors("Latent edit")
 def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
+    folder = checked(folder, resolution, model)
     ed = pipeline.edit(
         image, model, int(channel), op, float(amount), int(seed), int(resolution), mode, folder
     )
@@ -118,6 +136,10 @@ def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
 
 @user_errors("Scanning the models folder")
 def on_scan(folder, current):
+    if config.public_mode():
+        raise config.PublicModeError(
+            "This public app does not read folders on its server: it lists its own models only."
+        )
     found = models.local_models(folder or None)
     if folder and not os.path.isdir(os.path.expanduser(folder)):
         raise ExplorerError(
@@ -146,6 +168,7 @@ def build(
         with gr.Column(scale=1, min_width=320):
             image = SafeImage(
                 label="Image A",
+                elem_id="image-a",
                 type="filepath",
                 image_mode=None,
                 sources=["upload", "clipboard", "webcam"],
@@ -157,12 +180,15 @@ def build(
                 names,
                 value=default,
                 label="VAE",
-                allow_custom_value=True,
+                allow_custom_value=not config.public_mode(),
                 info="Registry name, Hub id, or a local checkpoint path.",
             )
             with gr.Row():
                 resolution = gr.Dropdown(
-                    list(pipeline.RESOLUTIONS), value=512, label="Resolution", scale=1
+                    [r for r in pipeline.RESOLUTIONS if r <= config.max_resolution()],
+                    value=512,
+                    label="Resolution",
+                    scale=1,
                 )
                 mode = gr.Radio(
                     list(pipeline.CROP_MODES),
@@ -171,7 +197,11 @@ def build(
                     scale=1,
                     info="square: centre crop; fit: keep aspect",
                 )
-            with gr.Accordion("Local checkpoints (TAESD family)", open=not names or bool(folder0)):
+            with gr.Accordion(
+                "Local checkpoints (TAESD family)",
+                open=bool(folder0),
+                visible=not config.public_mode(),
+            ):
                 folder = gr.Textbox(
                     folder0,
                     label="Models folder",
@@ -244,7 +274,7 @@ def build(
                         names,
                         value=names[-1] if names else None,
                         label="Second VAE",
-                        allow_custom_value=True,
+                        allow_custom_value=not config.public_mode(),
                     )
                     cmp_btn = gr.Button("Compare")
                 with gr.Row():
@@ -259,6 +289,7 @@ def build(
                     with gr.Column(scale=1):
                         image_b = SafeImage(
                             label="Image B",
+                            elem_id="image-b",
                             type="filepath",
                             image_mode=None,
                             height=240,
