@@ -244,7 +244,8 @@ def sd_vae_arch(device):
     )
     spec = models.REGISTRY["sd-vae-ft-mse"]
     dtype = models.vae_dtype(spec, device)
-    module = module.to(device, dtype).eval().requires_grad_(False)
+    module = module.to(device) if dtype == torch.float32 else module.to(device, dtype)
+    module = module.eval().requires_grad_(False)
     return models.VAE(spec, module, device, dtype, 0.18215, 0.0, 4, stochastic=True)
 
 
@@ -297,27 +298,47 @@ def throughput(args, device, pool) -> list[dict]:
         model = build()
         t_build = time.perf_counter() - t0
 
+        marks: list[tuple[float, float]] = []  # (time, fraction done) after each batch
+
+        def mark(fraction: float, _desc: str, marks=marks) -> None:
+            marks.append((time.perf_counter(), fraction))
+
         if kind in ("taef2", "sd"):
 
-            def run(ims, model=model):
-                return embeddings.vae_embedding(model, ims, 64, "flatten", None, noop)
+            def run(ims, model=model, mark=mark):
+                return embeddings.vae_embedding(model, ims, 64, "flatten", None, mark)
 
         else:
 
-            def run(ims, model=model):
-                return model.embed_images(ims, None, noop)
+            def run(ims, model=model, mark=mark):
+                return model.embed_images(ims, None, mark)
 
         with torch.inference_mode():
             # warm-up: one full default batch (allocations, oneDNN kernels for that shape)
             run(pool[: min(n, models.default_batch_size(device))])
             images = pool[:n]
             log(f"throughput: {name} on {n} images")
+            marks.clear()
             t0 = time.perf_counter()
             x = run(images)
             elapsed = time.perf_counter() - t0
         per = elapsed / n
+        # per-image time of each batch: its spread shows how steady the machine was
+        prev_t, prev_f, per_batch = t0, 0.0, []
+        for t, f in marks:
+            per_batch.append((t - prev_t) / max(1e-9, (f - prev_f) * n))
+            prev_t, prev_f = t, f
         results.append(
-            dict(name=name, kind=kind, n=n, dim=x.shape[1], build=t_build, total=elapsed, per=per)
+            dict(
+                name=name,
+                kind=kind,
+                n=n,
+                dim=x.shape[1],
+                build=t_build,
+                total=elapsed,
+                per=per,
+                spread=(min(per_batch), max(per_batch)) if per_batch else (per, per),
+            )
         )
         log(f"throughput: {name}: {per * 1000:.1f} ms/image, dim {x.shape[1]}")
         del model
@@ -579,12 +600,14 @@ def main() -> None:
         "after one untimed warm-up batch. Preprocessing (resize/crop, normalisation) is included.\n"
     )
     base = next((r for r in embed_rows if r["kind"] == "taef2"), embed_rows[0])
-    header = ["model", "dim", "measured on", "per image", "images/s"]
+    header = ["model", "dim", "measured on", "per image", "batches (min–max)", "images/s"]
     header += [f"{n:,} images (extrapolated)" for n in sizes] + [f"× {base['name'].split(' (')[0]}"]
     rows = []
     for r in embed_rows:
         row = [r["name"], r["dim"], f"{r['n']} images, {fmt_s(r['total'])}"]
-        row += [f"{r['per'] * 1000:.1f} ms", f"{1 / r['per']:.1f}"]
+        lo, hi = r["spread"]
+        row += [f"{r['per'] * 1000:.1f} ms", f"{lo * 1000:.0f}–{hi * 1000:.0f} ms"]
+        row += [f"{1 / r['per']:.1f}"]
         row += [fmt_s(r["per"] * n) for n in sizes] + [fmt_x(r["per"] / base["per"])]
         rows.append(row)
     print(table(header, rows))

@@ -194,7 +194,14 @@ def _short_reason(reason: str, limit: int = 60) -> str:
     """A long user-facing sentence -> a short phrase for :meth:`ImageSet.summary`."""
     text = reason.strip()
     text = re.split(r"(?<=[^.])\.\s|;|\s\(", text, maxsplit=1)[0].rstrip(". ")
-    for prefix in ("This image file is ", "This file is ", "This image is ", "This image "):
+    for prefix in (
+        "This image file is ",
+        "This file is ",
+        "This image is ",
+        "This image ",
+        "This member of the zip is ",
+        "This member of the zip ",
+    ):
         if text.startswith(prefix):
             text = text[len(prefix) :]
             break

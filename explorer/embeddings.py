@@ -117,7 +117,9 @@ def vae_embedding(
         return np.zeros((0, 0), np.float32)
 
     def run(a: int, b: int) -> np.ndarray:
-        return _pool_latents(vae.encode(imaging.to_tensor(prepared[a:b])).mean, pooling)
+        # Out of memory: run_batched halves the batch; only a single image is tiled.
+        x = imaging.to_tensor(prepared[a:b])
+        return _pool_latents(vae.encode(x, tiled=False if b - a > 1 else None).mean, pooling)
 
     parts = models.run_batched(
         run,

@@ -409,10 +409,13 @@ class VAE:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    # Tiling. ``tile`` is always a side in latent pixels (an image tile is ``tile *
-    # downscale`` pixels). Neighbouring tiles overlap by a quarter of a tile and are blended,
-    # so a tiled result is close to, not equal to, the untiled one (GroupNorm statistics and
-    # attention see one tile at a time). Used on out-of-memory, or when asked to.
+    # Tiling, used on out-of-memory or when asked to. ``tile`` is always a side in latent
+    # pixels (an image tile is ``tile * downscale`` pixels); neighbouring tiles overlap by at
+    # least a quarter of a tile and are blended. KL VAEs use diffusers' own tiling, where
+    # GroupNorm and attention see one tile at a time, so the result is only close to the
+    # untiled one. TAESD-family models (ours and diffusers' AutoencoderTiny) tile only their
+    # full-resolution layers and run the latent-resolution ones (TAEF2's GroupNorm included)
+    # on the whole latent: within ~0.01 of the untiled result (see tests/test_faults.py).
 
     def _tile_for(self, h: int, w: int, tile: int | None) -> int:
         """The tile side (latent pixels) to use for an (h, w) latent: ``tile`` if given, else
@@ -462,12 +465,18 @@ class VAE:
                     out.append((module.decode(zi).sample + 1) / 2)
         return torch.cat(out)
 
-    def _run(self, fn: Callable, x: torch.Tensor, tiled: bool | None, tile: int | None, what: str):
+    def _run(
+        self,
+        fn: Callable,
+        x: torch.Tensor,
+        tiled: bool | None,
+        tile: int | None,
+        what: str,
+        latent_hw: tuple[int, int],
+    ):
         """``fn(x, tile_or_None)`` under the lock. ``tiled`` True: tiled; False: never tiled;
         None: whole, and on out-of-memory tiled, halving the tile on each further OOM."""
-        h, w = x.shape[-2:]
-        if x.shape[1] == 3:  # an image: tile sizes are in latent pixels
-            h, w = h // self.downscale, w // self.downscale
+        h, w = latent_hw
         first = self._tile_for(h, w, tile)
         if not tiled:
             try:
@@ -497,7 +506,11 @@ class VAE:
                         "free some GPU memory."
                     ) from exc
                 size = max(MIN_TILE_LATENT, size // 2 // 4 * 4)
-                _log.warning("out of memory while %s in tiles: retrying with %d", what, size)
+                _log.warning(
+                    "out of memory while %s in tiles: retrying with %d-pixel tiles",
+                    what,
+                    size * self.downscale,
+                )
             _free_cuda_memory()
 
     @torch.no_grad()
@@ -511,7 +524,8 @@ class VAE:
         at most 64); True always tiles; False never does (out-of-memory propagates).
         """
         x = x.to(self.device, self.dtype)
-        mean, std = self._run(self._encode_raw, x, tiled, tile, "encoding")
+        hw = (x.shape[-2] // self.downscale, x.shape[-1] // self.downscale)
+        mean, std = self._run(self._encode_raw, x, tiled, tile, "encoding", hw)
         mean = (mean.float().cpu() - self.shift_factor) * self.scaling_factor
         std = None if std is None else std.float().cpu() * self.scaling_factor
         return Posterior(mean, std)
@@ -526,7 +540,7 @@ class VAE:
         runs out of memory is retried in overlapping, blended tiles.
         """
         raw = (z.float() / self.scaling_factor + self.shift_factor).to(self.device, self.dtype)
-        out = self._run(self._decode_raw, raw, tiled, tile, "decoding")
+        out = self._run(self._decode_raw, raw, tiled, tile, "decoding", tuple(raw.shape[-2:]))
         return out.float().cpu().clamp(0, 1)
 
 
@@ -744,21 +758,26 @@ def _load(spec: VAESpec, device: torch.device) -> VAE:
 
 
 class _ModelCache:
-    """Loaded models shared by all sessions: bounded LRU, one load per key at a time."""
+    """Loaded models shared by all sessions: a bounded LRU where loads happen one at a time.
+
+    Loads are serialised across keys on purpose: diffusers and transformers resolve their
+    classes lazily and not thread-safely (two first loads at once can fail with "module
+    'diffusers' has no attribute 'AutoencoderKL'"), and two big models loading together would
+    double the memory peak. A model already loaded is returned without waiting.
+    """
 
     def __init__(self, max_items: int):
         self.max_items = max_items
         self._items: OrderedDict[tuple, object] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[tuple, threading.Lock] = {}
+        self._build_lock = threading.Lock()
 
     def get(self, key: tuple, build: Callable[[], object]) -> object:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            key_lock = self._loading.setdefault(key, threading.Lock())
-        with key_lock:
+        with self._build_lock:
             with self._lock:
                 if key in self._items:
                     return self._items[key]
@@ -767,7 +786,6 @@ class _ModelCache:
                 self._items[key] = value
                 while len(self._items) > self.max_items:
                     self._items.popitem(last=False)
-                self._loading.pop(key, None)
             return value
 
     def clear(self) -> None:

@@ -583,7 +583,7 @@ def build_zip_corpus(folder: Path) -> dict[str, CorpusCase]:
         _zip_corrupt_member,
         "A sound archive with 64 flipped bytes inside one member's data: that member fails "
         "to inflate or its CRC and is skipped.",
-        "damaged",
+        "lsx_blue_corrupt.png (damaged)",
     )
     add(
         "zip_hostile_members",

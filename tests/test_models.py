@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,44 @@ def test_offline_without_cache_is_a_clear_error(tmp_path, astronaut):
     assert "python -m explorer download" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_model_cache_loads_one_at_a_time_and_each_key_once():
+    """Threads asking for models at once: each key is built once, builds never overlap (lazy
+    diffusers/transformers imports are not thread-safe), the LRU bound holds."""
+    import threading
+
+    from explorer.models import _ModelCache
+
+    cache = _ModelCache(max_items=2)
+    running, overlaps, builds = [0], [], []
+    guard = threading.Lock()
+
+    def builder(key):
+        def build():
+            with guard:
+                running[0] += 1
+                overlaps.append(running[0])
+                builds.append(key)
+            time.sleep(0.05)
+            with guard:
+                running[0] -= 1
+            return object()
+
+        return build
+
+    results: dict = {}
+
+    def ask(key):
+        results.setdefault(key, set()).add(id(cache.get((key,), builder(key))))
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in ("a", "b", "a", "b", "a")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(builds) == ["a", "b"]
+    assert max(overlaps) == 1
+    assert all(len(ids) == 1 for ids in results.values())
+    cache.get(("c",), builder("c"))
+    assert len(cache) == 2
