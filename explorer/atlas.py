@@ -7,6 +7,7 @@ What the UI and CLI call for the atlas (no gradio here). An :class:`Atlas` holds
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections import OrderedDict
@@ -75,29 +76,60 @@ class Atlas:
 # --------------------------------------------------------------------------- store
 
 
-class _Store:
-    """Atlases by id, bounded (each holds a whole image set): the UI keeps only the id."""
+def atlas_nbytes(a: Atlas) -> int:
+    """Roughly what an open atlas holds in memory: its decoded images and its vectors."""
+    images = sum(im.width * im.height * len(im.getbands()) for im in a.images.images)
+    vectors = sum(e.nbytes for e in a.embeddings.values())
+    coords = sum(xy.nbytes for per in a.coords.values() for xy in per.values())
+    return images + vectors + coords
 
-    def __init__(self, size: int = 8):
-        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
+
+class _Store:
+    """Open atlases by id (the UI keeps only the id), least recently used closed first.
+
+    Bounded twice: at most ``size`` atlases (EXPLORER_MAX_ATLASES, 64: a classroom's worth of
+    sessions) and about ``max_mb`` of images and vectors (EXPLORER_ATLAS_MEMORY_MB, 2048; a
+    bundled-set atlas is ~13 MB, 1,000 uploaded 512 px photos up to ~800 MB). The newest atlas
+    is always kept, whatever its size.
+    """
+
+    def __init__(self, size: int | None = None, max_mb: float | None = None):
+        self.size = size if size is not None else int(os.environ.get("EXPLORER_MAX_ATLASES", 64))
+        if max_mb is None:
+            max_mb = float(os.environ.get("EXPLORER_ATLAS_MEMORY_MB", 2048))
+        self.max_bytes = int(max_mb * 2**20)
+        self._d: OrderedDict[str, tuple[Atlas, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(n for _, n in self._d.values())
+
+    def __len__(self) -> int:
+        return len(self._d)
 
     def put(self, atlas: Atlas) -> str:
+        size = atlas_nbytes(atlas)
         with self._lock:
-            self._d[atlas.id] = atlas
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
+            self._d[atlas.id] = (atlas, size)
+            self._d.move_to_end(atlas.id)
+            total = sum(n for _, n in self._d.values())
+            while len(self._d) > 1 and (len(self._d) > self.size or total > self.max_bytes):
+                _, (_, n) = self._d.popitem(last=False)
+                total -= n
         return atlas.id
 
     def get(self, atlas_id: str | None) -> Atlas:
         with self._lock:
-            atlas = self._d.get(atlas_id or "")
-            if atlas is not None:
-                self._d.move_to_end(atlas.id)
-        if atlas is None:
+            entry = self._d.get(atlas_id or "")
+            if entry is not None:
+                self._d.move_to_end(atlas_id)
+        if entry is None:
             raise ExplorerError(
                 "No image set is open (or it was closed to free memory): open one first."
             )
-        return atlas
+        return entry[0]
 
 
 STORE = _Store()
@@ -122,7 +154,9 @@ def _write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: 
         if not path.exists():
             t = im.copy()
             t.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            tmp = path.with_suffix(".tmp")
+            # a name of its own: sessions opening the same images write the same thumbnails at
+            # once, and a shared temporary name would let one publish another's half-written file
+            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
             t.save(tmp, "JPEG", quality=80)
             tmp.replace(path)
         out.append(str(path))
@@ -258,17 +292,37 @@ def overlap_table(atlas: Atlas, k: int = 10) -> pd.DataFrame:
     return df
 
 
-def verdict(table: pd.DataFrame) -> str:
-    """A sentence that reads the metrics table for a student."""
+MIN_PER_CLASS = 4  # a 5-NN majority of its own class needs at least 3 classmates
+TIE = 0.02  # kNN accuracies closer than this are read as a tie
+
+
+def verdict(table: pd.DataFrame, labels: Sequence[str] | None = None) -> str:
+    """A sentence that reads the metrics table for a student (``labels``: the set's labels, to
+    warn when classes are too small for the numbers to mean much)."""
     if table.empty:
         return ""
-    best = table.sort_values("knn5", ascending=False).iloc[0]
     chance = float(table["chance"].iloc[0])
     parts = [f"**{r.space}** {r.knn5:.0%}" for r in table.itertuples()]
-    return (
-        f"Leave-one-out 5-NN label accuracy: {', '.join(parts)} (chance {chance:.0%}). "
-        f"**{best.space}** groups this set by its labels best."
-    )
+    text = f"Leave-one-out 5-NN label accuracy: {', '.join(parts)} (chance {chance:.0%}). "
+    if labels is not None:
+        counts = pd.Series(list(labels)).value_counts()
+        if len(counts) < 2:
+            return (
+                text + "With a single label there is nothing to compare: use two classes or more."
+            )
+        if counts.min() < MIN_PER_CLASS:
+            return text + (
+                f"Too few images per class to read much into these numbers (the smallest class "
+                f"has {counts.min()}): use at least {MIN_PER_CLASS} per class, better 10 or more."
+            )
+    ranked = table.sort_values("knn5", ascending=False)
+    best = ranked.iloc[0]
+    if best.knn5 <= chance + TIE:
+        return text + "No space groups this set by its labels better than chance."
+    tied = ranked[ranked.knn5 >= best.knn5 - TIE].space.tolist()
+    if len(tied) > 1:
+        return text + f"{' and '.join(f'**{t}**' for t in tied)} group this set about equally well."
+    return text + f"**{best.space}** groups this set by its labels best."
 
 
 # --------------------------------------------------------------------------- queries

@@ -797,7 +797,6 @@ class _ModelCache:
 
 
 MODEL_CACHE = _ModelCache(int(os.environ.get("EXPLORER_MAX_MODELS", "4")))
-LOAD_TIMES: dict[str, float] = {}
 
 
 def load_vae(
@@ -811,7 +810,7 @@ def load_vae(
     def build() -> VAE:
         start = time.perf_counter()
         vae = _load(spec, device)
-        LOAD_TIMES[spec.name] = time.perf_counter() - start
+        _log.info("loaded %s in %.2f s", spec.name, time.perf_counter() - start)
         return vae
 
     return MODEL_CACHE.get(key, build)
@@ -1557,7 +1556,7 @@ def load_embedder(ref: str, device: torch.device | str | None = None) -> Embedde
     def build() -> Embedder:
         start = time.perf_counter()
         embedder = _load_embedder(spec, device)
-        LOAD_TIMES[spec.name] = time.perf_counter() - start
+        _log.info("loaded %s in %.2f s", spec.name, time.perf_counter() - start)
         return embedder
 
     return MODEL_CACHE.get(key, build)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -34,8 +36,31 @@ def _no_progress(_f: float, _desc: str) -> None:
 _TMP = Path(tempfile.mkdtemp(prefix="latent-explorer-"))
 
 
+# Per-request output folders (GIFs, exports) older than this are deleted when a new one is made:
+# by then Gradio has copied what it serves into its own cache. Keeps a long-running app's disk
+# use bounded. Thumbnails (``thumbs/``, shared by open atlases) are not touched.
+TMP_MAX_AGE_S = float(os.environ.get("EXPLORER_TMP_MAX_AGE_S", "3600"))
+
+
+def prune_tmp(max_age_s: float = TMP_MAX_AGE_S, now: float | None = None) -> int:
+    """Delete per-request folders older than ``max_age_s``; returns how many went."""
+    now = time.time() if now is None else now
+    removed = 0
+    for folder in _TMP.iterdir():
+        if len(folder.name) != 32 or not folder.is_dir():  # uuid4().hex names only
+            continue
+        try:
+            if now - folder.stat().st_mtime > max_age_s:
+                shutil.rmtree(folder)
+                removed += 1
+        except OSError:  # another thread got there first
+            continue
+    return removed
+
+
 def tmp_path(name: str) -> Path:
     """A fresh path ending in ``name`` inside this process's own temporary folder."""
+    prune_tmp()
     folder = _TMP / uuid.uuid4().hex
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name

@@ -203,3 +203,20 @@ def test_prepare_input_errors(astronaut):
         pipeline.prepare_input(astronaut, 100)
     with pytest.raises(ExplorerError):
         pipeline.roundtrip(None, "test-tiny", RES)
+
+
+def test_old_request_folders_are_pruned_and_thumbnails_kept():
+    import os
+
+    fresh = pipeline.tmp_path("fresh.gif")
+    fresh.write_bytes(b"x")
+    old = pipeline.tmp_path("old.gif")
+    old.write_bytes(b"x")
+    thumbs = pipeline._TMP / "thumbs"
+    thumbs.mkdir(exist_ok=True)
+    long_ago = old.parent.stat().st_mtime - 7200
+    os.utime(old.parent, (long_ago, long_ago))
+    os.utime(thumbs, (long_ago, long_ago))
+    assert pipeline.prune_tmp(max_age_s=3600) >= 1
+    assert not old.parent.exists()
+    assert fresh.exists() and thumbs.exists()

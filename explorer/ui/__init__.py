@@ -72,7 +72,9 @@ def build_demo() -> gr.Blocks:
     examples = [[str(p)] for p in imaging.example_images().values()]
 
     gr.set_static_paths([str(PLOTLY_JS.parent), str(atlas.thumb_dir())])
-    with gr.Blocks(title="Latent Space Explorer") as demo:
+    # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted,
+    # so a long-running Space's disk stays bounded without pulling files from under a session.
+    with gr.Blocks(title="Latent Space Explorer", delete_cache=(3600, 86400)) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
             lab_ui = lab.build(names, default, examples, folder0)

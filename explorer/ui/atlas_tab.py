@@ -78,7 +78,7 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
         atlas.payload(a, shown, file_url),
         status,
         table,
-        atlas.verdict(table),
+        atlas.verdict(table, a.labels),
         atlas.overlap_table(a),
         *_empty_galleries(),
     )

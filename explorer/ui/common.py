@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import plotly
+from PIL import Image
 
 from .. import pipeline
 from ..errors import ExplorerError
@@ -44,6 +47,44 @@ class SafeImage(gr.Image):
             raise gr.Error(
                 f"That image could not be read ({exc}). Try a PNG or JPEG file."
             ) from exc
+
+
+def cache_image_atomically(img: Image.Image | np.ndarray, cache_dir: str, fmt: str = "webp") -> str:
+    """Save an output image into Gradio's cache the way Gradio does (a folder named by the
+    content hash), but atomically; returns the file's path.
+
+    Gradio's own ``save_pil_to_cache`` rewrites an existing file of identical content in place,
+    so when two sessions produce the same image at once (a blank error map, say) one of them can
+    be served a file truncated to 0 bytes ("Too little data for declared Content-Length";
+    found by bench/load.py). Written once under a temporary name and renamed, the file is always
+    whole, and an existing copy is reused.
+    """
+    from gradio import processing_utils
+
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(processing_utils._convert(img, np.uint8, force_copy=False))
+    data = processing_utils.encode_pil_to_bytes(img, fmt)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / f"image.{fmt}").resolve()
+    if not path.exists():
+        fd, staging = tempfile.mkstemp(dir=folder, prefix=".image.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    return str(path)
+
+
+class ImageOut(gr.Image):
+    """An output gr.Image whose PIL / array values reach Gradio's cache atomically."""
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def postprocess(self, value):
+        if isinstance(value, Image.Image | np.ndarray):
+            value = cache_image_atomically(value, self.GRADIO_CACHE, self.format or "webp")
+        return super().postprocess(value)
 
 
 def user_errors(action: str) -> Callable:

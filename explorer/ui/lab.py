@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import config, models, pipeline, plots
 from ..errors import ExplorerError
-from .common import SafeImage, progress_adapter, user_errors
+from .common import ImageOut, SafeImage, progress_adapter, user_errors
 
 RT_HEADERS = [
     "model",
@@ -224,7 +224,7 @@ def build(
                 summary = gr.Markdown(elem_id="summary")
                 grid = gr.Plot(label="Per-channel latent maps")
                 with gr.Row():
-                    preview = gr.Image(
+                    preview = ImageOut(
                         label="Latent → RGB (first 3 principal components)",
                         height=300,
                         interactive=False,
@@ -247,9 +247,9 @@ def build(
                     seed = gr.Number(0, label="Sample seed", precision=0)
                     rt_btn = gr.Button("Round trip", variant="primary")
                 with gr.Row():
-                    rt_orig = gr.Image(label="Original", interactive=False)
-                    rt_recon = gr.Image(label="Reconstruction", interactive=False)
-                    rt_err = gr.Image(label="Absolute error (inferno)", interactive=False)
+                    rt_orig = ImageOut(label="Original", interactive=False)
+                    rt_recon = ImageOut(label="Reconstruction", interactive=False)
+                    rt_err = ImageOut(label="Absolute error (inferno)", interactive=False)
                 rt_md = gr.Markdown()
                 rt_table = gr.Dataframe(headers=RT_HEADERS, interactive=False, label="Numbers")
                 gr.Markdown(
@@ -261,7 +261,7 @@ def build(
                     gens_btn = gr.Button("Run generations")
                 with gr.Row():
                     gens_plot = gr.Plot(label="PSNR per generation")
-                    gens_last = gr.Image(label="Last generation", interactive=False, height=340)
+                    gens_last = ImageOut(label="Last generation", interactive=False, height=340)
                 gens_table = gr.Dataframe(
                     headers=["generation", "PSNR (dB)", "SSIM"],
                     interactive=False,
@@ -278,11 +278,11 @@ def build(
                     )
                     cmp_btn = gr.Button("Compare")
                 with gr.Row():
-                    cmp_a = gr.Image(label="First VAE", interactive=False)
-                    cmp_b = gr.Image(label="Second VAE", interactive=False)
+                    cmp_a = ImageOut(label="First VAE", interactive=False)
+                    cmp_b = ImageOut(label="Second VAE", interactive=False)
                 with gr.Row():
-                    cmp_ea = gr.Image(label="Error, first", interactive=False)
-                    cmp_eb = gr.Image(label="Error, second", interactive=False)
+                    cmp_ea = ImageOut(label="Error, first", interactive=False)
+                    cmp_eb = ImageOut(label="Error, second", interactive=False)
                 cmp_table = gr.Dataframe(headers=RT_HEADERS, interactive=False, label="Comparison")
             with gr.Tab("Interpolate", id="interp"):
                 with gr.Row():
@@ -307,18 +307,18 @@ def build(
                         )
                         interp_btn = gr.Button("Interpolate A → B", variant="primary")
                 interp_md = gr.Markdown()
-                interp_strip = gr.Image(
+                interp_strip = ImageOut(
                     label="Latent interpolation (decoded frames)", interactive=False
                 )
-                fade_strip = gr.Image(label="Pixel crossfade (same steps)", interactive=False)
+                fade_strip = ImageOut(label="Pixel crossfade (same steps)", interactive=False)
                 with gr.Row():
-                    interp_gif = gr.Image(
+                    interp_gif = ImageOut(
                         label="Latent interpolation (GIF)",
                         type="filepath",
                         interactive=False,
                         height=256,
                     )
-                    fade_gif = gr.Image(
+                    fade_gif = ImageOut(
                         label="Crossfade (GIF)",
                         type="filepath",
                         interactive=False,
@@ -344,9 +344,9 @@ def build(
                     edit_btn = gr.Button("Apply edit", variant="primary")
                 edit_md = gr.Markdown()
                 with gr.Row():
-                    ed_base = gr.Image(label="Unedited decode", interactive=False)
-                    ed_new = gr.Image(label="Edited decode", interactive=False)
-                    ed_diff = gr.Image(label="Difference", interactive=False)
+                    ed_base = ImageOut(label="Unedited decode", interactive=False)
+                    ed_new = ImageOut(label="Edited decode", interactive=False)
+                    ed_diff = ImageOut(label="Difference", interactive=False)
                 ed_fig = gr.Plot(label="The channel before and after")
     common = [image, model, resolution, mode, folder]
     encode_outputs = [summary, grid, preview, std_plot, hist, stats]
