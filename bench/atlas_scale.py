@@ -38,6 +38,8 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import cpu_name, sd_vae_module
+
 TAEF2 = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2"
 N_CLASSES = 15  # like the bundled set
 # Embedding widths the atlas stores per space: CLIP B/32 projection, DINOv2-S CLS token, and the
@@ -84,14 +86,7 @@ def machine_info(device: str) -> list[tuple[str, str]]:
     import numpy as np
     import torch
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     ram = "unknown"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -227,21 +222,10 @@ def dinov2_small(device):
 
 def sd_vae_arch(device):
     import torch
-    from diffusers import AutoencoderKL
 
     from explorer import models
 
-    torch.manual_seed(0)
-    # the config of stabilityai/sd-vae-ft-mse
-    module = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=512,
-    )
+    module = sd_vae_module()
     spec = models.REGISTRY["sd-vae-ft-mse"]
     dtype = models.vae_dtype(spec, device)
     module = module.to(device) if dtype == torch.float32 else module.to(device, dtype)

@@ -57,6 +57,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import cpu_name
+
 SPACES = (["VAE", "CLIP", "DINOv2"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", "")
 MIX = ("encode", "roundtrip", "atlas_select", "edit", "atlas_text", "interpolate")
 LAB_MODELS = ("test-tiny", "test-kl")
@@ -509,14 +511,7 @@ def machine() -> str:
     import psutil
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return (
         f"{cpu}; {os.cpu_count()} CPUs visible (torch uses {torch.get_num_threads()} threads), "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, no GPU used "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -21,24 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import cpu_name, sd_vae_module
 from explorer import taesd
 
 TAEF2 = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2"
-
-
-def sd_vae():
-    from diffusers import AutoencoderKL
-
-    # the config of stabilityai/sd-vae-ft-mse
-    return AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=512,
-    ).eval()
 
 
 def taesd_arch():
@@ -85,7 +70,7 @@ def main() -> None:
                 timed(lambda: t.decode(zt), args.repeats),
             )
         )
-    sd = sd_vae()
+    sd = sd_vae_module()
     zs = sd.encode(x * 2 - 1).latent_dist.mean
     rows.append(
         (
@@ -97,7 +82,7 @@ def main() -> None:
 
     base = rows[0][1] + rows[0][2]
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"device cpu, image {args.size}x{args.size}, median of {args.repeats} "
         f"(SD VAE: {args.sd_repeats})\n"
