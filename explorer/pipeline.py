@@ -58,9 +58,17 @@ def prune_tmp(max_age_s: float = TMP_MAX_AGE_S, now: float | None = None) -> int
     return removed
 
 
+_PRUNE_EVERY_S = 60.0  # the folder is scanned at most once a minute, not on every request
+_last_prune = 0.0
+
+
 def tmp_path(name: str) -> Path:
     """A fresh path ending in ``name`` inside this process's own temporary folder."""
-    prune_tmp()
+    global _last_prune
+    now = time.time()
+    if now - _last_prune > _PRUNE_EVERY_S:
+        _last_prune = now
+        prune_tmp(now=now)
     folder = _TMP / uuid.uuid4().hex
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
