@@ -7,10 +7,7 @@ What the UI and CLI call for the atlas (no gradio here). An :class:`Atlas` holds
 from __future__ import annotations
 
 import json
-import os
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +16,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import embeddings, metrics, models, projection
+from . import embeddings, files, metrics, models, projection, settings
 from .cache import EmbeddingCache
 from .datasets import ImageSet
 from .errors import ExplorerError
+from .runtime import LRU
 
 Progress = Callable[[float, str], None]
 FAMILY_TITLES = {"vae": "VAE latents", "clip": "CLIP", "dino": "DINOv2", "vit": "ViT (ImageNet)"}
@@ -94,57 +92,51 @@ class _Store:
     """
 
     def __init__(self, size: int | None = None, max_mb: float | None = None):
-        self.size = size if size is not None else int(os.environ.get("EXPLORER_MAX_ATLASES", 64))
-        if max_mb is None:
-            max_mb = float(os.environ.get("EXPLORER_ATLAS_MEMORY_MB", 2048))
-        self.max_bytes = int(max_mb * 2**20)
-        self._d: OrderedDict[str, tuple[Atlas, int]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lru: LRU[Atlas] = LRU(
+            size if size is not None else (lambda: settings.get().max_atlases),
+            (lambda: settings.get().atlas_memory_mb * 2**20) if max_mb is None else max_mb * 2**20,
+            sizeof=atlas_nbytes,
+        )
+
+    @property
+    def size(self) -> int:
+        return self._lru.max_items
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self._lru.max_bytes or 0)
 
     @property
     def nbytes(self) -> int:
-        with self._lock:
-            return sum(n for _, n in self._d.values())
+        return self._lru.nbytes
 
     def __len__(self) -> int:
-        return len(self._d)
+        return len(self._lru)
+
+    def ids(self) -> list[str]:
+        return list(self._lru.keys())
 
     def put(self, atlas: Atlas) -> str:
-        size = atlas_nbytes(atlas)
-        with self._lock:
-            self._d[atlas.id] = (atlas, size)
-            self._d.move_to_end(atlas.id)
-            total = sum(n for _, n in self._d.values())
-            while len(self._d) > 1 and (len(self._d) > self.size or total > self.max_bytes):
-                _, (_, n) = self._d.popitem(last=False)
-                total -= n
+        self._lru.put(atlas.id, atlas)
         return atlas.id
 
     def get(self, atlas_id: str | None) -> Atlas:
-        with self._lock:
-            entry = self._d.get(atlas_id or "")
-            if entry is not None:
-                self._d.move_to_end(atlas_id)
-        if entry is None:
+        found = self._lru.get(atlas_id or "")
+        if found is None:
             raise ExplorerError(
                 "No image set is open (or it was closed to free memory): open one first."
             )
-        return entry[0]
+        return found
 
 
 STORE = _Store()
-_THUMB_DIR: Path | None = None
 
 
 def thumb_dir() -> Path:
     """Where hover thumbnails are written (served by the app as static files)."""
-    global _THUMB_DIR
-    if _THUMB_DIR is None:
-        from .pipeline import _TMP
-
-        _THUMB_DIR = _TMP / "thumbs"
-        _THUMB_DIR.mkdir(parents=True, exist_ok=True)
-    return _THUMB_DIR
+    folder = files.tmp_root() / "thumbs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: Path) -> list[str]:
@@ -154,11 +146,9 @@ def _write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: 
         if not path.exists():
             t = im.copy()
             t.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            # a name of its own: sessions opening the same images write the same thumbnails at
-            # once, and a shared temporary name would let one publish another's half-written file
-            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
-            t.save(tmp, "JPEG", quality=80)
-            tmp.replace(path)
+            # sessions opening the same images write the same thumbnails at once: each write
+            # goes through a temporary file of its own, so none publishes another's half file
+            files.atomic_write(path, lambda fh, t=t: t.save(fh, "JPEG", quality=80))
         out.append(str(path))
     return out
 

@@ -48,6 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import settings
+from .files import atomic_write
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"LSXVEC1\n"
@@ -60,15 +63,12 @@ STALE_TMP_S = 3600.0
 
 def default_root() -> Path:
     """EXPLORER_CACHE_DIR, else ``~/.cache/latent-space-explorer``."""
-    value = os.environ.get("EXPLORER_CACHE_DIR", "").strip()
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "latent-space-explorer"
+    return settings.get().cache_dir
 
 
 def default_max_mb() -> float:
-    try:
-        return float(os.environ.get("EXPLORER_CACHE_MAX_MB", "2048"))
-    except ValueError:
-        return 2048.0
+    """EXPLORER_CACHE_MAX_MB, else 2048."""
+    return settings.get().cache_max_mb
 
 
 def _digest(image_hash: str) -> bytes:
@@ -220,7 +220,7 @@ class EmbeddingCache:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 if not (folder / "key.json").exists():
-                    _atomic_write(folder / "key.json", json.dumps(list(key), indent=1).encode())
+                    atomic_write(folder / "key.json", json.dumps(list(key), indent=1).encode())
                 self._write_segment(sid, digests, vectors)
                 shard = self._refresh(sid)
                 if len(shard.segments) > MAX_SEGMENTS:
@@ -232,7 +232,7 @@ class EmbeddingCache:
 
     def _write_segment(self, sid: str, digests: list[bytes], vectors: np.ndarray) -> str:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.vec"
-        _atomic_write(self._dir / sid / name, encode_segment(b"".join(digests), vectors))
+        atomic_write(self._dir / sid / name, encode_segment(b"".join(digests), vectors))
         return name
 
     def _compact(self, sid: str, shard: _Shard) -> None:
@@ -277,7 +277,7 @@ class EmbeddingCache:
             try:
                 for f in os.scandir(entry.path):
                     st = f.stat()
-                    if ".tmp-" in f.name and now - st.st_mtime > STALE_TMP_S:
+                    if f.name.endswith(".tmp") and now - st.st_mtime > STALE_TMP_S:
                         _unlink_quietly(Path(f.path))
                         continue
                     size += st.st_size
@@ -313,16 +313,6 @@ class EmbeddingCache:
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 __all__ = ["EmbeddingCache", "decode_segment", "default_root", "encode_segment", "shard_id"]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import settings
 from .errors import ExplorerError
 
 
@@ -108,6 +109,7 @@ def _atlas(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        settings.check()  # a bad EXPLORER_* value stops every command with one sentence
         if args.command == "download":
             from .models import download
 

@@ -44,19 +44,15 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from . import imaging
-from .config import limit_default
+from . import imaging, settings
 from .errors import BadImageError, ExplorerError, ModelUnavailableError
-from .imaging import _env_number
 from .net import hub_unreachable_reason
 
 __all__ = [
     "BOMB_MIN_BYTES",
     "BOMB_RATIO",
     "IMAGE_EXTENSIONS",
-    "MAX_IMAGES",
     "MAX_SIDE",
-    "MAX_ZIP_BYTES",
     "MIN_IMAGES",
     "DatasetError",
     "DatasetUnavailableError",
@@ -77,17 +73,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 """``progress(fraction, description)``, as in :mod:`explorer.pipeline`."""
 
-MAX_IMAGES: int = 10_000
-"""Default for :func:`max_set_images` (override with ``EXPLORER_MAX_SET_IMAGES``)."""
-
 MAX_SIDE: int = 512
 """Every image in a set is downsized so its longer side is at most this many pixels."""
 
 MIN_IMAGES: int = 3
 """The fewest images a set may hold (a 2-D map of fewer points says nothing)."""
-
-MAX_ZIP_BYTES: int = 2 * 1024**3
-"""Default for :func:`max_zip_bytes`: the largest total uncompressed size of a zip (2 GiB)."""
 
 BOMB_RATIO: float = 200.0
 BOMB_MIN_BYTES: int = 50 * 1024**2
@@ -152,17 +142,13 @@ class DatasetUnavailableError(DatasetError, ModelUnavailableError):
 
 
 def max_set_images() -> int:
-    """The most images in one set: ``EXPLORER_MAX_SET_IMAGES`` or :data:`MAX_IMAGES`."""
-    default = limit_default("EXPLORER_MAX_SET_IMAGES", MAX_IMAGES)
-    return max(1, int(_env_number("EXPLORER_MAX_SET_IMAGES", default)))
+    """The most images in one set: ``EXPLORER_MAX_SET_IMAGES`` (10,000; 1,000 public)."""
+    return settings.get().max_set_images
 
 
 def max_zip_bytes() -> int:
-    """The largest total uncompressed zip size: ``EXPLORER_MAX_ZIP_MB`` MiB or 2 GiB."""
-    mb = _env_number(
-        "EXPLORER_MAX_ZIP_MB", limit_default("EXPLORER_MAX_ZIP_MB", MAX_ZIP_BYTES / 1024**2)
-    )
-    return max(1, int(mb * 1024**2))
+    """The largest total uncompressed zip size: ``EXPLORER_MAX_ZIP_MB`` MiB (2 GiB; 500 MiB public)."""
+    return settings.get().max_zip_bytes
 
 
 def _resolve_limit(max_images: int | None) -> int:

@@ -21,7 +21,6 @@ import io
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,13 +28,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from explorer.config import limit_default
+from explorer import files, settings
 from explorer.errors import BadImageError
 
 __all__ = [
     "ALLOWED_FORMATS",
-    "MAX_FILE_BYTES",
-    "MAX_PIXELS",
     "error_heatmap",
     "example_images",
     "hstack",
@@ -50,12 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-MAX_PIXELS: int = 40_000_000
-"""Default for :func:`max_pixels` (override with the ``EXPLORER_MAX_PIXELS`` env variable)."""
-
-MAX_FILE_BYTES: int = 50 * 1024 * 1024
-"""Default for :func:`max_file_bytes` (override with ``EXPLORER_MAX_FILE_MB``, in MiB)."""
 
 ALLOWED_FORMATS: tuple[str, ...] = (
     "PNG",
@@ -86,36 +77,17 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # --------------------------------------------------------------------------------------------
 
 
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        log.warning("Ignoring %s=%r: not a number; using %s.", name, raw, default)
-        return default
-    if not np.isfinite(value) or value <= 0:
-        log.warning("Ignoring %s=%r: must be a positive number; using %s.", name, raw, default)
-        return default
-    return value
-
-
 def max_pixels() -> int:
-    """The largest accepted ``width * height``: ``EXPLORER_MAX_PIXELS`` or :data:`MAX_PIXELS`."""
-    return max(
-        1, int(_env_number("EXPLORER_MAX_PIXELS", limit_default("EXPLORER_MAX_PIXELS", MAX_PIXELS)))
-    )
+    """The largest accepted ``width * height``: ``EXPLORER_MAX_PIXELS`` (40 MP; 16 MP public)."""
+    return settings.get().max_pixels
 
 
 _default_max_pixels = max_pixels  # load_image's ``max_pixels`` argument shadows the name
 
 
 def max_file_bytes() -> int:
-    """The largest accepted file size in bytes: ``EXPLORER_MAX_FILE_MB`` MiB or 50 MiB."""
-    default_mb = limit_default("EXPLORER_MAX_FILE_MB", MAX_FILE_BYTES / (1024 * 1024))
-    mb = _env_number("EXPLORER_MAX_FILE_MB", default_mb)
-    return max(1, int(mb * 1024 * 1024))
+    """The largest accepted file size in bytes: ``EXPLORER_MAX_FILE_MB`` MiB (50; 20 public)."""
+    return settings.get().max_file_bytes
 
 
 def _fmt_mb(n_bytes: float) -> str:
@@ -638,24 +610,19 @@ def save_gif(
         seq = seq + seq[-2:0:-1]
     seq = [f if f.mode == "RGB" else _to_rgb(f) for f in seq]
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     duration_ms = max(20, round(1000.0 / fps))  # browsers clamp faster GIF frames anyway
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".gif.tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            seq[0].save(
-                fh,
-                format="GIF",
-                save_all=True,
-                append_images=seq[1:],
-                duration=duration_ms,
-                loop=0,
-                disposal=1,
-            )
-        os.replace(tmp_name, out)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    files.atomic_write(
+        out,
+        lambda fh: seq[0].save(
+            fh,
+            format="GIF",
+            save_all=True,
+            append_images=seq[1:],
+            duration=duration_ms,
+            loop=0,
+            disposal=1,
+        ),
+    )
     return out
 
 

@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,9 @@ from typing import Literal
 
 import torch
 
-from . import taesd
+from . import settings, taesd
 from .errors import ExplorerError, ModelUnavailableError, UnknownModelError
+from .runtime import LRU
 
 Kind = Literal["kl", "tiny", "taesd-local", "test"]
 DOWNLOAD_HINT = (
@@ -181,8 +181,7 @@ def test_models_enabled() -> bool:
 
 def models_dir() -> Path | None:
     """The folder of local TAESD-family checkpoints named by EXPLORER_MODELS_DIR, if any."""
-    value = os.environ.get("EXPLORER_MODELS_DIR", "").strip()
-    return Path(value).expanduser() if value else None
+    return settings.get().models_dir
 
 
 def local_models(folder: str | os.PathLike | None = None) -> dict[str, VAESpec]:
@@ -233,8 +232,8 @@ def pick_device() -> torch.device:
 
 def default_vae(folder: str | os.PathLike | None = None) -> str:
     """EXPLORER_DEFAULT_VAE, else sd-vae-ft-mse on a GPU, else something fast on a CPU."""
-    if os.environ.get("EXPLORER_DEFAULT_VAE"):
-        return os.environ["EXPLORER_DEFAULT_VAE"]
+    if settings.get().default_vae:
+        return settings.get().default_vae
     if test_models_enabled():
         return "test-tiny"
     if pick_device().type == "cuda":
@@ -757,46 +756,12 @@ def _load(spec: VAESpec, device: torch.device) -> VAE:
     )
 
 
-class _ModelCache:
-    """Loaded models shared by all sessions: a bounded LRU where loads happen one at a time.
-
-    Loads are serialised across keys on purpose: diffusers and transformers resolve their
-    classes lazily and not thread-safely (two first loads at once can fail with "module
-    'diffusers' has no attribute 'AutoencoderKL'"), and two big models loading together would
-    double the memory peak. A model already loaded is returned without waiting.
-    """
-
-    def __init__(self, max_items: int):
-        self.max_items = max_items
-        self._items: OrderedDict[tuple, object] = OrderedDict()
-        self._lock = threading.Lock()
-        self._build_lock = threading.Lock()
-
-    def get(self, key: tuple, build: Callable[[], object]) -> object:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        with self._build_lock:
-            with self._lock:
-                if key in self._items:
-                    return self._items[key]
-            value = build()
-            with self._lock:
-                self._items[key] = value
-                while len(self._items) > self.max_items:
-                    self._items.popitem(last=False)
-            return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-MODEL_CACHE = _ModelCache(int(os.environ.get("EXPLORER_MAX_MODELS", "4")))
+# Loaded models shared by all sessions: a bounded LRU (EXPLORER_MAX_MODELS) where loads happen
+# one at a time, on purpose: diffusers and transformers resolve their classes lazily and not
+# thread-safely (two first loads at once can fail with "module 'diffusers' has no attribute
+# 'AutoencoderKL'"), and two big models loading together would double the memory peak. A model
+# already loaded is returned without waiting.
+MODEL_CACHE: LRU[object] = LRU(lambda: settings.get().max_models, serial=True)
 
 
 def load_vae(
@@ -813,7 +778,7 @@ def load_vae(
         _log.info("loaded %s in %.2f s", spec.name, time.perf_counter() - start)
         return vae
 
-    return MODEL_CACHE.get(key, build)
+    return MODEL_CACHE.get_or_build(key, build)
 
 
 def download(names: list[str] | None = None, log: Callable[[str], None] = print) -> list[str]:
@@ -1475,13 +1440,14 @@ def _build_test_embedder(spec: EmbedderSpec) -> tuple[torch.nn.Module, object, o
     return tf.ViTModel(config, add_pooling_layer=False), processor, None
 
 
-_PROCESSORS: OrderedDict[EmbedderSpec, object] = OrderedDict()
+_PROCESSORS: LRU[object] = LRU(16)
 
 
 def _processor_for(spec: EmbedderSpec) -> object:
     """The image processor of ``spec`` (PIL backend), remembered: cheap without the weights."""
-    if spec in _PROCESSORS:
-        return _PROCESSORS[spec]
+    found = _PROCESSORS.get(spec)
+    if found is not None:
+        return found
     if spec.is_test:
         processor = _test_processor(spec.family)
     else:
@@ -1493,10 +1459,7 @@ def _processor_for(spec: EmbedderSpec) -> object:
             f"The image processor of {spec.name!r}",
             backend="pil",
         )
-    _PROCESSORS[spec] = processor
-    while len(_PROCESSORS) > 16:
-        _PROCESSORS.popitem(last=False)
-    return processor
+    return _PROCESSORS.put(spec, processor)
 
 
 def embedder_cache_key(
@@ -1559,7 +1522,7 @@ def load_embedder(ref: str, device: torch.device | str | None = None) -> Embedde
         _log.info("loaded %s in %.2f s", spec.name, time.perf_counter() - start)
         return embedder
 
-    return MODEL_CACHE.get(key, build)
+    return MODEL_CACHE.get_or_build(key, build)
 
 
 def _download_embedder(name: str, log: Callable[[str], None]) -> str | None:

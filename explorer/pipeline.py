@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
-import threading
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +14,10 @@ import plotly.graph_objects as go
 import torch
 from PIL import Image
 
-from . import imaging, latents, metrics, plots
+from . import files, imaging, latents, metrics, plots
 from .errors import ExplorerError
 from .models import VAE, Posterior, load_vae
+from .runtime import LRU
 
 Progress = Callable[[float, str], None]
 RESOLUTIONS = (64, 128, 256, 384, 512, 768, 1024)
@@ -31,47 +26,6 @@ CROP_MODES = ("square", "fit")
 
 def _no_progress(_f: float, _desc: str) -> None:
     pass
-
-
-_TMP = Path(tempfile.mkdtemp(prefix="latent-explorer-"))
-
-
-# Per-request output folders (GIFs, exports) older than this are deleted when a new one is made:
-# by then Gradio has copied what it serves into its own cache. Keeps a long-running app's disk
-# use bounded. Thumbnails (``thumbs/``, shared by open atlases) are not touched.
-TMP_MAX_AGE_S = float(os.environ.get("EXPLORER_TMP_MAX_AGE_S", "3600"))
-
-
-def prune_tmp(max_age_s: float = TMP_MAX_AGE_S, now: float | None = None) -> int:
-    """Delete per-request folders older than ``max_age_s``; returns how many went."""
-    now = time.time() if now is None else now
-    removed = 0
-    for folder in _TMP.iterdir():
-        if len(folder.name) != 32 or not folder.is_dir():  # uuid4().hex names only
-            continue
-        try:
-            if now - folder.stat().st_mtime > max_age_s:
-                shutil.rmtree(folder)
-                removed += 1
-        except OSError:  # another thread got there first
-            continue
-    return removed
-
-
-_PRUNE_EVERY_S = 60.0  # the folder is scanned at most once a minute, not on every request
-_last_prune = 0.0
-
-
-def tmp_path(name: str) -> Path:
-    """A fresh path ending in ``name`` inside this process's own temporary folder."""
-    global _last_prune
-    now = time.time()
-    if now - _last_prune > _PRUNE_EVERY_S:
-        _last_prune = now
-        prune_tmp(now=now)
-    folder = _TMP / uuid.uuid4().hex
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
 
 
 # --------------------------------------------------------------------------- encoding
@@ -92,28 +46,7 @@ class Encoded:
         return self.posterior.mean[0].numpy()
 
 
-class _LRU:
-    """A small thread-safe LRU map (every in-memory cache here has a size bound)."""
-
-    def __init__(self, size: int):
-        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-            return None
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-
-
-_ENCODED = _LRU(32)
+_ENCODED: LRU[tuple] = LRU(32)
 
 
 def prepare_input(image, resolution: int = 512, mode: str = "square") -> Image.Image:
@@ -369,8 +302,8 @@ def interpolate(
     xa, xb = imaging.to_tensor(a.image), imaging.to_tensor(b.image)
     fades = imaging.to_pil(latents.crossfade(xa, xb, int(steps)))
     progress(0.95, "writing GIFs")
-    gif = imaging.save_gif(frames, tmp_path(f"latent-{method}-{len(frames)}-steps.gif"))
-    fade_gif = imaging.save_gif(fades, tmp_path(f"pixel-crossfade-{len(fades)}-steps.gif"))
+    gif = imaging.save_gif(frames, files.tmp_path(f"latent-{method}-{len(frames)}-steps.gif"))
+    fade_gif = imaging.save_gif(fades, files.tmp_path(f"pixel-crossfade-{len(fades)}-steps.gif"))
     pa = metrics.psnr(imaging.to_numpy_hwc(a.image), imaging.to_numpy_hwc(frames[0]))
     pb = metrics.psnr(imaging.to_numpy_hwc(b.image), imaging.to_numpy_hwc(frames[-1]))
     return Interpolation(

@@ -176,7 +176,7 @@ def _watched(work: Path) -> dict[str, tuple[Path, bool]]:
     """Where an extracted or traversing member could land: (folder, walk it recursively)."""
     import gradio.utils
 
-    from explorer import pipeline
+    from explorer import files
 
     return {
         "test folder": (work, True),
@@ -185,7 +185,7 @@ def _watched(work: Path) -> dict[str, tuple[Path, bool]]:
         "home": (Path.home(), False),
         "tmp": (Path(tempfile.gettempdir()), False),
         "gradio uploads": (Path(gradio.utils.get_upload_folder()), True),
-        "app tmp": (pipeline._TMP, True),
+        "app tmp": (files.tmp_root(), True),
     }
 
 

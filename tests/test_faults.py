@@ -321,13 +321,13 @@ def test_atlas_build_failing_in_its_second_space_leaves_nothing_half_done(tmp_pa
     hashes = [embeddings.image_hash(im) for im in images]
     spaces = ["vae:test-tiny", "dino:test-dino", "vit:test-vit"]
     cache = EmbeddingCache(tmp_path)
-    stored = list(atlas.STORE._d)
+    stored = atlas.STORE.ids()
     dino = models.load_embedder("test-dino")
     with monkeypatch.context() as mp:
         inject(mp, dino.model, RuntimeError("injected failure"), lambda i, x: True)
         with pytest.raises(RuntimeError, match="injected failure"):
             atlas.build(image_set, spaces, "pca", cache=cache)
-    assert list(atlas.STORE._d) == stored  # no partial atlas anywhere
+    assert atlas.STORE.ids() == stored  # no partial atlas anywhere
     vae_key = embeddings.vae_cache_key(models.resolve("test-tiny"))
     assert cache.get_many(vae_key, hashes)[1] == []  # the first space is complete
     for name in ("test-dino", "test-vit"):  # nothing at all for the failing and later spaces

@@ -25,6 +25,7 @@ from explorer.imaging import (
     to_pil,
     to_tensor,
 )
+from explorer.settings import SettingsError
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +203,7 @@ def test_max_pixels_argument_and_env(
     with pytest.raises(BadImageError, match="too large"):
         load_image(path, max_pixels=1000)
     assert load_image(path, max_pixels=1024).size == (32, 32)
-    assert imaging.max_pixels() == imaging.MAX_PIXELS == 40_000_000
+    assert imaging.max_pixels() == 40_000_000
     monkeypatch.setenv("EXPLORER_MAX_PIXELS", "1000")
     assert imaging.max_pixels() == 1000
     with pytest.raises(BadImageError, match="too large"):
@@ -212,11 +213,12 @@ def test_max_pixels_argument_and_env(
     with pytest.raises(BadImageError, match="too large"):
         load_image(Image.new("RGB", (40, 40)))
     monkeypatch.setenv("EXPLORER_MAX_PIXELS", "not-a-number")
-    assert imaging.max_pixels() == imaging.MAX_PIXELS
+    with pytest.raises(SettingsError, match="EXPLORER_MAX_PIXELS='not-a-number'"):
+        imaging.max_pixels()
 
 
 def test_max_file_size_env(corpus: dict[str, CorpusCase], monkeypatch: pytest.MonkeyPatch) -> None:
-    assert imaging.max_file_bytes() == imaging.MAX_FILE_BYTES == 50 * 1024 * 1024
+    assert imaging.max_file_bytes() == 50 * 1024 * 1024
     path = corpus["progressive_jpeg"].path  # noise: ~2.7 KB
     assert path.stat().st_size > 2000
     monkeypatch.setenv("EXPLORER_MAX_FILE_MB", "0.001")  # ~1 KB

@@ -194,9 +194,9 @@ def test_model_cache_loads_one_at_a_time_and_each_key_once():
     diffusers/transformers imports are not thread-safe), the LRU bound holds."""
     import threading
 
-    from explorer.models import _ModelCache
+    from explorer.runtime import LRU
 
-    cache = _ModelCache(max_items=2)
+    cache = LRU(2, serial=True)
     running, overlaps, builds = [0], [], []
     guard = threading.Lock()
 
@@ -216,7 +216,7 @@ def test_model_cache_loads_one_at_a_time_and_each_key_once():
     results: dict = {}
 
     def ask(key):
-        results.setdefault(key, set()).add(id(cache.get((key,), builder(key))))
+        results.setdefault(key, set()).add(id(cache.get_or_build((key,), builder(key))))
 
     threads = [threading.Thread(target=ask, args=(k,)) for k in ("a", "b", "a", "b", "a")]
     for t in threads:
@@ -226,5 +226,5 @@ def test_model_cache_loads_one_at_a_time_and_each_key_once():
     assert sorted(builds) == ["a", "b"]
     assert max(overlaps) == 1
     assert all(len(ids) == 1 for ids in results.values())
-    cache.get(("c",), builder("c"))
+    cache.get_or_build(("c",), builder("c"))
     assert len(cache) == 2

@@ -205,18 +205,37 @@ def test_prepare_input_errors(astronaut):
         pipeline.roundtrip(None, "test-tiny", RES)
 
 
-def test_old_request_folders_are_pruned_and_thumbnails_kept():
+def test_request_folders_are_pruned_by_age_and_size_and_thumbnails_kept(tmp_path):
     import os
 
-    fresh = pipeline.tmp_path("fresh.gif")
-    fresh.write_bytes(b"x")
-    old = pipeline.tmp_path("old.gif")
-    old.write_bytes(b"x")
-    thumbs = pipeline._TMP / "thumbs"
-    thumbs.mkdir(exist_ok=True)
-    long_ago = old.parent.stat().st_mtime - 7200
-    os.utime(old.parent, (long_ago, long_ago))
-    os.utime(thumbs, (long_ago, long_ago))
-    assert pipeline.prune_tmp(max_age_s=3600) >= 1
-    assert not old.parent.exists()
-    assert fresh.exists() and thumbs.exists()
+    from explorer import files
+
+    base = tmp_path / "requests"
+    base.mkdir()
+    now = 1_000_000.0
+    made = {}
+    for name, age, size in (("old", 7200, 10), ("mid", 600, 3000), ("new", 10, 3000)):
+        folder = base / name
+        folder.mkdir()
+        (folder / "x.bin").write_bytes(b"x" * size)
+        os.utime(folder, (now - age, now - age))
+        made[name] = folder
+    thumbs = base / "thumbs"
+    thumbs.mkdir()
+    (thumbs / "t.jpg").write_bytes(b"t" * 5000)
+    os.utime(thumbs, (now - 9999, now - 9999))
+    keep = lambda p: p.name == "thumbs"  # noqa: E731
+    # age: only "old" is past an hour
+    assert files.prune(base, 3600, 1e9, now=now, keep=keep) == 1
+    assert not made["old"].exists() and made["mid"].exists() and thumbs.exists()
+    # size: 6,000 bytes of request folders (+ kept thumbnails) into 4,000: the oldest goes first
+    assert files.prune(base, 3600, 4000 + 5000, now=now, keep=keep) == 1
+    assert not made["mid"].exists() and made["new"].exists() and thumbs.exists()
+
+
+def test_tmp_paths_are_fresh_folders_under_the_process_root():
+    from explorer import files
+
+    a, b = files.tmp_path("same.gif"), files.tmp_path("same.gif")
+    assert a != b and a.name == b.name == "same.gif"
+    assert a.parent.parent.parent == files.tmp_root() and a.parent.is_dir()

@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import config, datasets, imaging, taesd
+from explorer import datasets, imaging, public, taesd
 from explorer.errors import ModelUnavailableError
 
 pytestmark = pytest.mark.app
@@ -54,11 +54,11 @@ def public_client(request):
 def test_on_where_space_id_is_set_and_off_by_flag(monkeypatch):
     monkeypatch.delenv("EXPLORER_PUBLIC", raising=False)
     monkeypatch.delenv("SPACE_ID", raising=False)
-    assert not config.public_mode()
+    assert not public.public_mode()
     monkeypatch.setenv("SPACE_ID", "someone/latent-explorer")
-    assert config.public_mode()
+    assert public.public_mode()
     monkeypatch.setenv("EXPLORER_PUBLIC", "0")
-    assert not config.public_mode()
+    assert not public.public_mode()
 
 
 def test_limits_are_smaller_in_public_mode(monkeypatch):
@@ -76,18 +76,18 @@ def test_limits_are_smaller_in_public_mode(monkeypatch):
         imaging.max_file_bytes(),
         datasets.max_set_images(),
         datasets.max_zip_bytes(),
-        config.max_resolution(),
+        public.max_resolution(),
     )
     monkeypatch.setenv("EXPLORER_PUBLIC", "1")
-    public = (
+    smaller = (
         imaging.max_pixels(),
         imaging.max_file_bytes(),
         datasets.max_set_images(),
         datasets.max_zip_bytes(),
-        config.max_resolution(),
+        public.max_resolution(),
     )
-    assert public == (16_000_000, 20 * 1024**2, 1_000, 500 * 1024**2, 512)
-    assert all(p < q for p, q in zip(public, private, strict=True))
+    assert smaller == (16_000_000, 20 * 1024**2, 1_000, 500 * 1024**2, 512)
+    assert all(p < q for p, q in zip(smaller, private, strict=True))
     monkeypatch.setenv("EXPLORER_MAX_SET_IMAGES", "5000")  # an operator's explicit choice wins
     assert datasets.max_set_images() == 5000
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, config, imaging, models
+from .. import atlas, imaging, models, public, settings
 from . import atlas_tab, lab
-from .common import PLOTLY_JS, env_int
+from .common import PLOTLY_JS
 
 INTRO = """
 # Latent Space Explorer
@@ -58,8 +58,6 @@ so that distances track meaning.
 #   size is 64 and size is 64."): the browser shows "This application is currently busy. Please
 #   try again.", gradio_client raises QueueError("Queue is full! Please try again."). Both say
 #   what happened and what to do, and neither is customisable without patching Gradio.
-CONCURRENCY_ENV, DEFAULT_CONCURRENCY = "EXPLORER_CONCURRENCY", 2
-QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE = "EXPLORER_QUEUE_SIZE", 64
 
 
 def build_demo() -> gr.Blocks:
@@ -82,8 +80,8 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
     demo.queue(
-        default_concurrency_limit=env_int(CONCURRENCY_ENV, DEFAULT_CONCURRENCY),
-        max_size=env_int(QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE),
+        default_concurrency_limit=settings.get().concurrency,
+        max_size=settings.get().queue_size,
     )
     return demo
 
@@ -91,7 +89,7 @@ def build_demo() -> gr.Blocks:
 def launch_kwargs() -> dict:
     """What ``demo.launch`` needs besides the server address (read from GRADIO_SERVER_* by Gradio)."""
     kwargs: dict = {"css": CSS}
-    if config.public_mode():
+    if public.public_mode():
         kwargs["max_file_size"] = imaging.max_file_bytes()  # Gradio refuses larger uploads itself
     return kwargs
 

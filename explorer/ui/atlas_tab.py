@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, config, datasets, imaging, metrics, models, pipeline, projection
+from .. import atlas, datasets, files, imaging, metrics, models, projection, public
 from ..errors import ExplorerError
 from .common import PLOTLY_JS, STATIC, SafeImage, file_url, progress_adapter, user_errors
 
@@ -87,10 +87,10 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
 def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder) -> str | None:
     """Public mode's rules for an atlas request (before any image is read); returns the folder."""
     allowed = str(models.models_dir() or "")
-    folder = config.check_folder(folder, allowed)
+    folder = public.check_folder(folder, allowed)
     known = models.available_models(allowed or None) + models.available_embedders()
     for ref in _spaces(checked, vae_model, clip_model, dino_model, vit_model):
-        config.check_model(ref.split(":", 1)[1], known)
+        public.check_model(ref.split(":", 1)[1], known)
     return folder
 
 
@@ -190,7 +190,7 @@ def on_atlas_hub(
 
 @user_errors("Opening the saved atlas")
 def on_atlas_saved(folder_path, method):
-    config.check_folder(folder_path)
+    public.check_folder(folder_path)
     a, saved_method = atlas.load_saved((folder_path or "").strip())
     atlas.STORE.put(a)
     return _atlas_outputs(a, saved_method, "(reopened from disk)")
@@ -234,7 +234,7 @@ def on_atlas_click(atlas_id, shown, evt: gr.EventData):
 
 @user_errors("Searching with an image")
 def on_atlas_query_image(atlas_id, image, folder):
-    folder = config.check_folder(folder, str(models.models_dir() or ""))
+    folder = public.check_folder(folder, str(models.models_dir() or ""))
     a = atlas.STORE.get(atlas_id)
     if image is None:
         raise ExplorerError("Upload a query image first.")
@@ -257,8 +257,8 @@ def on_atlas_text(atlas_id, shown, text):
 @user_errors("Export")
 def on_atlas_export(atlas_id, shown):
     a = atlas.STORE.get(atlas_id)
-    files = atlas.save(a, pipeline.tmp_path("atlas"), shown)
-    return [str(files[k]) for k in ("points", "metrics", "overlap", "html")]
+    written = atlas.save(a, files.tmp_path("atlas"), shown)
+    return [str(written[k]) for k in ("points", "metrics", "overlap", "html")]
 
 
 METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
@@ -285,7 +285,7 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                     per_class = gr.Slider(2, 100, value=10, step=1, label="Images per class")
                     hub_btn = gr.Button("Stream it")
                 with gr.Accordion(
-                    "A saved atlas folder", open=False, visible=not config.public_mode()
+                    "A saved atlas folder", open=False, visible=not public.public_mode()
                 ):
                     saved_dir = gr.Textbox(label="Folder written by `python -m explorer atlas`")
                     saved_btn = gr.Button("Open the folder")
@@ -304,25 +304,25 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                         names,
                         value=default,
                         label="VAE",
-                        allow_custom_value=not config.public_mode(),
+                        allow_custom_value=not public.public_mode(),
                     )
                     clip_space = gr.Dropdown(
                         models.available_embedders("clip"),
                         value=models.default_embedder("clip"),
                         label="CLIP",
-                        allow_custom_value=not config.public_mode(),
+                        allow_custom_value=not public.public_mode(),
                     )
                     dino_space = gr.Dropdown(
                         models.available_embedders("dino"),
                         value=models.default_embedder("dino"),
                         label="DINOv2",
-                        allow_custom_value=not config.public_mode(),
+                        allow_custom_value=not public.public_mode(),
                     )
                     vit_space = gr.Dropdown(
                         models.available_embedders("vit"),
                         value=models.default_embedder("vit"),
                         label="ViT",
-                        allow_custom_value=not config.public_mode(),
+                        allow_custom_value=not public.public_mode(),
                     )
         atlas_status = gr.Markdown(elem_id="atlas-status")
         atlas_view = gr.HTML(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import numpy as np
 import plotly
 from PIL import Image
 
-from .. import pipeline
+from .. import files, pipeline
 from ..errors import ExplorerError
 
 log = logging.getLogger("explorer")
@@ -65,13 +63,9 @@ def cache_image_atomically(img: Image.Image | np.ndarray, cache_dir: str, fmt: s
         img = Image.fromarray(processing_utils._convert(img, np.uint8, force_copy=False))
     data = processing_utils.encode_pil_to_bytes(img, fmt)
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
-    folder.mkdir(parents=True, exist_ok=True)
     path = (folder / f"image.{fmt}").resolve()
     if not path.exists():
-        fd, staging = tempfile.mkstemp(dir=folder, prefix=".image.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(staging, path)
+        files.atomic_write(path, data)
     return str(path)
 
 
@@ -109,22 +103,6 @@ def user_errors(action: str) -> Callable:
         return inner
 
     return wrap
-
-
-def env_int(name: str, default: int) -> int:
-    """A positive whole number from environment variable ``name``; unset or invalid: ``default``
-    (an invalid value is logged, as the other ``EXPLORER_*`` limits are)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        log.warning("Ignoring %s=%r: must be a whole number >= 1; using %d.", name, raw, default)
-        return default
-    return value
 
 
 def progress_adapter(progress: gr.Progress) -> pipeline.Progress:

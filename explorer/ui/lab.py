@@ -9,7 +9,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .. import config, models, pipeline, plots
+from .. import models, pipeline, plots, public
 from ..errors import ExplorerError
 from .common import ImageOut, SafeImage, progress_adapter, user_errors
 
@@ -27,12 +27,12 @@ RT_HEADERS = [
 def checked(folder, resolution, *model_refs) -> str | None:
     """Enforce public mode's rules on what a request asks for; returns the folder to use."""
     allowed = str(models.models_dir() or "")
-    folder = config.check_folder(folder, allowed)
+    folder = public.check_folder(folder, allowed)
     if resolution is not None:
-        config.check_resolution(int(resolution))
+        public.check_resolution(int(resolution))
     known = models.available_models(allowed or None)
     for ref in model_refs:
-        config.check_model(ref, known)
+        public.check_model(ref, known)
     return folder
 
 
@@ -136,8 +136,8 @@ def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
 
 @user_errors("Scanning the models folder")
 def on_scan(folder, current):
-    if config.public_mode():
-        raise config.PublicModeError(
+    if public.public_mode():
+        raise public.PublicModeError(
             "This public app does not read folders on its server: it lists its own models only."
         )
     found = models.local_models(folder or None)
@@ -180,12 +180,12 @@ def build(
                 names,
                 value=default,
                 label="VAE",
-                allow_custom_value=not config.public_mode(),
+                allow_custom_value=not public.public_mode(),
                 info="Registry name, Hub id, or a local checkpoint path.",
             )
             with gr.Row():
                 resolution = gr.Dropdown(
-                    [r for r in pipeline.RESOLUTIONS if r <= config.max_resolution()],
+                    [r for r in pipeline.RESOLUTIONS if r <= public.max_resolution()],
                     value=512,
                     label="Resolution",
                     scale=1,
@@ -200,7 +200,7 @@ def build(
             with gr.Accordion(
                 "Local checkpoints (TAESD family)",
                 open=bool(folder0),
-                visible=not config.public_mode(),
+                visible=not public.public_mode(),
             ):
                 folder = gr.Textbox(
                     folder0,
@@ -274,7 +274,7 @@ def build(
                         names,
                         value=names[-1] if names else None,
                         label="Second VAE",
-                        allow_custom_value=not config.public_mode(),
+                        allow_custom_value=not public.public_mode(),
                     )
                     cmp_btn = gr.Button("Compare")
                 with gr.Row():

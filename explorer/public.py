@@ -16,18 +16,8 @@ In public mode:
 
 from __future__ import annotations
 
-import os
-
+from . import settings
 from .errors import ExplorerError
-
-PUBLIC_LIMITS = {
-    "EXPLORER_MAX_FILE_MB": 20,
-    "EXPLORER_MAX_PIXELS": 16_000_000,
-    "EXPLORER_MAX_SET_IMAGES": 1_000,
-    "EXPLORER_MAX_ZIP_MB": 500,
-    "EXPLORER_MAX_RESOLUTION": 512,
-}
-PRIVATE_MAX_RESOLUTION = 1024
 
 
 class PublicModeError(ExplorerError):
@@ -36,27 +26,12 @@ class PublicModeError(ExplorerError):
 
 def public_mode() -> bool:
     """EXPLORER_PUBLIC=1/0 decides; otherwise on where SPACE_ID is set (a Hugging Face Space)."""
-    flag = os.environ.get("EXPLORER_PUBLIC", "").strip().lower()
-    if flag in ("1", "true", "yes", "on"):
-        return True
-    if flag in ("0", "false", "no", "off"):
-        return False
-    return bool(os.environ.get("SPACE_ID"))
-
-
-def limit_default(name: str, private_default: float) -> float:
-    """The default for limit ``name``: the public value in public mode, else ``private_default``."""
-    if public_mode() and name in PUBLIC_LIMITS:
-        return min(PUBLIC_LIMITS[name], private_default)
-    return private_default
+    return settings.get().public
 
 
 def max_resolution() -> int:
     """The largest lab resolution: ``EXPLORER_MAX_RESOLUTION``, else 512 public / 1024 private."""
-    value = os.environ.get("EXPLORER_MAX_RESOLUTION", "").strip()
-    if value.isdigit() and int(value) >= 64:
-        return int(value)
-    return int(limit_default("EXPLORER_MAX_RESOLUTION", PRIVATE_MAX_RESOLUTION))
+    return settings.get().max_resolution
 
 
 def check_resolution(resolution: int) -> int:
