@@ -20,16 +20,11 @@ from . import embeddings, files, metrics, models, projection, settings
 from .cache import EmbeddingCache
 from .datasets import ImageSet
 from .errors import ExplorerError
-from .runtime import LRU
+from .runtime import LRU, Progress, no_progress
 
-Progress = Callable[[float, str], None]
 FAMILY_TITLES = {"vae": "VAE latents", "clip": "CLIP", "dino": "DINOv2", "vit": "ViT (ImageNet)"}
 MAX_SPACES = 4
 THUMB_SIDE = 96
-
-
-def _no_progress(_f: float, _d: str) -> None:
-    pass
 
 
 @dataclass
@@ -176,7 +171,7 @@ def build(
     method: str = "umap",
     folder: str | None = None,
     cache: EmbeddingCache | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     vae_resolution: int = 64,
     vae_pooling: str = "flatten",
 ) -> Atlas:

@@ -47,6 +47,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from . import imaging, settings
 from .errors import BadImageError, ExplorerError, ModelUnavailableError
 from .net import hub_unreachable_reason
+from .runtime import Progress, no_progress
 
 __all__ = [
     "BOMB_MIN_BYTES",
@@ -70,8 +71,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
-"""``progress(fraction, description)``, as in :mod:`explorer.pipeline`."""
 
 MAX_SIDE: int = 512
 """Every image in a set is downsized so its longer side is at most this many pixels."""
@@ -165,10 +164,6 @@ def _fmt_bytes(n: float) -> str:
     if n >= 1024**3:
         return f"{n / 1024**3:.3g} GB"
     return f"{n / 1024**2:.3g} MB"
-
-
-def _no_progress(_f: float, _desc: str) -> None:
-    pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +459,7 @@ def from_zip(
         DatasetError: not a zip or a damaged one, a zip bomb, too many images, no readable
             images, fewer than :data:`MIN_IMAGES` images, or a single class.
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     limit = _resolve_limit(max_images)
     p = Path(path)
     shown = f"'{p.name}'"
@@ -602,7 +597,7 @@ def from_folder(
         DatasetError: not a folder, too many images, no readable images, fewer than
             :data:`MIN_IMAGES` images, or a single class.
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     limit = _resolve_limit(max_images)
     root = Path(path).expanduser()
     shown = f"'{root.name or root}'"
@@ -660,7 +655,7 @@ def from_files(
         DatasetError: more than ``max_images`` files, or fewer than :data:`MIN_IMAGES`
             readable images.
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     limit = _resolve_limit(max_images)
     files = [os.fspath(p) for p in paths]
     if labels is not None and len(labels) != len(files):
@@ -1055,7 +1050,7 @@ def from_hub(
         DatasetUnavailableError: offline, or the dataset could not be downloaded.
         DatasetError: a bad id, split or column, or too few images or classes.
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     dataset_id = str(dataset_id).strip()
     if not _HUB_ID.fullmatch(dataset_id):
         raise DatasetError(

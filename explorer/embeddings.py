@@ -17,7 +17,7 @@ rows are *not* (they are raw scaled latents; cosine metrics normalise anyway).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,8 +26,8 @@ from PIL import Image
 from . import imaging, models
 from .cache import EmbeddingCache
 from .errors import ExplorerError
+from .runtime import Progress
 
-Progress = Callable[[float, str], None]
 FAMILIES = ("vae", "clip", "dino", "vit")
 SPACES = ["vae", "clip", "dino"]
 VAE_POOLINGS = ("flatten", "channel-mean", "channel-meanstd")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +16,10 @@ from PIL import Image
 from . import files, imaging, latents, metrics, plots
 from .errors import ExplorerError
 from .models import VAE, Posterior, load_vae
-from .runtime import LRU
+from .runtime import LRU, Progress, no_progress
 
-Progress = Callable[[float, str], None]
 RESOLUTIONS = (64, 128, 256, 384, 512, 768, 1024)
 CROP_MODES = ("square", "fit")
-
-
-def _no_progress(_f: float, _desc: str) -> None:
-    pass
 
 
 # --------------------------------------------------------------------------- encoding
@@ -223,7 +217,7 @@ def generations(
     resolution: int = 512,
     mode: str = "square",
     folder: str | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> tuple[list[Image.Image], list[float], list[float]]:
     """Repeated round trips x_{k+1} = D(E(x_k)); returns images after each and PSNR/SSIM vs x_0."""
     if not 1 <= int(n) <= 50:
@@ -281,7 +275,7 @@ def interpolate(
     method: str = "slerp",
     resolution: int = 256,
     folder: str | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> Interpolation:
     """Two images -> decoded latent interpolation frames (+ GIF) beside a pixel crossfade."""
     if image_b is None:

@@ -11,9 +11,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
-__all__ = ["LRU"]
+__all__ = ["LRU", "Progress", "no_progress"]
 
 V = TypeVar("V")
+
+Progress = Callable[[float, str], None]
+"""``progress(fraction in [0, 1], description)``: how long work reports how far it is."""
+
+
+def no_progress(_fraction: float, _description: str) -> None:
+    """The :data:`Progress` that reports nothing."""
 
 
 class LRU(Generic[V]):

@@ -12,8 +12,9 @@ import numpy as np
 import plotly
 from PIL import Image
 
-from .. import files, pipeline
+from .. import files
 from ..errors import ExplorerError
+from ..runtime import Progress
 
 log = logging.getLogger("explorer")
 
@@ -105,7 +106,7 @@ def user_errors(action: str) -> Callable:
     return wrap
 
 
-def progress_adapter(progress: gr.Progress) -> pipeline.Progress:
+def progress_adapter(progress: gr.Progress) -> Progress:
     return lambda f, desc: progress(f, desc=desc)
 
 
