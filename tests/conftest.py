@@ -48,6 +48,17 @@ def tiny_kl_folder(tmp_path_factory) -> Path:
     return folder
 
 
+APP_FIXTURES = frozenset({"app_url", "client", "public_client", "public_url"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses a launched app is an ``app`` test, whatever its module says, so
+    ``-m "not app"`` never starts a server."""
+    for item in items:
+        if APP_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.app)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,7 +6,6 @@ Model work is counted with forward hooks on the real modules, never by mocking t
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -192,16 +191,15 @@ def test_two_threads_writing_and_one_reading(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_ten_thousand_images_reopen_quickly(tmp_path):
+def test_ten_thousand_images_reopen_whole(tmp_path):
+    """A 10k set reopens from a fresh cache object with every vector intact (its speed is measured
+    in bench/atlas_scale.py, not asserted here)."""
     hashes = [f"{i:064x}" for i in range(10_000)]
     vecs = _vectors(10_000, 512)
     EmbeddingCache(tmp_path).put_many(KEY, hashes, vecs)
-    start = time.perf_counter()
-    found, missing = EmbeddingCache(tmp_path).get_many(KEY, hashes)
-    elapsed = time.perf_counter() - start
-    assert missing == [] and len(found) == 10_000
-    np.testing.assert_array_equal(found[9_999], vecs[9_999])
-    assert elapsed < 2.0, f"reopening 10,000 embeddings took {elapsed:.2f} s"
+    found, missing = EmbeddingCache(tmp_path).get_many(KEY, [*hashes, "never-stored"])
+    assert missing == [10_000] and len(found) == 10_000
+    np.testing.assert_array_equal(np.stack([found[i] for i in range(10_000)]), vecs)
 
 
 # --------------------------------------------------------------------------- behind embed()

@@ -5,7 +5,6 @@ queue's limits and what a client sees when the queue is full."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ from gradio_client import Client, handle_file
 from gradio_client.utils import QueueError
 from PIL import Image
 
+from bench import load
+
 pytestmark = pytest.mark.app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +26,6 @@ N_SESSIONS = 6
 N_REQUESTS = 7  # opening the session's own set, then each of the six mixed endpoints once
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-load = _bench()
 
 
 def _expected_stats(image: Path, model: str, resolution: int) -> np.ndarray:
@@ -105,20 +98,6 @@ def test_session_images_are_told_apart():
         small = load.session_image(sid, colours[sid % 32]).resize((64, 64), Image.BICUBIC)
         assert load.read_session(small) == sid
         assert np.allclose(load.median_colour(small), colours[sid % 32], atol=1)
-
-
-def test_queue_limits_default_and_come_from_the_environment(monkeypatch):
-    from explorer.ui import DEFAULT_CONCURRENCY, DEFAULT_QUEUE_SIZE
-    from explorer.ui.common import env_int
-
-    assert (DEFAULT_CONCURRENCY, DEFAULT_QUEUE_SIZE) == (2, 64)
-    monkeypatch.setenv("EXPLORER_QUEUE_SIZE", "12")
-    assert env_int("EXPLORER_QUEUE_SIZE", 64) == 12
-    for bad in ("0", "-3", "many", "2.5"):
-        monkeypatch.setenv("EXPLORER_QUEUE_SIZE", bad)
-        assert env_int("EXPLORER_QUEUE_SIZE", 64) == 64
-    monkeypatch.delenv("EXPLORER_QUEUE_SIZE")
-    assert env_int("EXPLORER_QUEUE_SIZE", 64) == 64
 
 
 def _wait_for(condition, what: str, seconds: float = 30) -> None:
