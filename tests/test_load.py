@@ -26,8 +26,6 @@ N_SESSIONS = 6
 N_REQUESTS = 7  # opening the session's own set, then each of the six mixed endpoints once
 
 
-
-
 def _expected_stats(image: Path, model: str, resolution: int) -> np.ndarray:
     """What /encode's statistics table must hold for this image, computed here directly
     (bypassing the app's encode cache)."""
