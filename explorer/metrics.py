@@ -121,13 +121,19 @@ def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _neighbours(
-    xn: np.ndarray, k: int, ranks_of: np.ndarray | None = None
+    xn: np.ndarray,
+    k: int,
+    ranks_of: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Unit rows (N,D) -> k-NN indices (N,k) int64 and cosine similarities (N,k) float32.
 
     One pass over the N×N similarity matrix in row blocks. When ``ranks_of`` (N,m) indices are
     given, also returns the 1-based rank of each of those points among row i's neighbours in this
     space: 1 + the number of other points strictly more similar to i (so ties share the best rank).
+    When ``groups`` (N,) int codes are given, every point of row i's own group is masked to
+    −inf before the top k are taken: such columns can only fill the tail of a row that has fewer
+    than k points outside its group, and they come back with similarity −inf.
     """
     n = xn.shape[0]
     k = min(k, n - 1)
@@ -139,6 +145,8 @@ def _neighbours(
         s = xn[start:stop] @ xn.T
         rows = np.arange(stop - start)
         s[rows, rows + start] = -np.inf  # never your own neighbour
+        if groups is not None:
+            s[groups[start:stop, None] == groups[None, :]] = -np.inf
         idx[start:stop], sim[start:stop] = _top_k(s, k)
         if ranks is not None:
             target = np.take_along_axis(s, ranks_of[start:stop], axis=1)
@@ -157,8 +165,13 @@ def _label_codes(labels: Sequence, n: int | None = None) -> np.ndarray:
 
 
 def _vote(neighbour_codes: np.ndarray) -> np.ndarray:
-    """(N,k) neighbour labels, best first -> majority label per row; ties go to the nearest."""
+    """(N,k) neighbour labels, best first -> majority label per row; ties go to the nearest.
+
+    A negative code marks an empty slot (no neighbour there): it never wins a row that has a
+    real neighbour.
+    """
     counts = (neighbour_codes[:, :, None] == neighbour_codes[:, None, :]).sum(axis=2)
+    counts[neighbour_codes < 0] = -1
     winner = np.argmax(counts == counts.max(axis=1, keepdims=True), axis=1)
     return neighbour_codes[np.arange(neighbour_codes.shape[0]), winner]
 
@@ -196,6 +209,112 @@ def chance_level(labels: Sequence) -> float:
     if codes.size == 0:
         return math.nan
     return float(np.bincount(codes).max() / codes.size)
+
+
+def knn_accuracy_grouped(x: np.ndarray, labels: Sequence, groups: Sequence, k: int = 5) -> float:
+    """Leave-one-group-out kNN label accuracy in cosine geometry, in [0, 1].
+
+    As :func:`knn_accuracy`, but for each point every point with the same ``groups`` value
+    (e.g. every variant of the same source photo) is removed from its candidate neighbours
+    before the k nearest vote. This is the usual guard against near-duplicate leakage in
+    retrieval evaluation: a recoloured copy of a photo finds its other copies by layout alone,
+    which says nothing about whether the space groups *different* photos by meaning. A point
+    with fewer than k points outside its group votes with those it has. Compare the score with
+    :func:`chance_level_grouped`, not :func:`chance_level`.
+
+    nan for fewer than 2 points, ``k < 1``, or a single group (no point has any candidate).
+    """
+    xn = _unit_rows(x)
+    n = xn.shape[0]
+    codes = _label_codes(labels, n)
+    group_codes = _group_codes(groups, n)
+    if n < 2 or k < 1 or np.unique(group_codes).size < 2:
+        return math.nan
+    idx, sim, _ = _neighbours(xn, k, groups=group_codes)
+    neighbour_codes = np.where(np.isfinite(sim), codes[idx], -1)
+    return float((_vote(neighbour_codes) == codes).mean())
+
+
+def _group_codes(groups: Sequence, n: int) -> np.ndarray:
+    try:
+        return _label_codes(groups, n)
+    except ValueError:
+        raise ValueError(
+            f"Got {len(groups)} group ids for {n} points; give one group per point."
+        ) from None
+
+
+def chance_level_grouped(labels: Sequence, groups: Sequence, k: int = 5) -> float:
+    """What :func:`knn_accuracy_grouped` scores, on average, in a space with no information.
+
+    In a space that carries nothing about the labels, each point's neighbours are a uniformly
+    random draw from its candidates (the points outside its group). This returns the exact
+    expectation of the grouped kNN-k accuracy under that draw: for point i with candidate
+    counts m_c per label (M in all, k' = min(k, M) drawn), the chance that its own label c
+    wins the vote is
+
+        Σ_{a≥1} C(m_c, a) · Σ_{draws j of the other labels, each j_d ≤ a, Σ j = k'−a}
+                  Π C(m_d, j_d) / (1 + #{d: j_d = a})  /  C(M, k')
+
+    (a tie between t labels goes to the one whose member is nearest, which in a random order is
+    each of them with probability 1/t), averaged over the points.
+
+    Why it differs from :func:`chance_level`: excluding a point's own group removes points of
+    its own label from the pool (a photo's variants share its meaning), so its label is rarer
+    among its candidates than in the set. With S sources per class, A variants of each and K
+    balanced classes, a point's own label is (S − 1)·A of the N − A candidates instead of 1/K of
+    the set, and a random space scores *below* 1/K (e.g. 3 sources per class: about 2/3 of 1/K
+    for k = 1). For groups of one point each it reduces to the plain leave-one-out random-space
+    score, which for balanced classes is close to 1/K.
+
+    nan for no points, ``k < 1`` or a single group.
+    """
+    codes = _label_codes(labels)
+    n = codes.size
+    group_codes = _group_codes(groups, n)
+    if n == 0 or k < 1 or np.unique(group_codes).size < 2:
+        return math.nan
+    n_labels = int(codes.max()) + 1
+    totals = np.bincount(codes, minlength=n_labels)
+    per_group = np.zeros((int(group_codes.max()) + 1, n_labels), np.int64)
+    np.add.at(per_group, (group_codes, codes), 1)
+    k = min(int(k), n - 1)
+    memo: dict[tuple, float] = {}
+    total = 0.0
+    for g, c in zip(group_codes.tolist(), codes.tolist(), strict=True):
+        pool = totals - per_group[g]
+        key = (c, pool.tobytes())
+        if key not in memo:
+            memo[key] = _random_vote_win(pool, c, k)
+        total += memo[key]
+    return total / n
+
+
+def _random_vote_win(pool: np.ndarray, own: int, k: int) -> float:
+    """P(label ``own`` wins a k-vote drawn uniformly without replacement from ``pool`` counts)."""
+    pool_list = [int(v) for v in pool]
+    m_total = sum(pool_list)
+    k = min(k, m_total)
+    m_own = pool_list[own]
+    others = [m for d, m in enumerate(pool_list) if d != own and m > 0]
+    ways = 0.0
+    for a in range(1, min(k, m_own) + 1):
+        rest = k - a
+        # dp[s][t]: ways to draw s points from the labels seen so far, t of them tied at a.
+        dp = [[0] * (rest // a + 1) for _ in range(rest + 1)]
+        dp[0][0] = 1
+        for m in others:
+            new = [[0] * len(dp[0]) for _ in range(rest + 1)]
+            for s_now in range(rest + 1):
+                for t, w in enumerate(dp[s_now]):
+                    if not w:
+                        continue
+                    for j in range(min(a, m, rest - s_now) + 1):
+                        tied = t + (j == a)
+                        new[s_now + j][tied] += w * math.comb(m, j)
+            dp = new
+        ways += math.comb(m_own, a) * sum(w / (1 + t) for t, w in enumerate(dp[rest]))
+    return ways / math.comb(m_total, k)
 
 
 def silhouette(x: np.ndarray, labels: Sequence) -> float:
