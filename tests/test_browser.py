@@ -141,3 +141,21 @@ def test_atlas_text_query_highlights(page):
         "() => [...document.querySelectorAll('.atlas-panel')].every(p => p.dataset.highlight.split(',').length === 8)"
     )
     _shot(page, "atlas-text-query")
+
+
+def _panel_heights(page) -> list[float]:
+    return page.locator(".atlas-panel").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect().height)"
+    )
+
+
+def test_atlas_panels_keep_their_height_while_idle(page):
+    """An idle page must not grow: the panels measured twice, 20 s apart, are the same height
+    (they used to grow ~15 px/s through a resize feedback loop)."""
+    page.locator(".atlas-panel").first.locator("path.point").first.wait_for()
+    before = _panel_heights(page)
+    page_before = page.evaluate("() => document.body.scrollHeight")
+    page.wait_for_timeout(20_000)
+    after = _panel_heights(page)
+    assert before == after and all(h < 600 for h in after)
+    assert page.evaluate("() => document.body.scrollHeight") == page_before

@@ -3,9 +3,12 @@
 // props.value is a JSON string: {panels:[{key,title,x,y}], labels, classes, thumbs, selected,
 // neighbors:{key:[idx]}, highlight:[idx], scores:[float], message}
 (function () {
-  const PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2",
-    "#ff9da6", "#9d755d", "#bab0ac", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79"];
+  // Colours and marker shapes come from the payload (explorer/plots.py class_styles), so the app
+  // and the exported atlas.html agree; this fallback is only for an old payload.
+  const FALLBACK = ["#4c78a8", "#f58518", "#54a24b", "#e45756"];
+  const colourOf = (c) => (state && state.colors ? state.colors[c] : FALLBACK[c % FALLBACK.length]);
+  const symbolOf = (c) => (state && state.symbols ? state.symbols[c] : "circle");
+  const PANEL_HEIGHT = 420;
   let state = null;
   let selected = null;
   const root = element.querySelector(".atlas-root") || element;
@@ -48,7 +51,7 @@
         type: gl ? "scattergl" : "scatter", mode: "markers", name: cls, legendgroup: cls,
         showlegend: false, x: ids.map((i) => panel.x[i]), y: ids.map((i) => panel.y[i]),
         customdata: ids, hovertemplate: "%{customdata}: " + cls + "<extra></extra>",
-        marker: { size: n > 2000 ? 4 : 8, color: PALETTE[c % PALETTE.length], opacity: 0.85,
+        marker: { size: n > 2000 ? 4 : 8, color: colourOf(c), symbol: symbolOf(c), opacity: 0.85,
           line: { width: n > 2000 ? 0 : 0.5, color: "#fff" } },
       });
     });
@@ -88,7 +91,8 @@
     data.classes.forEach((cls, c) => {
       const item = document.createElement("span");
       item.className = "atlas-legend-item";
-      item.innerHTML = '<i style="background:' + PALETTE[c % PALETTE.length] + '"></i>';
+      item.innerHTML = '<i style="background:' + colourOf(c) + '"></i>';
+      if (symbolOf(c) !== "circle") item.title = "marker: " + symbolOf(c);
       item.appendChild(document.createTextNode(cls));
       legend.appendChild(item);
     });
@@ -103,7 +107,7 @@
       div.dataset.space = panel.key;
       row.appendChild(div);
       const layout = {
-        title: { text: panel.title, font: { size: 14 } }, height: 420, margin: { l: 10, r: 10, t: 40, b: 10 },
+        title: { text: panel.title, font: { size: 14 } }, height: PANEL_HEIGHT, autosize: true, margin: { l: 10, r: 10, t: 40, b: 10 },
         xaxis: { visible: false }, yaxis: { visible: false }, hovermode: "closest", dragmode: "pan",
         showlegend: false,
         plot_bgcolor: "#fafafa",
@@ -111,14 +115,21 @@
       Plotly.newPlot(div, traces(panel, p), layout, { responsive: true, displaylogo: false,
         modeBarButtonsToRemove: ["select2d", "lasso2d"] });
       mark(div, panel);
-      // panels drawn while hidden (another tab) or before layout get the wrong width: follow the box
+      // panels drawn while hidden (another tab) or before layout get the wrong width: follow the
+      // box's WIDTH only. The height is fixed (layout + CSS); resizing on every size change let
+      // each resize feed the next and the panels grew taller while the page sat idle.
       if (window.ResizeObserver) {
-        new ResizeObserver(() => { if (div.offsetWidth > 0 && div.data) Plotly.Plots.resize(div); }).observe(div);
+        let lastWidth = div.offsetWidth;
+        new ResizeObserver(() => {
+          const w = div.offsetWidth;
+          if (w > 0 && w !== lastWidth && div.data) { lastWidth = w; Plotly.Plots.resize(div); }
+        }).observe(div);
       }
       div.on("plotly_click", (ev) => {
         const pt = ev.points && ev.points[0];
         if (!pt || pt.customdata === undefined) return;
         const idx = Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata;
+        tip.style.display = "none"; // the click re-renders the galleries: no tooltip left behind
         highlightLocally(idx);
         trigger("point_click", { index: idx });
       });
