@@ -205,3 +205,28 @@ def atlas_html(
     fig.update_yaxes(visible=False)
     fig.update_layout(title=title, height=520)
     return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
+def message_figure(text: str) -> go.Figure:
+    """A blank figure holding one centred message (``<br>`` breaks lines), where a plot has
+    nothing to show."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14}
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=200, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+def channel_before_after(before: np.ndarray, after: np.ndarray, channel: int, op: str) -> go.Figure:
+    """Two (h,w) maps of one latent channel, before and after an edit, side by side on one
+    shared symmetric colour scale."""
+    fig = channel_grid(
+        np.stack([before, after]),
+        shared_scale=True,
+        title=f"channel {int(channel)}: before | after ({op})",
+    )
+    fig.layout.annotations[0].text, fig.layout.annotations[1].text = "before", "after"
+    return fig
