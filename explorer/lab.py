@@ -51,7 +51,7 @@ CROP_MODES = ("square", "fit")
 
 @dataclass
 class Encoded:
-    """One prepared image and its scaled posterior under one model."""
+    """One prepared image and its scaled posterior ((1,C,h,w) mean, std or None) under one model."""
 
     image: Image.Image
     posterior: Posterior
@@ -91,7 +91,8 @@ def prepare_input(image, resolution: int = 512, mode: str = "square") -> Image.I
 def encode(
     image, model: str, resolution: int = 512, mode: str = "square", folder: str | None = None
 ) -> Encoded:
-    """Load + prepare ``image`` and encode it with ``model`` (cached by content, model and size)."""
+    """Load + prepare ``image``, encode it with ``model`` -> :class:`Encoded` (its (1,C,h,w)
+    scaled posterior; cached by content, model and size)."""
     prepared = prepare_input(image, resolution, mode)
     vae = load_vae(model, folder or None)
     digest = hashlib.sha1(prepared.tobytes()).hexdigest()
@@ -184,7 +185,8 @@ def roundtrip(
     seed: int = 0,
     folder: str | None = None,
 ) -> RoundTrip:
-    """Encode then decode (from the posterior mean or a seeded sample); metrics vs the original."""
+    """Encode then decode (posterior mean or a seeded sample) -> :class:`RoundTrip` with PSNR
+    (dB) and SSIM in [-1, 1] against the original."""
     enc = encode(image, model, resolution, mode, folder)
     z = enc.posterior.sample(seed) if source == "sample" else enc.posterior.mean
     used = "sample" if source == "sample" and enc.posterior.std is not None else "mean"
@@ -222,7 +224,8 @@ def generations(
     folder: str | None = None,
     progress: Progress = no_progress,
 ) -> Generations:
-    """Repeated round trips x_{k+1} = D(E(x_k)); returns images after each and PSNR/SSIM vs x_0."""
+    """Repeated round trips x_{k+1} = D(E(x_k)), ``n`` in [1, 50] -> the images after each and
+    PSNR (dB) / SSIM in [-1, 1] against x_0."""
     if not 1 <= int(n) <= 50:
         raise ExplorerError("Choose between 1 and 50 generations.")
     enc = encode(image, model, resolution, mode, folder)
@@ -257,7 +260,7 @@ def compare(
     mode: str = "square",
     folder: str | None = None,
 ) -> Comparison:
-    """Round-trip the same image through two models."""
+    """Round-trip the same image through two models -> two :class:`RoundTrip` s."""
     return Comparison(
         roundtrip(image, model_a, resolution, mode, folder=folder),
         roundtrip(image, model_b, resolution, mode, folder=folder),
@@ -291,7 +294,8 @@ def interpolate(
     folder: str | None = None,
     progress: Progress = no_progress,
 ) -> Interpolation:
-    """Two images -> decoded latent interpolation frames beside a pixel crossfade."""
+    """Two images -> ``steps`` (2-64) decoded frames along a lerp/slerp between their
+    (1,C,h,w) latent means, beside a pixel crossfade of as many steps."""
     if image_b is None:
         raise ExplorerError("Pick a second image (B) to interpolate towards.")
     if not 2 <= int(steps) <= 64:
@@ -346,7 +350,8 @@ def edit(
     mode: str = "square",
     folder: str | None = None,
 ) -> Edit:
-    """Edit one latent channel (scale/zero/shift/noise), decode, and compare with the unedited decode."""
+    """Edit one (h,w) latent channel (scale/zero/shift/noise), decode -> :class:`Edit`: both
+    decodes, the channel before and after, PSNR (dB) against the unedited decode."""
     enc = encode(image, model, resolution, mode, folder)
     z = enc.posterior.mean
     try:
