@@ -107,20 +107,6 @@ def test_session_images_are_told_apart():
         assert np.allclose(load.median_colour(small), colours[sid % 32], atol=1)
 
 
-def test_queue_limits_default_and_come_from_the_environment(monkeypatch):
-    from explorer.ui import DEFAULT_CONCURRENCY, DEFAULT_QUEUE_SIZE
-    from explorer.ui.common import env_int
-
-    assert (DEFAULT_CONCURRENCY, DEFAULT_QUEUE_SIZE) == (2, 64)
-    monkeypatch.setenv("EXPLORER_QUEUE_SIZE", "12")
-    assert env_int("EXPLORER_QUEUE_SIZE", 64) == 12
-    for bad in ("0", "-3", "many", "2.5"):
-        monkeypatch.setenv("EXPLORER_QUEUE_SIZE", bad)
-        assert env_int("EXPLORER_QUEUE_SIZE", 64) == 64
-    monkeypatch.delenv("EXPLORER_QUEUE_SIZE")
-    assert env_int("EXPLORER_QUEUE_SIZE", 64) == 64
-
-
 def _wait_for(condition, what: str, seconds: float = 30) -> None:
     end = time.monotonic() + seconds
     while not condition():
