@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "roundtrip":
             from PIL import Image
 
-            from . import pipeline
+            from . import lab
             from .models import default_vae
 
             out = Path(args.out)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{out.suffix or '(none)'!r}. Give --out a .png or .jpg path."
                 )
             model = args.model or default_vae(args.models_dir)
-            rt = pipeline.roundtrip(
+            rt = lab.roundtrip(
                 args.image, model, args.resolution, args.mode, folder=args.models_dir
             )
             try:

@@ -8,7 +8,16 @@ class ExplorerError(Exception):
 
 
 class BadImageError(ExplorerError):
-    """The input could not be read as an image, or is outside the accepted limits."""
+    """The input could not be read as an image, or is outside the accepted limits.
+
+    ``str(exc)`` is the sentence for the user; ``short`` is the few words an image set's summary
+    shows beside a skipped file's name (``"damaged or incomplete"``), given where the error is
+    raised. Without one the sentence itself is used.
+    """
+
+    def __init__(self, message: str = "", short: str = ""):
+        super().__init__(message)
+        self.short = short or message
 
 
 class UnknownModelError(ExplorerError, ValueError):

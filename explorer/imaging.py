@@ -98,26 +98,30 @@ def _check_pixels(width: int, height: int, limit: int) -> None:
     if width <= 0 or height <= 0:
         raise BadImageError(
             f"This image has no pixels (its size is {width}x{height}). "
-            f"Upload a different image. {_UPLOAD_HINT}"
+            f"Upload a different image. {_UPLOAD_HINT}",
+            short="has no pixels",
         )
     if width * height > limit:
         raise BadImageError(
             f"This image is too large: {width}x{height} is {width * height / 1e6:.1f} megapixels, "
             f"and the limit is {limit / 1e6:.1f} megapixels. "
-            "Downscale it (for example to 2048 pixels on the long side) and upload it again."
+            "Downscale it (for example to 2048 pixels on the long side) and upload it again.",
+            short=f"too large ({width * height / 1e6:.1f} megapixels)",
         )
 
 
 def _check_file_size(n_bytes: int) -> None:
     if n_bytes == 0:
         raise BadImageError(
-            f"This file is empty (0 bytes). The upload may have failed: try again. {_UPLOAD_HINT}"
+            f"This file is empty (0 bytes). The upload may have failed: try again. {_UPLOAD_HINT}",
+            short="empty",
         )
     limit = max_file_bytes()
     if n_bytes > limit:
         raise BadImageError(
             f"This file is too large ({_fmt_mb(n_bytes)}; the limit is {_fmt_mb(limit)}). "
-            "Save it as a smaller JPEG or downscale it, then upload it again."
+            "Save it as a smaller JPEG or downscale it, then upload it again.",
+            short="too large",
         )
 
 
@@ -126,23 +130,28 @@ def _check_file_size(n_bytes: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _describe_non_image(data: bytes) -> str:
-    """A user-facing sentence for bytes that no allowed Pillow decoder recognised."""
+def _non_image_error(data: bytes) -> BadImageError:
+    """The error for bytes that no allowed Pillow decoder recognised, saying what they look like."""
     head = data[:4096]
     text = head.lstrip(b"\xef\xbb\xbf\xff\xfe\xfe\xff \t\r\n").lower()
     if text.startswith(b"<"):
         if b"<svg" in text:
-            return (
+            return BadImageError(
                 "This file is an SVG drawing (vector graphics), not a pixel image. "
-                "Export it as PNG or JPEG and upload that."
+                "Export it as PNG or JPEG and upload that.",
+                short="an SVG drawing",
             )
         if b"<html" in text or b"<!doctype html" in text or b"<head" in text or b"<body" in text:
-            return (
+            return BadImageError(
                 "This file is a web page (HTML), not an image; this often happens when a "
                 "download link saves the page around an image. "
-                "Save the image itself (PNG, JPEG, WebP or GIF) and upload that."
+                "Save the image itself (PNG, JPEG, WebP or GIF) and upload that.",
+                short="a web page",
             )
-        return f"This file is a text document (XML/HTML-like markup), not an image. {_UPLOAD_HINT}"
+        return BadImageError(
+            f"This file is a text document (XML/HTML-like markup), not an image. {_UPLOAD_HINT}",
+            short="a text document",
+        )
     try:
         decoded = head.decode("utf-8")
     except UnicodeDecodeError:
@@ -152,28 +161,32 @@ def _describe_non_image(data: bytes) -> str:
         and decoded
         and sum(c.isprintable() or c.isspace() for c in decoded) >= (0.95 * len(decoded))
     ):
-        return (
+        return BadImageError(
             "This file is not an image Pillow can read (got 'text/plain'-like content). "
-            f"{_UPLOAD_HINT}"
+            f"{_UPLOAD_HINT}",
+            short="not an image Pillow can read",
         )
-    return (
+    return BadImageError(
         "This file is not an image Pillow can read (unrecognised or unsupported format). "
-        f"{_UPLOAD_HINT}"
+        f"{_UPLOAD_HINT}",
+        short="not an image Pillow can read",
     )
 
 
-def _bomb_message() -> str:
-    return (
+def _bomb_error() -> BadImageError:
+    return BadImageError(
         "This image declares an enormous size in its header (a possible decompression bomb), "
-        "so it was not decoded. Downscale it and upload it again."
+        "so it was not decoded. Downscale it and upload it again.",
+        short="declares an enormous size in its header",
     )
 
 
-def _corrupt_message(kind: str = "file") -> str:
-    return (
+def _corrupt_error(kind: str = "file") -> BadImageError:
+    return BadImageError(
         f"This image {kind} is damaged or incomplete (it could not be fully decoded); "
         "it may have been cut off while downloading or uploading. "
-        "Re-save or re-download it, then upload it again."
+        "Re-save or re-download it, then upload it again.",
+        short="damaged or incomplete",
     )
 
 
@@ -184,11 +197,11 @@ def _open_bytes(data: bytes, limit: int) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError as exc:
-        raise BadImageError(_describe_non_image(data)) from exc
+        raise _non_image_error(data) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(_bomb_message()) from exc
+        raise _bomb_error() from exc
     except Exception as exc:  # a decoder choking on a malformed header
-        raise BadImageError(_corrupt_message()) from exc
+        raise _corrupt_error() from exc
 
     with im:
         _check_pixels(im.width, im.height, limit)  # header only: nothing decoded yet
@@ -196,14 +209,15 @@ def _open_bytes(data: bytes, limit: int) -> Image.Image:
             im.seek(0)  # first frame of animated GIF / WebP / APNG
             im.load()  # force the full decode so truncation shows up here, not later
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise BadImageError(_bomb_message()) from exc
+            raise _bomb_error() from exc
         except MemoryError as exc:
             raise BadImageError(
                 "This image needs more memory to decode than is available. "
-                "Downscale it and upload it again."
+                "Downscale it and upload it again.",
+                short="needs more memory to decode than is available",
             ) from exc
         except Exception as exc:  # OSError('image file is truncated'), zlib/struct errors...
-            raise BadImageError(_corrupt_message()) from exc
+            raise _corrupt_error() from exc
         oriented, fresh = _exif_transpose(im)
         return _to_rgb(oriented, copy=not fresh)
 
@@ -277,7 +291,8 @@ def _to_rgb(im: Image.Image, copy: bool = True) -> Image.Image:
     except (ValueError, OSError) as exc:
         raise BadImageError(
             f"This image uses the '{mode}' colour mode, which cannot be converted to RGB here. "
-            f"Re-save it as an RGB image. {_UPLOAD_HINT}"
+            f"Re-save it as an RGB image. {_UPLOAD_HINT}",
+            short=f"uses the '{mode}' colour mode",
         ) from exc
 
 
@@ -289,7 +304,8 @@ def _array_to_image(arr: np.ndarray, limit: int) -> Image.Image:
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
         raise BadImageError(
             f"This array has shape {tuple(a.shape)}, which is not an image. "
-            "Pass an HxW, HxWx3 or HxWx4 array."
+            "Pass an HxW, HxWx3 or HxWx4 array.",
+            short=f"an array of shape {tuple(a.shape)}",
         )
     _check_pixels(a.shape[1], a.shape[0], limit)
     if a.dtype == np.bool_:
@@ -306,7 +322,8 @@ def _array_to_image(arr: np.ndarray, limit: int) -> Image.Image:
     else:
         raise BadImageError(
             f"This array has dtype {a.dtype} with values outside 0-255, which is ambiguous. "
-            "Pass uint8, uint16, or float values in [0, 1]."
+            "Pass uint8, uint16, or float values in [0, 1].",
+            short=f"an array of {a.dtype} values outside 0-255",
         )
     a8 = np.ascontiguousarray(a8)
     if a8.ndim == 2:
@@ -320,11 +337,13 @@ def _read_path(path: Path) -> bytes:
     shown = path.name or str(path)
     if not path.exists():
         raise BadImageError(
-            f"No file was found at '{shown}'. Check the path, or upload the image again."
+            f"No file was found at '{shown}'. Check the path, or upload the image again.",
+            short="not found",
         )
     if path.is_dir():
         raise BadImageError(
-            f"The path '{shown}' is a folder, not an image file. Choose an image file."
+            f"The path '{shown}' is a folder, not an image file. Choose an image file.",
+            short="a folder, not an image file",
         )
     try:
         size = path.stat().st_size
@@ -334,7 +353,8 @@ def _read_path(path: Path) -> bytes:
     except OSError as exc:
         raise BadImageError(
             f"The file '{shown}' could not be read ({exc.strerror or 'I/O error'}). "
-            "Check that it exists and is readable, or upload it again."
+            "Check that it exists and is readable, or upload it again.",
+            short="could not be read",
         ) from exc
 
 
@@ -367,9 +387,9 @@ def load_image(
         try:
             source.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise BadImageError(_bomb_message()) from exc
+            raise _bomb_error() from exc
         except Exception as exc:
-            raise BadImageError(_corrupt_message("data")) from exc
+            raise _corrupt_error("data") from exc
         oriented, fresh = _exif_transpose(source)
         return _to_rgb(oriented, copy=not fresh)
     if isinstance(source, np.ndarray):
@@ -383,7 +403,8 @@ def load_image(
         if isinstance(name, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", name):
             raise BadImageError(
                 "This looks like a web address; links are not downloaded. "
-                "Save the image to your computer and upload the file."
+                "Save the image to your computer and upload the file.",
+                short="a web address",
             )
         data = _read_path(Path(name))
         _check_file_size(len(data))  # the file may have changed since stat()

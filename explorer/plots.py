@@ -170,3 +170,63 @@ def generations_plot(psnrs: Sequence[float], ssims: Sequence[float], title: str 
         legend={"orientation": "h", "y": -0.25, "x": 0.5, "xanchor": "center"},
     )
     return fig
+
+
+def atlas_html(
+    panels: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    paths: Sequence[str],
+    title: str = "",
+) -> str:
+    """``(panel title, (N,2) map)`` per space, N labels and paths -> a standalone HTML page
+    (plotly.js inlined, works offline): one scatter panel per space, one colour per label."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels])
+    labels_arr = np.array(list(labels))
+    for c, cls in enumerate(dict.fromkeys(labels)):
+        ids = np.flatnonzero(labels_arr == cls)
+        for j, (_, xy) in enumerate(panels):
+            xy = np.asarray(xy)
+            fig.add_trace(
+                go.Scatter(
+                    x=xy[ids, 0],
+                    y=xy[ids, 1],
+                    mode="markers",
+                    name=cls,
+                    legendgroup=cls,
+                    showlegend=j == 0,
+                    text=[paths[i] for i in ids],
+                    marker={"size": 7, "color": f"hsl({(c * 67) % 360},65%,48%)"},
+                    hovertemplate="%{text}<extra>" + cls + "</extra>",
+                ),
+                row=1,
+                col=j + 1,
+            )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=title, height=520)
+    return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
+def message_figure(text: str) -> go.Figure:
+    """A blank figure holding one centred message (``<br>`` breaks lines), where a plot has
+    nothing to show."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14}
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=200, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+def channel_before_after(before: np.ndarray, after: np.ndarray, channel: int, op: str) -> go.Figure:
+    """Two (h,w) maps of one latent channel, before and after an edit, side by side on one
+    shared symmetric colour scale."""
+    fig = channel_grid(
+        np.stack([before, after]),
+        shared_scale=True,
+        title=f"channel {int(channel)}: before | after ({op})",
+    )
+    fig.layout.annotations[0].text, fig.layout.annotations[1].text = "before", "after"
+    return fig

@@ -286,33 +286,3 @@ def test_metric_help_is_one_sentence_per_column():
     for key, text in METRIC_HELP.items():
         assert text.endswith(".") and text.count(". ") == 0, key
         assert 30 < len(text) < 220, key
-
-
-def _table(**knn5):
-    import pandas as pd
-
-    return pd.DataFrame(
-        [{"space": k, "model": "m", "knn5": v, "chance": 0.25} for k, v in knn5.items()]
-    )
-
-
-def test_verdict_names_the_best_space_ties_and_chance():
-    from explorer.atlas import verdict
-
-    labels = [c for c in "abcd" for _ in range(10)]
-    assert "**clip** groups this set by its labels best" in verdict(
-        _table(vae=0.4, clip=0.95, dino=0.9), labels
-    )
-    assert "**clip** and **dino** group this set about equally well" in verdict(
-        _table(vae=0.4, clip=0.95, dino=0.94), labels
-    )
-    assert "better than chance" in verdict(_table(vae=0.2, clip=0.26), labels)
-
-
-def test_verdict_warns_when_classes_are_too_small():
-    from explorer.atlas import verdict
-
-    text = verdict(_table(vae=0.0, clip=0.0), ["a", "a", "b", "b"])
-    assert "Too few images per class" in text and "smallest class has 2" in text
-    assert "best" not in text
-    assert "single label" in verdict(_table(vae=1.0), ["a"] * 8)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.atlas import Atlas, _Store, atlas_nbytes
+from explorer.atlas import Atlas, AtlasStore, atlas_nbytes
 from explorer.datasets import ImageSet
 from explorer.errors import ExplorerError
 
@@ -28,7 +28,7 @@ def test_nbytes_counts_pixels_and_vectors():
 
 
 def test_count_bound_closes_the_least_recently_used():
-    store = _Store(size=3, max_mb=1024)
+    store = AtlasStore(size=3, max_mb=1024)
     for i in range(3):
         store.put(_atlas(i))
     store.get("atlas-0")  # used: now the most recent
@@ -41,7 +41,7 @@ def test_count_bound_closes_the_least_recently_used():
 
 def test_memory_bound_and_the_newest_always_stays():
     one = atlas_nbytes(_atlas(0, side=300))  # ~0.5 MB each
-    store = _Store(size=100, max_mb=2.5 * one / 2**20)
+    store = AtlasStore(size=100, max_mb=2.5 * one / 2**20)
     for i in range(5):
         store.put(_atlas(i, side=300))
     assert len(store) == 2 and store.nbytes <= 2.5 * one
@@ -54,7 +54,7 @@ def test_memory_bound_and_the_newest_always_stays():
 def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("EXPLORER_MAX_ATLASES", "5")
     monkeypatch.setenv("EXPLORER_ATLAS_MEMORY_MB", "10")
-    store = _Store()
+    store = AtlasStore()
     assert (store.size, store.max_bytes) == (5, 10 * 2**20)
 
 
@@ -63,7 +63,7 @@ def test_sessions_writing_the_same_thumbnails_at_once(tmp_path):
     no error, and every file ends up a whole JPEG (found by bench/load.py)."""
     import threading
 
-    from explorer.atlas import _write_thumbs
+    from explorer.atlas import write_thumbs
 
     rng = np.random.default_rng(0)
     images = [
@@ -76,7 +76,7 @@ def test_sessions_writing_the_same_thumbnails_at_once(tmp_path):
     def write():
         start.wait()
         try:
-            _write_thumbs(images, hashes, tmp_path)
+            write_thumbs(images, hashes, tmp_path)
         except BaseException as exc:  # collected for the assertion
             errors.append(exc)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import cli, imaging, metrics, pipeline
+from explorer import cli, imaging, lab, metrics
 from explorer.models import REGISTRY, TEST_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def _printed_psnr(stdout: str) -> float:
 
 
 def _psnr_of_file(image: Path, out: Path, resolution: int) -> float:
-    original = imaging.to_numpy_hwc(pipeline.prepare_input(image, resolution))
+    original = imaging.to_numpy_hwc(lab.prepare_input(image, resolution))
     with Image.open(out) as im:
         assert im.size == (resolution, resolution)
         return metrics.psnr(original, imaging.to_numpy_hwc(im))
@@ -59,7 +59,7 @@ def test_roundtrip_subprocess_test_tiny(astronaut, tmp_path):
     assert out.is_file()
     # the file written is the reconstruction whose PSNR was printed (PNG: lossless)
     assert _psnr_of_file(astronaut, out, 128) == pytest.approx(psnr, abs=0.005)
-    assert psnr == pytest.approx(pipeline.roundtrip(astronaut, "test-tiny", 128).psnr, abs=0.005)
+    assert psnr == pytest.approx(lab.roundtrip(astronaut, "test-tiny", 128).psnr, abs=0.005)
     assert "test-tiny" in proc.stderr and "48.0x" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -87,7 +87,7 @@ def test_roundtrip_local_diffusers_folder(astronaut, tiny_kl_folder, tmp_path, c
     psnr = _printed_psnr(stdout)
     assert _psnr_of_file(astronaut, out, 64) == pytest.approx(psnr, abs=0.005)
     # the folder holds test-kl16's weights: same reconstruction
-    same = pipeline.roundtrip(astronaut, "test-kl16", 64)
+    same = lab.roundtrip(astronaut, "test-kl16", 64)
     with Image.open(out) as im:
         np.testing.assert_array_equal(np.asarray(im), np.asarray(same.reconstruction))
 

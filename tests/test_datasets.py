@@ -1,15 +1,13 @@
-"""Image sets: bundled set, zip / folder / uploads / Hub loaders, and their safety rules.
+"""Image sets from files (zip / folder / uploads) and their safety rules, and ``load_source``.
 
-Every zip is built in ``tmp_path`` with :mod:`zipfile`; nothing is downloaded. The Hub tests
-stub only the network (the reachability check or ``datasets.load_dataset``), never the code
-under test.
+Every zip is built in ``tmp_path`` with :mod:`zipfile`; nothing is downloaded. The bundled set,
+the ImageSet type and Hub streaming have their own test files.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import socket
 import struct
 import time
 import zipfile
@@ -17,48 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_files import listing, make_tree, make_zip, noise_png, png
 from PIL import Image
 
 from explorer import datasets as ds
-from explorer import imaging, net
-from explorer.errors import ExplorerError, ModelUnavailableError
-
-# --------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------
-
-
-def png(color=(200, 30, 30), size=(16, 12)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def noise_png(seed: int = 0, size: int = 48) -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def make_zip(path: Path, members: dict[str, bytes]) -> Path:
-    """Write ``members`` verbatim (names are not sanitised by ``writestr``)."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return path
-
-
-def make_tree(root: Path, members: dict[str, bytes]) -> Path:
-    for name, data in members.items():
-        f = root / name
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_bytes(data)
-    return root
-
-
-def listing(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+from explorer import imaging
+from explorer.errors import ExplorerError
 
 
 @pytest.fixture(autouse=True)
@@ -82,105 +44,6 @@ TREE_LABELS = {
     "dog/2.png": "dog",
     "dog/3.png": "dog",
 }
-
-
-# --------------------------------------------------------------------------------------------
-# ImageSet
-# --------------------------------------------------------------------------------------------
-
-
-def _tiny_set(labels, skipped=()):
-    ims = [Image.new("RGB", (4, 4), (i, i, i)) for i in range(len(labels))]
-    return ds.ImageSet(
-        "t", ims, list(labels), [f"{i}.png" for i in range(len(labels))], list(skipped)
-    )
-
-
-def test_summary_counts_and_skipped():
-    s = _tiny_set(["cat", "cat", "dog", "dog"])
-    assert s.summary() == "4 images in 2 classes (2 each)"
-    s = _tiny_set(["cat", "cat", "dog"], [("a.txt", "not an image ('.txt' file)")])
-    assert (
-        s.summary() == "3 images in 2 classes (cat 2, dog 1); 1 file skipped: a.txt (not an image)"
-    )
-    long_reason = "This image file is damaged or incomplete (it could not be fully decoded); ..."
-    s = _tiny_set(["a"] * 3, [(f"{i}.jpg", long_reason) for i in range(5)])
-    assert s.summary().endswith(
-        "5 files skipped: 0.jpg (damaged or incomplete), 1.jpg (damaged or incomplete), "
-        "2.jpg (damaged or incomplete), and 2 more"
-    )
-    assert "(1–3 per class)" in _tiny_set([f"c{i}" for i in range(9)] + ["c0", "c0"]).summary()
-
-
-def test_subset_and_validation():
-    s = _tiny_set(["a", "b", "c", "d"], [("x", "y")])
-    sub = s.subset([2, 0])
-    assert sub.labels == ["c", "a"] and sub.paths == ["2.png", "0.png"]
-    assert sub.images[0] is s.images[2] and sub.skipped == s.skipped
-    assert s.subset(np.array([True, False, False, True])).labels == ["a", "d"]
-    assert s.subset(slice(1, 3)).labels == ["b", "c"]
-    assert len(s.subset([])) == 0
-    with pytest.raises(IndexError):
-        s.subset([4])
-    with pytest.raises(ValueError):
-        s.subset(np.array([True, False]))
-    with pytest.raises(ValueError, match="same length"):
-        ds.ImageSet("bad", s.images, ["a"], s.paths)
-
-
-# --------------------------------------------------------------------------------------------
-# bundled set
-# --------------------------------------------------------------------------------------------
-
-
-def test_bundled_set_is_deterministic_labelled_and_small():
-    ds._bundled_sources.cache_clear()
-    ds._lfw_subset.cache_clear()
-    t0 = time.perf_counter()
-    a = ds.bundled_set()
-    elapsed = time.perf_counter() - t0
-    b = ds.bundled_set()
-    assert elapsed < 10, f"bundled_set took {elapsed:.1f} s (target < 2 s)"
-
-    assert 60 <= len(a) <= 120
-    assert a.labels == b.labels and a.paths == b.paths
-    assert all(
-        np.array_equal(np.asarray(x), np.asarray(y))
-        for x, y in zip(a.images, b.images, strict=True)
-    )
-    assert all(im.mode == "RGB" and max(im.size) <= ds.MAX_SIDE for im in a.images)
-    assert not a.skipped and a.description
-
-    counts = a.class_counts()
-    assert len(counts) >= 5
-    for name in ("astronaut", "cat", "coffee", "rocket", "face", "non-face"):
-        assert counts.get(name, 0) >= 4, counts
-    assert all(label.strip() and label == label.lower() for label in a.labels)
-
-    # same object, different colours: a hue-rotated cat labelled "cat"
-    hue_cats = [p for p, lab in zip(a.paths, a.labels, strict=True) if lab == "cat" and "hue" in p]
-    assert hue_cats
-    # same colours, different object: the cat in the coffee's palette is still a cat
-    swapped = [i for i, p in enumerate(a.paths) if "chelsea" in p and "palette of coffee" in p]
-    assert len(swapped) == 1 and a.labels[swapped[0]] == "cat"
-    coffee = np.asarray(a.images[a.paths.index("skimage:coffee.png")], dtype=np.float64)
-    cat = np.asarray(a.images[a.paths.index("skimage:chelsea.png")], dtype=np.float64)
-    recoloured = np.asarray(a.images[swapped[0]], dtype=np.float64)
-    mean = lambda x: x.reshape(-1, 3).mean(0)  # noqa: E731
-    assert np.abs(mean(recoloured) - mean(coffee)).sum() < np.abs(mean(cat) - mean(coffee)).sum()
-
-    # another seed changes the augmentations, not the originals
-    c = ds.bundled_set(seed=1)
-    assert c.labels == a.labels
-    i = a.paths.index("skimage:chelsea.png")
-    assert np.array_equal(np.asarray(a.images[i]), np.asarray(c.images[i]))
-    assert not all(
-        x.size == y.size and np.array_equal(np.asarray(x), np.asarray(y))
-        for x, y in zip(a.images, c.images, strict=True)
-    )
-    assert len(ds.bundled_set(n_aug=0)) < len(a)
-    with pytest.raises(ValueError):
-        ds.bundled_set(n_aug=-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +150,16 @@ def test_zip_unreadable_members_are_skipped_with_reasons(tmp_path):
     assert "damaged or incomplete" in reasons["dog/truncated.png"]
     assert "empty" in reasons["dog/empty.png"]
     assert "3 files skipped" in s.summary()
+    # each skip carries the short form given where the file failed (the loader's error)
+    assert {k.path: k.short for k in s.skipped} == {
+        "cat/text.jpg": "not an image Pillow can read",
+        "dog/truncated.png": "damaged or incomplete",
+        "dog/empty.png": "empty",
+    }
+    assert s.summary().endswith(
+        "3 files skipped: cat/text.jpg (not an image Pillow can read), "
+        "dog/empty.png (empty), dog/truncated.png (damaged or incomplete)"
+    )
 
 
 def test_zip_nested_archive_is_skipped(tmp_path):
@@ -308,6 +181,7 @@ def test_zip_nested_archive_is_skipped(tmp_path):
     reasons = dict(s.skipped)
     assert set(reasons) == {"cat/more.zip", "dog/old.tar.gz"}
     assert all("nested archive" in r for r in reasons.values())
+    assert {k.short for k in s.skipped} == {"nested archive"}
 
 
 def test_not_a_zip_is_refused(tmp_path):
@@ -364,6 +238,7 @@ def test_zip_path_traversal_is_skipped_and_nothing_is_written(tmp_path, monkeypa
 
     assert s.labels == ["cat", "cat", "dog"]
     unsafe = {p for p, r in s.skipped if "unsafe path" in r}
+    assert {k.short for k in s.skipped if k.path in unsafe} == {"unsafe path"}
     assert unsafe == {
         "../evil.png",
         "/abs.png",
@@ -448,6 +323,7 @@ def test_zip_member_that_lies_about_its_size_is_bounded(tmp_path):
     assert s.labels == ["cat", "cat", "dog"]
     assert [p for p, _ in s.skipped] == ["dog/liar.png"]
     assert "damaged" in s.skipped[0][1]
+    assert s.summary().endswith("1 file skipped: dog/liar.png (damaged)")
 
 
 def test_zip_with_too_many_images_is_refused_before_decoding(tmp_path, monkeypatch):
@@ -553,93 +429,6 @@ def test_from_files(tmp_path):
         ds.from_files(paths[:2] + paths[4:])
     with pytest.raises(ds.DatasetError, match="more than the limit of 2"):
         ds.from_files(paths, max_images=2)
-
-
-# --------------------------------------------------------------------------------------------
-# Hub
-# --------------------------------------------------------------------------------------------
-
-
-def test_from_hub_offline_env_fails_fast(monkeypatch):
-    """HF_HUB_OFFLINE is read at call time (huggingface_hub reads it only at import), and no
-    connection is attempted."""
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
-
-    def no_network(*_a, **_k):
-        raise AssertionError("an offline check must not open a connection")
-
-    monkeypatch.setattr(net, "_can_connect", no_network)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
-    with pytest.raises(ds.DatasetUnavailableError) as info:
-        ds.from_hub("owner/some-images")
-    assert time.perf_counter() - t0 < 2
-    msg = str(info.value)
-    assert "needs internet" in msg and "HF_HUB_OFFLINE" in msg and "zip" in msg
-    assert isinstance(info.value, ModelUnavailableError) and isinstance(info.value, ExplorerError)
-
-
-def test_from_hub_unreachable_host_fails_fast(monkeypatch):
-    """The real reachability check, with the socket layer stubbed to refuse / hang."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
-
-    def refuse(address, timeout=None, *a, **k):
-        raise OSError("Network is unreachable")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    with pytest.raises(ds.DatasetUnavailableError, match=r"needs internet.*could not be reached"):
-        ds.from_hub("owner/some-images")
-
-    def hang(address, timeout=None, *a, **k):
-        time.sleep(10)  # a black-holed connection or a DNS lookup that never answers
-        raise OSError("timed out")
-
-    monkeypatch.setattr(socket, "create_connection", hang)
-    t0 = time.perf_counter()
-    with pytest.raises(ds.DatasetUnavailableError, match=r"within 0\.5 s"):
-        ds.from_hub("owner/some-images", timeout=0.5)
-    assert time.perf_counter() - t0 < 3
-
-
-def test_from_hub_bad_id():
-    with pytest.raises(ds.DatasetError, match="not a Hugging Face dataset id"):
-        ds.from_hub("not a valid id!")
-
-
-def test_from_hub_streams_per_class(monkeypatch):
-    """Column detection and per-class sampling, on a local in-memory dataset."""
-    hf = pytest.importorskip("datasets")
-    names = ["airplane", "bird", "cat"]
-    rows = []
-    for i in range(30):
-        data = b"garbage" if i == 1 else noise_png(i, 16)
-        rows.append({"img": {"bytes": data, "path": None}, "fine": i % 3, "note": f"row {i}"})
-    features = hf.Features(
-        {"img": hf.Image(), "fine": hf.ClassLabel(names=names), "note": hf.Value("string")}
-    )
-    local = hf.Dataset.from_list(rows, features=features).to_iterable_dataset()
-    calls = []
-
-    def fake_load(dataset_id, split=None, streaming=False, **kw):
-        calls.append((dataset_id, split, streaming))
-        return local
-
-    monkeypatch.setattr(ds, "hub_unreachable_reason", lambda timeout=3.0: None)
-    monkeypatch.setattr(hf, "load_dataset", fake_load)
-    s = ds.from_hub("owner/tiny", per_class=3)
-    assert calls == [("owner/tiny", "train", True)]
-    assert s.class_counts() == {"airplane": 3, "bird": 3, "cat": 3}
-    assert s.paths[:3] == ["owner/tiny[0]", "owner/tiny[2]", "owner/tiny[3]"]
-    assert [p for p, _ in s.skipped] == ["owner/tiny[1]"]
-    assert all(im.mode == "RGB" for im in s.images)
-    assert "'img' and 'fine'" in s.description
-
-    capped = ds.from_hub("owner/tiny", per_class=10, max_images=5)
-    assert len(capped) == 5
-    with pytest.raises(ds.DatasetError, match="no column 'pixels'"):
-        ds.from_hub("owner/tiny", image_column="pixels")
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import atlas, embeddings, imaging, metrics, models, pipeline, taesd
+from explorer import atlas, embeddings, imaging, lab, metrics, models, taesd
 from explorer.cache import EmbeddingCache
 from explorer.datasets import ImageSet
 from explorer.errors import ExplorerError, ModelUnavailableError
@@ -349,9 +349,9 @@ def test_roundtrip_failing_in_decode_keeps_the_encoding_consistent(monkeypatch):
     with monkeypatch.context() as mp:
         inject(mp, vae.module.decoder, RuntimeError("decoder broke"))
         with pytest.raises(RuntimeError, match="decoder broke"):
-            pipeline.roundtrip(image, "test-tiny", 64)
+            lab.roundtrip(image, "test-tiny", 64)
     seen = _count_calls(vae.module.encoder)
-    rt = pipeline.roundtrip(image, "test-tiny", 64)
+    rt = lab.roundtrip(image, "test-tiny", 64)
     assert seen == []  # the encoding done before the failure was complete and is reused
     assert np.array_equal(np.asarray(rt.reconstruction), np.asarray(imaging.to_pil(expected)[0]))
 
@@ -362,9 +362,9 @@ def test_encode_failing_stores_nothing(monkeypatch):
     with monkeypatch.context() as mp:
         inject(mp, vae.module.encoder, RuntimeError("encoder broke"))
         with pytest.raises(RuntimeError, match="encoder broke"):
-            pipeline.encode(image, "test-tiny", 64)
+            lab.encode(image, "test-tiny", 64)
     seen = _count_calls(vae.module.encoder)
-    enc = pipeline.encode(image, "test-tiny", 64)
+    enc = lab.encode(image, "test-tiny", 64)
     assert seen == [1]  # encoded now, not served from a half-made entry
     x = imaging.to_tensor(imaging.prepare(image, 64))
     torch.testing.assert_close(enc.posterior.mean, vae.encode(x).mean, atol=0, rtol=0)

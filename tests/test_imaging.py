@@ -45,6 +45,9 @@ def _assert_user_message(exc: BadImageError) -> None:
     assert msg[0].isupper(), msg
     assert "Traceback" not in msg
     assert len(msg) > 30, msg
+    # the few words an image set's summary shows for a skipped file, given where it was raised
+    assert exc.short and exc.short != msg and len(exc.short) <= 50, exc.short
+    assert not exc.short.endswith(".") and not exc.short[0].isupper(), exc.short
 
 
 def _rgb(im: Image.Image, xy: tuple[int, int]) -> np.ndarray:

@@ -31,10 +31,10 @@ def _expected_stats(image: Path, model: str, resolution: int) -> np.ndarray:
     (bypassing the app's encode cache)."""
     import pandas as pd
 
-    from explorer import imaging, metrics, models, pipeline
+    from explorer import imaging, lab, metrics, models
 
     vae = models.load_vae(model)
-    x = imaging.to_tensor(pipeline.prepare_input(str(image), resolution, "square"))
+    x = imaging.to_tensor(lab.prepare_input(str(image), resolution, "square"))
     z = vae.encode(x).mean[0].numpy()
     return pd.DataFrame(metrics.channel_stats(z)).round(4).to_numpy(float)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -214,13 +215,73 @@ def test_the_public_ui_hides_server_paths(public_client):
     assert dropdowns and not any(d.get("allow_custom_value") for d in dropdowns)
 
 
-def test_no_trust_remote_code_anywhere():
-    offenders = [
-        p
-        for p in (ROOT / "explorer").rglob("*.py")
-        if "trust_remote_code=True" in p.read_text(encoding="utf-8")
+def test_model_folders_never_run_their_own_code(tmp_path, tiny_kl_folder):
+    """A model folder that asks for its own Python code (``auto_map``) is loaded with the
+    library's classes: its code is never imported, and no loader is asked to trust remote code."""
+    import json
+
+    import diffusers
+    import transformers as tf
+
+    from explorer import models
+
+    marker = tmp_path / "remote-code-ran"
+    clip = models.load_embedder("test-clip")
+    folder = tmp_path / "clip-with-code"
+    clip.model.save_pretrained(folder)
+    clip.processor.save_pretrained(folder)
+    clip.tokenizer.save_pretrained(folder)
+    (folder / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel\n"
+        "class EvilConfig(CLIPConfig): pass\n"
+        "class EvilModel(CLIPModel): pass\n"
+        "class EvilProcessor(CLIPImageProcessor): pass\n"
+    )
+    for name, auto_map in (
+        ("config.json", {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}),
+        ("preprocessor_config.json", {"AutoImageProcessor": "evil.EvilProcessor"}),
+    ):
+        cfg = json.loads((folder / name).read_text())
+        (folder / name).write_text(json.dumps({**cfg, "auto_map": auto_map}))
+    vae_folder = tmp_path / "vae-with-code"
+    shutil.copytree(tiny_kl_folder, vae_folder)
+    cfg = json.loads((vae_folder / "config.json").read_text())
+    (vae_folder / "config.json").write_text(
+        json.dumps({**cfg, "auto_map": {"AutoModel": "evil.E"}})
+    )
+    shutil.copy(folder / "evil.py", vae_folder / "evil.py")
+
+    calls: list[tuple[str, dict]] = []
+    loaders = [
+        tf.AutoImageProcessor,
+        tf.CLIPModel,
+        tf.CLIPTokenizer,
+        diffusers.AutoencoderKL,
     ]
-    assert offenders == []
+
+    def spy(cls):
+        real = cls.from_pretrained
+
+        def from_pretrained(*args, **kwargs):
+            calls.append((cls.__name__, kwargs))
+            return real(*args, **kwargs)
+
+        return from_pretrained
+
+    with pytest.MonkeyPatch.context() as mp:
+        for cls in loaders:
+            mp.setattr(cls, "from_pretrained", spy(cls))
+        embedder = models.load_embedder(str(folder))
+        vae = models.load_vae(str(vae_folder))
+
+    assert type(embedder.model) is tf.CLIPModel
+    assert type(embedder.processor).__name__.startswith("CLIPImageProcessor")
+    assert type(vae.module) is diffusers.AutoencoderKL
+    assert not marker.exists(), "a model folder's own code was run"
+    assert {name for name, _ in calls} == {cls.__name__ for cls in loaders}
+    asked = [(name, kw) for name, kw in calls if kw.get("trust_remote_code")]
+    assert asked == []
 
 
 class _Evil:

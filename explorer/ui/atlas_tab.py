@@ -6,6 +6,8 @@ import gradio as gr
 
 from .. import atlas, datasets, files, imaging, metrics, models, projection, public
 from ..errors import ExplorerError
+from .atlas_payload import payload, payload_empty
+from .atlas_text import status_markdown, text_search_note, verdict_markdown
 from .common import PLOTLY_JS, STATIC, SafeImage, file_url, progress_adapter, user_errors
 
 ATLAS_INTRO = """
@@ -67,18 +69,13 @@ def _galleries(a: atlas.Atlas, results: dict[str, list[tuple[int, float]]], quer
 def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
     shown, note = _shown_method(method)
     table = atlas.metrics_table(a, shown)
-    failures = "".join(f"\n- **{ref}** left out: {msg}" for ref, msg in a.failures.items())
-    status = (
-        f"**{a.images.summary()}** Spaces: {', '.join(s.title for s in a.spaces)}; "
-        f"map: {shown.upper()}. {note} {extra_note}{failures}"
-    )
     return (
         a.id,
         shown,
-        atlas.payload(a, shown, file_url),
-        status,
+        payload(a, shown, file_url),
+        status_markdown(a, shown, note, extra_note),
         table,
-        atlas.verdict(table, a.labels),
+        verdict_markdown(atlas.verdict(table, a.labels)),
         atlas.overlap_table(a),
         *_empty_galleries(),
     )
@@ -222,7 +219,7 @@ def on_atlas_select(atlas_id, shown, index):
     nb = {k: [i for i, _ in v] for k, v in res.items()}
     return (
         index,
-        atlas.payload(a, shown, file_url, selected=index, neighbors=nb),
+        payload(a, shown, file_url, selected=index, neighbors=nb),
         *_galleries(a, res, index),
     )
 
@@ -247,11 +244,8 @@ def on_atlas_text(atlas_id, shown, text):
     a = atlas.STORE.get(atlas_id)
     top, _scores = atlas.text_query(a, text, 8)
     items = [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.3f}") for i, sim in top]
-    note = (
-        f"CLIP similarity to “{text.strip()}”: best #{top[0][0]} ({a.labels[top[0][0]]}, "
-        f"{top[0][1]:.3f}). Matches are circled in every panel."
-    )
-    return items, note, atlas.payload(a, shown, file_url, highlight=[i for i, _ in top])
+    note = text_search_note(a, text, top)
+    return items, note, payload(a, shown, file_url, highlight=[i for i, _ in top])
 
 
 @user_errors("Export")
@@ -326,7 +320,7 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                     )
         atlas_status = gr.Markdown(elem_id="atlas-status")
         atlas_view = gr.HTML(
-            atlas.payload_empty(),
+            payload_empty(),
             html_template='<div class="atlas-root"></div>',
             css_template=(STATIC / "atlas.css").read_text(),
             js_on_load=(STATIC / "atlas.js").read_text(),

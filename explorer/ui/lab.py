@@ -6,22 +6,13 @@ import os
 from types import SimpleNamespace
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
-from .. import models, pipeline, plots, public
+from .. import lab, models, public
 from ..errors import ExplorerError
+from . import lab_views as views
 from .common import ImageOut, SafeImage, progress_adapter, user_errors
-
-RT_HEADERS = [
-    "model",
-    "decoded from",
-    "PSNR (dB)",
-    "SSIM",
-    "compression",
-    "encode (ms)",
-    "decode (ms)",
-]
+from .lab_views import RT_HEADERS
 
 
 def checked(folder, resolution, *model_refs) -> str | None:
@@ -39,8 +30,8 @@ def checked(folder, resolution, *model_refs) -> str | None:
 @user_errors("Encoding")
 def on_encode(image, model, resolution, mode, folder, scale):
     folder = checked(folder, resolution, model)
-    enc = pipeline.encode(image, model, int(resolution), mode, folder)
-    view = pipeline.encode_view(enc, shared_scale=scale == "shared")
+    enc = lab.encode(image, model, int(resolution), mode, folder)
+    view = views.encode_view(enc, shared_scale=scale == "shared")
     return (
         view["summary"],
         view["grid"],
@@ -61,34 +52,31 @@ def on_image_change(image, model, resolution, mode, folder, scale):
 @user_errors("Round trip")
 def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     folder = checked(folder, resolution, model)
-    rt = pipeline.roundtrip(image, model, int(resolution), mode, source, int(seed), folder)
+    rt = lab.roundtrip(image, model, int(resolution), mode, source, int(seed), folder)
     return (
         rt.original,
         rt.reconstruction,
         rt.error,
-        pipeline.roundtrip_summary(rt),
-        pd.DataFrame([rt.row()]),
+        views.roundtrip_summary(rt),
+        pd.DataFrame([views.roundtrip_row(rt)]),
     )
 
 
 @user_errors("Repeated round trips")
 def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progress()):
     folder = checked(folder, resolution, model)
-    images, psnrs, ssims = pipeline.generations(
+    g = lab.generations(
         image, model, int(n), int(resolution), mode, folder, progress_adapter(progress)
     )
-    fig = plots.generations_plot(psnrs, ssims)
-    table = pd.DataFrame(
-        {"generation": range(1, len(psnrs) + 1), "PSNR (dB)": psnrs, "SSIM": ssims}
-    ).round(4)
-    return fig, images[-1], table
+    return views.generations_figure(g), g.images[-1], views.generations_table(g)
 
 
 @user_errors("Comparison")
 def on_compare(image, model_a, model_b, resolution, mode, folder):
     folder = checked(folder, resolution, model_a, model_b)
-    a, b = pipeline.compare(image, model_a, model_b, int(resolution), mode, folder)
-    return a.reconstruction, b.reconstruction, a.error, b.error, pd.DataFrame([a.row(), b.row()])
+    c = lab.compare(image, model_a, model_b, int(resolution), mode, folder)
+    table = pd.DataFrame([views.roundtrip_row(c.a), views.roundtrip_row(c.b)])
+    return c.a.reconstruction, c.b.reconstruction, c.a.error, c.b.error, table
 
 
 @user_errors("Interpolation")
@@ -96,7 +84,7 @@ def on_interpolate(
     image_a, image_b, model, steps, method, resolution, folder, progress=gr.Progress()
 ):
     folder = checked(folder, resolution, model)
-    it = pipeline.interpolate(
+    it = lab.interpolate(
         image_a,
         image_b,
         model,
@@ -106,32 +94,19 @@ def on_interpolate(
         folder,
         progress_adapter(progress),
     )
-    note = (
-        f"{len(it.frames)} frames, {method}. Endpoints decode at {it.endpoint_psnr[0]:.1f} dB and "
-        f"{it.endpoint_psnr[1]:.1f} dB PSNR vs A and B. The latent path morphs colour and layout; "
-        "the crossfade only superimposes — neither moves *through meaning*."
-    )
-    return it.strip, str(it.gif), str(it.gif), it.crossfade_strip, str(it.crossfade_gif), note
+    gif, fade_gif = views.interpolation_gifs(it)
+    note = views.interpolation_note(it)
+    return it.strip, str(gif), str(gif), it.crossfade_strip, str(fade_gif), note
 
 
 @user_errors("Latent edit")
 def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
     folder = checked(folder, resolution, model)
-    ed = pipeline.edit(
+    ed = lab.edit(
         image, model, int(channel), op, float(amount), int(seed), int(resolution), mode, folder
     )
-    fig = plots.channel_grid(
-        np.stack([ed.channel_before, ed.channel_after]),
-        shared_scale=True,
-        title=f"channel {int(channel)}: before | after ({op})",
-    )
-    fig.layout.annotations[0].text, fig.layout.annotations[1].text = "before", "after"
-    note = (
-        f"Edited decode vs unedited decode: **{pipeline._fmt(ed.psnr_vs_baseline)} dB PSNR**, mean "
-        f"absolute change {ed.mean_abs_change:.4f} (pixels in [0, 1]). The difference map (scaled to "
-        "its own 99th percentile) shows where this channel's change lands in pixels."
-    )
-    return ed.baseline, ed.edited, ed.difference, fig, note
+    fig = views.edit_figure(ed, int(channel), op)
+    return ed.baseline, ed.edited, ed.difference, fig, views.edit_note(ed)
 
 
 @user_errors("Scanning the models folder")
@@ -185,13 +160,13 @@ def build(
             )
             with gr.Row():
                 resolution = gr.Dropdown(
-                    [r for r in pipeline.RESOLUTIONS if r <= public.max_resolution()],
+                    [r for r in lab.RESOLUTIONS if r <= public.max_resolution()],
                     value=512,
                     label="Resolution",
                     scale=1,
                 )
                 mode = gr.Radio(
-                    list(pipeline.CROP_MODES),
+                    list(lab.CROP_MODES),
                     value="square",
                     label="Crop",
                     scale=1,

@@ -1,22 +1,46 @@
-"""What the UI and CLI call: image in, figures / images / tables / numbers out. No gradio here."""
+"""The VAE lab: one image through a VAE -- encode, round trips, generations, comparisons,
+interpolation, channel edits.
+
+What the UI and the CLI call for the lab (no gradio, no figures, no Markdown here): images in,
+dataclasses of arrays, PIL images and numbers out. The words and figures are made from these in
+``explorer.ui.lab_views`` and ``explorer.plots``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
 from PIL import Image
 
-from . import files, imaging, latents, metrics, plots
+from . import imaging, latents, metrics
 from .errors import ExplorerError
 from .models import VAE, Posterior, load_vae
 from .runtime import LRU, Progress, no_progress
+
+__all__ = [
+    "CROP_MODES",
+    "RESOLUTIONS",
+    "Comparison",
+    "Edit",
+    "Encoded",
+    "Generations",
+    "Interpolation",
+    "LatentStats",
+    "RoundTrip",
+    "compare",
+    "edit",
+    "encode",
+    "generations",
+    "interpolate",
+    "latent_stats",
+    "prepare_input",
+    "roundtrip",
+]
 
 RESOLUTIONS = (64, 128, 256, 384, 512, 768, 1024)
 CROP_MODES = ("square", "fit")
@@ -27,7 +51,7 @@ CROP_MODES = ("square", "fit")
 
 @dataclass
 class Encoded:
-    """One prepared image and its scaled posterior under one model."""
+    """One prepared image and its scaled posterior ((1,C,h,w) mean, std or None) under one model."""
 
     image: Image.Image
     posterior: Posterior
@@ -38,6 +62,11 @@ class Encoded:
     def latent(self) -> np.ndarray:
         """(C,h,w) float32 scaled posterior mean."""
         return self.posterior.mean[0].numpy()
+
+    @property
+    def std(self) -> np.ndarray | None:
+        """(C,h,w) float32 posterior std; None for a deterministic (tiny) autoencoder."""
+        return None if self.posterior.std is None else self.posterior.std[0].numpy()
 
 
 _ENCODED: LRU[tuple] = LRU(32)
@@ -62,7 +91,8 @@ def prepare_input(image, resolution: int = 512, mode: str = "square") -> Image.I
 def encode(
     image, model: str, resolution: int = 512, mode: str = "square", folder: str | None = None
 ) -> Encoded:
-    """Load + prepare ``image`` and encode it with ``model`` (cached by content, model and size)."""
+    """Load + prepare ``image``, encode it with ``model`` -> :class:`Encoded` (its (1,C,h,w)
+    scaled posterior; cached by content, model and size)."""
     prepared = prepare_input(image, resolution, mode)
     vae = load_vae(model, folder or None)
     digest = hashlib.sha1(prepared.tobytes()).hexdigest()
@@ -78,64 +108,46 @@ def encode(
     return enc
 
 
-def _fmt(x: float, digits: int = 2) -> str:
-    return "∞" if x == float("inf") else f"{x:.{digits}f}"
+@dataclass
+class LatentStats:
+    """What the Encode tab shows about one latent, as numbers and images.
+
+    ``latent``: (C,h,w) scaled posterior mean; ``std``: (C,h,w) posterior std or None
+    (deterministic); ``image_size``: (W, H) of the prepared image; ``ratio``: numbers in the
+    image per number in the latent; ``gaussian``: :func:`explorer.metrics.gaussian_summary` of
+    the latent; ``channels``: per-channel mean/std/min/max; ``preview``: the latent's first
+    three principal components as an RGB image of the input's size.
+    """
+
+    model: str
+    description: str
+    latent: np.ndarray
+    std: np.ndarray | None
+    image_size: tuple[int, int]
+    ratio: float
+    gaussian: dict[str, float]
+    channels: pd.DataFrame
+    preview: Image.Image
+    encode_s: float
 
 
-def encode_view(enc: Encoded, shared_scale: bool = True) -> dict:
-    """Encoded -> everything the Encode tab shows: summary, channel grid, stats, histogram, std, preview."""
+def latent_stats(enc: Encoded) -> LatentStats:
+    """An :class:`Encoded` -> its (C,h,w) latent's statistics, compression and RGB preview."""
     z = enc.latent
-    c, h, w = z.shape
     W, H = enc.image.size
-    g = metrics.gaussian_summary(z)
-    stats = pd.DataFrame(metrics.channel_stats(z)).round(4)
-    ratio = metrics.compression_ratio((H, W, 3), z.shape)
-    if enc.posterior.std is not None:
-        std = enc.posterior.std[0].numpy()
-        std_fig = plots.heatmap(
-            std.mean(axis=0),
-            f"Posterior std, mean over channels (mean {std.mean():.4f})",
-            label="std",
-        )
-        std_note = (
-            f"Posterior std: mean {std.mean():.4f}, max {std.max():.4f} — the encoder is "
-            "almost certain about each latent, so the KL term barely blurs it."
-        )
-    else:
-        std_fig = _message_figure(
-            f"{enc.vae.name} is deterministic:<br>a tiny autoencoder has no posterior,<br>so there is no std map."
-        )
-        std_note = "Deterministic encoder: the latent is a single point, not a distribution."
     preview = latents.pca_rgb(torch.from_numpy(z))
-    preview_img = imaging.to_pil(preview)[0].resize((W, H), Image.NEAREST)
-    summary = (
-        f"**{enc.vae.describe()}**\n\n"
-        f"| image | latent | numbers in image ÷ in latent | encode time |\n|---|---|---|---|\n"
-        f"| {W}×{H}×3 = {W * H * 3:,} | {c}×{h}×{w} = {z.size:,} | **{ratio:.1f}×** | "
-        f"{enc.encode_s * 1000:.0f} ms |\n\n"
-        f"Scaled latent over all channels: mean {g['mean']:.3f}, std {g['std']:.3f}, "
-        f"skewness {g['skewness']:.2f}, excess kurtosis {g['excess_kurtosis']:.2f}, "
-        f"KL(fit ‖ N(0,1)) = {g['kl_to_standard_normal']:.3f}. {std_note}"
+    return LatentStats(
+        model=enc.vae.name,
+        description=enc.vae.describe(),
+        latent=z,
+        std=enc.std,
+        image_size=(W, H),
+        ratio=metrics.compression_ratio((H, W, 3), z.shape),
+        gaussian=metrics.gaussian_summary(z),
+        channels=pd.DataFrame(metrics.channel_stats(z)).round(4),
+        preview=imaging.to_pil(preview)[0].resize((W, H), Image.NEAREST),
+        encode_s=enc.encode_s,
     )
-    return {
-        "summary": summary,
-        "grid": plots.channel_grid(z, shared_scale),
-        "stats": stats,
-        "histogram": plots.latent_histogram(z),
-        "std": std_fig,
-        "preview": preview_img,
-    }
-
-
-def _message_figure(text: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(
-        text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14}
-    )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(height=200, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    return fig
 
 
 # --------------------------------------------------------------------------- round trips
@@ -143,6 +155,9 @@ def _message_figure(text: str) -> go.Figure:
 
 @dataclass
 class RoundTrip:
+    """decode(encode(x)) beside x: images, PSNR (dB) / SSIM in [-1, 1] against the original,
+    the compression ratio, timings, and what was decoded (``source``: "mean" or "sample")."""
+
     original: Image.Image
     reconstruction: Image.Image
     error: Image.Image
@@ -153,17 +168,6 @@ class RoundTrip:
     decode_s: float
     model: str
     source: str
-
-    def row(self) -> dict:
-        return {
-            "model": self.model,
-            "decoded from": self.source,
-            "PSNR (dB)": round(self.psnr, 2),
-            "SSIM": round(self.ssim, 4),
-            "compression": f"{self.ratio:.1f}×",
-            "encode (ms)": round(self.encode_s * 1000),
-            "decode (ms)": round(self.decode_s * 1000),
-        }
 
 
 def _decode_timed(vae: VAE, z: torch.Tensor) -> tuple[Image.Image, float]:
@@ -181,7 +185,8 @@ def roundtrip(
     seed: int = 0,
     folder: str | None = None,
 ) -> RoundTrip:
-    """Encode then decode (from the posterior mean or a seeded sample); metrics vs the original."""
+    """Encode then decode (posterior mean or a seeded sample) -> :class:`RoundTrip` with PSNR
+    (dB) and SSIM in [-1, 1] against the original."""
     enc = encode(image, model, resolution, mode, folder)
     z = enc.posterior.sample(seed) if source == "sample" else enc.posterior.mean
     used = "sample" if source == "sample" and enc.posterior.std is not None else "mean"
@@ -201,13 +206,13 @@ def roundtrip(
     )
 
 
-def roundtrip_summary(rt: RoundTrip) -> str:
-    return (
-        f"**PSNR {_fmt(rt.psnr)} dB · SSIM {rt.ssim:.4f}** · {rt.ratio:.1f}× fewer numbers in the latent · "
-        f"encode {rt.encode_s * 1000:.0f} ms, decode {rt.decode_s * 1000:.0f} ms "
-        f"({rt.model}, decoded from the posterior {rt.source}). The error map is the mean absolute "
-        "error per pixel: bright where fine detail — text, faces, high-frequency texture — was lost."
-    )
+@dataclass
+class Generations:
+    """Repeated round trips: the image after each, and PSNR (dB) / SSIM against the original."""
+
+    images: list[Image.Image]
+    psnr: list[float]
+    ssim: list[float]
 
 
 def generations(
@@ -218,24 +223,33 @@ def generations(
     mode: str = "square",
     folder: str | None = None,
     progress: Progress = no_progress,
-) -> tuple[list[Image.Image], list[float], list[float]]:
-    """Repeated round trips x_{k+1} = D(E(x_k)); returns images after each and PSNR/SSIM vs x_0."""
+) -> Generations:
+    """Repeated round trips x_{k+1} = D(E(x_k)), ``n`` in [1, 50] -> the images after each and
+    PSNR (dB) / SSIM in [-1, 1] against x_0."""
     if not 1 <= int(n) <= 50:
         raise ExplorerError("Choose between 1 and 50 generations.")
     enc = encode(image, model, resolution, mode, folder)
     ref = imaging.to_numpy_hwc(enc.image)
     x = imaging.to_tensor(enc.image)
-    images, psnrs, ssims = [], [], []
+    out = Generations([], [], [])
     for k in range(int(n)):
         progress(k / n, f"generation {k + 1}/{n}")
         x = enc.vae.decode(enc.vae.encode(x).mean)
         img = imaging.to_pil(x)[0]
         arr = imaging.to_numpy_hwc(img)
-        images.append(img)
-        psnrs.append(metrics.psnr(ref, arr))
-        ssims.append(metrics.ssim(ref, arr))
+        out.images.append(img)
+        out.psnr.append(metrics.psnr(ref, arr))
+        out.ssim.append(metrics.ssim(ref, arr))
     progress(1.0, "done")
-    return images, psnrs, ssims
+    return out
+
+
+@dataclass
+class Comparison:
+    """The same image round-tripped through two models."""
+
+    a: RoundTrip
+    b: RoundTrip
 
 
 def compare(
@@ -245,9 +259,9 @@ def compare(
     resolution: int = 512,
     mode: str = "square",
     folder: str | None = None,
-) -> tuple[RoundTrip, RoundTrip]:
-    """Round-trip the same image through two models."""
-    return (
+) -> Comparison:
+    """Round-trip the same image through two models -> two :class:`RoundTrip` s."""
+    return Comparison(
         roundtrip(image, model_a, resolution, mode, folder=folder),
         roundtrip(image, model_b, resolution, mode, folder=folder),
     )
@@ -258,13 +272,16 @@ def compare(
 
 @dataclass
 class Interpolation:
+    """Decoded latent interpolation ``frames`` A -> B beside a pixel ``crossfade`` of as many
+    steps, each also as a side-by-side strip; ``endpoint_psnr``: PSNR (dB) of the first and last
+    frames against A and B."""
+
     frames: list[Image.Image]
     crossfade: list[Image.Image]
     strip: Image.Image
     crossfade_strip: Image.Image
-    gif: Path
-    crossfade_gif: Path
     endpoint_psnr: tuple[float, float]
+    method: str
 
 
 def interpolate(
@@ -277,7 +294,8 @@ def interpolate(
     folder: str | None = None,
     progress: Progress = no_progress,
 ) -> Interpolation:
-    """Two images -> decoded latent interpolation frames (+ GIF) beside a pixel crossfade."""
+    """Two images -> ``steps`` (2-64) decoded frames along a lerp/slerp between their
+    (1,C,h,w) latent means, beside a pixel crossfade of as many steps."""
     if image_b is None:
         raise ExplorerError("Pick a second image (B) to interpolate towards.")
     if not 2 <= int(steps) <= 64:
@@ -291,17 +309,15 @@ def interpolate(
     zs = latents.interpolate(a.posterior.mean, b.posterior.mean, int(steps), method)
     frames = []
     for i in range(zs.shape[0]):
-        progress(0.2 + 0.7 * i / zs.shape[0], f"decoding frame {i + 1}/{zs.shape[0]}")
+        progress(0.2 + 0.75 * i / zs.shape[0], f"decoding frame {i + 1}/{zs.shape[0]}")
         frames.append(imaging.to_pil(a.vae.decode(zs[i : i + 1]))[0])
     xa, xb = imaging.to_tensor(a.image), imaging.to_tensor(b.image)
     fades = imaging.to_pil(latents.crossfade(xa, xb, int(steps)))
-    progress(0.95, "writing GIFs")
-    gif = imaging.save_gif(frames, files.tmp_path(f"latent-{method}-{len(frames)}-steps.gif"))
-    fade_gif = imaging.save_gif(fades, files.tmp_path(f"pixel-crossfade-{len(fades)}-steps.gif"))
     pa = metrics.psnr(imaging.to_numpy_hwc(a.image), imaging.to_numpy_hwc(frames[0]))
     pb = metrics.psnr(imaging.to_numpy_hwc(b.image), imaging.to_numpy_hwc(frames[-1]))
+    progress(1.0, "done")
     return Interpolation(
-        frames, fades, imaging.hstack(frames), imaging.hstack(fades), gif, fade_gif, (pa, pb)
+        frames, fades, imaging.hstack(frames), imaging.hstack(fades), (pa, pb), method
     )
 
 
@@ -310,6 +326,10 @@ def interpolate(
 
 @dataclass
 class Edit:
+    """One latent channel edited: the unedited and edited decodes and their difference map, the
+    (h,w) channel before and after, PSNR (dB) of the edit against the unedited decode, and the
+    mean absolute pixel change (pixels in [0, 1])."""
+
     baseline: Image.Image
     edited: Image.Image
     difference: Image.Image
@@ -330,7 +350,8 @@ def edit(
     mode: str = "square",
     folder: str | None = None,
 ) -> Edit:
-    """Edit one latent channel (scale/zero/shift/noise), decode, and compare with the unedited decode."""
+    """Edit one (h,w) latent channel (scale/zero/shift/noise), decode -> :class:`Edit`: both
+    decodes, the channel before and after, PSNR (dB) against the unedited decode."""
     enc = encode(image, model, resolution, mode, folder)
     z = enc.posterior.mean
     try:

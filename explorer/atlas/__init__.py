@@ -1,0 +1,62 @@
+"""The semantic atlas: one image set embedded in several spaces, projected, measured, queried.
+
+What the UI and the CLI call for the atlas (no gradio here), one concern a module:
+
+* ``build`` -- :class:`Atlas` / :class:`Space`, :func:`build`, :func:`coords_for`,
+  :func:`neighbours`, :func:`query_image`, :func:`text_query`;
+* ``store`` -- :data:`STORE` (the open atlases, a bounded :class:`~explorer.runtime.LRU`) and
+  the hover thumbnails;
+* ``report`` -- :func:`metrics_table`, :func:`overlap_table` and :func:`verdict` (a
+  :class:`Verdict`: the reading of the numbers, as data);
+* ``export`` -- :func:`points_frame`, :func:`save`, :func:`load_saved`.
+
+The words (the verdict's sentence) and the JSON the browser draws live in ``explorer.ui``; the
+plotly page of ``atlas.html`` in ``explorer.plots``.
+"""
+
+from __future__ import annotations
+
+from .build import (
+    FAMILY_TITLES,
+    MAX_SPACES,
+    Atlas,
+    Space,
+    build,
+    coords_for,
+    default_spaces,
+    neighbours,
+    query_image,
+    text_query,
+)
+from .export import figure_html, load_saved, points_frame, save
+from .report import MIN_PER_CLASS, TIE, Verdict, metrics_table, overlap_table, verdict
+from .store import STORE, THUMB_SIDE, AtlasStore, atlas_nbytes, thumb_dir, write_thumbs
+
+__all__ = [
+    "FAMILY_TITLES",
+    "MAX_SPACES",
+    "MIN_PER_CLASS",
+    "STORE",
+    "THUMB_SIDE",
+    "TIE",
+    "Atlas",
+    "AtlasStore",
+    "Space",
+    "Verdict",
+    "atlas_nbytes",
+    "build",
+    "coords_for",
+    "default_spaces",
+    "figure_html",
+    "load_saved",
+    "metrics_table",
+    "neighbours",
+    "overlap_table",
+    "points_frame",
+    "query_image",
+    "save",
+    "text_query",
+    "thumb_dir",
+    "verdict",
+    "write_thumbs",
+]

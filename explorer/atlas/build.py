@@ -1,0 +1,235 @@
+"""Building an atlas: one image set embedded in several spaces and projected to 2-D; queries.
+
+An :class:`Atlas` holds the set, one ``(N, D)`` embedding per space, ``(N, 2)`` maps per
+projection method, the spaces that failed, and the thumbnails' paths. :func:`build` makes one;
+:func:`coords_for`, :func:`neighbours`, :func:`query_image` and :func:`text_query` read it.
+Arrays and dataclasses in and out: the tables are in ``report``, the files in ``export``, the
+words and the browser's JSON in ``explorer.ui``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .. import embeddings, metrics, models, projection
+from ..cache import EmbeddingCache
+from ..datasets import ImageSet
+from ..errors import ExplorerError
+from ..runtime import Progress, no_progress
+from .store import thumb_dir, write_thumbs
+
+__all__ = [
+    "FAMILY_TITLES",
+    "MAX_SPACES",
+    "Atlas",
+    "Space",
+    "build",
+    "coords_for",
+    "default_spaces",
+    "neighbours",
+    "query_image",
+    "text_query",
+]
+
+FAMILY_TITLES = {"vae": "VAE latents", "clip": "CLIP", "dino": "DINOv2", "vit": "ViT (ImageNet)"}
+MAX_SPACES = 4
+
+
+@dataclass
+class Space:
+    """One embedding space of an atlas: ``key`` (csv column prefix), the ref it came from."""
+
+    key: str
+    ref: str
+    family: str
+    model: str
+
+    @property
+    def title(self) -> str:
+        return f"{FAMILY_TITLES.get(self.family, self.family)} · {self.model}"
+
+
+@dataclass
+class Atlas:
+    """An image set in several spaces: ``embeddings[key]`` is ``(N, D)`` float32 for each space,
+    ``coords[method][key]`` the ``(N, 2)`` map under a projection method; ``failures`` maps each
+    space ref left out to its message; ``thumbs`` holds one thumbnail path per image."""
+
+    id: str
+    images: ImageSet
+    spaces: list[Space]
+    embeddings: dict[str, np.ndarray]
+    coords: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> key -> xy
+    failures: dict[str, str] = field(default_factory=dict)  # space ref -> message
+    thumbs: list[str] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.images.labels)
+
+    def space(self, key: str) -> Space:
+        for s in self.spaces:
+            if s.key == key:
+                return s
+        raise ExplorerError(f"This atlas has no space {key!r}.")
+
+    def clip_space(self) -> Space | None:
+        return next((s for s in self.spaces if s.family == "clip"), None)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def default_spaces(folder: str | None = None) -> list[str]:
+    """``vae:<default VAE>``, ``clip``, ``dino``: the three panels the product is about."""
+    return [f"vae:{models.default_vae(folder)}", "clip", "dino"]
+
+
+def _keys(families: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    keys = []
+    for f in families:
+        seen[f] = seen.get(f, 0) + 1
+        keys.append(f if seen[f] == 1 else f"{f}{seen[f]}")
+    return keys
+
+
+def build(
+    image_set: ImageSet,
+    spaces: Sequence[str] | None = None,
+    method: str = "umap",
+    folder: str | None = None,
+    cache: EmbeddingCache | None = None,
+    progress: Progress = no_progress,
+    vae_resolution: int = 64,
+    vae_pooling: str = "flatten",
+) -> Atlas:
+    """N images -> an :class:`Atlas` with an ``(N, D)`` embedding and an ``(N, 2)`` ``method``
+    map per space that worked.
+
+    A space whose model cannot be loaded (not cached while offline, say) is reported in
+    ``failures`` and left out; only when every space fails is that an error.
+    """
+    spaces = list(spaces or default_spaces(folder))[:MAX_SPACES]
+    if not spaces:
+        raise ExplorerError("Choose at least one embedding space.")
+    if len(image_set) < 3:
+        raise ExplorerError("An atlas needs at least 3 images: add more images to the set.")
+    parsed = [embeddings.parse_space(s, folder) for s in spaces]
+    hashes = [embeddings.image_hash(im) for im in image_set.images]
+    ok: list[tuple[str, str, str]] = []
+    embs: dict[str, np.ndarray] = {}
+    failures: dict[str, str] = {}
+    n = len(spaces)
+    for i, (ref, (family, model)) in enumerate(zip(spaces, parsed, strict=True)):
+        share = 0.8 / n
+
+        def prog(f: float, d: str, i=i, share=share, family=family) -> None:
+            progress(0.05 + i * share + f * share, f"{FAMILY_TITLES.get(family, family)}: {d}")
+
+        prog(0.0, f"embedding {len(image_set)} images")
+        try:
+            x = embeddings.embed(
+                f"{family}:{model}",
+                image_set.images,
+                hashes,
+                cache,
+                prog,
+                folder,
+                resolution=vae_resolution,
+                pooling=vae_pooling if family == "vae" else None,
+            )
+        except ExplorerError as exc:
+            failures[ref] = str(exc)
+            continue
+        ok.append((ref, family, model))
+        embs[ref] = x
+    if not ok:
+        detail = " ".join(f"{r}: {m}" for r, m in failures.items())
+        raise ExplorerError(f"No embedding space could be computed. {detail}")
+    keys = _keys([f for _, f, _ in ok])
+    space_list = [Space(k, r, f, m) for k, (r, f, m) in zip(keys, ok, strict=True)]
+    atlas = Atlas(
+        id=uuid.uuid4().hex,
+        images=image_set,
+        spaces=space_list,
+        embeddings={s.key: embs[s.ref] for s in space_list},
+        failures=failures,
+        thumbs=write_thumbs(image_set.images, hashes, thumb_dir()),
+        source=image_set.name,
+    )
+    progress(0.88, f"projecting ({method})")
+    coords_for(atlas, method)
+    progress(1.0, "done")
+    return atlas
+
+
+def coords_for(atlas: Atlas, method: str) -> dict[str, np.ndarray]:
+    """``{space key: (N, 2) map}`` under ``method`` (computed once per atlas and method)."""
+    if method not in atlas.coords:
+        atlas.coords[method] = {
+            s.key: projection.project(atlas.embeddings[s.key], method, seed=0) for s in atlas.spaces
+        }
+    return atlas.coords[method]
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def neighbours(atlas: Atlas, index: int, k: int = 6) -> dict[str, list[tuple[int, float]]]:
+    """``{space key: [(index, cosine in [-1, 1]), ...]}``: image ``index``'s ``k`` nearest
+    neighbours in every space, best first (itself excluded)."""
+    n = len(atlas.images)
+    if not 0 <= int(index) < n:
+        raise ExplorerError(
+            f"Image #{index} is not in this set: pick a number between 0 and {n - 1}."
+        )
+    k = max(1, min(k, n - 1))
+    out = {}
+    for s in atlas.spaces:
+        idx, sim = metrics.nearest(atlas.embeddings[s.key], int(index), k)
+        out[s.key] = [(int(i), float(v)) for i, v in zip(idx, sim, strict=True)]
+    return out
+
+
+def query_image(
+    atlas: Atlas,
+    image: Image.Image,
+    k: int = 6,
+    folder: str | None = None,
+    cache: EmbeddingCache | None = None,
+) -> dict[str, list[tuple[int, float]]]:
+    """``{space key: [(index, cosine in [-1, 1]), ...]}``: an outside image embedded in every
+    space of the atlas, and its top ``k`` matches in each, best first."""
+    out = {}
+    for s in atlas.spaces:
+        q = embeddings.embed(f"{s.family}:{s.model}", [image], None, cache, None, folder)[0]
+        idx, sim = metrics.top_k_similar(atlas.embeddings[s.key], q, min(k, len(atlas.images)))
+        out[s.key] = [(int(i), float(v)) for i, v in zip(idx, sim, strict=True)]
+    return out
+
+
+def text_query(atlas: Atlas, text: str, k: int = 8) -> tuple[list[tuple[int, float]], np.ndarray]:
+    """A sentence -> (top ``k`` ``(index, cosine)`` best first, ``(N,)`` float32 cosine of every
+    image's CLIP embedding with the sentence's)."""
+    text = (text or "").strip()
+    if not text:
+        raise ExplorerError("Type a sentence to search for, e.g. 'a photo of a cat'.")
+    space = atlas.clip_space()
+    if space is None:
+        raise ExplorerError(
+            "Text search needs a CLIP space: add CLIP to the atlas's spaces and reopen the set."
+        )
+    embedder = models.load_embedder(space.model)
+    q = embedder.embed_texts([text])[0]
+    x = atlas.embeddings[space.key]
+    xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    scores = xn @ (q / max(float(np.linalg.norm(q)), 1e-12))
+    idx, sim = metrics.top_k_similar(x, q, min(k, len(atlas.images)))
+    return [(int(i), float(v)) for i, v in zip(idx, sim, strict=True)], scores.astype(np.float32)

@@ -1,0 +1,159 @@
+"""An atlas on disk: the points table, and a folder that can be reopened (CLI, export button).
+
+:func:`save` writes ``points.csv``, ``metrics.csv``, ``overlap.csv``, ``atlas.html`` (drawn by
+:func:`explorer.plots.atlas_html`), ``embeddings.npz``, ``thumbs/`` and ``atlas.json``, each file
+atomically (:func:`explorer.files.atomic_write`); :func:`load_saved` reopens such a folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .. import embeddings, files, plots
+from ..datasets import ImageSet
+from ..errors import ExplorerError
+from .build import Atlas, Space, coords_for
+from .report import metrics_table, overlap_table
+from .store import THUMB_SIDE, thumb_dir, write_thumbs
+
+__all__ = ["figure_html", "load_saved", "points_frame", "save"]
+
+
+def points_frame(atlas: Atlas, method: str) -> pd.DataFrame:
+    """One row per image: index, path, label, then x_<space>, y_<space> (the ``method`` map's
+    coordinates, rounded to 6 decimals) for every space."""
+    xy = coords_for(atlas, method)
+    df = pd.DataFrame(
+        {"index": range(len(atlas.images)), "path": atlas.images.paths, "label": atlas.labels}
+    )
+    for s in atlas.spaces:
+        df[f"x_{s.key}"] = np.round(xy[s.key][:, 0], 6)
+        df[f"y_{s.key}"] = np.round(xy[s.key][:, 1], 6)
+    return df
+
+
+def figure_html(atlas: Atlas, method: str) -> str:
+    """A standalone HTML page (plotly.js inlined, works offline) with one panel per space."""
+    xy = coords_for(atlas, method)
+    return plots.atlas_html(
+        [(s.title, xy[s.key]) for s in atlas.spaces],
+        atlas.labels,
+        atlas.images.paths,
+        title=f"{atlas.source} · {method}",
+    )
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False).encode("utf-8")
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
+    """Write points.csv, metrics.csv, overlap.csv, atlas.html, embeddings.npz, thumbs/, atlas.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {
+        "points": out / "points.csv",
+        "metrics": out / "metrics.csv",
+        "overlap": out / "overlap.csv",
+        "html": out / "atlas.html",
+        "embeddings": out / "embeddings.npz",
+        "meta": out / "atlas.json",
+    }
+    table = metrics_table(atlas, method)
+    columns = ["space", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
+    files.atomic_write(written["points"], _csv(points_frame(atlas, method)))
+    files.atomic_write(written["metrics"], _csv(table[columns]))
+    files.atomic_write(written["overlap"], _csv(overlap_table(atlas)))
+    files.atomic_write(written["html"], figure_html(atlas, method).encode("utf-8"))
+    files.atomic_write(written["embeddings"], _npz(atlas.embeddings))
+    tdir = out / "thumbs"
+    tdir.mkdir(exist_ok=True)
+    thumbs = []
+    for i, t in enumerate(atlas.thumbs):
+        dst = files.atomic_write(tdir / f"{i:05d}.jpg", Path(t).read_bytes())
+        thumbs.append(f"thumbs/{dst.name}")
+    meta = {
+        "source": atlas.source,
+        "method": method,
+        "n": len(atlas.images),
+        "spaces": [
+            {"key": s.key, "ref": s.ref, "family": s.family, "model": s.model} for s in atlas.spaces
+        ],
+        "failures": atlas.failures,
+        "thumbs": thumbs,
+        "models": table[["space", "model"]].to_dict("records"),
+    }
+    files.atomic_write(written["meta"], json.dumps(meta, indent=2).encode("utf-8"))
+    return written
+
+
+def load_saved(folder: str | Path) -> tuple[Atlas, str]:
+    """Reopen a folder written by :func:`save` (or the CLI); returns the atlas and its method."""
+    folder = Path(folder).expanduser()
+    meta_path, points_path = folder / "atlas.json", folder / "points.csv"
+    if not meta_path.exists() or not points_path.exists():
+        raise ExplorerError(
+            f"{folder} is not a saved atlas: it needs atlas.json and points.csv, as written by "
+            "`python -m explorer atlas SOURCE --out DIR`."
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        points = pd.read_csv(points_path)
+        emb = np.load(folder / "embeddings.npz") if (folder / "embeddings.npz").exists() else None
+    except (OSError, ValueError) as exc:
+        raise ExplorerError(
+            f"Could not read the saved atlas in {folder}: {exc}. Write it again."
+        ) from exc
+    spaces = [Space(s["key"], s["ref"], s["family"], s["model"]) for s in meta["spaces"]]
+    method = meta.get("method", "umap")
+    thumbs = [str(folder / t) for t in meta.get("thumbs", [])]
+    images = []
+    for t in thumbs:
+        try:
+            images.append(Image.open(t).convert("RGB"))
+        except OSError:
+            images.append(Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)))
+    n = len(points)
+    if len(images) != n:
+        images = [Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)) for _ in range(n)]
+    # copied next to the other thumbnails, which the app serves
+    thumbs = write_thumbs(images, [embeddings.image_hash(im) for im in images], thumb_dir())
+    image_set = ImageSet(
+        meta.get("source", folder.name),
+        images,
+        points["label"].astype(str).tolist(),
+        points["path"].astype(str).tolist(),
+        [],
+        f"saved atlas {folder}",
+    )
+    coords = {
+        method: {s.key: points[[f"x_{s.key}", f"y_{s.key}"]].to_numpy(np.float32) for s in spaces}
+    }
+    if emb is not None:
+        embs = {s.key: emb[s.key] for s in spaces}
+    else:  # without embeddings the 2-D maps stand in (neighbours are then map neighbours)
+        embs = {s.key: coords[method][s.key] for s in spaces}
+    atlas = Atlas(
+        uuid.uuid4().hex,
+        image_set,
+        spaces,
+        embs,
+        coords,
+        meta.get("failures", {}),
+        thumbs,
+        meta.get("source", ""),
+    )
+    return atlas, method

@@ -1,0 +1,126 @@
+"""What an atlas's numbers say: the metrics and overlap tables, and the verdict, as data.
+
+:func:`metrics_table` and :func:`overlap_table` are DataFrames (the UI shows them, the CLI
+prints and writes them); :func:`verdict` reads the metrics table into a :class:`Verdict` --
+which space groups the set by its labels best, which are tied, whether the classes are too small
+to read much into the numbers. The sentence a student reads is written in ``explorer.ui``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import metrics
+from .build import Atlas, coords_for
+
+__all__ = ["MIN_PER_CLASS", "TIE", "Verdict", "metrics_table", "overlap_table", "verdict"]
+
+METRICS_COLUMNS = ["space", "model", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
+
+
+def metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
+    """One row per space: space, model, knn5, knn10, chance, silhouette, trustworthiness.
+
+    knn5/knn10/chance are accuracies in [0, 1], silhouette in [-1, 1], trustworthiness of the
+    ``method`` map in [0, 1]; rounded to 4 decimals.
+    """
+    xy = coords_for(atlas, method)
+    rows = []
+    for s in atlas.spaces:
+        m = metrics.space_metrics(atlas.embeddings[s.key], xy[s.key], atlas.labels)
+        rows.append(
+            {"space": s.key, "model": s.model, **{k: round(float(v), 4) for k, v in m.items()}}
+        )
+    return pd.DataFrame(rows, columns=METRICS_COLUMNS)
+
+
+def overlap_table(atlas: Atlas, k: int = 10) -> pd.DataFrame:
+    """Neighbour-set overlap in [0, 1] between each pair of spaces (1 = the same k nearest
+    neighbours); first column ``overlap@k`` names the row's space."""
+    keys = [s.key for s in atlas.spaces]
+    k = max(1, min(k, len(atlas.images) - 1))
+    data = {
+        a: [
+            1.0
+            if a == b
+            else round(metrics.neighbour_overlap(atlas.embeddings[a], atlas.embeddings[b], k), 4)
+            for b in keys
+        ]
+        for a in keys
+    }
+    df = pd.DataFrame(data, index=keys).T.reset_index().rename(columns={"index": f"overlap@{k}"})
+    return df
+
+
+MIN_PER_CLASS = 4  # a 5-NN majority of its own class needs at least 3 classmates
+TIE = 0.02  # kNN accuracies closer than this are read as a tie
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the metrics table says about a set, as data.
+
+    ``knn5``: leave-one-out 5-NN label accuracy in [0, 1] per space, in the table's order;
+    ``chance``: the accuracy of always guessing the commonest label. ``leaders``: the best
+    space and every space within :data:`TIE` of it, best first. ``classes`` and
+    ``smallest_class``: how many labels the set has and the size of its smallest class (None
+    when the labels were not given).
+    """
+
+    knn5: dict[str, float]
+    chance: float
+    leaders: list[str]
+    above_chance: bool
+    classes: int | None = None
+    smallest_class: int | None = None
+
+    @property
+    def single_label(self) -> bool:
+        """One label only: there is nothing to compare."""
+        return self.classes is not None and self.classes < 2
+
+    @property
+    def small_classes(self) -> bool:
+        """The smallest class has fewer than :data:`MIN_PER_CLASS` images."""
+        return self.smallest_class is not None and self.smallest_class < MIN_PER_CLASS
+
+    @property
+    def readable(self) -> bool:
+        """Enough labels and images per class, and some space beats chance."""
+        return not self.single_label and not self.small_classes and self.above_chance
+
+    @property
+    def best(self) -> str | None:
+        """The one space that groups the set by its labels best (None: unreadable, or a tie)."""
+        return self.leaders[0] if self.readable and len(self.leaders) == 1 else None
+
+    @property
+    def tied(self) -> list[str]:
+        """The spaces that group the set about equally well ([] unless there is a tie)."""
+        return list(self.leaders) if self.readable and len(self.leaders) > 1 else []
+
+
+def verdict(table: pd.DataFrame, labels: Sequence[str] | None = None) -> Verdict | None:
+    """Read a :func:`metrics_table` (``knn5``, ``chance`` columns) -> a :class:`Verdict`; None
+    for an empty table. ``labels``: the set's labels, to warn when classes are too small."""
+    if table.empty:
+        return None
+    classes = smallest = None
+    if labels is not None:
+        counts = pd.Series(list(labels)).value_counts()
+        classes, smallest = len(counts), int(counts.min()) if len(counts) else 0
+    ranked = table.sort_values("knn5", ascending=False, kind="stable")
+    top = float(ranked["knn5"].iloc[0])
+    chance = float(table["chance"].iloc[0])
+    leaders = ranked[ranked["knn5"] >= top - TIE]["space"].tolist() or [ranked["space"].iloc[0]]
+    return Verdict(
+        knn5={str(r.space): float(r.knn5) for r in table.itertuples()},
+        chance=chance,
+        leaders=[str(s) for s in leaders],
+        above_chance=not top <= chance + TIE,
+        classes=classes,
+        smallest_class=smallest,
+    )

@@ -1,0 +1,107 @@
+"""Open atlases by id (the UI keeps only the id), and the hover thumbnails the app serves.
+
+:data:`STORE` is a :class:`~explorer.runtime.LRU` bounded by count and by memory
+(``EXPLORER_MAX_ATLASES``, ``EXPLORER_ATLAS_MEMORY_MB``); thumbnails are written once per image
+content, atomically, under the process's temporary folder (:func:`thumb_dir`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from .. import files, settings
+from ..errors import ExplorerError
+from ..runtime import LRU
+
+if TYPE_CHECKING:
+    from .build import Atlas
+
+__all__ = ["STORE", "THUMB_SIDE", "AtlasStore", "atlas_nbytes", "thumb_dir", "write_thumbs"]
+
+THUMB_SIDE = 96
+"""Thumbnails fit in a square of this many pixels."""
+
+
+def atlas_nbytes(a: Atlas) -> int:
+    """Roughly what an open atlas holds in memory, in bytes: its decoded images and its vectors."""
+    images = sum(im.width * im.height * len(im.getbands()) for im in a.images.images)
+    vectors = sum(e.nbytes for e in a.embeddings.values())
+    coords = sum(xy.nbytes for per in a.coords.values() for xy in per.values())
+    return images + vectors + coords
+
+
+class AtlasStore:
+    """Open atlases by id, least recently used closed first.
+
+    Bounded twice: at most ``size`` atlases (EXPLORER_MAX_ATLASES, 64: a classroom's worth of
+    sessions) and about ``max_mb`` of images and vectors (EXPLORER_ATLAS_MEMORY_MB, 2048; a
+    bundled-set atlas is ~13 MB, 1,000 uploaded 512 px photos up to ~800 MB). The newest atlas
+    is always kept, whatever its size.
+    """
+
+    def __init__(self, size: int | None = None, max_mb: float | None = None):
+        self._lru: LRU[Atlas] = LRU(
+            size if size is not None else (lambda: settings.get().max_atlases),
+            (lambda: settings.get().atlas_memory_mb * 2**20) if max_mb is None else max_mb * 2**20,
+            sizeof=atlas_nbytes,
+        )
+
+    @property
+    def size(self) -> int:
+        return self._lru.max_items
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self._lru.max_bytes or 0)
+
+    @property
+    def nbytes(self) -> int:
+        return self._lru.nbytes
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def ids(self) -> list[str]:
+        return list(self._lru.keys())
+
+    def put(self, atlas: Atlas) -> str:
+        self._lru.put(atlas.id, atlas)
+        return atlas.id
+
+    def get(self, atlas_id: str | None) -> Atlas:
+        found = self._lru.get(atlas_id or "")
+        if found is None:
+            raise ExplorerError(
+                "No image set is open (or it was closed to free memory): open one first."
+            )
+        return found
+
+
+STORE = AtlasStore()
+
+
+def thumb_dir() -> Path:
+    """Where hover thumbnails are written (served by the app as static files)."""
+    folder = files.tmp_root() / "thumbs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: Path) -> list[str]:
+    """One JPEG thumbnail (at most :data:`THUMB_SIDE` px) per image, named by its content hash,
+    in ``folder``; an existing one is reused. Returns the paths, in the images' order."""
+    out = []
+    for im, h in zip(images, hashes, strict=True):
+        path = folder / f"{h[:32]}.jpg"
+        if not path.exists():
+            t = im.copy()
+            t.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            # sessions opening the same images write the same thumbnails at once: each write
+            # goes through a temporary file of its own, so none publishes another's half file
+            files.atomic_write(path, lambda fh, t=t: t.save(fh, "JPEG", quality=80))
+        out.append(str(path))
+    return out
