@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "source",
-        help="a folder of class sub-folders, a .zip of them, a Hub dataset id, or 'bundled'",
+        help="a folder of class sub-folders, a .zip of them, a Hub dataset id, 'bundled' (the teaching set) or 'augmented'",
     )
     a.add_argument(
         "--out", required=True, help="folder to write points.csv, metrics.csv, atlas.html, ..."
@@ -76,12 +76,9 @@ def _atlas(args: argparse.Namespace) -> None:
     ]
     spaces = chosen or atlas.default_spaces(args.models_dir)
     kw = {"max_images": args.max_images}
-    if not Path(args.source).exists() and args.source != "bundled":
+    if not Path(args.source).exists() and args.source not in ("bundled", "augmented"):
         kw.update(per_class=args.per_class, split=args.split)
-    if args.source == "bundled":
-        image_set = datasets.bundled_set()
-    else:
-        image_set = datasets.load_source(args.source, **kw)
+    image_set = datasets.load_source(args.source, **kw)
     print(image_set.summary(), file=sys.stderr)
     if args.method == "umap":
         from .projection import warm_up_umap

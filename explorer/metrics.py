@@ -176,11 +176,18 @@ def _vote(neighbour_codes: np.ndarray) -> np.ndarray:
     return neighbour_codes[np.arange(neighbour_codes.shape[0]), winner]
 
 
-def _knn_accuracy_from(idx: np.ndarray, codes: np.ndarray, k: int) -> float:
+def _knn_accuracy_from(
+    idx: np.ndarray, codes: np.ndarray, k: int, sim: np.ndarray | None = None
+) -> float:
+    """(N,k') neighbour indices -> the kNN-k vote's accuracy; with ``sim``, slots whose similarity
+    is −inf (masked: past a row's candidates) are empty and do not vote."""
     if idx.shape[0] < 2 or idx.shape[1] == 0:
         return math.nan
     k = min(k, idx.shape[1])
-    return float((_vote(codes[idx[:, :k]]) == codes).mean())
+    votes = codes[idx[:, :k]]
+    if sim is not None:
+        votes = np.where(np.isfinite(sim[:, :k]), votes, -1)
+    return float((_vote(votes) == codes).mean())
 
 
 def knn_accuracy(x: np.ndarray, labels: Sequence, k: int = 5) -> float:
@@ -231,8 +238,7 @@ def knn_accuracy_grouped(x: np.ndarray, labels: Sequence, groups: Sequence, k: i
     if n < 2 or k < 1 or np.unique(group_codes).size < 2:
         return math.nan
     idx, sim, _ = _neighbours(xn, k, groups=group_codes)
-    neighbour_codes = np.where(np.isfinite(sim), codes[idx], -1)
-    return float((_vote(neighbour_codes) == codes).mean())
+    return _knn_accuracy_from(idx, codes, k, sim)
 
 
 def _group_codes(groups: Sequence, n: int) -> np.ndarray:
@@ -442,20 +448,26 @@ def top_k_similar(x: np.ndarray, q: np.ndarray, k: int = 10) -> tuple[np.ndarray
     return idx[0], sim[0]
 
 
-def space_metrics(x: np.ndarray, xy: np.ndarray | None, labels: Sequence) -> dict[str, float]:
+def space_metrics(
+    x: np.ndarray, xy: np.ndarray | None, labels: Sequence, groups: Sequence | None = None
+) -> dict[str, float]:
     """One row of the atlas table for an embedding space: see ``METRIC_HELP`` for each column.
 
     ``x`` (N,D) embeddings, ``xy`` (N,2) its map (or None: trustworthiness is then nan), one label
     per point. The kNN accuracies and trustworthiness share a single blocked pass over the
-    similarities.
+    similarities. With ``groups`` (one per point: variants of one source photo share a group),
+    the kNN votes leave each point's own group out and ``chance`` is what a space with no
+    information scores under that rule (:func:`chance_level_grouped`, for k = 5); the map's
+    trustworthiness and the silhouette do not depend on the groups.
     """
     xn = _unit_rows(x)
     n = xn.shape[0]
     codes = _label_codes(labels, n)
+    group_codes = None if groups is None else _group_codes(groups, n)
     out = {
         "knn5": math.nan,
         "knn10": math.nan,
-        "chance": chance_level(codes),
+        "chance": chance_level(codes) if groups is None else chance_level_grouped(codes, groups),
         "silhouette": silhouette(xn, codes),
         "trustworthiness": math.nan,
     }
@@ -469,10 +481,15 @@ def space_metrics(x: np.ndarray, xy: np.ndarray | None, labels: Sequence) -> dic
             raise ValueError(f"The map has {low.shape[0]} points but the space has {n}.")
         low_nbrs = _euclidean_knn(low, trust_k)
     idx, _, ranks = _neighbours(xn, 10, ranks_of=low_nbrs)
-    out["knn5"] = _knn_accuracy_from(idx, codes, 5)
-    out["knn10"] = _knn_accuracy_from(idx, codes, 10)
     if ranks is not None:
         out["trustworthiness"] = _trustworthiness_from(ranks, n, trust_k)
+    sim = None
+    if group_codes is not None:
+        if np.unique(group_codes).size < 2:
+            return out  # one group: no point has a candidate neighbour
+        idx, sim, _ = _neighbours(xn, 10, groups=group_codes)
+    out["knn5"] = _knn_accuracy_from(idx, codes, 5, sim)
+    out["knn10"] = _knn_accuracy_from(idx, codes, 10, sim)
     return out
 
 
@@ -481,8 +498,8 @@ METRIC_HELP: dict[str, str] = {
     "whose label is guessed right (higher means images with the same meaning sit together).",
     "knn10": "The same vote with the 10 most similar images, which is less sensitive to a single "
     "odd neighbour.",
-    "chance": "The score you would get by always guessing the most common label: a space is only "
-    "useful for meaning where its kNN accuracy is well above this.",
+    "chance": "What a space with no information scores (the commonest label's share; with "
+    "same-photo neighbours left out, a random space's score): useful spaces beat it by far.",
     "silhouette": "From −1 to 1, how much closer each image is to its own class than to the "
     "nearest other class (above 0 means classes form separate groups).",
     "trustworthiness": "From 0 to 1, how far the neighbours you see on the 2-D map are true "

@@ -172,17 +172,43 @@ def generations_plot(psnrs: Sequence[float], ssims: Sequence[float], title: str 
     return fig
 
 
+# 20 colours chosen to stay apart from each other on white (Sasha Trubetskoy's "20 distinct
+# colours", with the three palest swapped for darker ones); past 20 classes the colours repeat
+# with another marker shape, so every class keeps a distinct (colour, shape) pair.
+CLASS_COLOURS: tuple[str, ...] = (
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
+    "#808000", "#000075", "#469990", "#800000", "#ffe119", "#bfef45", "#fabed4", "#a9a9a9",
+    "#000000", "#dcbeff", "#aaffc3", "#ffd8b1",
+)  # fmt: skip
+CLASS_SYMBOLS: tuple[str, ...] = ("circle", "square", "diamond", "triangle-up", "cross", "x")
+
+
+def class_styles(n: int) -> tuple[list[str], list[str]]:
+    """n classes -> (n colours, n plotly marker symbols): distinct pairs for up to 120 classes."""
+    k = len(CLASS_COLOURS)
+    colours = [CLASS_COLOURS[c % k] for c in range(n)]
+    symbols = [CLASS_SYMBOLS[(c // k) % len(CLASS_SYMBOLS)] for c in range(n)]
+    return colours, symbols
+
+
 def atlas_html(
     panels: Sequence[tuple[str, np.ndarray]],
     labels: Sequence[str],
     paths: Sequence[str],
     title: str = "",
+    table_html: str = "",
 ) -> str:
     """``(panel title, (N,2) map)`` per space, N labels and paths -> a standalone HTML page
-    (plotly.js inlined, works offline): one scatter panel per space, one colour per label."""
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels])
+    (plotly.js inlined once, works offline): the panels side by side with the app's colours and
+    marker shapes (:func:`class_styles`), a legend of every class, and ``table_html`` (the
+    metrics table) below."""
+    classes = list(dict.fromkeys(labels))
+    colours, symbols = class_styles(len(classes))
+    fig = make_subplots(
+        rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels], horizontal_spacing=0.02
+    )
     labels_arr = np.array(list(labels))
-    for c, cls in enumerate(dict.fromkeys(labels)):
+    for c, cls in enumerate(classes):
         ids = np.flatnonzero(labels_arr == cls)
         for j, (_, xy) in enumerate(panels):
             xy = np.asarray(xy)
@@ -194,8 +220,14 @@ def atlas_html(
                     name=cls,
                     legendgroup=cls,
                     showlegend=j == 0,
-                    text=[paths[i] for i in ids],
-                    marker={"size": 7, "color": f"hsl({(c * 67) % 360},65%,48%)"},
+                    text=[f"#{i} {paths[i]}" for i in ids],
+                    marker={
+                        "size": 8,
+                        "color": colours[c],
+                        "symbol": symbols[c],
+                        "opacity": 0.85,
+                        "line": {"width": 0.5, "color": "#fff"},
+                    },
                     hovertemplate="%{text}<extra>" + cls + "</extra>",
                 ),
                 row=1,
@@ -203,8 +235,19 @@ def atlas_html(
             )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, height=520)
-    return fig.to_html(include_plotlyjs=True, full_html=True)
+    rows = -(-len(classes) // 6)  # legend rows below the panels, six classes a row
+    fig.update_layout(
+        title=title,
+        height=480 + 22 * rows,
+        plot_bgcolor="#fafafa",
+        legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0},
+        margin={"l": 10, "r": 10, "t": 70, "b": 10},
+    )
+    page = fig.to_html(include_plotlyjs=True, full_html=True, default_width="100%")
+    if table_html:
+        block = f'<div style="font-family:sans-serif;margin:12px">{table_html}</div>'
+        page = page.replace("</body>", block + "</body>")
+    return page
 
 
 def message_figure(text: str) -> go.Figure:

@@ -443,7 +443,8 @@ def test_load_source_dispatch(tmp_path, monkeypatch):
     assert dict(zip(folder_set.paths, folder_set.labels, strict=True)) == TREE_LABELS
     # options meant for another source (per_class) are ignored
     assert ds.load_source(z, per_class=3, max_images=100).labels == ["cat", "cat", "dog", "dog"]
-    assert ds.load_source(" bundled ", n_aug=0, max_images=5).name == "bundled"
+    assert ds.load_source(" augmented ", n_aug=0, max_images=5).name == "augmented"
+    assert ds.load_source("bundled").name == "teaching"
     with pytest.raises(TypeError):
         ds.load_source(z, not_an_option=1)
     with pytest.raises(ds.DatasetError, match="was not found"):

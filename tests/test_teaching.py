@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import teaching
-from explorer.teaching import APPEARANCES, SOURCES, teaching_set
+from explorer.datasets import teaching
+from explorer.datasets.teaching import APPEARANCES, SOURCES, teaching_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,7 +166,7 @@ def test_missing_files_are_skipped_with_a_warning(tmp_path, monkeypatch, caplog)
     teaching._decoded.cache_clear()
     teaching._working_copy.cache_clear()
     try:
-        with caplog.at_level(logging.WARNING, logger="explorer.teaching"):
+        with caplog.at_level(logging.WARNING, logger="explorer.datasets.teaching"):
             ts = teaching_set(size=64)
     finally:
         teaching._decoded.cache_clear()

@@ -25,6 +25,7 @@ from .store import thumb_dir, write_thumbs
 
 __all__ = [
     "FAMILY_TITLES",
+    "MAX_QUERY_CHARS",
     "MAX_SPACES",
     "Atlas",
     "Space",
@@ -38,6 +39,7 @@ __all__ = [
 
 FAMILY_TITLES = {"vae": "VAE latents", "clip": "CLIP", "dino": "DINOv2", "vit": "ViT (ImageNet)"}
 MAX_SPACES = 4
+MAX_QUERY_CHARS = 300  # CLIP reads 77 tokens; a longer sentence only costs time and memory
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Atlas:
     failures: dict[str, str] = field(default_factory=dict)  # space ref -> message
     thumbs: list[str] = field(default_factory=list)
     source: str = ""
+    color_by: str | None = None  # the labelling the panels are coloured by (None: the main one)
 
     @property
     def labels(self) -> list[str]:
@@ -223,8 +226,19 @@ def text_query(atlas: Atlas, text: str, k: int = 8) -> tuple[list[tuple[int, flo
         raise ExplorerError("Type a sentence to search for, e.g. 'a photo of a cat'.")
     space = atlas.clip_space()
     if space is None:
+        failed = [ref for ref in atlas.failures if ref.split(":", 1)[0] == "clip"]
+        if failed:
+            raise ExplorerError(
+                f"Text search needs CLIP, and {failed[0].split(':', 1)[1]} could not be opened "
+                f"for this set: {atlas.failures[failed[0]]}"
+            )
         raise ExplorerError(
-            "Text search needs a CLIP space: add CLIP to the atlas's spaces and reopen the set."
+            "Text search needs a CLIP space: tick CLIP among the atlas's spaces and reopen the set."
+        )
+    if len(text) > MAX_QUERY_CHARS:
+        raise ExplorerError(
+            f"That sentence is {len(text):,} characters long; text search takes up to "
+            f"{MAX_QUERY_CHARS} (CLIP reads about 77 words anyway). Shorten it."
         )
     embedder = models.load_embedder(space.model)
     q = embedder.embed_texts([text])[0]

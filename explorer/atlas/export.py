@@ -27,12 +27,16 @@ __all__ = ["figure_html", "load_saved", "points_frame", "save"]
 
 
 def points_frame(atlas: Atlas, method: str) -> pd.DataFrame:
-    """One row per image: index, path, label, then x_<space>, y_<space> (the ``method`` map's
-    coordinates, rounded to 6 decimals) for every space."""
+    """One row per image: index, path, label, then ``label_<name>`` for each of the set's named
+    labellings and ``group`` (its source photo) where it has them, then x_<space>, y_<space>
+    (the ``method`` map's coordinates, rounded to 6 decimals) for every space."""
     xy = coords_for(atlas, method)
-    df = pd.DataFrame(
-        {"index": range(len(atlas.images)), "path": atlas.images.paths, "label": atlas.labels}
-    )
+    images = atlas.images
+    df = pd.DataFrame({"index": range(len(images)), "path": images.paths, "label": atlas.labels})
+    for name, values in images.labelings.items():
+        df[f"label_{name}"] = values
+    if images.groups is not None:
+        df["group"] = images.groups
     for s in atlas.spaces:
         df[f"x_{s.key}"] = np.round(xy[s.key][:, 0], 6)
         df[f"y_{s.key}"] = np.round(xy[s.key][:, 1], 6)
@@ -42,11 +46,13 @@ def points_frame(atlas: Atlas, method: str) -> pd.DataFrame:
 def figure_html(atlas: Atlas, method: str) -> str:
     """A standalone HTML page (plotly.js inlined, works offline) with one panel per space."""
     xy = coords_for(atlas, method)
+    table = metrics_table(atlas, method).to_html(index=False, border=0, float_format="%.3f")
     return plots.atlas_html(
         [(s.title, xy[s.key]) for s in atlas.spaces],
-        atlas.labels,
+        atlas.images.labeling(atlas.color_by),
         atlas.images.paths,
-        title=f"{atlas.source} · {method}",
+        title=f"{atlas.source} · {method} · coloured by {atlas.color_by or atlas.images.labeling_names[0]}",
+        table_html="<h3>How well each space groups the set</h3>" + table,
     )
 
 
@@ -73,7 +79,7 @@ def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
         "meta": out / "atlas.json",
     }
     table = metrics_table(atlas, method)
-    columns = ["space", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
+    columns = ["space", "labels", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
     files.atomic_write(written["points"], _csv(points_frame(atlas, method)))
     files.atomic_write(written["metrics"], _csv(table[columns]))
     files.atomic_write(written["overlap"], _csv(overlap_table(atlas)))
@@ -138,6 +144,12 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         points["path"].astype(str).tolist(),
         [],
         f"saved atlas {folder}",
+        labelings={
+            c[len("label_") :]: points[c].astype(str).tolist()
+            for c in points.columns
+            if c.startswith("label_")
+        },
+        groups=points["group"].astype(str).tolist() if "group" in points.columns else None,
     )
     coords = {
         method: {s.key: points[[f"x_{s.key}", f"y_{s.key}"]].to_numpy(np.float32) for s in spaces}

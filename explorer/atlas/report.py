@@ -9,31 +9,65 @@ to read much into the numbers. The sentence a student reads is written in ``expl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from .. import metrics
 from .build import Atlas, coords_for
 
-__all__ = ["MIN_PER_CLASS", "TIE", "Verdict", "metrics_table", "overlap_table", "verdict"]
+__all__ = [
+    "COUNTED",
+    "MIN_PER_CLASS",
+    "TIE",
+    "Verdict",
+    "metrics_table",
+    "overlap_table",
+    "verdict",
+]
 
-METRICS_COLUMNS = ["space", "model", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
+METRICS_COLUMNS = [
+    "space",
+    "model",
+    "labels",
+    "knn5",
+    "knn10",
+    "chance",
+    "silhouette",
+    "trustworthiness",
+]
+COUNTED = " (same photo counted)"
+"""Suffix of the labelling in the extra row that scores the main labelling with same-photo
+neighbours counted: what near-duplicates do to the numbers."""
 
 
 def metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
-    """One row per space: space, model, knn5, knn10, chance, silhouette, trustworthiness.
+    """One row per (space, labelling): space, model, labels, knn5, knn10, chance, silhouette,
+    trustworthiness.
 
     knn5/knn10/chance are accuracies in [0, 1], silhouette in [-1, 1], trustworthiness of the
-    ``method`` map in [0, 1]; rounded to 4 decimals.
+    ``method`` map in [0, 1]; rounded to 4 decimals. ``labels`` names the labelling (``label``
+    for a set with one). Where the set groups its images (variants of one source photo), every
+    labelling but the grouping itself is scored group-aware (same-photo neighbours left out), and
+    one more row per space scores the main labelling with them counted (``labels`` ends in
+    :data:`COUNTED`).
     """
     xy = coords_for(atlas, method)
+    images = atlas.images
+    names = images.labeling_names
     rows = []
-    for s in atlas.spaces:
-        m = metrics.space_metrics(atlas.embeddings[s.key], xy[s.key], atlas.labels)
-        rows.append(
-            {"space": s.key, "model": s.model, **{k: round(float(v), 4) for k, v in m.items()}}
-        )
+
+    def add(space, name: str, labels: list[str], groups: list[str] | None) -> None:
+        m = metrics.space_metrics(atlas.embeddings[space.key], xy[space.key], labels, groups)
+        values = {k: round(float(v), 4) for k, v in m.items()}
+        rows.append({"space": space.key, "model": space.model, "labels": name, **values})
+
+    for space in atlas.spaces:
+        for name in names:
+            add(space, name, images.labeling(name), images.groups_for(name))
+        main = names[0]
+        if images.groups_for(main) is not None:
+            add(space, main + COUNTED, images.labeling(main), None)
     return pd.DataFrame(rows, columns=METRICS_COLUMNS)
 
 
@@ -76,6 +110,14 @@ class Verdict:
     above_chance: bool
     classes: int | None = None
     smallest_class: int | None = None
+    labeling: str = "label"
+    readings: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    counted: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def single_space(self) -> bool:
+        """One space only: a reading, but no comparison."""
+        return len(self.knn5) < 2
 
     @property
     def single_label(self) -> bool:
@@ -94,12 +136,17 @@ class Verdict:
 
     @property
     def best(self) -> str | None:
-        """The one space that groups the set by its labels best (None: unreadable, or a tie)."""
+        """The one space that groups the set by its labels best (None: unreadable, a tie, or a
+        single space, which has nothing to be compared with)."""
+        if self.single_space:
+            return None
         return self.leaders[0] if self.readable and len(self.leaders) == 1 else None
 
     @property
     def tied(self) -> list[str]:
         """The spaces that group the set about equally well ([] unless there is a tie)."""
+        if self.single_space:
+            return []
         return list(self.leaders) if self.readable and len(self.leaders) > 1 else []
 
 
@@ -112,6 +159,18 @@ def verdict(table: pd.DataFrame, labels: Sequence[str] | None = None) -> Verdict
     if labels is not None:
         counts = pd.Series(list(labels)).value_counts()
         classes, smallest = len(counts), int(counts.min()) if len(counts) else 0
+    readings: dict[str, dict[str, tuple[float, float]]] = {}
+    counted: dict[str, float] = {}
+    main = "label"
+    if "labels" in table.columns:
+        for r in table.itertuples():
+            name = str(r.labels)
+            if name.endswith(COUNTED):
+                counted[str(r.space)] = float(r.knn5)
+            else:
+                readings.setdefault(name, {})[str(r.space)] = (float(r.knn5), float(r.chance))
+        main = str(table["labels"].iloc[0])
+        table = table[table["labels"] == main]
     ranked = table.sort_values("knn5", ascending=False, kind="stable")
     top = float(ranked["knn5"].iloc[0])
     chance = float(table["chance"].iloc[0])
@@ -123,4 +182,7 @@ def verdict(table: pd.DataFrame, labels: Sequence[str] | None = None) -> Verdict
         above_chance=not top <= chance + TIE,
         classes=classes,
         smallest_class=smallest,
+        labeling=main,
+        readings=readings,
+        counted=counted,
     )

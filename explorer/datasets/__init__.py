@@ -7,8 +7,11 @@ a display path per image, and the files that were skipped with the reason why.
 
 Sources, one module each:
 
-* :func:`bundled_set` (``bundled``) -- opens offline; built from scikit-image's bundled
-  public-domain / CC0 photos with labelled augmentations.
+* :func:`teaching_set` (``bundled``, ``teaching``) -- the set the app opens, offline: freely
+  licensed photos whose colours and meanings are crossed on purpose, labelled by meaning,
+  appearance and source photo.
+* :func:`augmented_set` (``augmented``) -- each class one photo and its augmentations: the
+  counter-example where near-duplicates make every space look good.
 * :func:`from_zip`, :func:`from_folder`, :func:`from_files` (``archives``) -- a zip of class
   folders read in memory (nothing is ever extracted), the same rules for a local folder, and
   many uploaded images labelled from their file names.
@@ -34,8 +37,9 @@ from .archives import (
     from_zip,
     label_from_filename,
 )
-from .bundled import BUNDLED_DESCRIPTION, bundled_set
+from .augmented import AUGMENTED_DESCRIPTION, augmented_set
 from .imageset import (
+    DEFAULT_LABELING,
     MAX_SIDE,
     MIN_IMAGES,
     DatasetError,
@@ -47,21 +51,27 @@ from .imageset import (
 )
 from .sources import load_source
 from .streaming import from_hub
+from .teaching import APPEARANCES, SOURCES, teaching_set
+from .teaching import describe as describe_teaching_set
 
 __all__ = [
+    "APPEARANCES",
     "ARCHIVE_EXTENSIONS",
+    "AUGMENTED_DESCRIPTION",
     "BOMB_MIN_BYTES",
     "BOMB_RATIO",
-    "BUNDLED_DESCRIPTION",
+    "DEFAULT_LABELING",
     "IMAGE_EXTENSIONS",
     "MAX_ARCHIVE_ENTRIES",
     "MAX_SIDE",
     "MIN_IMAGES",
+    "SOURCES",
     "DatasetError",
     "DatasetUnavailableError",
     "ImageSet",
     "Skip",
-    "bundled_set",
+    "augmented_set",
+    "describe_teaching_set",
     "from_files",
     "from_folder",
     "from_hub",
@@ -70,4 +80,5 @@ __all__ = [
     "load_source",
     "max_set_images",
     "max_zip_bytes",
+    "teaching_set",
 ]

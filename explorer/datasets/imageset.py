@@ -24,6 +24,7 @@ from .. import settings
 from ..errors import ExplorerError, ModelUnavailableError
 
 __all__ = [
+    "DEFAULT_LABELING",
     "MAX_SIDE",
     "MIN_IMAGES",
     "DatasetError",
@@ -41,6 +42,9 @@ __all__ = [
 
 MAX_SIDE: int = 512
 """Every image in a set is downsized so its longer side is at most this many pixels."""
+
+DEFAULT_LABELING = "label"
+"""The name of a set's labelling when it has only one (a folder per class, a Hub label column)."""
 
 MIN_IMAGES: int = 3
 """The fewest images a set may hold (a 2-D map of fewer points says nothing)."""
@@ -144,6 +148,8 @@ class ImageSet:
     paths: list[str]
     skipped: list[Skip] = field(default_factory=list)
     description: str = ""
+    labelings: dict[str, list[str]] = field(default_factory=dict)
+    groups: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -152,7 +158,35 @@ class ImageSet:
                 f"images, labels and paths must have the same length, got "
                 f"{n}, {len(self.labels)} and {len(self.paths)}"
             )
+        for name, values in self.labelings.items():
+            if len(values) != n:
+                raise ValueError(f"labeling {name!r} has {len(values)} labels for {n} images")
+        if self.groups is not None and len(self.groups) != n:
+            raise ValueError(f"groups has {len(self.groups)} entries for {n} images")
         self.skipped = [_as_skip(s) for s in self.skipped]
+
+    @property
+    def labeling_names(self) -> list[str]:
+        """The names of the set's labellings: its own (``meaning``, ``appearance``, …) or
+        ``["label"]`` for a set with one labelling."""
+        return list(self.labelings) or [DEFAULT_LABELING]
+
+    def labeling(self, name: str | None = None) -> list[str]:
+        """One label per image under labelling ``name`` (None: the set's main labels)."""
+        if name is None or (name == DEFAULT_LABELING and not self.labelings):
+            return list(self.labels)
+        if name not in self.labelings:
+            raise ExplorerError(
+                f"This set has no labelling {name!r}; it has {', '.join(self.labeling_names)}."
+            )
+        return list(self.labelings[name])
+
+    def groups_for(self, name: str | None) -> list[str] | None:
+        """The groups that scoring labelling ``name`` must keep out of each other's neighbours
+        (variants of one source photo), or None: not when ``name`` is the grouping itself."""
+        if self.groups is None or (name is not None and self.labelings.get(name) == self.groups):
+            return None
+        return list(self.groups)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -221,6 +255,8 @@ class ImageSet:
             paths=[self.paths[i] for i in picks],
             skipped=list(self.skipped),
             description=self.description,
+            labelings={k: [v[i] for i in picks] for k, v in self.labelings.items()},
+            groups=None if self.groups is None else [self.groups[i] for i in picks],
         )
 
 

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from .archives import from_folder, from_zip
-from .bundled import bundled_set
+from .augmented import augmented_set
 from .imageset import DatasetError, ImageSet
 from .streaming import from_hub, is_hub_id
+from .teaching import teaching_set
 
 __all__ = ["load_source"]
 
 _LOADERS: dict[str, Callable[..., ImageSet]] = {
-    "bundled": bundled_set,
+    "bundled": teaching_set,
+    "augmented": augmented_set,
     "zip": from_zip,
     "folder": from_folder,
     "hub": from_hub,
@@ -34,7 +36,7 @@ def _call(kind: str, first: Any, kw: dict[str, Any]) -> ImageSet:
 
 
 def load_source(source: str | os.PathLike[str], **kw: Any) -> ImageSet:
-    """``"bundled"`` -> :func:`bundled_set`; an existing folder -> :func:`from_folder`; an
+    """``"bundled"`` -> :func:`teaching_set`, ``"augmented"`` -> :func:`augmented_set`; an existing folder -> :func:`from_folder`; an
     existing file -> :func:`from_zip`; else ``"owner/name"`` -> :func:`from_hub`.
 
     Keyword options go to the chosen loader; options that only another source takes (e.g.
@@ -49,8 +51,8 @@ def load_source(source: str | os.PathLike[str], **kw: Any) -> ImageSet:
             "No image source was given. Choose 'bundled', upload a zip of class folders, "
             "or enter a Hugging Face dataset id (owner/name)."
         )
-    if text.lower() == "bundled":
-        return _call("bundled", None, kw)
+    if text.lower() in ("bundled", "augmented"):
+        return _call(text.lower(), None, kw)
     p = Path(text).expanduser()
     if p.is_dir():
         return _call("folder", p, kw)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..atlas import Atlas, coords_for
+from ..plots import class_styles
 
 
 def payload(
@@ -19,11 +20,13 @@ def payload(
     highlight: Sequence[int] | None = None,
     message: str = "",
 ) -> str:
-    """An atlas's ``method`` maps ((N,2) per space, rounded to 5 decimals), labels, thumbnail
-    URLs (``url_for(path)``) and the current selection -> the component's JSON value."""
+    """An atlas's ``method`` maps ((N,2) per space, rounded to 5 decimals), the labels of the
+    labelling it is coloured by with one colour and marker shape per class (the export uses the
+    same), thumbnail URLs (``url_for(path)``) and the current selection -> the component's JSON."""
     xy = coords_for(atlas, method)
-    labels = atlas.labels
+    labels = atlas.images.labeling(atlas.color_by)
     classes = list(dict.fromkeys(labels))
+    colors, symbols = class_styles(len(classes))
     panels = [
         {
             "key": s.key,
@@ -38,6 +41,9 @@ def payload(
             "panels": panels,
             "labels": labels,
             "classes": classes,
+            "colors": colors,
+            "symbols": symbols,
+            "color_by": atlas.color_by or atlas.images.labeling_names[0],
             "thumbs": [url_for(t) for t in atlas.thumbs] if atlas.thumbs else None,
             "paths": list(atlas.images.paths),
             "selected": selected,

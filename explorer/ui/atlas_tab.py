@@ -18,6 +18,18 @@ images by meaning — answering "why does `vae.encode` make a poor similarity se
 """
 
 
+TEACHING_NOTE = (
+    "The **teaching set**: 16 freely licensed photos, each recoloured into 7 palettes — colour "
+    "and meaning are crossed on purpose, so a space that follows colour and one that follows "
+    "meaning disagree. Colour the points by *meaning*, *appearance* or *source photo*."
+)
+PRESETS_NOTE = (
+    "Stream a real labelled set from the Hugging Face Hub: 20 images of each of mini-ImageNet's "
+    '100 classes (the question that started this project: "I used `vae.encode` for '
+    'semantically similar image lookup on mini-ImageNet and the results seem quite random"), '
+    "or 30 of each CIFAR-10 class. Offline, you get a sentence saying so."
+)
+
 FAMILY_CHOICES = {"VAE": "vae", "CLIP": "clip", "DINOv2": "dino", "ViT": "vit"}
 SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
@@ -66,17 +78,35 @@ def _galleries(a: atlas.Atlas, results: dict[str, list[tuple[int, float]]], quer
     return out + [gr.update(value=None, visible=False) for _ in range(SLOTS - len(a.spaces))]
 
 
+def _missing_families(a: atlas.Atlas) -> list[str]:
+    """The families that were asked for but could not be opened (e.g. CLIP offline)."""
+    opened = {s.family for s in a.spaces}
+    asked = [ref.split(":", 1)[0] for ref in a.failures]
+    return [f for f in dict.fromkeys(asked) if f not in opened]
+
+
 def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
     shown, note = _shown_method(method)
     table = atlas.metrics_table(a, shown)
+    v = atlas.verdict(table, a.labels)
+    titles = {s.key: s.title.split(" · ")[0] for s in a.spaces}
+    if v is not None and v.single_label:  # numbers that mean nothing: the sentence says why
+        table = table.iloc[0:0]
+    names = a.images.labeling_names
     return (
         a.id,
         shown,
         payload(a, shown, file_url),
         status_markdown(a, shown, note, extra_note),
         table,
-        verdict_markdown(atlas.verdict(table, a.labels)),
-        atlas.overlap_table(a),
+        verdict_markdown(v, titles, _missing_families(a)),
+        gr.update(value=atlas.overlap_table(a), visible=len(a.spaces) > 1),
+        gr.update(
+            choices=names,
+            value=a.color_by or names[0],
+            interactive=len(names) > 1,
+            visible=True,
+        ),
         *_empty_galleries(),
     )
 
@@ -119,14 +149,14 @@ def _cache():
     return _CACHE
 
 
-@user_errors("Opening the bundled set")
+@user_errors("Opening the teaching set")
 def on_atlas_bundled(
     checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress=gr.Progress()
 ):
     folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
-    progress(0, desc="building the bundled set")
+    progress(0, desc="building the teaching set")
     return _open(
-        datasets.bundled_set(),
+        datasets.teaching_set(),
         checked,
         vae_model,
         clip_model,
@@ -193,10 +223,60 @@ def on_atlas_saved(folder_path, method):
     return _atlas_outputs(a, saved_method, "(reopened from disk)")
 
 
+PRESETS = {
+    "forum": ("timm/mini-imagenet", 20),
+    "cifar": ("uoft-cs/cifar10", 30),
+}
+"""The online presets: (Hugging Face dataset id, images per class). ``forum`` replicates the
+question that started the project ("vae.encode for similarity search on mini-ImageNet")."""
+
+
+@user_errors("Loading the preset")
+def on_atlas_preset(
+    preset,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    progress=gr.Progress(),
+):
+    if preset not in PRESETS:
+        raise ExplorerError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    dataset_id, per_class = PRESETS[preset]
+    return on_atlas_hub(
+        dataset_id,
+        per_class,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+    )
+
+
+@user_errors("Colouring the panels")
+def on_atlas_color(atlas_id, shown, labeling):
+    a = atlas.STORE.get(atlas_id)
+    names = a.images.labeling_names
+    if labeling not in names:
+        raise ExplorerError(f"This set has no labelling {labeling!r}; choose {', '.join(names)}.")
+    a.color_by = labeling
+    return payload(a, shown, file_url)
+
+
+N_OUTPUTS = 8 + SLOTS  # what every opener returns (see _atlas_outputs)
+
+
 @user_errors("Changing the projection")
 def on_atlas_method(atlas_id, method, progress=gr.Progress()):
     if not atlas_id:
-        return (gr.skip(),) * (7 + SLOTS)
+        return (gr.skip(),) * N_OUTPUTS
     a = atlas.STORE.get(atlas_id)
     progress(0.2, desc=f"projecting ({method})")
     return _atlas_outputs(a, method)
@@ -205,7 +285,7 @@ def on_atlas_method(atlas_id, method, progress=gr.Progress()):
 def on_atlas_tick(atlas_id, method, shown):
     """While UMAP warms up the panels show PCA; switch once it is ready."""
     if not atlas_id or shown == method or projection.best_available(method) != method:
-        return (gr.skip(),) * (7 + SLOTS)
+        return (gr.skip(),) * N_OUTPUTS
     return on_atlas_method(atlas_id, method)
 
 
@@ -266,7 +346,21 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
         shown_method = gr.State("pca")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                bundled_btn = gr.Button("Open the bundled set", variant="primary")
+                bundled_btn = gr.Button("Open the teaching set", variant="primary")
+                gr.Markdown(TEACHING_NOTE, elem_id="teaching-note")
+                with gr.Accordion("How the teaching set was built", open=False):
+                    gr.Markdown(datasets.describe_teaching_set())
+                with gr.Accordion("The real thing (needs internet)", open=False):
+                    gr.Markdown(PRESETS_NOTE)
+                    preset = gr.Radio(
+                        [
+                            ("Replicate the forum experiment (mini-ImageNet)", "forum"),
+                            ("Natural photos (CIFAR-10)", "cifar"),
+                        ],
+                        value="forum",
+                        label="Preset",
+                    )
+                    preset_btn = gr.Button("Stream the preset")
                 with gr.Accordion("Your images", open=False):
                     uploads = gr.File(
                         label="A .zip of class folders, or several images",
@@ -319,6 +413,13 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                         allow_custom_value=not public.public_mode(),
                     )
         atlas_status = gr.Markdown(elem_id="atlas-status")
+        color_by = gr.Dropdown(
+            ["label"],
+            value="label",
+            label="Colour the points by",
+            visible=False,
+            elem_id="atlas-color-by",
+        )
         atlas_view = gr.HTML(
             payload_empty(),
             html_template='<div class="atlas-root"></div>',
@@ -333,6 +434,7 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
             headers=[
                 "space",
                 "model",
+                "labels",
                 "knn5",
                 "knn10",
                 "chance",
@@ -349,6 +451,7 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
             label="Neighbour overlap between spaces (share of the 10 "
             "nearest neighbours two spaces agree on)",
             interactive=False,
+            visible=False,
         )
         gr.Markdown(
             "### Neighbours\nClick a point in any panel (or type its number): it is "
@@ -399,9 +502,16 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
         metrics_df,
         verdict,
         overlap_df,
+        color_by,
         *galleries,
     ]
     bundled_btn.click(on_atlas_bundled, space_inputs, atlas_outputs, api_name="atlas_bundled")
+    preset_btn.click(
+        on_atlas_preset, [preset, *space_inputs], atlas_outputs, api_name="atlas_preset"
+    )
+    color_by.input(
+        on_atlas_color, [atlas_id, shown_method, color_by], [atlas_view], api_name="atlas_color"
+    )
     upload_btn.click(
         on_atlas_upload, [uploads, *space_inputs], atlas_outputs, api_name="atlas_upload"
     )

@@ -1,7 +1,11 @@
-"""The bundled example set: opens offline, labelled, deterministic for a seed.
+"""The augmentation set: each class is one photo and its augmentations (offline, deterministic).
+
+Kept as a counter-example for the lesson on evaluation: near-duplicates share layout, so every
+space -- the VAE's too -- "groups by meaning" here. The set the app opens is the teaching set
+(``teaching.py``), where colour and meaning are crossed and variants are grouped.
 
 Built from scikit-image's bundled public-domain / CC0 photos with labelled augmentations (see
-:func:`bundled_set` for the construction and the licences). The decoded photos are kept per
+:func:`augmented_set` for the construction and the licences). The decoded photos are kept per
 process in a :class:`~explorer.runtime.LRU` (:data:`SAMPLES`).
 """
 
@@ -19,12 +23,12 @@ from .. import imaging
 from ..runtime import LRU
 from .imageset import MAX_SIDE, ImageSet, downsize
 
-__all__ = ["BUNDLED_DESCRIPTION", "SAMPLES", "bundled_set"]
+__all__ = ["AUGMENTED_DESCRIPTION", "SAMPLES", "augmented_set"]
 
 log = logging.getLogger(__name__)
 
 # (label, file in skimage.data.data_dir, licence as stated in skimage.data's docstrings)
-_BUNDLED_SOURCES: tuple[tuple[str, str, str], ...] = (
+_AUGMENTED_SOURCES: tuple[tuple[str, str, str], ...] = (
     ("astronaut", "astronaut.png", "NASA (Eileen Collins), public domain"),
     ("cat", "chelsea.png", "CC0, Stefan van der Walt"),
     ("coffee", "coffee.png", "CC0, Rachel Michetti (Pikolo Espresso Bar)"),
@@ -54,7 +58,7 @@ _PALETTE_SWAPS: tuple[tuple[str, str], ...] = (
 
 _PHOTOMETRIC = ("hue", "blur", "brightness", "colour")
 
-BUNDLED_DESCRIPTION = """\
+AUGMENTED_DESCRIPTION = """\
 Bundled example set, built offline from scikit-image's sample data (skimage.data).
 
 Photos (label: file, licence as stated in skimage.data): astronaut (NASA, public domain),
@@ -78,14 +82,14 @@ SAMPLES: LRU[object] = LRU(5)
 that size (a few sizes kept), ``"lfw"`` -> the face crops."""
 
 
-def _bundled_sources(size: int) -> tuple[tuple[str, str, Image.Image], ...]:
+def _augmented_sources(size: int) -> tuple[tuple[str, str, Image.Image], ...]:
     """(label, file, RGB image with longer side ``size``) for every bundled photo present."""
 
     def build() -> tuple[tuple[str, str, Image.Image], ...]:
         from skimage import data as skdata
 
         out = []
-        for label, fname, _licence in _BUNDLED_SOURCES:
+        for label, fname, _licence in _AUGMENTED_SOURCES:
             path = Path(skdata.data_dir) / fname
             if not path.is_file():  # never download: use only what ships with scikit-image
                 log.warning("Bundled set: %s is missing from scikit-image's data; skipped.", fname)
@@ -179,8 +183,8 @@ def _augment(im: Image.Image, rng: np.random.Generator, k: int) -> tuple[Image.I
     return out, ", ".join(ops)
 
 
-def bundled_set(n_aug: int = 4, seed: int = 0, size: int = 256) -> ImageSet:
-    """The bundled example set: opens offline, labelled, deterministic for a ``seed``.
+def augmented_set(n_aug: int = 4, seed: int = 0, size: int = 256) -> ImageSet:
+    """The augmentation set: opens offline, labelled, deterministic for a ``seed``.
 
     Built from scikit-image's sample photos (read from ``skimage.data.data_dir``; files that
     are missing are left out, nothing is downloaded):
@@ -233,7 +237,7 @@ def bundled_set(n_aug: int = 4, seed: int = 0, size: int = 256) -> ImageSet:
         raise ValueError(f"size must be an int, got {size!r}")
     if not 32 <= size <= MAX_SIDE:
         raise ValueError(f"size must be in [32, {MAX_SIDE}], got {size}")
-    sources = _bundled_sources(int(size))
+    sources = _augmented_sources(int(size))
     images: list[Image.Image] = []
     labels: list[str] = []
     paths: list[str] = []
@@ -273,10 +277,10 @@ def bundled_set(n_aug: int = 4, seed: int = 0, size: int = 256) -> ImageSet:
                 )
 
     return ImageSet(
-        name="bundled",
+        name="augmented",
         images=images,
         labels=labels,
         paths=paths,
         skipped=[],
-        description=BUNDLED_DESCRIPTION,
+        description=AUGMENTED_DESCRIPTION,
     )

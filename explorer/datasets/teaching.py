@@ -12,7 +12,8 @@ Only files that ship inside the scikit-image and scikit-learn wheels are used, e
 free licence (see :data:`SOURCES` and ``assets/README.md``); nothing is downloaded and a file
 that is missing is skipped with a warning.
 
-Imports are kept to numpy, PIL, scikit-image, the standard library and ``explorer.imaging``.
+The set is an :class:`~explorer.datasets.ImageSet` whose ``labels`` are the meanings, with all
+three labellings in ``labelings`` and the source photos as its ``groups``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from skimage.exposure import match_histograms
 
-from explorer import imaging
+from .. import imaging
+from .imageset import ImageSet
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +213,6 @@ meaning, leave same-source neighbours out, or a recoloured copy finds its own ph
 alone."""
 
 
-@dataclass
-class TeachingSet:
-    images: list[Image.Image]  # RGB, longer side ``size``
-    paths: list[str]  # e.g. "skimage:chelsea.png (palette: sepia)"
-    labelings: dict[str, list[str]]  # "meaning", "appearance", "source": one label per image
-    description: str  # a short paragraph for the UI
-
-
 def _data_dir(package: str) -> Path | None:
     """Where a package's bundled images live, found without importing the package."""
     spec = importlib.util.find_spec(package)
@@ -298,7 +292,20 @@ def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
     return int(value)
 
 
-def teaching_set(size: int = 128, seed: int = 0) -> TeachingSet:
+def describe() -> str:
+    """The paragraph the UI shows about the set: how it was built and why (no image is built)."""
+    meanings = list(dict.fromkeys(src.meaning for src in SOURCES))
+    return DESCRIPTION.format(
+        n_sources=len(SOURCES),
+        n_meanings=len(meanings),
+        meanings=", ".join(meanings),
+        n_appearances=len(APPEARANCES),
+        appearances=", ".join(a.name for a in APPEARANCES),
+        n_images=len(SOURCES) * len(APPEARANCES),
+    )
+
+
+def teaching_set(size: int = 128, seed: int = 0) -> ImageSet:
     """Every source photo in :data:`SOURCES` x every family in :data:`APPEARANCES`.
 
     Each image is a seeded crop (75-100 % of the area) and mirror of the photo, resized to
@@ -338,7 +345,15 @@ def teaching_set(size: int = 128, seed: int = 0) -> TeachingSet:
         appearances=", ".join(a.name for a in APPEARANCES),
         n_images=len(images),
     )
-    return TeachingSet(images, paths, labelings, description)
+    return ImageSet(
+        name="teaching",
+        images=images,
+        labels=list(labelings["meaning"]),
+        paths=paths,
+        description=description,
+        labelings=labelings,
+        groups=list(labelings["source"]),
+    )
 
 
 __all__ = [
@@ -346,7 +361,7 @@ __all__ = [
     "SOURCES",
     "Appearance",
     "Source",
-    "TeachingSet",
+    "describe",
     "recolour",
     "teaching_set",
 ]
