@@ -108,17 +108,19 @@ def test_session_images_are_told_apart():
 
 
 def test_queue_limits_default_and_come_from_the_environment(monkeypatch):
-    from explorer.ui import DEFAULT_CONCURRENCY, DEFAULT_QUEUE_SIZE
-    from explorer.ui.common import env_int
+    from explorer import settings
 
-    assert (DEFAULT_CONCURRENCY, DEFAULT_QUEUE_SIZE) == (2, 64)
+    for var in ("EXPLORER_CONCURRENCY", "EXPLORER_QUEUE_SIZE", "EXPLORER_PUBLIC", "SPACE_ID"):
+        monkeypatch.delenv(var, raising=False)
+    assert (settings.get().concurrency, settings.get().queue_size) == (2, 64)
     monkeypatch.setenv("EXPLORER_QUEUE_SIZE", "12")
-    assert env_int("EXPLORER_QUEUE_SIZE", 64) == 12
-    for bad in ("0", "-3", "many", "2.5"):
+    assert settings.get().queue_size == 12
+    for bad in ("0", "-3", "many", "2.5"):  # a bad value stops the app with one sentence
         monkeypatch.setenv("EXPLORER_QUEUE_SIZE", bad)
-        assert env_int("EXPLORER_QUEUE_SIZE", 64) == 64
+        with pytest.raises(settings.SettingsError, match="EXPLORER_QUEUE_SIZE"):
+            settings.get()
     monkeypatch.delenv("EXPLORER_QUEUE_SIZE")
-    assert env_int("EXPLORER_QUEUE_SIZE", 64) == 64
+    assert settings.get().queue_size == 64
 
 
 def _wait_for(condition, what: str, seconds: float = 30) -> None:
