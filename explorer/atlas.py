@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import embeddings, files, metrics, models, projection, settings
+from . import embedders, embeddings, files, metrics, projection, registry, settings
 from .cache import EmbeddingCache
 from .datasets import ImageSet
 from .errors import ExplorerError
@@ -153,7 +153,7 @@ def _write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: 
 
 def default_spaces(folder: str | None = None) -> list[str]:
     """``vae:<default VAE>``, ``clip``, ``dino``: the three panels the product is about."""
-    return [f"vae:{models.default_vae(folder)}", "clip", "dino"]
+    return [f"vae:{registry.default_vae(folder)}", "clip", "dino"]
 
 
 def _keys(families: Sequence[str]) -> list[str]:
@@ -354,7 +354,7 @@ def text_query(atlas: Atlas, text: str, k: int = 8) -> tuple[list[tuple[int, flo
         raise ExplorerError(
             "Text search needs a CLIP space: add CLIP to the atlas's spaces and reopen the set."
         )
-    embedder = models.load_embedder(space.model)
+    embedder = embedders.load_embedder(space.model)
     q = embedder.embed_texts([text])[0]
     x = atlas.embeddings[space.key]
     xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -46,7 +46,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from . import imaging, settings
 from .errors import BadImageError, ExplorerError, ModelUnavailableError
-from .net import hub_unreachable_reason
+from .hub import hub_unreachable_reason
 from .runtime import Progress, no_progress
 
 __all__ = [

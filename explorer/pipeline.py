@@ -15,8 +15,8 @@ from PIL import Image
 
 from . import files, imaging, latents, metrics, plots
 from .errors import ExplorerError
-from .models import VAE, Posterior, load_vae
 from .runtime import LRU, Progress, no_progress
+from .vae import VAE, Posterior, load_vae
 
 RESOLUTIONS = (64, 128, 256, 384, 512, 768, 1024)
 CROP_MODES = ("square", "fit")

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from explorer import datasets as ds
-from explorer import imaging, net
+from explorer import hub, imaging
 from explorer.errors import ExplorerError, ModelUnavailableError
 
 # --------------------------------------------------------------------------------------------
@@ -568,7 +568,7 @@ def test_from_hub_offline_env_fails_fast(monkeypatch):
     def no_network(*_a, **_k):
         raise AssertionError("an offline check must not open a connection")
 
-    monkeypatch.setattr(net, "_can_connect", no_network)
+    monkeypatch.setattr(hub, "_can_connect", no_network)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
     with pytest.raises(ds.DatasetUnavailableError) as info:
