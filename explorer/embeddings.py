@@ -30,7 +30,6 @@ from .runtime import Progress
 from .vae import VAE, load_vae
 
 FAMILIES = ("vae", "clip", "dino", "vit")
-SPACES = ["vae", "clip", "dino"]
 VAE_POOLINGS = ("flatten", "channel-mean", "channel-meanstd")
 
 
@@ -238,7 +237,6 @@ def embed(
 
 __all__ = [
     "FAMILIES",
-    "SPACES",
     "VAE_POOLINGS",
     "embed",
     "image_hash",

@@ -228,7 +228,8 @@ def test_parse_space():
     assert embeddings.parse_space("vae:local:taef2") == ("vae", "local:taef2")
     assert embeddings.parse_space("dinov2-small") == ("dino", "dinov2-small")
     assert embeddings.parse_space("sdxl-vae") == ("vae", "sdxl-vae")
-    assert embeddings.SPACES == ["vae", "clip", "dino"]
+    for family in embeddings.FAMILIES:  # a bare family name means a model usable now
+        assert registry.is_usable(embeddings.parse_space(family)[1]), family
     for bad in ["", "nonsense", "siglip:google/siglip", ":clip"]:
         with pytest.raises(ExplorerError, match="Unknown embedding space"):
             embeddings.parse_space(bad)
