@@ -217,12 +217,16 @@ def _load_tiny(spec: VAESpec) -> tuple[TinyAutoencoder, float, float]:
 
 def _load(spec: VAESpec, device: torch.device) -> VAE:
     dtype = vae_dtype(spec, device)
-    scale = shift = None
-    if spec.build is not None:
-        module = spec.build()
-        scale, shift = spec.scaling_factor, spec.shift_factor
+    if spec.build is not None:  # registered in code
+        module, scale, shift = spec.build(), spec.scaling_factor, spec.shift_factor
+        if isinstance(module, TinyAutoencoder) != (spec.kind == "tiny"):
+            want = "a TinyAutoencoder" if spec.kind == "tiny" else "a diffusers AutoencoderKL"
+            raise TypeError(
+                f"{spec.name}: build() returned a {type(module).__name__}; kind "
+                f"{spec.kind!r} needs {want}."
+            )
     elif spec.kind == "kl":
-        module = _load_kl(spec, dtype)
+        module, scale, shift = _load_kl(spec, dtype), None, None  # scaling from its config
     else:
         module, scale, shift = _load_tiny(spec)
     if next(module.parameters()).dtype != dtype:  # from_pretrained already loaded it in dtype

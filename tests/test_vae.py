@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from explorer import imaging
+from explorer import vae as vae_module
 from explorer.registry import available_models, local_models, resolve
 from explorer.vae import Posterior, load_vae
 
@@ -28,6 +30,15 @@ def test_load_vae_is_shared():
     assert load_vae("test-kl") is a
     assert load_vae(" test-kl ") is a
     assert load_vae("test-kl16") is not a
+
+
+def test_a_registered_build_must_return_what_its_kind_says():
+    kl = resolve("test-kl")  # registered: build() returns an AutoencoderKL
+    with pytest.raises(TypeError, match="kind 'tiny' needs a TinyAutoencoder"):
+        vae_module._load(dataclasses.replace(kl, name="wrong", kind="tiny"), torch.device("cpu"))
+    tiny = resolve("test-tiny")
+    with pytest.raises(TypeError, match="kind 'kl' needs a diffusers AutoencoderKL"):
+        vae_module._load(dataclasses.replace(tiny, name="wrong", kind="kl"), torch.device("cpu"))
 
 
 def test_encode_matches_diffusers_with_shift_and_scale(image64):
