@@ -143,21 +143,27 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- 1. diffusers
 
 
+def autoencoder_tiny(latent_channels: int, **config) -> object:
+    """A seeded diffusers AutoencoderTiny with 16-wide blocks (TAESD's layout unless ``config``
+    says otherwise), in eval mode."""
+    mod = pytest.importorskip("diffusers.models.autoencoders.autoencoder_tiny")
+    torch.manual_seed(0)
+    return mod.AutoencoderTiny(
+        encoder_block_out_channels=(16, 16, 16, 16),
+        decoder_block_out_channels=(16, 16, 16, 16),
+        latent_channels=latent_channels,
+        **config,
+    ).eval()
+
+
 @pytest.fixture(scope="module")
 def diffusers_tiny():
-    """Factory: seeded diffusers AutoencoderTiny with 16-wide blocks, cached per channel count."""
-    mod = pytest.importorskip("diffusers.models.autoencoders.autoencoder_tiny")
+    """Factory: :func:`autoencoder_tiny`, cached per channel count."""
     cache = {}
 
     def make(latent_channels: int):
         if latent_channels not in cache:
-            torch.manual_seed(0)
-            ae = mod.AutoencoderTiny(
-                encoder_block_out_channels=(16, 16, 16, 16),
-                decoder_block_out_channels=(16, 16, 16, 16),
-                latent_channels=latent_channels,
-            ).eval()
-            cache[latent_channels] = ae
+            cache[latent_channels] = autoencoder_tiny(latent_channels)
         return cache[latent_channels]
 
     return make
@@ -235,16 +241,9 @@ def test_diffusers_keys_are_remapped_to_taesd_keys(diffusers_tiny):
 
 
 def _tiny_folder(folder: Path, latent_channels: int, **config) -> object:
-    """A seeded diffusers AutoencoderTiny (16-wide blocks, TAESD layout) saved as a diffusers
-    folder (config.json + safetensors), as the Hub holds taesd & co.; returns the model."""
-    mod = pytest.importorskip("diffusers.models.autoencoders.autoencoder_tiny")
-    torch.manual_seed(0)
-    ae = mod.AutoencoderTiny(
-        encoder_block_out_channels=(16, 16, 16, 16),
-        decoder_block_out_channels=(16, 16, 16, 16),
-        latent_channels=latent_channels,
-        **config,
-    ).eval()
+    """:func:`autoencoder_tiny` saved as a diffusers folder (config.json + safetensors), as the
+    Hub holds taesd & co.; returns the model."""
+    ae = autoencoder_tiny(latent_channels, **config)
     ae.save_pretrained(folder)
     return ae
 
