@@ -151,7 +151,7 @@ def distinct_images(pool: list, n: int) -> list:
 
 
 class _ImageFeatures:
-    """``CLIPVisionModelWithProjection`` seen as what ``models.Embedder`` calls on a CLIP model:
+    """``CLIPVisionModelWithProjection`` seen as what ``embedders.Embedder`` calls on a CLIP model:
     ``get_image_features(pixel_values=...).pooler_output`` = the projected image embedding,
     the same computation as ``CLIPModel.get_image_features`` (vision tower + projection)."""
 
