@@ -5,11 +5,11 @@ Timing depends on the architecture, not the weights, so models whose weights can
 downloaded here are built from their published configs with random weights:
 
 * CLIP ViT-B/32 vision tower (``CLIPVisionModelWithProjection``, the vision config of
-  openai/clip-vit-base-patch32) behind the project's own ``models.Embedder`` (processor with
+  openai/clip-vit-base-patch32) behind the project's own ``embedders.Embedder`` (processor with
   that model's preprocessing values, batching, L2 normalisation);
 * DINOv2-small (``Dinov2Model``, the config of facebook/dinov2-small, 224 px crops);
-* the full SD VAE encoder (``AutoencoderKL``, sd-vae-ft-mse config) behind ``models.VAE``;
-* TAEF2 with its REAL checkpoint from ../shared/weights/taef2 through ``models.load_vae`` and
+* the full SD VAE encoder (``AutoencoderKL``, sd-vae-ft-mse config) behind ``vae.VAE``;
+* TAEF2 with its REAL checkpoint from ../shared/weights/taef2 through ``vae.load_vae`` and
   ``embeddings.vae_embedding`` (the project's CPU default family), at the default 64 px.
 
 Embedding times for 1k and 10k images are EXTRAPOLATED from a measured sample (a few hundred
@@ -151,7 +151,7 @@ def distinct_images(pool: list, n: int) -> list:
 
 
 class _ImageFeatures:
-    """``CLIPVisionModelWithProjection`` seen as what ``models.Embedder`` calls on a CLIP model:
+    """``CLIPVisionModelWithProjection`` seen as what ``embedders.Embedder`` calls on a CLIP model:
     ``get_image_features(pixel_values=...).pooler_output`` = the projected image embedding,
     the same computation as ``CLIPModel.get_image_features`` (vision tower + projection)."""
 
@@ -166,7 +166,7 @@ def clip_b32(device):
     import torch
     import transformers as tf
 
-    from explorer import models
+    from explorer import embedders, registry, runtime
 
     # the vision_config of openai/clip-vit-base-patch32
     cfg = tf.CLIPVisionConfig(
@@ -180,21 +180,21 @@ def clip_b32(device):
         hidden_act="quick_gelu",
     )
     torch.manual_seed(0)
-    dtype = models.embedder_dtype(device)
+    dtype = runtime.embedder_dtype(device)
     net = tf.CLIPVisionModelWithProjection(cfg).to(device, dtype).eval().requires_grad_(False)
     # the preprocessor_config of openai/clip-vit-base-patch32 (CLIP mean/std are the defaults)
     proc = tf.CLIPImageProcessorPil(
         size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, resample=3
     )
-    spec = models.EmbedderSpec("clip-vit-b32 architecture", "clip", None, "random weights")
-    return models.Embedder(spec, _ImageFeatures(net), proc, None, device, dtype, "random")
+    spec = registry.EmbedderSpec("clip-vit-b32 architecture", "clip", None, "random weights")
+    return embedders.Embedder(spec, _ImageFeatures(net), proc, None, device, dtype, "random")
 
 
 def dinov2_small(device):
     import torch
     import transformers as tf
 
-    from explorer import models
+    from explorer import embedders, registry, runtime
 
     # the config of facebook/dinov2-small (position table for 518 px, interpolated to 224 crops)
     cfg = tf.Dinov2Config(
@@ -206,7 +206,7 @@ def dinov2_small(device):
         image_size=518,
     )
     torch.manual_seed(0)
-    dtype = models.embedder_dtype(device)
+    dtype = runtime.embedder_dtype(device)
     net = tf.Dinov2Model(cfg).to(device, dtype).eval().requires_grad_(False)
     # the preprocessor_config of facebook/dinov2-small
     proc = tf.BitImageProcessorPil(
@@ -216,21 +216,22 @@ def dinov2_small(device):
         image_mean=[0.485, 0.456, 0.406],
         image_std=[0.229, 0.224, 0.225],
     )
-    spec = models.EmbedderSpec("dinov2-small architecture", "dino", None, "random weights")
-    return models.Embedder(spec, net, proc, None, device, dtype, "random")
+    spec = registry.EmbedderSpec("dinov2-small architecture", "dino", None, "random weights")
+    return embedders.Embedder(spec, net, proc, None, device, dtype, "random")
 
 
 def sd_vae_arch(device):
     import torch
 
-    from explorer import models
+    from explorer import registry, runtime
+    from explorer.vae import VAE
 
     module = sd_vae_module()
-    spec = models.REGISTRY["sd-vae-ft-mse"]
-    dtype = models.vae_dtype(spec, device)
+    spec = registry.REGISTRY["sd-vae-ft-mse"]
+    dtype = runtime.vae_dtype(spec, device)
     module = module.to(device) if dtype == torch.float32 else module.to(device, dtype)
     module = module.eval().requires_grad_(False)
-    return models.VAE(spec, module, device, dtype, 0.18215, 0.0, 4, stochastic=True)
+    return VAE(spec, module, device, dtype, 0.18215, 0.0, 4, stochastic=True)
 
 
 # --------------------------------------------------------------------------- 1. throughput
@@ -240,7 +241,8 @@ def throughput(args, device, pool) -> list[dict]:
     """Per-image embedding time of each model on a measured sample (after a warm-up batch)."""
     import torch
 
-    from explorer import embeddings, models
+    from explorer import embeddings, runtime
+    from explorer.vae import load_vae
 
     entries = []
     if TAEF2.is_dir():
@@ -248,7 +250,7 @@ def throughput(args, device, pool) -> list[dict]:
             (
                 "TAEF2 VAE (real weights), 64 px",
                 "taef2",
-                lambda: models.load_vae(str(TAEF2), device=device),
+                lambda: load_vae(str(TAEF2), device=device),
                 args.vae_sample,
             )
         )
@@ -299,7 +301,7 @@ def throughput(args, device, pool) -> list[dict]:
 
         with torch.inference_mode():
             # warm-up: one full default batch (allocations, oneDNN kernels for that shape)
-            run(pool[: min(n, models.default_batch_size(device))])
+            run(pool[: min(n, runtime.default_batch_size(device))])
             images = pool[:n]
             log(f"throughput: {name} on {n} images")
             marks.clear()
@@ -326,7 +328,7 @@ def throughput(args, device, pool) -> list[dict]:
         )
         log(f"throughput: {name}: {per * 1000:.1f} ms/image, dim {x.shape[1]}")
         del model
-        models.MODEL_CACHE.clear()
+        runtime.MODEL_CACHE.clear()
     return results
 
 
@@ -341,18 +343,21 @@ def cache_bench(sizes, pool, device, cold_max: int) -> tuple[list[dict], str]:
     one segment like a cold ``embed`` writes; their cold time is extrapolated."""
     import numpy as np
 
-    from explorer import embeddings, models
+    from explorer import embeddings, registry
     from explorer.cache import EmbeddingCache
+    from explorer.vae import load_vae
 
     if TAEF2.is_dir():
         space, what = f"vae:{TAEF2}", "TAEF2 VAE (real weights), 64 px, 2048-d"
     else:
-        os.environ["EXPLORER_TEST_MODELS"] = "1"
+        from tests import tiny_models  # the repository root is on sys.path (top of this file)
+
+        tiny_models.register()
         space, what = "vae:test-tiny", "test-tiny VAE (TAEF2 checkpoint absent), 64 px"
     _, ref = embeddings.parse_space(space)
-    key = embeddings.vae_cache_key(models.resolve(ref), 64, "flatten", device)
+    key = embeddings.vae_cache_key(registry.resolve(ref), 64, "flatten", device)
     t0 = time.perf_counter()
-    models.load_vae(ref, device=device)  # once per process (as in the app): not in cold times
+    load_vae(ref, device=device)  # once per process (as in the app): not in cold times
     t_load = time.perf_counter() - t0
     log(f"cache: building {max(sizes)} distinct images")
     images = distinct_images(pool, max(sizes))

@@ -17,9 +17,9 @@ session starts the cycle at a different place; lab resolutions 64 and 128; lab m
 and test-kl). Latency is measured from submit to result, so it includes time spent waiting in
 Gradio's queue: what a user sees.
 
-Without ``--url`` it launches the app itself, in this process, with EXPLORER_TEST_MODELS=1 on a
-free 127.0.0.1 port and a fresh embedding cache in a temporary folder (so the first atlas is
-cold); peak memory is then the RSS of this process (server + the clients, which are small) and
+Without ``--url`` it launches the app itself, in this process, with the tiny test models
+(tests/tiny_models.py) registered, on a free 127.0.0.1 port and a fresh embedding cache in a
+temporary folder (so the first atlas is cold); peak memory is then the RSS of this process (server + the clients, which are small) and
 its children. With ``--url`` it loads an app already running on this machine (loopback only)
 and samples the process listening on that port (or ``--pid``).
 
@@ -29,7 +29,7 @@ Prints Markdown (for BENCHMARKS.md) on stdout, progress on stderr.
 
     python bench/load.py                          # 32 sessions x 20 requests
     python bench/load.py --sessions 8 --requests 6 --max-seconds 120
-    EXPLORER_TEST_MODELS=1 python app.py &  python bench/load.py --url http://127.0.0.1:7860/
+    EXPLORER_PLUGINS=tests.tiny_models python app.py &  python bench/load.py --url http://127.0.0.1:7860/
 """
 
 from __future__ import annotations
@@ -480,9 +480,11 @@ def launch_app(folder: Path):
     """The real app in this process, tiny test models, on a free 127.0.0.1 port."""
     import socket
 
-    os.environ["EXPLORER_TEST_MODELS"] = "1"
     os.environ.setdefault("EXPLORER_CACHE_DIR", str(folder / "embedding-cache"))
     from explorer.ui import build_demo
+    from tests import tiny_models  # the repository root is on sys.path (top of this file)
+
+    tiny_models.register()
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import cpu_name, sd_vae_module
-from explorer import taesd
+from explorer import checkpoints
 
 TAEF2 = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2"
 
@@ -61,7 +61,9 @@ def main() -> None:
         )
     )
     if (TAEF2 / "taef2_encoder.pth").exists():
-        t = taesd.load_tiny_autoencoder(TAEF2 / "taef2_encoder.pth", TAEF2 / "taef2_decoder.pth")
+        t = checkpoints.load_tiny_autoencoder(
+            TAEF2 / "taef2_encoder.pth", TAEF2 / "taef2_decoder.pth"
+        )
         zt = t.encode(x)
         rows.append(
             (

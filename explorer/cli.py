@@ -108,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings.check()  # a bad EXPLORER_* value stops every command with one sentence
         if args.command == "download":
-            from .models import download
+            from .hub import download
 
             fetched = download(args.models or None)
             print(f"cached {len(fetched)} model(s): {', '.join(fetched)}")
         elif args.command == "models":
-            from .models import available_embedders, available_models, resolve, resolve_embedder
+            from .registry import available_embedders, available_models, resolve, resolve_embedder
 
             print("VAEs (--model, --vae):")
             for name in available_models(args.models_dir):
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             from PIL import Image
 
             from . import lab
-            from .models import default_vae
+            from .registry import default_vae
 
             out = Path(args.out)
             if out.suffix.lower() not in Image.registered_extensions():

@@ -4,9 +4,9 @@ A space is named ``"<family>:<model>"`` or by a bare family name, which means th
 default model:
 
 * ``vae:<VAE ref>`` -- the VAE's posterior mean at a small square resolution, flattened
-  (or pooled per channel). Any ref :func:`explorer.models.resolve` accepts.
+  (or pooled per channel). Any ref :func:`explorer.registry.resolve` accepts.
 * ``clip:<ref>``, ``dino:<ref>``, ``vit:<ref>`` -- an image embedder
-  (:func:`explorer.models.resolve_embedder`): registry name, Hub id or local folder.
+  (:func:`explorer.registry.resolve_embedder`): registry name, Hub id or local folder.
 
 :func:`embed` returns ``(N, D)`` float32 rows for any space and, given an
 :class:`~explorer.cache.EmbeddingCache`, only runs the model on images it has not seen
@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import imaging, models
+from . import embedders, hub, imaging, registry, runtime
 from .cache import EmbeddingCache
 from .errors import ExplorerError
 from .runtime import Progress
+from .vae import VAE, load_vae
 
 FAMILIES = ("vae", "clip", "dino", "vit")
-SPACES = ["vae", "clip", "dino"]
 VAE_POOLINGS = ("flatten", "channel-mean", "channel-meanstd")
 
 
@@ -46,9 +46,9 @@ def parse_space(ref: str, folder: str | None = None) -> tuple[str, str]:
     if not sep and family in FAMILIES:
         return family, _default_model(family, folder)
     if not sep and text:
-        if text in models.available_embedders():
-            return models.resolve_embedder(text).family, text
-        if text in models.REGISTRY or text in models.available_models(folder):
+        if text in registry.available_embedders():
+            return registry.resolve_embedder(text).family, text
+        if text in registry.REGISTRY or text in registry.available_models(folder):
             return "vae", text
     raise ExplorerError(
         f"Unknown embedding space {ref!r}. Use one of {', '.join(FAMILIES)}, optionally "
@@ -58,7 +58,7 @@ def parse_space(ref: str, folder: str | None = None) -> tuple[str, str]:
 
 
 def _default_model(family: str, folder: str | None = None) -> str:
-    return models.default_vae(folder) if family == "vae" else models.default_embedder(family)
+    return registry.default_vae(folder) if family == "vae" else registry.default_embedder(family)
 
 
 def image_hash(image: Image.Image) -> str:
@@ -93,7 +93,7 @@ def _check_vae_pooling(pooling: str | None) -> str:
 
 
 def vae_embedding(
-    vae: models.VAE,
+    vae: VAE,
     images: Sequence[Image.Image],
     resolution: int = 64,
     pooling: str = "flatten",
@@ -121,10 +121,10 @@ def vae_embedding(
         x = imaging.to_tensor(prepared[a:b])
         return _pool_latents(vae.encode(x, tiled=False if b - a > 1 else None).mean, pooling)
 
-    parts = models.run_batched(
+    parts = runtime.run_batched(
         run,
         len(prepared),
-        batch_size or models.default_batch_size(vae.device),
+        batch_size or runtime.default_batch_size(vae.device),
         progress,
         f"encoding with {vae.name}",
     )
@@ -132,7 +132,7 @@ def vae_embedding(
 
 
 def vae_cache_key(
-    spec: models.VAESpec,
+    spec: registry.VAESpec,
     resolution: int = 64,
     pooling: str = "flatten",
     device: torch.device | str | None = None,
@@ -142,9 +142,9 @@ def vae_cache_key(
         model_id = spec.repo_id + (f"/{spec.subfolder}" if spec.subfolder else "")
     else:
         model_id = str(spec.encoder_path) if spec.encoder_path else spec.name
-    dtype = str(models.vae_dtype(spec, device)).replace("torch.", "")
+    dtype = str(runtime.vae_dtype(spec, device)).replace("torch.", "")
     prep = f"square{int(resolution)}-lanczos;posterior-mean;pooling={pooling};{dtype}"
-    return ("vae", model_id, models.model_revision(spec), prep)
+    return ("vae", model_id, hub.model_revision(spec), prep)
 
 
 # --------------------------------------------------------------------------- one entry point
@@ -182,31 +182,31 @@ def embed(
 
     if family == "vae":
         pooling = _check_vae_pooling(pooling)
-        spec = models.resolve(ref, folder)
+        spec = registry.resolve(ref, folder)
         key = vae_cache_key(spec, resolution, pooling, device)
 
         def key_after_load() -> tuple[str, str, str, str]:
-            return vae_cache_key(models.resolve(ref, folder), resolution, pooling, device)
+            return vae_cache_key(registry.resolve(ref, folder), resolution, pooling, device)
 
         def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
-            vae = models.load_vae(ref, folder, device)
+            vae = load_vae(ref, folder, device)
             return vae_embedding(vae, todo, resolution, pooling, batch_size, prog)
 
     else:
-        spec = models.resolve_embedder(ref)
+        spec = registry.resolve_embedder(ref)
         if spec.family != family:
             raise ExplorerError(
                 f"{spec.name} is a {spec.family} model, not {family}: use "
                 f"'{spec.family}:{ref}' or pick a {family} model "
-                f"({', '.join(models.available_embedders(family))})."
+                f"({', '.join(registry.available_embedders(family))})."
             )
-        key = models.embedder_cache_key(ref, device, pooling)
+        key = embedders.embedder_cache_key(ref, device, pooling)
 
         def key_after_load() -> tuple[str, str, str, str]:
-            return models.load_embedder(ref, device).cache_key(pooling)
+            return embedders.load_embedder(ref, device).cache_key(pooling)
 
         def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
-            embedder = models.load_embedder(ref, device)
+            embedder = embedders.load_embedder(ref, device)
             return embedder.embed_images(todo, batch_size, prog, pooling)
 
     if not images:
@@ -237,7 +237,6 @@ def embed(
 
 __all__ = [
     "FAMILIES",
-    "SPACES",
     "VAE_POOLINGS",
     "embed",
     "image_hash",

@@ -19,8 +19,8 @@ from PIL import Image
 
 from . import imaging, latents, metrics
 from .errors import ExplorerError
-from .models import VAE, Posterior, load_vae
 from .runtime import LRU, Progress, no_progress
+from .vae import VAE, Posterior, load_vae
 
 __all__ = [
     "CROP_MODES",

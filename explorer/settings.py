@@ -73,6 +73,13 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _module_names(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not all(all(p.isidentifier() for p in name.split(".")) for name in names):
+        raise ValueError
+    return names
+
+
 _FORMS: dict[Callable[[str], Any], str] = {
     _positive_int: "a whole number of at least 1, e.g. 4",
     _positive_number: "a positive number, e.g. 2048",
@@ -80,6 +87,7 @@ _FORMS: dict[Callable[[str], Any], str] = {
     _flag: "1 or 0 (also true/false, yes/no, on/off)",
     _path: "a folder path",
     _text: "any text",
+    _module_names: "comma-separated importable module names, e.g. my_models,tests.tiny_models",
 }
 
 
@@ -115,6 +123,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EXPLORER_MODELS_DIR", "models_dir", _path, None, None, "folder of local TAESD-family checkpoints"),
     Variable("EXPLORER_DEFAULT_VAE", "default_vae", _text, None, None, "the VAE selected at start"),
     Variable("EXPLORER_MAX_MODELS", "max_models", _positive_int, 4, None, "models kept loaded"),
+    Variable("EXPLORER_PLUGINS", "plugins", _module_names, (), None, "modules that register models"),
     Variable("EXPLORER_TMP_MAX_AGE_S", "tmp_max_age_s", _positive_number, 3600.0, None, "age of temporary outputs, s"),
     Variable("EXPLORER_TMP_MAX_MB", "tmp_max_mb", _positive_number, 1024.0, 256.0, "size of temporary outputs, MiB"),
 )  # fmt: skip
@@ -139,6 +148,7 @@ class Settings:
     models_dir: Path | None
     default_vae: str | None
     max_models: int
+    plugins: tuple[str, ...]
     tmp_max_age_s: float
     tmp_max_mb: float
 

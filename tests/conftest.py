@@ -1,16 +1,29 @@
-"""Shared fixtures. Tests run with the tiny, seeded, randomly initialised models enabled."""
+"""Shared fixtures. Tests run with the tiny, seeded, randomly initialised models registered
+(tests/tiny_models.py) and an empty Hugging Face cache of their own, so that what the app selects
+by default is what a first run offline selects: the tiny models."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("EXPLORER_TEST_MODELS", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Before huggingface_hub is imported (it reads these once): never the developer's cache.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="explorer-tests-hf-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], True)
+for _var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE"):
+    os.environ.pop(_var, None)
+
+from tests import tiny_models  # noqa: E402  (after the environment above)
+
+tiny_models.register()
 
 ROOT = Path(__file__).resolve().parents[1]
 TAEF2_DIR = ROOT.parent / "shared" / "weights" / "taef2"
@@ -41,10 +54,8 @@ def astronaut(examples) -> Path:
 @pytest.fixture(scope="session")
 def tiny_kl_folder(tmp_path_factory) -> Path:
     """A diffusers AutoencoderKL folder (config.json + safetensors) saved from the seeded test model."""
-    from explorer.models import TEST_MODELS, _build_test_module
-
     folder = tmp_path_factory.mktemp("tiny-kl")
-    _build_test_module(TEST_MODELS["test-kl16"]).save_pretrained(folder)
+    tiny_models.build_vae(tiny_models.VAES["test-kl16"]).save_pretrained(folder)
     return folder
 
 
@@ -57,6 +68,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if APP_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.app)
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch):
+    """A Hugging Face cache of this test's own: ``add(repo_id, {path: bytes})`` puts files in it as
+    ``hf_hub_download`` would have (a snapshot behind ``refs/main``); returns the snapshot folder."""
+    import huggingface_hub
+
+    root = tmp_path / "hf-cache"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root))
+
+    def add(repo_id: str, files: dict[str, bytes], commit: str = "0123456789abcdef") -> Path:
+        repo = root / f"models--{repo_id.replace('/', '--')}"
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        snapshot = repo / "snapshots" / commit
+        for name, data in files.items():
+            (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+            (snapshot / name).write_bytes(data)
+        return snapshot
+
+    return add
 
 
 def free_port() -> int:

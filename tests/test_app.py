@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -43,7 +44,13 @@ def test_encode(client, astronaut):
     assert "4×32×32" in summary and "48.0×" in summary
     assert _img(preview).size == (256, 256)
     assert len(stats["data"]) == 4  # one row per channel
-    assert "plot" in grid or "type" in grid
+    assert grid["type"] == "plotly"
+    figure = json.loads(grid["plot"])
+    assert [t["type"] for t in figure["data"]] == ["heatmap"] * 4  # one map per channel
+    assert [a["text"] for a in figure["layout"]["annotations"]] == [f"ch {i}" for i in range(4)]
+    assert figure["layout"]["title"]["text"] == "4 latent channels (32×32), shared scale"
+    bounds = {(t["zmin"], t["zmax"]) for t in figure["data"]}
+    assert len(bounds) == 1 and next(iter(bounds))[0] == -next(iter(bounds))[1] < 0  # shared
 
 
 def test_encode_per_channel_16(client, astronaut):

@@ -15,8 +15,9 @@ import torch
 from PIL import Image
 
 from explorer import cache as cache_mod
-from explorer import embeddings, models
+from explorer import embedders, embeddings
 from explorer.cache import EmbeddingCache
+from explorer.vae import load_vae
 
 KEY = ("dino", "facebook/dinov2-small", "abc123", "BitImageProcessorPil:0;pooling=cls;float32")
 
@@ -207,7 +208,7 @@ def test_ten_thousand_images_reopen_whole(tmp_path):
 
 def test_cache_hit_runs_no_model(tmp_path, images):
     c = EmbeddingCache(tmp_path)
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     with count_images(emb.model) as seen:
         first = embeddings.embed("dino", images, cache=c)
     assert sum(seen) == len(images)
@@ -226,8 +227,8 @@ def test_cache_hit_runs_no_model(tmp_path, images):
 
 def test_clip_and_vae_spaces_are_cached_too(tmp_path, images):
     c = EmbeddingCache(tmp_path)
-    clip = models.load_embedder("test-clip")
-    vae = models.load_vae("test-kl")
+    clip = embedders.load_embedder("test-clip")
+    vae = load_vae("test-kl")
     for space, module in [("clip", clip.model.vision_model), ("vae:test-kl", vae.module.encoder)]:
         with count_images(module) as seen:
             first = embeddings.embed(space, images, cache=c)
@@ -239,13 +240,13 @@ def test_clip_and_vae_spaces_are_cached_too(tmp_path, images):
 
 def test_other_preprocessing_misses(tmp_path, images):
     c = EmbeddingCache(tmp_path)
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     embeddings.embed("dino", images, cache=c)
     with count_images(emb.model) as seen:
         mean = embeddings.embed("dino", images, cache=c, pooling="mean")
     assert sum(seen) == len(images)
     np.testing.assert_allclose(mean, emb.embed_images(images, pooling="mean"), atol=1e-6)
-    vae = models.load_vae("test-kl")
+    vae = load_vae("test-kl")
     embeddings.embed("vae:test-kl", images, cache=c)
     with count_images(vae.module.encoder) as seen:
         big = embeddings.embed("vae:test-kl", images, cache=c, resolution=128)
@@ -257,7 +258,7 @@ def test_other_preprocessing_misses(tmp_path, images):
 
 def test_other_revision_misses(tmp_path, images):
     c = EmbeddingCache(tmp_path)
-    emb = models.load_embedder("test-vit")
+    emb = embedders.load_embedder("test-vit")
     out = embeddings.embed("vit", images, cache=c)
     hashes = [embeddings.image_hash(im) for im in images]
     key = emb.cache_key()
@@ -268,7 +269,7 @@ def test_other_revision_misses(tmp_path, images):
 
 def test_corrupted_cache_file_is_recomputed(tmp_path, images):
     c = EmbeddingCache(tmp_path)
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     first = embeddings.embed("dino", images, cache=c)
     (segment,) = _segments(tmp_path)
     data = bytearray(segment.read_bytes())
@@ -285,7 +286,7 @@ def test_corrupted_cache_file_is_recomputed(tmp_path, images):
 
 def test_caller_hashes_are_the_keys(tmp_path, images):
     c = EmbeddingCache(tmp_path)
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     names = [f"photo-{i}.jpg" for i in range(len(images))]
     first = embeddings.embed("dino", images, hashes=names, cache=c)
     with count_images(emb.model) as seen:

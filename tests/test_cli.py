@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from explorer import cli, imaging, lab, metrics
-from explorer.models import REGISTRY, TEST_MODELS
+from explorer.registry import EMBEDDERS, REGISTRY
+from tests import tiny_models
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_LINE = re.compile(r"^PSNR [0-9.]+ SSIM [0-9.]+$")
@@ -26,7 +27,7 @@ RESULT_LINE = re.compile(r"^PSNR [0-9.]+ SSIM [0-9.]+$")
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPLORER_")}
-    env["EXPLORER_TEST_MODELS"] = "1"
+    env["EXPLORER_PLUGINS"] = "tests.tiny_models"  # the tiny models: cwd is the repository root
     return subprocess.run(
         [sys.executable, "-m", "explorer", *args],
         cwd=ROOT,
@@ -144,11 +145,13 @@ def test_models_lists_the_registry(capsys, monkeypatch):
     rc, stdout, _ = _main(capsys, "models")
     assert rc == 0
     names = [line.split()[0] for line in stdout.splitlines() if line.startswith("  ")]
-    from explorer.models import EMBEDDERS, TEST_EMBEDDERS
-
-    assert names == list(REGISTRY) + list(TEST_MODELS) + list(EMBEDDERS) + list(TEST_EMBEDDERS)
+    registered = [*tiny_models.VAES, *tiny_models.EMBEDDERS]
+    assert names == [*REGISTRY, *tiny_models.VAES, *EMBEDDERS, *tiny_models.EMBEDDERS]
     for spec in [*REGISTRY.values(), *EMBEDDERS.values()]:
         assert spec.repo_id in stdout
+    for line in stdout.splitlines():
+        if line.split()[:1] and line.split()[0] in registered:
+            assert "registered by tests.tiny_models" in line
 
 
 @pytest.mark.weights
@@ -204,6 +207,7 @@ def test_atlas_cli_writes_points_and_metrics(tmp_path, monkeypatch, capsys):
     metrics_rows = _read_csv(out / "metrics.csv")
     assert list(metrics_rows[0]) == [
         "space",
+        "labels",
         "knn5",
         "knn10",
         "chance",
@@ -211,6 +215,7 @@ def test_atlas_cli_writes_points_and_metrics(tmp_path, monkeypatch, capsys):
         "trustworthiness",
     ]
     assert [r["space"] for r in metrics_rows] == ["vae", "clip"]  # only the spaces asked for
+    assert {r["labels"] for r in metrics_rows} == {"label"}  # one labelling: one value there
     # the app can reopen what the CLI wrote
     from explorer import atlas
 

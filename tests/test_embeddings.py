@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from explorer import embeddings, imaging, models
+from explorer import embedders, embeddings, imaging, registry
 from explorer.errors import ExplorerError, ModelUnavailableError, UnknownModelError
+from explorer.vae import load_vae
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -45,7 +46,7 @@ def _normalise(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def _reference_tokens(emb: models.Embedder, ims) -> torch.Tensor:
+def _reference_tokens(emb: embedders.Embedder, ims) -> torch.Tensor:
     return emb.model(**emb.processor(images=ims, return_tensors="pt")).last_hidden_state
 
 
@@ -54,7 +55,7 @@ def _reference_tokens(emb: models.Embedder, ims) -> torch.Tensor:
 
 @torch.no_grad()
 def test_clip_image_embedding_is_normalised_get_image_features(images):
-    emb = models.load_embedder("test-clip")
+    emb = embedders.load_embedder("test-clip")
     out = emb.embed_images(images)
     ref = emb.model.get_image_features(**emb.processor(images=images, return_tensors="pt"))
     assert out.shape == (len(images), 16) and out.dtype == np.float32
@@ -64,7 +65,7 @@ def test_clip_image_embedding_is_normalised_get_image_features(images):
 
 @torch.no_grad()
 def test_clip_text_embedding_is_normalised_get_text_features():
-    emb = models.load_embedder("test-clip")
+    emb = embedders.load_embedder("test-clip")
     texts = ["a photo of a cat", "A DOG", "ünïcödé, punctuation!?", "x"]
     out = emb.embed_texts(texts)
     tokens = emb.tokenizer(texts, padding=True, return_tensors="pt")
@@ -79,12 +80,12 @@ def test_clip_text_embedding_is_normalised_get_text_features():
 @pytest.mark.parametrize("name", ["test-dino", "test-vit"])
 def test_only_clip_embeds_text(name):
     with pytest.raises(ExplorerError, match="only CLIP"):
-        models.load_embedder(name).embed_texts(["a cat"])
+        embedders.load_embedder(name).embed_texts(["a cat"])
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean", "cls+mean"])
 def test_dino_pooling_matches_last_hidden_state(images, pooling):
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     tokens = _reference_tokens(emb, images)  # (N, 1 + 4 patches, 32), after the final layernorm
     assert tokens.shape == (len(images), 5, 32)
     expected = {
@@ -98,7 +99,7 @@ def test_dino_pooling_matches_last_hidden_state(images, pooling):
 
 
 def test_dino_default_pooling_is_cls_and_poolings_differ(images):
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     cls = emb.embed_images(images)
     np.testing.assert_allclose(cls, emb.embed_images(images, pooling="cls"), atol=0)
     assert not np.allclose(cls, emb.embed_images(images, pooling="mean"), atol=1e-3)
@@ -107,7 +108,7 @@ def test_dino_default_pooling_is_cls_and_poolings_differ(images):
 
 
 def test_vit_is_normalised_cls_token(images):
-    emb = models.load_embedder("test-vit")
+    emb = embedders.load_embedder("test-vit")
     out = emb.embed_images(images)
     rgb = [im.convert("RGB") for im in images]  # ViT's own processor would refuse the "L" one
     np.testing.assert_allclose(out, _normalise(_reference_tokens(emb, rgb)[:, 0]), atol=1e-5)
@@ -115,7 +116,7 @@ def test_vit_is_normalised_cls_token(images):
 
 
 def test_embedding_does_not_depend_on_the_rest_of_the_batch(images):
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     one = emb.embed_images(images, batch_size=1)
     np.testing.assert_allclose(emb.embed_images(images, batch_size=64), one, atol=1e-5)
     np.testing.assert_allclose(emb.embed_images(images[2:4], batch_size=3), one[2:4], atol=1e-5)
@@ -124,7 +125,7 @@ def test_embedding_does_not_depend_on_the_rest_of_the_batch(images):
 
 def test_progress_reports_fractions_up_to_one(images):
     seen = []
-    models.load_embedder("test-vit").embed_images(
+    embedders.load_embedder("test-vit").embed_images(
         images, batch_size=4, progress=lambda f, d: seen.append((f, d))
     )
     assert [f for f, _ in seen] == pytest.approx([4 / 6, 1.0])
@@ -158,7 +159,7 @@ def _flaky_forward(monkeypatch, module: torch.nn.Module, exc: BaseException, ove
     ids=["cuda-oom", "runtime-oom"],
 )
 def test_out_of_memory_halves_the_batch_and_gives_the_same_result(images, monkeypatch, exc):
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     expected = emb.embed_images(images, batch_size=1)
     batches = _flaky_forward(monkeypatch, emb.model, exc)
     out = emb.embed_images(images, batch_size=4)
@@ -167,14 +168,14 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_result(images, monkey
 
 
 def test_out_of_memory_at_batch_one_is_a_user_error(images, monkeypatch):
-    emb = models.load_embedder("test-vit")
+    emb = embedders.load_embedder("test-vit")
     _flaky_forward(monkeypatch, emb.model, torch.cuda.OutOfMemoryError("oom"), over=0)
     with pytest.raises(ExplorerError, match="even one image at a time"):
         emb.embed_images(images[:1])
 
 
 def test_other_errors_are_not_retried(images, monkeypatch):
-    emb = models.load_embedder("test-vit")
+    emb = embedders.load_embedder("test-vit")
     batches = _flaky_forward(monkeypatch, emb.model, ValueError("boom"), over=0)
     with pytest.raises(ValueError, match="boom"):
         emb.embed_images(images, batch_size=4)
@@ -186,7 +187,7 @@ def test_other_errors_are_not_retried(images, monkeypatch):
 
 @pytest.mark.parametrize(("name", "channels"), [("test-kl", 4), ("test-kl16", 16)])
 def test_vae_embedding_shapes_and_values(images, name, channels):
-    vae = models.load_vae(name)
+    vae = load_vae(name)
     flat = embeddings.vae_embedding(vae, images)
     assert flat.shape == (len(images), channels * 8 * 8) and flat.dtype == np.float32
     # exactly the scaled posterior mean of the 64x64 centre crop
@@ -205,7 +206,7 @@ def test_vae_embedding_shapes_and_values(images, name, channels):
 
 
 def test_vae_embedding_resolution_and_errors(images):
-    vae = models.load_vae("test-kl")
+    vae = load_vae("test-kl")
     assert embeddings.vae_embedding(vae, images[:2], resolution=128).shape == (2, 4 * 16 * 16)
     with pytest.raises(ExplorerError, match="resolution"):
         embeddings.vae_embedding(vae, images[:1], resolution=30)
@@ -217,16 +218,18 @@ def test_vae_embedding_resolution_and_errors(images):
 
 
 def test_parse_space():
-    assert embeddings.parse_space("clip") == ("clip", "test-clip")  # test models enabled
+    # the tiny models are registered and nothing else is cached: they are the defaults
+    assert embeddings.parse_space("clip") == ("clip", "test-clip")
     assert embeddings.parse_space(" DINO ") == ("dino", "test-dino")
-    assert embeddings.parse_space("vae") == ("vae", models.default_vae())
-    assert embeddings.parse_space("vae:") == ("vae", models.default_vae())
+    assert embeddings.parse_space("vae") == ("vae", registry.default_vae())
+    assert embeddings.parse_space("vae:") == ("vae", registry.default_vae())
     assert embeddings.parse_space("clip:clip-vit-l14") == ("clip", "clip-vit-l14")
     assert embeddings.parse_space("dino:facebook/dinov2-base") == ("dino", "facebook/dinov2-base")
     assert embeddings.parse_space("vae:local:taef2") == ("vae", "local:taef2")
     assert embeddings.parse_space("dinov2-small") == ("dino", "dinov2-small")
     assert embeddings.parse_space("sdxl-vae") == ("vae", "sdxl-vae")
-    assert embeddings.SPACES == ["vae", "clip", "dino"]
+    for family in embeddings.FAMILIES:  # a bare family name means a model usable now
+        assert registry.is_usable(embeddings.parse_space(family)[1]), family
     for bad in ["", "nonsense", "siglip:google/siglip", ":clip"]:
         with pytest.raises(ExplorerError, match="Unknown embedding space"):
             embeddings.parse_space(bad)
@@ -234,19 +237,19 @@ def test_parse_space():
 
 def test_embed_matches_each_family(images):
     np.testing.assert_array_equal(
-        embeddings.embed("dino", images), models.load_embedder("test-dino").embed_images(images)
+        embeddings.embed("dino", images), embedders.load_embedder("test-dino").embed_images(images)
     )
     np.testing.assert_array_equal(
         embeddings.embed("clip:test-clip", images),
-        models.load_embedder("test-clip").embed_images(images),
+        embedders.load_embedder("test-clip").embed_images(images),
     )
     vae = embeddings.embed("vae:test-kl", images, pooling="channel-mean")
     np.testing.assert_allclose(
-        vae, embeddings.vae_embedding(models.load_vae("test-kl"), images, pooling="channel-mean")
+        vae, embeddings.vae_embedding(load_vae("test-kl"), images, pooling="channel-mean")
     )
     mean = embeddings.embed("dino", images, pooling="mean")
     np.testing.assert_allclose(
-        mean, models.load_embedder("test-dino").embed_images(images, pooling="mean")
+        mean, embedders.load_embedder("test-dino").embed_images(images, pooling="mean")
     )
     assert embeddings.embed("vit", []).shape == (0, 0)
 
@@ -279,52 +282,50 @@ def test_image_hash_is_content_addressed(images):
 
 
 def test_registry_and_defaults():
-    assert models.EMBEDDERS["clip-vit-b32"].repo_id == "openai/clip-vit-base-patch32"
-    assert models.EMBEDDERS["clip-vit-l14"].repo_id == "openai/clip-vit-large-patch14"
-    assert models.EMBEDDERS["dinov2-small"].repo_id == "facebook/dinov2-small"
-    assert models.EMBEDDERS["vit-b16"].repo_id == "google/vit-base-patch16-224"
-    assert models.default_embedders() == ["clip-vit-b32", "dinov2-small"]
-    assert set(models.default_embedders()) <= set(models.default_models())
-    assert models.available_embedders("dino") == ["dinov2-small", "dinov2-base", "test-dino"]
-    assert models.resolve_embedder("facebook/dinov2-small") is models.EMBEDDERS["dinov2-small"]
+    assert registry.EMBEDDERS["clip-vit-b32"].repo_id == "openai/clip-vit-base-patch32"
+    assert registry.EMBEDDERS["clip-vit-l14"].repo_id == "openai/clip-vit-large-patch14"
+    assert registry.EMBEDDERS["dinov2-small"].repo_id == "facebook/dinov2-small"
+    assert registry.EMBEDDERS["vit-b16"].repo_id == "google/vit-base-patch16-224"
+    assert registry.default_embedders() == ["clip-vit-b32", "dinov2-small"]
+    assert set(registry.default_embedders()) <= set(registry.default_models())
+    assert registry.available_embedders("dino") == ["dinov2-small", "dinov2-base", "test-dino"]
+    assert registry.resolve_embedder("facebook/dinov2-small") is registry.EMBEDDERS["dinov2-small"]
     with pytest.raises(UnknownModelError, match="family"):
-        models.available_embedders("siglip")
+        registry.available_embedders("siglip")
 
 
-def test_resolve_embedder_errors(tmp_path, monkeypatch):
+def test_resolve_embedder_errors(tmp_path):
     with pytest.raises(UnknownModelError, match=r"clip-vit-b32.*dinov2-small"):
-        models.resolve_embedder("no such model")
+        registry.resolve_embedder("no such model")
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(UnknownModelError, match="'bert' model"):
-        models.resolve_embedder(str(tmp_path / "bert"))
+        registry.resolve_embedder(str(tmp_path / "bert"))
     (tmp_path / "weights.bin").write_bytes(b"\0")
     with pytest.raises(UnknownModelError, match=r"not a folder with a config\.json"):
-        models.resolve_embedder(str(tmp_path / "weights.bin"))
+        registry.resolve_embedder(str(tmp_path / "weights.bin"))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")
     with pytest.raises(ModelUnavailableError, match="Could not read"):
-        models.resolve_embedder(str(tmp_path / "broken"))
-    monkeypatch.setenv("EXPLORER_TEST_MODELS", "0")
-    with pytest.raises(UnknownModelError):
-        models.resolve_embedder("test-clip")
+        registry.resolve_embedder(str(tmp_path / "broken"))
+    # (that an unregistered "test-clip" is unknown: tests/test_registry.py, in a process of its own)
 
 
 def test_local_folders_load_through_from_pretrained(tmp_path, images):
     """save_pretrained folders (safetensors) load with the real loaders, offline."""
     import transformers as tf
 
-    clip = models.load_embedder("test-clip")
+    clip = embedders.load_embedder("test-clip")
     folder = tmp_path / "clip"
     clip.model.save_pretrained(folder)
     clip.processor.save_pretrained(folder)
     clip.tokenizer.save_pretrained(folder)
     assert not list(folder.glob("*.bin")) and list(folder.glob("*.safetensors"))
-    local = models.load_embedder(str(folder))
+    local = embedders.load_embedder(str(folder))
     assert local.spec.family == "clip" and local.revision.startswith("local-")
     np.testing.assert_allclose(local.embed_images(images), clip.embed_images(images), atol=1e-6)
     np.testing.assert_allclose(local.embed_texts(["a cat"]), clip.embed_texts(["a cat"]), atol=1e-6)
-    assert models.embedder_cache_key(str(folder)) == local.cache_key()
+    assert embedders.embedder_cache_key(str(folder)) == local.cache_key()
 
     # a ViT *classifier* checkpoint (like google/vit-base-patch16-224) loads as its backbone
     torch.manual_seed(1)
@@ -335,8 +336,8 @@ def test_local_folders_load_through_from_pretrained(tmp_path, images):
     classifier = tf.ViTForImageClassification(config).eval()
     folder = tmp_path / "vit"
     classifier.save_pretrained(folder)
-    models.load_embedder("test-vit").processor.save_pretrained(folder)
-    vit = models.load_embedder(str(folder))
+    embedders.load_embedder("test-vit").processor.save_pretrained(folder)
+    vit = embedders.load_embedder(str(folder))
     with torch.no_grad():
         pixels = vit.processor(images=[im.convert("RGB") for im in images], return_tensors="pt")[
             "pixel_values"
@@ -347,8 +348,8 @@ def test_local_folders_load_through_from_pretrained(tmp_path, images):
 
 def test_cache_key_without_loading_matches_loaded(images):
     for name in ["test-clip", "test-dino", "test-vit"]:
-        assert models.embedder_cache_key(name) == models.load_embedder(name).cache_key()
-    key = models.embedder_cache_key("test-dino", pooling="mean")
+        assert embedders.embedder_cache_key(name) == embedders.load_embedder(name).cache_key()
+    key = embedders.embedder_cache_key("test-dino", pooling="mean")
     assert key[:3] == ("dino", "test-dino", "test") and "pooling=mean" in key[3]
 
 
@@ -357,16 +358,16 @@ def test_offline_and_uncached_points_to_the_download_command(tmp_path):
     script = textwrap.dedent(
         """
         from PIL import Image
-        from explorer import embeddings, models
+        from explorer import embedders, embeddings, hub, registry
         from explorer.errors import ModelUnavailableError
 
         im = Image.new("RGB", (8, 8))
         calls = {
-            "load clip-vit-b32": lambda: models.load_embedder("clip-vit-b32"),
-            "load hub id": lambda: models.load_embedder("facebook/dinov2-base"),
-            "resolve unnamed hub id": lambda: models.resolve_embedder("someone/some-model"),
+            "load clip-vit-b32": lambda: embedders.load_embedder("clip-vit-b32"),
+            "load hub id": lambda: embedders.load_embedder("facebook/dinov2-base"),
+            "resolve unnamed hub id": lambda: registry.resolve_embedder("someone/some-model"),
             "embed": lambda: embeddings.embed("clip:clip-vit-b16", [im]),
-            "download": lambda: models.download(["dinov2-small"], log=lambda s: None),
+            "download": lambda: hub.download(["dinov2-small"], log=lambda s: None),
         }
         for what, call in calls.items():
             try:
@@ -381,10 +382,10 @@ def test_offline_and_uncached_points_to_the_download_command(tmp_path):
         os.environ,
         HF_HOME=str(tmp_path / "hf"),
         HF_HUB_OFFLINE="1",
-        EXPLORER_TEST_MODELS="0",
         PYTHONPATH=str(ROOT),
     )
     env.pop("HF_HUB_CACHE", None)
+    env.pop("EXPLORER_PLUGINS", None)  # the registry's models only
     run = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )

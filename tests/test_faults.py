@@ -18,10 +18,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import atlas, embeddings, imaging, lab, metrics, models, taesd
+from explorer import atlas, embedders, embeddings, hub, imaging, lab, metrics, registry, taesd
 from explorer.cache import EmbeddingCache
 from explorer.datasets import ImageSet
 from explorer.errors import ExplorerError, ModelUnavailableError
+from explorer.vae import load_vae
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 HINT = "python -m explorer download"
@@ -84,7 +85,7 @@ def _settings(module) -> tuple:
 def test_embedder_out_of_memory_is_retried_in_smaller_batches_through_embed(monkeypatch):
     images = [_noise(i) for i in range(6)]
     expected = embeddings.embed("dino:test-dino", images, batch_size=1)
-    emb = models.load_embedder("test-dino")
+    emb = embedders.load_embedder("test-dino")
     calls = inject(monkeypatch, emb.model, _oom(), lambda i, x: x.shape[0] > 2)
     out = embeddings.embed("dino:test-dino", images, batch_size=4)
     np.testing.assert_allclose(out, expected, atol=1e-5)
@@ -93,7 +94,7 @@ def test_embedder_out_of_memory_is_retried_in_smaller_batches_through_embed(monk
 
 def test_vae_embedding_out_of_memory_halves_the_batch():
     images = [_noise(i) for i in range(6)]
-    vae = models.load_vae("test-kl")
+    vae = load_vae("test-kl")
     expected = embeddings.vae_embedding(vae, images, batch_size=1)
     with pytest.MonkeyPatch.context() as mp:
         calls = inject(mp, vae.module.encoder, _oom(), lambda i, x: x.shape[0] > 2)
@@ -103,7 +104,7 @@ def test_vae_embedding_out_of_memory_halves_the_batch():
 
 
 def test_vae_embedding_of_one_large_image_falls_back_to_tiles(monkeypatch):
-    vae = models.load_vae("test-tiny")
+    vae = load_vae("test-tiny")
     expected = embeddings.vae_embedding(vae, [_noise(1, (256, 256))], resolution=256)
     calls = inject(monkeypatch, vae.module.encoder, _oom())
     out = embeddings.vae_embedding(vae, [_noise(1, (256, 256))], resolution=256)
@@ -113,7 +114,7 @@ def test_vae_embedding_of_one_large_image_falls_back_to_tiles(monkeypatch):
 
 @pytest.mark.parametrize("name", ["test-kl", "test-kl16", "test-tiny"])
 def test_tiling_that_does_not_split_is_the_untiled_result(name, astro):
-    vae = models.load_vae(name)
+    vae = load_vae(name)
     x = astro[256]
     post = vae.encode(x)
     tiled = vae.encode(x, tiled=True, tile=32)  # the whole 32x32 latent in one tile
@@ -127,7 +128,7 @@ def test_kl_tiled_decode_uses_diffusers_tiling(name, astro):
     """diffusers' own tiled path: wired right (its first tile is that tile decoded alone),
     its settings given back, and close to the untiled result. On these random test models
     GroupNorm and attention see one tile at a time, so close means > 20 dB here, not 30."""
-    vae = models.load_vae(name)
+    vae = load_vae(name)
     before = _settings(vae.module)
     z = vae.encode(astro[512]).mean  # 64x64 latents, tiles of 32 with a quarter of overlap
     ref = vae.decode(z)
@@ -141,7 +142,7 @@ def test_kl_tiled_decode_uses_diffusers_tiling(name, astro):
 
 
 def test_kl_tiled_encode(astro):
-    vae = models.load_vae("test-kl")
+    vae = load_vae("test-kl")
     x = astro[256]
     post = vae.encode(x, tiled=True, tile=16)
     assert post.mean.shape == post.std.shape == (1, 4, 32, 32) and (post.std > 0).all()
@@ -153,14 +154,17 @@ def test_kl_tiled_encode(astro):
     assert not vae.module.use_tiling
 
 
-@pytest.mark.parametrize("tile", [4, 8, 12])
-def test_tiny_tiled_encode_and_decode_are_close_to_untiled(tile, astro):
-    vae = models.load_vae("test-tiny")  # diffusers AutoencoderTiny
+@pytest.mark.parametrize(("tile", "limit"), [(4, 0.1), (8, 0.05), (12, 0.02)])
+def test_tiny_tiled_encode_and_decode_are_close_to_untiled(tile, limit, astro):
+    """test-tiny has TAESD's own layout, whose full-resolution layers see ~70 px around a pixel:
+    tiles of 4 latent pixels (32 px, 8 px of overlap; the app never tiles below 8) are the
+    extreme. Measured 0.062 at tile 4, 0.021 at 8, 0.0099 at 12."""
+    vae = load_vae("test-tiny")  # a TinyAutoencoder
     x = astro[256]
     z = vae.encode(x).mean
     zt = vae.encode(x, tiled=True, tile=tile).mean
     assert zt.shape == z.shape
-    assert _rel(zt, z) < 0.05  # measured 0.03 at tile 4 (32 px), 0.004 at tile 12
+    assert _rel(zt, z) < limit
     ref = vae.decode(z)
     out = vae.decode(z, tiled=True, tile=tile)
     assert out.shape == ref.shape and _psnr(ref, out) > 40
@@ -168,7 +172,7 @@ def test_tiny_tiled_encode_and_decode_are_close_to_untiled(tile, astro):
 
 def test_taef2_tiled_decode_and_encode_are_close_to_untiled(taef2_dir, astro):
     """Real TAEF2 weights, the astronaut at 512, tiles of 24 latent pixels (192 px)."""
-    vae = models.load_vae("local:taef2", taef2_dir)
+    vae = load_vae("local:taef2", taef2_dir)
     x = astro[512]
     z = vae.encode(x).mean
     ref = vae.decode(z)
@@ -183,11 +187,11 @@ def test_taef2_tiled_decode_and_encode_are_close_to_untiled(taef2_dir, astro):
     ("name", "res", "min_psnr"), [("test-tiny", 256, 40), ("test-kl", 512, 20)]
 )
 def test_decode_out_of_memory_is_retried_in_tiles(name, res, min_psnr, astro, monkeypatch, caplog):
-    vae = models.load_vae(name)
+    vae = load_vae(name)
     z = vae.encode(astro[res]).mean
     ref = vae.decode(z)
     calls = inject(monkeypatch, vae.module.decoder, _oom())
-    with caplog.at_level(logging.WARNING, logger="explorer.models"):
+    with caplog.at_level(logging.WARNING, logger="explorer.tiling"):
         out = vae.decode(z)
     assert calls[0] == (1, z.shape[1], res // 8, res // 8)  # the untiled call that failed
     assert all(c[-1] < res // 8 for c in calls[1:])  # KL: diffusers' tiles go through it too
@@ -198,7 +202,7 @@ def test_decode_out_of_memory_is_retried_in_tiles(name, res, min_psnr, astro, mo
 
 
 def test_encode_out_of_memory_is_retried_in_tiles(astro, monkeypatch):
-    vae = models.load_vae("test-tiny")
+    vae = load_vae("test-tiny")
     x = torch.cat([astro[256], astro[256].flip(-1)])  # a batch: tiled one image at a time
     expected = vae.encode(x).mean
     inject(monkeypatch, vae.module.encoder, _oom())
@@ -208,7 +212,7 @@ def test_encode_out_of_memory_is_retried_in_tiles(astro, monkeypatch):
 
 
 def test_out_of_memory_in_tiles_too_shrinks_the_tiles_then_says_so(monkeypatch):
-    vae = models.load_vae("test-kl")
+    vae = load_vae("test-kl")
     before = _settings(vae.module)
     z = torch.zeros(1, 4, 32, 32)
     calls = inject(monkeypatch, vae.module.decoder, _oom(), lambda i, x: True)
@@ -219,7 +223,7 @@ def test_out_of_memory_in_tiles_too_shrinks_the_tiles_then_says_so(monkeypatch):
 
 
 def test_out_of_memory_that_tiling_cannot_help_propagates(monkeypatch):
-    vae = models.load_vae("test-tiny")
+    vae = load_vae("test-tiny")
     inject(monkeypatch, vae.module.decoder, _oom(), lambda i, x: True)
     with pytest.raises(torch.cuda.OutOfMemoryError):  # 8x8 latents: for run_batched to halve
         vae.decode(torch.zeros(2, 4, 8, 8))
@@ -237,7 +241,7 @@ def test_out_of_memory_that_tiling_cannot_help_propagates(monkeypatch):
 def test_uncached_model_offline_is_a_clear_error_and_the_app_keeps_working(
     client, astronaut, monkeypatch
 ):
-    if models.is_cached(models.REGISTRY["taesd"]):
+    if hub.is_cached(registry.REGISTRY["taesd"]):
         pytest.skip("taesd is in this machine's Hugging Face cache")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     args = (handle_file(astronaut), "taesd", 256, "square", "", "shared")
@@ -250,7 +254,7 @@ def test_uncached_model_offline_is_a_clear_error_and_the_app_keeps_working(
 
 
 def test_atlas_with_an_uncached_space_opens_without_it(app_url, monkeypatch):
-    if models.is_cached(models.resolve("openai/clip-vit-base-patch32")):
+    if hub.is_cached(registry.resolve("openai/clip-vit-base-patch32")):
         pytest.skip("CLIP is in this machine's Hugging Face cache")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     client = Client(app_url, verbose=False)
@@ -292,7 +296,7 @@ def _remove_hooks():
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "shard-is-a-file"])
 def test_damaged_cache_is_recomputed_end_to_end(tmp_path, damage):
     images = [_noise(i) for i in range(5)]
-    vae = models.load_vae("test-tiny")
+    vae = load_vae("test-tiny")
     first = embeddings.embed("vae:test-tiny", images, cache=EmbeddingCache(tmp_path))
     (segment,) = tmp_path.rglob("*.vec")
     if damage == "truncate":
@@ -322,19 +326,19 @@ def test_atlas_build_failing_in_its_second_space_leaves_nothing_half_done(tmp_pa
     spaces = ["vae:test-tiny", "dino:test-dino", "vit:test-vit"]
     cache = EmbeddingCache(tmp_path)
     stored = atlas.STORE.ids()
-    dino = models.load_embedder("test-dino")
+    dino = embedders.load_embedder("test-dino")
     with monkeypatch.context() as mp:
         inject(mp, dino.model, RuntimeError("injected failure"), lambda i, x: True)
         with pytest.raises(RuntimeError, match="injected failure"):
             atlas.build(image_set, spaces, "pca", cache=cache)
     assert atlas.STORE.ids() == stored  # no partial atlas anywhere
-    vae_key = embeddings.vae_cache_key(models.resolve("test-tiny"))
+    vae_key = embeddings.vae_cache_key(registry.resolve("test-tiny"))
     assert cache.get_many(vae_key, hashes)[1] == []  # the first space is complete
     for name in ("test-dino", "test-vit"):  # nothing at all for the failing and later spaces
-        key = models.load_embedder(name).cache_key()
+        key = embedders.load_embedder(name).cache_key()
         assert cache.get_many(key, hashes)[1] == list(range(6))
-    assert models.load_embedder("test-dino") is dino  # the model cache still serves it
-    seen = _count_calls(models.load_vae("test-tiny").module.encoder)
+    assert embedders.load_embedder("test-dino") is dino  # the model cache still serves it
+    seen = _count_calls(load_vae("test-tiny").module.encoder)
     built = atlas.build(image_set, spaces, "pca", cache=cache)
     assert seen == []  # the first space came back from the cache
     assert [s.key for s in built.spaces] == ["vae", "dino", "vit"] and not built.failures
@@ -342,7 +346,7 @@ def test_atlas_build_failing_in_its_second_space_leaves_nothing_half_done(tmp_pa
 
 
 def test_roundtrip_failing_in_decode_keeps_the_encoding_consistent(monkeypatch):
-    vae = models.load_vae("test-tiny")
+    vae = load_vae("test-tiny")
     image = _noise(1234, (64, 64))
     x = imaging.to_tensor(imaging.prepare(image, 64))
     expected = vae.decode(vae.encode(x).mean)
@@ -357,7 +361,7 @@ def test_roundtrip_failing_in_decode_keeps_the_encoding_consistent(monkeypatch):
 
 
 def test_encode_failing_stores_nothing(monkeypatch):
-    vae = models.load_vae("test-tiny")
+    vae = load_vae("test-tiny")
     image = _noise(4321, (64, 64))
     with monkeypatch.context() as mp:
         inject(mp, vae.module.encoder, RuntimeError("encoder broke"))
@@ -382,13 +386,13 @@ def test_a_corrupt_checkpoint_does_not_poison_the_model_cache(tmp_path):
     good = enc.read_bytes()
     enc.write_bytes(good[: len(good) // 2])  # a download cut short
     with pytest.raises(ModelUnavailableError, match="corrupt") as first:
-        models.load_vae("local:bad", tmp_path)
-    assert models.load_vae("test-tiny").decode(torch.zeros(1, 4, 2, 2)).shape == (1, 3, 16, 16)
+        load_vae("local:bad", tmp_path)
+    assert load_vae("test-tiny").decode(torch.zeros(1, 4, 2, 2)).shape == (1, 3, 16, 16)
     with pytest.raises(ModelUnavailableError) as again:
-        models.load_vae("local:bad", tmp_path)
+        load_vae("local:bad", tmp_path)
     assert str(again.value) == str(first.value)
     enc.write_bytes(good)  # fixed on disk: loads now, nothing stale was remembered
-    vae = models.load_vae("local:bad", tmp_path)
+    vae = load_vae("local:bad", tmp_path)
     assert vae.latent_channels == 4
     assert vae.decode(torch.zeros(1, 4, 2, 2)).shape == (1, 3, 16, 16)
 
@@ -401,7 +405,7 @@ def test_a_corrupt_diffusers_folder_is_a_clear_error_every_time(tmp_path, tiny_k
     messages = []
     for _ in range(2):
         with pytest.raises(ModelUnavailableError, match="Could not load") as err:
-            models.load_vae(str(folder))
+            load_vae(str(folder))
         messages.append(str(err.value))
     assert messages[0] == messages[1]
-    assert models.load_vae(str(tiny_kl_folder)).latent_channels == 16
+    assert load_vae(str(tiny_kl_folder)).latent_channels == 16

@@ -31,9 +31,10 @@ def _expected_stats(image: Path, model: str, resolution: int) -> np.ndarray:
     (bypassing the app's encode cache)."""
     import pandas as pd
 
-    from explorer import imaging, lab, metrics, models
+    from explorer import imaging, lab, metrics
+    from explorer.vae import load_vae
 
-    vae = models.load_vae(model)
+    vae = load_vae(model)
     x = imaging.to_tensor(lab.prepare_input(str(image), resolution, "square"))
     z = vae.encode(x).mean[0].numpy()
     return pd.DataFrame(metrics.channel_stats(z)).round(4).to_numpy(float)
@@ -42,7 +43,7 @@ def _expected_stats(image: Path, model: str, resolution: int) -> np.ndarray:
 def _load_models_one_at_a_time(app_url, tmp_path) -> None:
     """Every model the sessions use, loaded before they start, so that what is measured is
     sessions sharing loaded models (cold, concurrent first loads are serialised by the model
-    cache; tests/test_models.py covers that)."""
+    cache; tests/test_vae.py covers that)."""
     client = Client(app_url, verbose=False)
     try:
         image = tmp_path / "warm-up.png"
@@ -111,8 +112,8 @@ def test_a_full_queue_is_refused_with_a_clear_message(monkeypatch, tmp_path):
     inside the model's lock, so nothing depends on timing), one waits, the next is refused."""
     from conftest import free_port
 
-    from explorer import models
     from explorer.ui import build_demo
+    from explorer.vae import load_vae
 
     monkeypatch.delenv("EXPLORER_QUEUE_SIZE", raising=False)
     monkeypatch.delenv("EXPLORER_CONCURRENCY", raising=False)
@@ -127,7 +128,7 @@ def test_a_full_queue_is_refused_with_a_clear_message(monkeypatch, tmp_path):
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )
     queue = demo._queue
-    lock = models.load_vae("test-kl").lock
+    lock = load_vae("test-kl").lock
     image = tmp_path / "noise.png"  # never seen before: no encode-cache hit skips the model
     rng = np.random.default_rng(int(time.time()))
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(image)

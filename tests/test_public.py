@@ -15,7 +15,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import datasets, imaging, public, taesd
+from explorer import checkpoints, datasets, imaging, public
 from explorer.errors import ModelUnavailableError
 
 pytestmark = pytest.mark.app
@@ -223,10 +223,11 @@ def test_model_folders_never_run_their_own_code(tmp_path, tiny_kl_folder):
     import diffusers
     import transformers as tf
 
-    from explorer import models
+    from explorer import embedders
+    from explorer.vae import load_vae
 
     marker = tmp_path / "remote-code-ran"
-    clip = models.load_embedder("test-clip")
+    clip = embedders.load_embedder("test-clip")
     folder = tmp_path / "clip-with-code"
     clip.model.save_pretrained(folder)
     clip.processor.save_pretrained(folder)
@@ -272,8 +273,8 @@ def test_model_folders_never_run_their_own_code(tmp_path, tiny_kl_folder):
     with pytest.MonkeyPatch.context() as mp:
         for cls in loaders:
             mp.setattr(cls, "from_pretrained", spy(cls))
-        embedder = models.load_embedder(str(folder))
-        vae = models.load_vae(str(vae_folder))
+        embedder = embedders.load_embedder(str(folder))
+        vae = load_vae(str(vae_folder))
 
     assert type(embedder.model) is tf.CLIPModel
     assert type(embedder.processor).__name__.startswith("CLIPImageProcessor")
@@ -298,16 +299,17 @@ def test_checkpoints_are_loaded_weights_only(tmp_path):
     with open(path, "wb") as fh:
         pickle.dump({"0.weight": evil}, fh)
     with pytest.raises(ModelUnavailableError):
-        taesd.read_state_dict(path)
+        checkpoints.read_state_dict(path)
     assert not marker.exists()
 
 
 def test_diffusers_folders_need_safetensors(tmp_path):
     """A VAE folder with only pickled (.bin) weights is refused with a clear message."""
-    from explorer import models
+    from explorer.vae import load_vae
+    from tests import tiny_models
 
-    module = models._build_test_module(models.TEST_MODELS["test-kl"])
+    module = tiny_models.build_vae(tiny_models.VAES["test-kl"])
     module.save_pretrained(tmp_path / "binvae", safe_serialization=False)
     assert not list((tmp_path / "binvae").glob("*.safetensors"))
     with pytest.raises(ModelUnavailableError, match=r"(?i)safetensors"):
-        models.load_vae(str(tmp_path / "binvae"))
+        load_vae(str(tmp_path / "binvae"))

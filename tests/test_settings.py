@@ -21,6 +21,7 @@ BAD = {  # one bad value for each kind of variable, with the accepted form the m
     "EXPLORER_CACHE_MAX_MB": ("nan", "a positive number"),
     "EXPLORER_MAX_RESOLUTION": ("32", "a whole number of pixels of at least 64"),
     "EXPLORER_PUBLIC": ("maybe", "1 or 0"),
+    "EXPLORER_PLUGINS": ("my-models", "comma-separated importable module names"),
 }
 
 
@@ -35,12 +36,14 @@ def test_defaults_and_explicit_values(monkeypatch, tmp_path):
     s = settings.get()
     assert (s.public, s.max_models, s.max_pixels, s.max_resolution) == (False, 4, 40_000_000, 1024)
     assert s.cache_dir == Path.home() / ".cache" / "latent-space-explorer"
-    assert s.models_dir is None and s.default_vae is None
+    assert s.models_dir is None and s.default_vae is None and s.plugins == ()
     monkeypatch.setenv("EXPLORER_MAX_MODELS", " 7 ")
     monkeypatch.setenv("EXPLORER_MAX_FILE_MB", "0.5")
     monkeypatch.setenv("EXPLORER_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("EXPLORER_DEFAULT_VAE", "taesd")
+    monkeypatch.setenv("EXPLORER_PLUGINS", " my_models, tests.tiny_models ,")
     s = settings.get()
+    assert s.plugins == ("my_models", "tests.tiny_models")
     assert (s.max_models, s.max_file_bytes, s.models_dir, s.default_vae) == (
         7,
         512 * 1024,

@@ -10,7 +10,7 @@ import pytest
 from image_files import noise_png
 
 from explorer import datasets as ds
-from explorer import net
+from explorer import hub
 from explorer.datasets import streaming
 from explorer.errors import ExplorerError, ModelUnavailableError
 
@@ -23,7 +23,7 @@ def test_from_hub_offline_env_fails_fast(monkeypatch):
     def no_network(*_a, **_k):
         raise AssertionError("an offline check must not open a connection")
 
-    monkeypatch.setattr(net, "_can_connect", no_network)
+    monkeypatch.setattr(hub, "_can_connect", no_network)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
     with pytest.raises(ds.DatasetUnavailableError) as info:

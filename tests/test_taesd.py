@@ -1,4 +1,5 @@
-"""Tests for explorer.taesd: TAESD-family tiny autoencoders loaded from local checkpoint pairs.
+"""explorer.taesd and explorer.checkpoints: TAESD-family tiny autoencoders, from local checkpoint
+pairs and from diffusers AutoencoderTiny folders (the Hub's taesd, taesdxl, taesd3, taef1).
 
 The reference for the architecture is diffusers' ``AutoencoderTiny`` (same layout as TAESD, but
 its decoder ``layers`` lack TAESD's index-0 soft clamp, so decoder indices are shifted by one),
@@ -17,16 +18,19 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from explorer.errors import ExplorerError, ModelUnavailableError
-from explorer.taesd import (
-    TAEVariant,
-    TinyAutoencoder,
+from explorer import hub, registry, runtime
+from explorer.checkpoints import (
     detect_variant,
     find_checkpoints,
+    from_diffusers,
+    load_diffusers_tiny,
     load_tiny_autoencoder,
     read_state_dict,
     resolve_checkpoint_path,
 )
+from explorer.errors import ExplorerError, ModelUnavailableError
+from explorer.taesd import TAEVariant, TinyAutoencoder
+from explorer.vae import load_vae
 
 TAEF2_DIR = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2"
 
@@ -139,21 +143,27 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- 1. diffusers
 
 
+def autoencoder_tiny(latent_channels: int, **config) -> object:
+    """A seeded diffusers AutoencoderTiny with 16-wide blocks (TAESD's layout unless ``config``
+    says otherwise), in eval mode."""
+    mod = pytest.importorskip("diffusers.models.autoencoders.autoencoder_tiny")
+    torch.manual_seed(0)
+    return mod.AutoencoderTiny(
+        encoder_block_out_channels=(16, 16, 16, 16),
+        decoder_block_out_channels=(16, 16, 16, 16),
+        latent_channels=latent_channels,
+        **config,
+    ).eval()
+
+
 @pytest.fixture(scope="module")
 def diffusers_tiny():
-    """Factory: seeded diffusers AutoencoderTiny with 16-wide blocks, cached per channel count."""
-    mod = pytest.importorskip("diffusers.models.autoencoders.autoencoder_tiny")
+    """Factory: :func:`autoencoder_tiny`, cached per channel count."""
     cache = {}
 
     def make(latent_channels: int):
         if latent_channels not in cache:
-            torch.manual_seed(0)
-            ae = mod.AutoencoderTiny(
-                encoder_block_out_channels=(16, 16, 16, 16),
-                decoder_block_out_channels=(16, 16, 16, 16),
-                latent_channels=latent_channels,
-            ).eval()
-            cache[latent_channels] = ae
+            cache[latent_channels] = autoencoder_tiny(latent_channels)
         return cache[latent_channels]
 
     return make
@@ -217,6 +227,103 @@ def test_diffusers_format_state_dict_is_rejected_with_hint(diffusers_tiny):
     with pytest.raises(ModelUnavailableError, match="not a TAESD-family encoder") as info:
         detect_variant(enc, dec)
     assert "diffusers" in str(info.value)
+
+
+def test_diffusers_keys_are_remapped_to_taesd_keys(diffusers_tiny):
+    ae = diffusers_tiny(16)
+    enc, dec = from_diffusers(ae.state_dict())
+    ref_enc, ref_dec = export_taesd_keys(ae)
+    assert enc.keys() == ref_enc.keys() and dec.keys() == ref_dec.keys()
+    assert all(torch.equal(enc[k], ref_enc[k]) for k in enc)
+    assert all(torch.equal(dec[k], ref_dec[k]) for k in dec)
+    with pytest.raises(ModelUnavailableError, match="not a diffusers AutoencoderTiny"):
+        from_diffusers({**ae.state_dict(), "quant_conv.weight": torch.zeros(1)})
+
+
+def _tiny_folder(folder: Path, latent_channels: int, **config) -> object:
+    """:func:`autoencoder_tiny` saved as a diffusers folder (config.json + safetensors), as the
+    Hub holds taesd & co.; returns the model."""
+    ae = autoencoder_tiny(latent_channels, **config)
+    ae.save_pretrained(folder)
+    return ae
+
+
+@torch.no_grad()
+def _assert_same_as_diffusers(vae, ae, scale: float, shift: float) -> None:
+    """Our VAE (scaled latents, images in [0, 1]) computes what diffusers' AutoencoderTiny does."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 32, 48, generator=gen)
+    expected = (ae.encode(x * 2 - 1).latents - shift) * scale
+    post = vae.encode(x)
+    assert post.std is None and post.mean.shape == expected.shape
+    torch.testing.assert_close(post.mean, expected, atol=1e-5, rtol=1e-5)
+    z = torch.randn(expected.shape, generator=gen)
+    expected_image = ((ae.decode(z / scale + shift).sample + 1) / 2).clamp(0, 1)
+    torch.testing.assert_close(vae.decode(z), expected_image, atol=1e-5, rtol=1e-5)
+    assert post.mean.std() > 1e-3 and expected_image.std() > 1e-3  # not a trivial comparison
+
+
+@pytest.mark.parametrize(
+    ("latent_channels", "scale", "shift"), [(4, 1.0, 0.0), (16, 1.5305, 0.0609)]
+)
+def test_a_diffusers_tiny_folder_runs_on_our_module(tmp_path, latent_channels, scale, shift):
+    """A diffusers AutoencoderTiny folder loads into TinyAutoencoder (no diffusers at run time)
+    and gives diffusers' numbers, with the scaling and shift of its config."""
+    folder = tmp_path / f"tiny{latent_channels}"
+    ae = _tiny_folder(folder, latent_channels, scaling_factor=scale, shift_factor=shift)
+    model, config = load_diffusers_tiny(folder / "config.json", next(folder.glob("*.safetensors")))
+    assert model.variant == TAEVariant(latent_channels, pool=False, width=16)
+    assert (config["scaling_factor"], config["shift_factor"]) == (scale, shift)
+    spec = registry.resolve(str(folder))
+    assert spec.kind == "tiny" and not spec.stochastic
+    vae = load_vae(str(folder))
+    assert isinstance(vae.module, TinyAutoencoder) and not vae.stochastic
+    assert (vae.scaling_factor, vae.shift_factor, vae.latent_channels) == (
+        scale,
+        shift,
+        latent_channels,
+    )
+    _assert_same_as_diffusers(vae, ae, scale, shift)
+    tiled = vae.encode(torch.rand(1, 3, 64, 64), tiled=True, tile=4)  # tiling works on it too
+    assert tiled.mean.shape == (1, latent_channels, 8, 8)
+
+
+def test_hub_tiny_autoencoders_load_offline_from_the_cache(tmp_path, hf_cache, monkeypatch):
+    """taesd as `python -m explorer download` leaves it in the Hugging Face cache: usable, the
+    default on a CPU, loaded offline through the key remap, identified by its snapshot."""
+    for var in ("EXPLORER_DEFAULT_VAE", "EXPLORER_MODELS_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    ae = _tiny_folder(tmp_path / "saved", 4)
+    files = {p.name: p.read_bytes() for p in (tmp_path / "saved").iterdir()}
+    hf_cache("madebyollin/taesd", files, commit="feedc0de")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert registry.is_usable("taesd") and registry.default_vae() == "taesd"
+    spec = registry.REGISTRY["taesd"]
+    assert hub.model_revision(spec) == "feedc0de"
+    try:
+        vae = load_vae("taesd")
+        assert isinstance(vae.module, TinyAutoencoder)
+        _assert_same_as_diffusers(vae, ae, 1.0, 0.0)
+    finally:  # the model cache must not keep a fake taesd for later tests
+        runtime.MODEL_CACHE.pop(("vae", "taesd", None, runtime.pick_device().type))
+
+
+def test_other_autoencoder_tiny_layouts_are_refused(tmp_path):
+    folder = tmp_path / "silu"
+    _tiny_folder(folder, 4, act_fn="silu")
+    with pytest.raises(ModelUnavailableError, match="only the TAESD layout") as err:
+        load_vae(str(folder))
+    assert "act_fn" in str(err.value)
+    folder = tmp_path / "blocks"
+    _tiny_folder(folder, 4, num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1))
+    with pytest.raises(ModelUnavailableError, match="not a TAESD-family encoder"):
+        load_vae(str(folder))
+    folder = tmp_path / "pickled"
+    _tiny_folder(folder, 4).save_pretrained(folder, safe_serialization=False)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(ModelUnavailableError, match="safetensors weights only"):
+        load_vae(str(folder))
 
 
 # --------------------------------------------------------------------------- 2. TAEF2 shape

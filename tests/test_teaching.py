@@ -191,9 +191,10 @@ def test_readme_lists_every_source():
 
 @pytest.mark.weights
 def test_real_vae_follows_appearance_not_meaning(ts, taef2_dir):
-    from explorer import embeddings, metrics, models
+    from explorer import embeddings, metrics
+    from explorer.vae import load_vae
 
-    vae = models.load_vae("local:taef2", taef2_dir, device="cpu")
+    vae = load_vae("local:taef2", taef2_dir, device="cpu")
     x = embeddings.vae_embedding(vae, ts.images)  # the app's "VAE space": 64x64, flattened
     lab = ts.labelings
     meaning = metrics.knn_accuracy_grouped(x, lab["meaning"], lab["source"], k=5)

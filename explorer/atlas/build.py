@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .. import embeddings, metrics, models, projection
+from .. import embedders, embeddings, metrics, projection, registry
 from ..cache import EmbeddingCache
 from ..datasets import ImageSet
 from ..errors import ExplorerError
@@ -91,7 +91,7 @@ class Atlas:
 
 def default_spaces(folder: str | None = None) -> list[str]:
     """``vae:<default VAE>``, ``clip``, ``dino``: the three panels the product is about."""
-    return [f"vae:{models.default_vae(folder)}", "clip", "dino"]
+    return [f"vae:{registry.default_vae(folder)}", "clip", "dino"]
 
 
 def _keys(families: Sequence[str]) -> list[str]:
@@ -240,7 +240,7 @@ def text_query(atlas: Atlas, text: str, k: int = 8) -> tuple[list[tuple[int, flo
             f"That sentence is {len(text):,} characters long; text search takes up to "
             f"{MAX_QUERY_CHARS} (CLIP reads about 77 words anyway). Shorten it."
         )
-    embedder = models.load_embedder(space.model)
+    embedder = embedders.load_embedder(space.model)
     q = embedder.embed_texts([text])[0]
     x = atlas.embeddings[space.key]
     xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

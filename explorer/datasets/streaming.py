@@ -1,7 +1,7 @@
 """Image sets streamed from a Hugging Face dataset (needs internet): :func:`from_hub`.
 
-The Hub's reachability is checked first (:func:`explorer.net.hub_unreachable_reason`, bounded by
-:data:`explorer.net.HUB_TIMEOUT_S`), so offline use fails at once with a sentence that says what
+The Hub's reachability is checked first (:func:`explorer.hub.hub_unreachable_reason`, bounded by
+:data:`explorer.hub.HUB_TIMEOUT_S`), so offline use fails at once with a sentence that says what
 to do instead.
 """
 
@@ -17,7 +17,7 @@ from PIL import Image
 
 from .. import imaging
 from ..errors import BadImageError
-from ..net import HUB_TIMEOUT_S, hub_unreachable_reason
+from ..hub import HUB_TIMEOUT_S, hub_unreachable_reason
 from ..runtime import Progress, no_progress
 from .imageset import (
     DatasetError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, imaging, models, public, settings
+from .. import atlas, imaging, public, registry, settings
 from . import atlas_tab, lab
 from .common import PLOTLY_JS
 
@@ -62,9 +62,9 @@ so that distances track meaning.
 
 def build_demo() -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched)."""
-    folder0 = str(models.models_dir() or "")
-    names = models.available_models(folder0 or None)
-    default = models.default_vae(folder0 or None)
+    folder0 = str(registry.models_dir() or "")
+    names = registry.available_models(folder0 or None)
+    default = registry.default_vae(folder0 or None)
     if default not in names:
         names = [default, *names]
     examples = [[str(p)] for p in imaging.example_images().values()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, datasets, files, imaging, metrics, models, projection, public
+from .. import atlas, datasets, files, imaging, metrics, projection, public, registry
 from ..errors import ExplorerError
 from .atlas_payload import payload, payload_empty
 from .atlas_text import status_markdown, text_search_note, verdict_markdown
@@ -113,9 +113,9 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
 
 def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder) -> str | None:
     """Public mode's rules for an atlas request (before any image is read); returns the folder."""
-    allowed = str(models.models_dir() or "")
+    allowed = str(registry.models_dir() or "")
     folder = public.check_folder(folder, allowed)
-    known = models.available_models(allowed or None) + models.available_embedders()
+    known = registry.available_models(allowed or None) + registry.available_embedders()
     for ref in _spaces(checked, vae_model, clip_model, dino_model, vit_model):
         public.check_model(ref.split(":", 1)[1], known)
     return folder
@@ -311,7 +311,7 @@ def on_atlas_click(atlas_id, shown, evt: gr.EventData):
 
 @user_errors("Searching with an image")
 def on_atlas_query_image(atlas_id, image, folder):
-    folder = public.check_folder(folder, str(models.models_dir() or ""))
+    folder = public.check_folder(folder, str(registry.models_dir() or ""))
     a = atlas.STORE.get(atlas_id)
     if image is None:
         raise ExplorerError("Upload a query image first.")
@@ -395,20 +395,20 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                         allow_custom_value=not public.public_mode(),
                     )
                     clip_space = gr.Dropdown(
-                        models.available_embedders("clip"),
-                        value=models.default_embedder("clip"),
+                        registry.available_embedders("clip"),
+                        value=registry.default_embedder("clip"),
                         label="CLIP",
                         allow_custom_value=not public.public_mode(),
                     )
                     dino_space = gr.Dropdown(
-                        models.available_embedders("dino"),
-                        value=models.default_embedder("dino"),
+                        registry.available_embedders("dino"),
+                        value=registry.default_embedder("dino"),
                         label="DINOv2",
                         allow_custom_value=not public.public_mode(),
                     )
                     vit_space = gr.Dropdown(
-                        models.available_embedders("vit"),
-                        value=models.default_embedder("vit"),
+                        registry.available_embedders("vit"),
+                        value=registry.default_embedder("vit"),
                         label="ViT",
                         allow_custom_value=not public.public_mode(),
                     )

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from .. import lab, models, public
+from .. import lab, public, registry
 from ..errors import ExplorerError
 from . import lab_views as views
 from .common import ImageOut, SafeImage, progress_adapter, user_errors
@@ -17,11 +17,11 @@ from .lab_views import RT_HEADERS
 
 def checked(folder, resolution, *model_refs) -> str | None:
     """Enforce public mode's rules on what a request asks for; returns the folder to use."""
-    allowed = str(models.models_dir() or "")
+    allowed = str(registry.models_dir() or "")
     folder = public.check_folder(folder, allowed)
     if resolution is not None:
         public.check_resolution(int(resolution))
-    known = models.available_models(allowed or None)
+    known = registry.available_models(allowed or None)
     for ref in model_refs:
         public.check_model(ref, known)
     return folder
@@ -115,13 +115,13 @@ def on_scan(folder, current):
         raise public.PublicModeError(
             "This public app does not read folders on its server: it lists its own models only."
         )
-    found = models.local_models(folder or None)
+    found = registry.local_models(folder or None)
     if folder and not os.path.isdir(os.path.expanduser(folder)):
         raise ExplorerError(
             f"No folder at {folder!r}. Type the path of a folder holding "
             "*_encoder.pth / *_decoder.pth pairs (for example a ComfyUI vae_approx folder)."
         )
-    names = models.available_models(folder or None)
+    names = registry.available_models(folder or None)
     if found:
         lines = "\n".join(
             f"- `{n}` — {s.encoder_path.name} + {s.decoder_path.name}" for n, s in found.items()

@@ -1,7 +1,8 @@
-"""explorer.models: registry, resolution of names/paths, the VAE wrapper's convention, caching."""
+"""explorer.vae: the VAE wrapper's convention, loading by name or path, the shared model cache."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,16 +13,9 @@ import pytest
 import torch
 
 from explorer import imaging
-from explorer.errors import ExplorerError, UnknownModelError
-from explorer.models import (
-    REGISTRY,
-    TEST_MODELS,
-    Posterior,
-    available_models,
-    load_vae,
-    local_models,
-    resolve,
-)
+from explorer import vae as vae_module
+from explorer.registry import available_models, local_models, resolve
+from explorer.vae import Posterior, load_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,50 +25,20 @@ def image64(astronaut) -> torch.Tensor:
     return imaging.to_tensor(imaging.prepare(imaging.load_image(astronaut), 64))
 
 
-def test_available_models_lists_the_registry_then_test_models():
-    names = available_models()
-    assert names[: len(REGISTRY)] == list(REGISTRY)
-    assert set(TEST_MODELS) <= set(names)  # conftest enables them
-    assert len(names) == len(set(names))
-    for n in REGISTRY:
-        assert resolve(n) is REGISTRY[n]
-
-
-def test_unknown_model_message(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # "nope" must not be a path that exists
-    with pytest.raises(UnknownModelError) as err:
-        resolve("nope")
-    msg = str(err.value)
-    assert isinstance(err.value, ExplorerError)
-    assert "'nope'" in msg
-    for name in available_models():
-        assert name in msg
-    assert "Hub id" in msg and "local checkpoint" in msg
-    with pytest.raises(UnknownModelError):
-        resolve("")
-
-
-def test_test_models_are_hidden_unless_enabled(monkeypatch):
-    monkeypatch.delenv("EXPLORER_TEST_MODELS", raising=False)
-    monkeypatch.delenv("EXPLORER_MODELS_DIR", raising=False)
-    assert not set(TEST_MODELS) & set(available_models())
-    assert available_models() == list(REGISTRY)
-    for name in TEST_MODELS:
-        with pytest.raises(UnknownModelError) as err:
-            resolve(name)
-        assert name not in str(err.value).split("Choose one of:", 1)[1]
-    monkeypatch.setenv("EXPLORER_TEST_MODELS", "0")
-    with pytest.raises(UnknownModelError):
-        resolve("test-kl")
-    monkeypatch.setenv("EXPLORER_TEST_MODELS", "1")
-    assert resolve("test-kl") is TEST_MODELS["test-kl"]
-
-
 def test_load_vae_is_shared():
     a = load_vae("test-kl")
     assert load_vae("test-kl") is a
     assert load_vae(" test-kl ") is a
     assert load_vae("test-kl16") is not a
+
+
+def test_a_registered_build_must_return_what_its_kind_says():
+    kl = resolve("test-kl")  # registered: build() returns an AutoencoderKL
+    with pytest.raises(TypeError, match="kind 'tiny' needs a TinyAutoencoder"):
+        vae_module._load(dataclasses.replace(kl, name="wrong", kind="tiny"), torch.device("cpu"))
+    tiny = resolve("test-tiny")
+    with pytest.raises(TypeError, match="kind 'kl' needs a diffusers AutoencoderKL"):
+        vae_module._load(dataclasses.replace(tiny, name="wrong", kind="kl"), torch.device("cpu"))
 
 
 def test_encode_matches_diffusers_with_shift_and_scale(image64):

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# GPU benchmark + CUDA checks for one short lease: bash bench/gpu.sh OUTDIR [--smoke]
+#
+# Runs bench/gpu_bench.py's parts in order, each under a hard time limit taken from what is left
+# of TOTAL seconds (default 420), then the CUDA-relevant test files, then torch.compile variants
+# with whatever time is left. Writes OUTDIR/results.md, results.json, results.jsonl, tests.txt
+# (and the caller's log). Carried wheels in .whl/ (diffusers, plotly, gradio_client) are
+# installed into /tmp/site when a package is missing. --smoke: tiny sizes, runs on a CPU.
+set -u
+OUT=${1:?usage: bench/gpu.sh OUTDIR [--smoke]}
+SMOKE=${2:-}
+TOTAL=${TOTAL:-450}
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_DISABLE_TELEMETRY=1
+unset PYTORCH_CUDA_ALLOC_CONF   # the default caching allocator: plain cudaMalloc, no VMM tricks
+PY=${PYTHON:-python3}
+
+if ! $PY -c "import diffusers, plotly, gradio_client" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+    echo "== installing carried wheels: $(ls .whl)"
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || echo "wheel install failed"
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+left() { echo $(( TOTAL - SECONDS )); }
+# step NAME CAP_SECONDS RESERVE_SECONDS cmd...: run under min(CAP, left - RESERVE), at least 15 s
+step() {
+    local name=$1 cap=$2 reserve=$3; shift 3
+    local t=$(( $(left) - reserve )); (( t > cap )) && t=$cap
+    if (( t < 15 )); then echo "== skip $name: no time left"; return 0; fi
+    echo "== $name (limit ${t}s, ${SECONDS}s elapsed)"
+    timeout -k 5 "$t" "$@"; local rc=$?
+    (( rc == 124 || rc == 137 )) && echo "== $name: hit its ${t}s limit"
+    echo "== $name done rc=$rc at ${SECONDS}s"
+}
+B=($PY bench/gpu_bench.py --out "$OUT" $SMOKE)
+
+step info    45 330 "${B[@]}" --part info
+step vae    140 250 "${B[@]}" --part vae --budget 105
+step embed   50 200 "${B[@]}" --part embed --budget 30
+step oom     50 150 "${B[@]}" --part oom
+
+# CUDA-relevant tests: no gradio app, no umap; the device is picked automatically (cuda > cpu).
+# (the package is being restructured: take whichever of these files exist)
+TESTS=""
+for f in faults models vae registry embeddings taesd cache lab pipeline latents metrics; do
+    [ -f "tests/test_$f.py" ] && TESTS="$TESTS tests/test_$f.py"
+done
+PYTEST="$PY -m pytest -p no:cacheprovider -v --tb=short -rfEs --durations=8 --continue-on-collection-errors -m 'not app and not weights' -k 'not offline' --timeout 60$TESTS"
+$PY - <<'EOF' 2>&1 | tee "$OUT/tests.txt"
+import importlib
+for m in ("explorer.models", "explorer.runtime", "explorer.vae"):
+    try:
+        mod = importlib.import_module(m)
+    except ImportError:
+        continue
+    if hasattr(mod, "pick_device"):
+        print("tests will run on:", mod.pick_device()); break
+EOF
+if [ -n "$SMOKE" ]; then
+    TESTS="tests/test_latents.py tests/test_metrics.py"
+    PYTEST="$PY -m pytest -p no:cacheprovider -v --tb=short -rfEs --durations=8 $TESTS"
+fi
+echo "$PYTEST" >> "$OUT/tests.txt"
+step tests 150 40 bash -c "$PYTEST" >> "$OUT/tests.txt" 2>&1
+tail -n 40 "$OUT/tests.txt"
+"${B[@]}" --part tests,report --summary "$OUT/tests.txt" --command "$PYTEST" >/dev/null
+
+# torch.compile with what is left: default mode first, then max-autotune-no-cudagraphs.
+step compile-default 150 50 "${B[@]}" --part compile --mode default --ops encode
+step compile-autotune 150 20 "${B[@]}" --part compile --mode max-autotune-no-cudagraphs --ops encode
+step compile-default-decode 120 10 "${B[@]}" --part compile --mode default --ops decode
+
+"${B[@]}" --part report >/dev/null
+echo "== total ${SECONDS}s"
+sed -n '1,400p' "$OUT/results.md" | grep -E '^\*\*Best|OK|FAILED|passed|failed' || true
