@@ -808,7 +808,9 @@ def part_oom(args) -> None:
     ``torch.cuda.memory_stats()['num_ooms']`` proves the OOMs were real. On a CPU (--smoke)
     the OOMs are injected instead, to check the logic only.
     """
-    os.environ.setdefault("EXPLORER_TEST_MODELS", "1")
+    os.environ.setdefault("EXPLORER_TEST_MODELS", "1")  # the test models, before the split
+    with contextlib.suppress(ImportError):  # after the split: a plugin, tests/tiny_models.py
+        importlib.import_module("tests.tiny_models").register()
     torch, dev = device_and_torch(args.device)
     load_vae = app_attr("load_vae")
     run_batched = app_attr("run_batched")
@@ -1126,7 +1128,8 @@ def part_report(args) -> None:
     errs = [r for r in rows if r.get("part") == "embed" and "error" in r and "model" not in r]
     for r in errs:
         lines.append(f"\napp e2e embed: {r['error']}")
-    oom = [r for r in rows if r.get("part") == "oom"]
+    oom = [r for r in rows if r.get("part") == "oom" and "model" in r]
+    oom_errors = [r for r in rows if r.get("part") == "oom" and "model" not in r]
     if oom:
         lines += ["", "## Out-of-memory path of the app's VAE wrapper (real OOMs on CUDA)", ""]
         for r in oom:
@@ -1137,6 +1140,8 @@ def part_report(args) -> None:
             lines.append("```json")
             lines.append(json.dumps(r, indent=1, default=str))
             lines.append("```")
+    for r in oom_errors:
+        lines.append(f"\nOOM check error: {r.get('error')}")
     tests = [r for r in rows if r.get("part") == "tests"]
     for r in tests[-1:]:
         lines += [

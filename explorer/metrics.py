@@ -323,7 +323,7 @@ def _random_vote_win(pool: np.ndarray, own: int, k: int) -> float:
     return ways / math.comb(m_total, k)
 
 
-def silhouette(x: np.ndarray, labels: Sequence) -> float:
+def silhouette(x: np.ndarray, labels: Sequence, groups: Sequence | None = None) -> float:
     """Mean silhouette coefficient with cosine distance (1 − cosine similarity), in [−1, 1].
 
     Same definition and value as ``sklearn.metrics.silhouette_score(x, labels, metric="cosine")``
@@ -331,6 +331,10 @@ def silhouette(x: np.ndarray, labels: Sequence) -> float:
     distance from a point to a class is 1 − x·(sum of the class's rows)/count, so it costs
     O(N·K·D) instead of an N×N distance matrix. nan where sklearn's score is undefined: fewer than
     2 distinct labels, or every point in a class of its own (K = N).
+
+    With ``groups`` (variants of one source photo share a group), every point's own group is left
+    out of both means -- its own class's and the other classes' -- as the kNN scores leave it out
+    of the vote; a point with no other member of its class outside its group scores 0.
     """
     xn = _unit_rows(x).astype(np.float64)
     codes = _label_codes(labels, xn.shape[0])
@@ -342,15 +346,27 @@ def silhouette(x: np.ndarray, labels: Sequence) -> float:
     np.add.at(sums, codes, xn)
     dots = xn @ sums.T  # (N,K): summed similarity of each point to each class
     own = np.arange(n)
-    self_sim = np.einsum("ij,ij->i", xn, xn)  # 1, or 0 for a zero row
-    n_own = sizes[codes] - 1
+    if groups is None:
+        dots[own, codes] -= np.einsum("ij,ij->i", xn, xn)  # 1, or 0 for a zero row: not yourself
+        counts = np.broadcast_to(sizes, (n, n_classes)).copy()
+        counts[own, codes] -= 1
+    else:
+        group_codes = _group_codes(groups, n)
+        counts = np.empty((n, n_classes))
+        for g in np.unique(group_codes):
+            members = np.flatnonzero(group_codes == g)
+            g_sums = np.zeros((n_classes, xn.shape[1]))
+            np.add.at(g_sums, codes[members], xn[members])
+            dots[members] -= xn[members] @ g_sums.T  # the group itself (and so the point) left out
+            counts[members] = sizes - np.bincount(codes[members], minlength=n_classes)
+    n_own = counts[own, codes]
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = 1.0 - (dots[own, codes] - self_sim) / n_own
-        mean_other = 1.0 - dots / sizes
+        a = 1.0 - dots[own, codes] / n_own
+        mean_other = np.where(counts > 0, 1.0 - dots / counts, np.inf)
         mean_other[own, codes] = np.inf
         b = mean_other.min(axis=1)
         s = (b - a) / np.maximum(a, b)
-    s = np.where(n_own > 0, np.nan_to_num(s), 0.0)
+    s = np.where((n_own > 0) & np.isfinite(b), np.nan_to_num(s), 0.0)
     return float(s.mean())
 
 
@@ -468,7 +484,7 @@ def space_metrics(
         "knn5": math.nan,
         "knn10": math.nan,
         "chance": chance_level(codes) if groups is None else chance_level_grouped(codes, groups),
-        "silhouette": silhouette(xn, codes),
+        "silhouette": silhouette(xn, codes, groups),
         "trustworthiness": math.nan,
     }
     if n < 2:

@@ -243,3 +243,23 @@ def test_atlas_cli_with_real_taef2(tmp_path, monkeypatch, taef2_dir):
     rows = _read_csv(out / "metrics.csv")
     assert [r["space"] for r in rows] == ["vae"]
     assert float(rows[0]["knn5"]) >= 0.9 and abs(float(rows[0]["chance"]) - 1 / 3) < 1e-3
+
+
+@pytest.mark.weights
+@pytest.mark.slow
+def test_atlas_cli_on_the_teaching_set_shows_the_lesson(tmp_path, monkeypatch, taef2_dir):
+    """`explorer atlas bundled --vae <TAEF2>`: the real VAE's neighbours share the appearance, not
+    the meaning (group-aware), and counting same-photo neighbours would hide that."""
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "atlas"
+    argv = ["atlas", "bundled", "--out", str(out), "--vae", str(taef2_dir), "--method", "pca"]
+    assert cli.main(argv) == 0
+    rows = {r["labels"]: r for r in _read_csv(out / "metrics.csv")}
+    assert set(rows) == {"meaning", "appearance", "source", "meaning (same photo counted)"}
+    meaning, appearance = (float(rows[k]["knn5"]) for k in ("meaning", "appearance"))
+    assert abs(meaning - float(rows["meaning"]["chance"])) <= 0.3
+    assert appearance >= meaning + 0.3
+    assert float(rows["meaning (same photo counted)"]["knn5"]) > meaning + 0.3
+    assert float(rows["appearance"]["silhouette"]) > float(rows["meaning"]["silhouette"])
+    points = _read_csv(out / "points.csv")
+    assert {"label_meaning", "label_appearance", "label_source", "group"} <= set(points[0])

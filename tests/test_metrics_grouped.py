@@ -185,3 +185,31 @@ def test_chance_level_grouped_is_what_random_spaces_score():
     sem = np.std(scores) / math.sqrt(len(scores))
     assert abs(np.mean(scores) - exact) < 4 * sem
     assert exact < chance_level(labels)  # own-source variants removed: below 1/K
+
+
+def test_grouped_silhouette_matches_a_brute_force_computation():
+    """Own group left out of both the own-class and the other-class means, as in the kNN votes."""
+    from explorer.metrics import silhouette
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 5))
+    labels = np.array([i % 3 for i in range(60)])
+    groups = np.array([i // 4 for i in range(60)])
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    d = 1 - xn @ xn.T
+    expected = []
+    for i in range(60):
+        outside = groups != groups[i]
+        own = outside & (labels == labels[i])
+        if not own.any():
+            expected.append(0.0)
+            continue
+        a = d[i, own].mean()
+        b = min(d[i, outside & (labels == c)].mean() for c in set(labels) - {labels[i]})
+        expected.append((b - a) / max(a, b))
+    assert silhouette(x, labels, groups) == pytest.approx(np.mean(expected), abs=1e-9)
+    # without groups it is still sklearn's score, and the groups change it
+    from sklearn.metrics import silhouette_score
+
+    assert silhouette(x, labels) == pytest.approx(silhouette_score(x, labels, metric="cosine"))
+    assert silhouette(x, labels, groups) != pytest.approx(silhouette(x, labels))
