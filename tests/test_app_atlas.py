@@ -39,11 +39,30 @@ def test_bundled_set_opens_with_three_panels_and_metrics(atlas_client):
     assert n >= 60 and all(len(p["x"]) == n for p in data["panels"])
     assert len(data["thumbs"]) == n and data["thumbs"][0].startswith("/gradio_api/file=")
     rows = _table(metrics_df)
-    assert [r["space"] for r in rows] == ["vae", "clip", "dino"]
+    labellings = ["meaning", "appearance", "source", "meaning (same photo counted)"]
+    assert [(r["space"], r["labels"]) for r in rows] == [
+        (space, lab) for space in ("vae", "clip", "dino") for lab in labellings
+    ]
     for r in rows:
         assert 0 <= r["knn5"] <= 1 and 0 < r["chance"] < 1 and 0 <= r["trustworthiness"] <= 1
-    assert "images in" in status and "5-NN" in verdict
+    assert "112 images in 7 classes" in status and "5-neighbour vote" in verdict
     assert "map: PCA" in status
+    # one colour and one marker shape per class, as many as there are classes
+    assert len(data["colors"]) == len(data["classes"]) == 7 and len(set(data["colors"])) == 7
+    assert data["color_by"] == "meaning"
+
+
+def test_colour_by_another_labelling(atlas_client):
+    client, _ = atlas_client
+    import json
+
+    data = json.loads(client.predict("appearance", api_name="/atlas_color"))
+    assert data["color_by"] == "appearance" and len(data["classes"]) == 7
+    assert set(data["labels"]) == set(data["classes"]) and "sepia" in data["classes"]
+    with pytest.raises(AppError, match="colour"):  # Gradio's choices check or ours
+        client.predict("colour", api_name="/atlas_color")
+    data = json.loads(client.predict("meaning", api_name="/atlas_color"))
+    assert data["color_by"] == "meaning"
 
 
 def test_select_returns_neighbours_in_every_space(atlas_client):
@@ -93,7 +112,18 @@ def test_method_switch_and_export(atlas_client):
     assert names == ["atlas.html", "metrics.csv", "overlap.csv", "points.csv"]
     with open(next(f for f in files if f.endswith("metrics.csv"))) as fh:
         header = fh.readline().strip()
-    assert header == "space,knn5,knn10,chance,silhouette,trustworthiness"
+    assert header == "space,labels,knn5,knn10,chance,silhouette,trustworthiness"
+    # the page shows what the app shows: the same panels, the app's colours, every class in the
+    # legend (not the first 12), the metrics table; plotly.js is inlined once
+    with open(next(f for f in files if f.endswith("atlas.html")), encoding="utf-8") as fh:
+        page = fh.read()
+    app = json.loads(client.predict("tsne", api_name="/atlas_method")[0])
+    for panel in app["panels"]:
+        assert panel["title"] in page
+    for cls, colour in zip(app["classes"], app["colors"], strict=True):
+        assert f'"name":"{cls}"' in page and f'"color":"{colour}"' in page
+    assert "How well each space groups the set" in page and "appearance" in page
+    assert page.count("plotly.js v") <= 2 and len(page) < 6_000_000
 
 
 def _zip_of(classes: dict[str, int], extra: dict[str, bytes] | None = None) -> bytes:
@@ -146,12 +176,16 @@ def test_select_before_opening_a_set(app_url):
 def test_saved_atlas_folder_reopens(app_url, tmp_path):
     from explorer import atlas, datasets
 
-    a = atlas.build(datasets.bundled_set(n_aug=1), ["vae:test-tiny", "clip:test-clip"], "pca")
+    a = atlas.build(datasets.teaching_set(size=64), ["vae:test-tiny", "clip:test-clip"], "pca")
     atlas.save(a, tmp_path / "saved", "pca")
+    reopened, _ = atlas.load_saved(tmp_path / "saved")  # every labelling and the groups survive
+    assert reopened.images.labelings == a.images.labelings
+    assert reopened.images.groups == a.images.groups
     client = Client(app_url, verbose=False)
     out = client.predict(str(tmp_path / "saved"), "umap", api_name="/atlas_saved")
     import json
 
     assert [p["key"] for p in json.loads(out[0])["panels"]] == ["vae", "clip"]
+    assert {r[2] for r in out[2]["data"]} >= {"meaning", "appearance"}  # the labels column
     with pytest.raises(AppError, match="is not a saved atlas"):
         client.predict(str(tmp_path), "umap", api_name="/atlas_saved")

@@ -78,3 +78,52 @@ def test_the_sentence_reads_every_space_and_chance():
     assert words.endswith("**clip** groups this set by its labels best.")
     small = text(_table(vae=0.0, clip=0.0), ["a", "a", "b", "b"])
     assert f"use at least {MIN_PER_CLASS} per class, better 10 or more." in small
+
+
+def _multi(rows):
+    return pd.DataFrame(
+        [
+            {"space": sp, "model": "m", "labels": lab, "knn5": k, "chance": c}
+            for sp, lab, k, c in rows
+        ]
+    )
+
+
+def test_one_space_makes_no_comparison():
+    words = text(_table(vae=0.9), LABELS)
+    assert "Only one space is open" in words
+    assert "best" not in words and "equally" not in words
+    assert verdict(_table(vae=0.9), LABELS).best is None
+
+
+def test_several_labellings_read_per_space_and_compare_on_the_main_one():
+    table = _multi(
+        [
+            ("vae", "meaning", 0.10, 0.07),
+            ("vae", "appearance", 0.88, 0.14),
+            ("vae", "meaning (same photo counted)", 1.0, 0.19),
+            ("clip", "meaning", 0.90, 0.07),
+            ("clip", "appearance", 0.20, 0.14),
+            ("clip", "meaning (same photo counted)", 1.0, 0.19),
+        ]
+    )
+    v = verdict(table, LABELS)
+    assert v.labeling == "meaning" and v.knn5 == {"vae": 0.10, "clip": 0.90}
+    assert v.readings["appearance"]["vae"] == (0.88, 0.14) and v.counted == {
+        "vae": 1.0,
+        "clip": 1.0,
+    }
+    words = verdict_markdown(v, {"vae": "VAE latents", "clip": "CLIP"})
+    assert (
+        "**VAE latents**: a 5-neighbour vote recovers the *meaning* of 10% of images (chance 7%) "
+        "and the *appearance* of 88% of images (chance 14%)" in words
+    )
+    assert "it would read 100% for meaning" in words
+    assert words.endswith("**clip** groups this set by meaning best.")
+
+
+def test_near_chance_is_read_as_chance_and_missing_spaces_are_named():
+    table = _multi([("vae", "meaning", 0.10, 0.07), ("dino", "meaning", 0.09, 0.07)])
+    words = verdict_markdown(verdict(table, LABELS), missing=["clip"])
+    assert "No space groups this set by meaning clearly better than chance." in words
+    assert "CLIP could not be opened here" in words and "python -m explorer download" in words

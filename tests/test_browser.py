@@ -106,7 +106,7 @@ def _click_point(page, panel: int, point: int) -> None:
 
 def test_atlas_click_highlights_in_every_panel(page):
     page.get_by_role("tab", name="Semantic atlas").click()
-    page.get_by_role("button", name="Open the bundled set").click()
+    page.get_by_role("button", name="Open the teaching set").click()
     page.locator(".atlas-panel").nth(2).locator("path.point").first.wait_for()
     assert page.locator(".atlas-panel").count() == 3
     n_points = page.locator(".atlas-panel").first.locator("path.point").count()
@@ -159,3 +159,12 @@ def test_atlas_panels_keep_their_height_while_idle(page):
     after = _panel_heights(page)
     assert before == after and all(h < 600 for h in after)
     assert page.evaluate("() => document.body.scrollHeight") == page_before
+
+
+def test_every_tab_appears_once(page):
+    """Clicking through the tabs never draws a tab twice (a last "About" tab used to double)."""
+    for name in ("Semantic atlas", "VAE lab"):
+        page.get_by_role("tab", name=name).first.click()
+        page.wait_for_timeout(500)
+        names = page.get_by_role("tab").all_inner_texts()
+        assert len(names) == len(set(names)), names

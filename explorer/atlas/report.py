@@ -91,6 +91,7 @@ def overlap_table(atlas: Atlas, k: int = 10) -> pd.DataFrame:
 
 MIN_PER_CLASS = 4  # a 5-NN majority of its own class needs at least 3 classmates
 TIE = 0.02  # kNN accuracies closer than this are read as a tie
+ABOVE_CHANCE = 0.10  # a best score within this of chance is read as chance (small sets are noisy)
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def verdict(table: pd.DataFrame, labels: Sequence[str] | None = None) -> Verdict
         knn5={str(r.space): float(r.knn5) for r in table.itertuples()},
         chance=chance,
         leaders=[str(s) for s in leaders],
-        above_chance=not top <= chance + TIE,
+        above_chance=not top <= chance + ABOVE_CHANCE,
         classes=classes,
         smallest_class=smallest,
         labeling=main,

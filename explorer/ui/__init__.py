@@ -19,6 +19,8 @@ what the latent holds, how well it comes back, and what happens in between.
 CSS = """
 .gradio-container {max-width: 1500px !important}
 #summary table {font-size: 0.9em}
+.atlas-gallery .caption-label {max-width: 100% !important; white-space: normal !important;
+  font-size: 11px !important; line-height: 1.2; padding: 1px 4px !important}
 """
 
 
@@ -77,8 +79,10 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs():
             lab_ui = lab.build(names, default, examples, folder0)
             atlas_tab.build(names, default, lab_ui.folder)
-            with gr.Tab("About", id="about"):
-                gr.Markdown(ABOUT)
+        # Below the tabs, not a third tab: with Gradio 6 a last top-level tab beside the lab's
+        # nested tabs was drawn twice once clicked (two "About" buttons).
+        with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):
+            gr.Markdown(ABOUT)
     demo.queue(
         default_concurrency_limit=settings.get().concurrency,
         max_size=settings.get().queue_size,

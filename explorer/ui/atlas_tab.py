@@ -21,7 +21,9 @@ images by meaning — answering "why does `vae.encode` make a poor similarity se
 TEACHING_NOTE = (
     "The **teaching set**: 16 freely licensed photos, each recoloured into 7 palettes — colour "
     "and meaning are crossed on purpose, so a space that follows colour and one that follows "
-    "meaning disagree. Colour the points by *meaning*, *appearance* or *source photo*."
+    "meaning disagree. Colour the points by *meaning*, *appearance* or *source photo*: a tight "
+    "cluster of 7 is usually one photo in its 7 palettes, which is why the numbers leave a photo's "
+    "own variants out when they score meaning."
 )
 PRESETS_NOTE = (
     "Stream a real labelled set from the Hugging Face Hub: 20 images of each of mini-ImageNet's "
@@ -65,7 +67,7 @@ def _galleries(a: atlas.Atlas, results: dict[str, list[tuple[int, float]]], quer
         items = []
         if query is not None:
             items.append((a.thumbs[query], f"#{query} {a.labels[query]} (selected)"))
-        items += [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.3f}") for i, sim in results[s.key]]
+        items += [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.2f}") for i, sim in results[s.key]]
         same = (
             sum(a.labels[i] == a.labels[query] for i, _ in results[s.key])
             if query is not None
@@ -387,6 +389,13 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                     proj_method = gr.Radio(
                         list(projection.METHODS), value="umap", label="2-D projection"
                     )
+                    color_by = gr.Dropdown(
+                        ["label"],
+                        value="label",
+                        label="Colour the points by",
+                        visible=False,
+                        elem_id="atlas-color-by",
+                    )
                 with gr.Row():
                     vae_space = gr.Dropdown(
                         names,
@@ -413,13 +422,6 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                         allow_custom_value=not public.public_mode(),
                     )
         atlas_status = gr.Markdown(elem_id="atlas-status")
-        color_by = gr.Dropdown(
-            ["label"],
-            value="label",
-            label="Colour the points by",
-            visible=False,
-            elem_id="atlas-color-by",
-        )
         atlas_view = gr.HTML(
             payload_empty(),
             html_template='<div class="atlas-root"></div>',

@@ -20,7 +20,7 @@ def _space_readings(v: Verdict, titles: dict[str, str]) -> list[str]:
         for name, per_space in v.readings.items():
             if space in per_space:
                 knn5, chance = per_space[space]
-                parts.append(f"the **{name}** of {_pct(knn5)} of images (chance {_pct(chance)})")
+                parts.append(f"the *{name}* of {_pct(knn5)} of images (chance {_pct(chance)})")
         line = f"- **{titles.get(space, space)}**: a 5-neighbour vote recovers " + " and ".join(
             parts
         )
@@ -65,7 +65,7 @@ def verdict_markdown(
     elif v.single_space:
         text += "Only one space is open, so there is nothing to compare it with."
     elif not v.above_chance:
-        text += f"No space groups this set by {what} better than chance."
+        text += f"No space groups this set by {what} clearly better than chance."
     elif v.tied:
         by = "" if v.labeling == "label" else f" by {what}"
         text += f"{' and '.join(f'**{t}**' for t in v.tied)} group this set{by} about equally well."
