@@ -25,7 +25,7 @@ import torch
 
 from . import hub
 from .errors import ExplorerError, ModelUnavailableError
-from .imaging import _to_rgb
+from .imaging import to_rgb
 from .registry import EmbedderSpec, resolve_embedder
 from .runtime import (
     LRU,
@@ -142,7 +142,7 @@ class Embedder:
     @torch.no_grad()
     def _embed_batch(self, images: list, pooling: str) -> np.ndarray:
         # Not every processor converts to RGB (ViT's does not): do it the app's way first.
-        images = [im if im.mode == "RGB" else _to_rgb(im) for im in images]
+        images = [im if im.mode == "RGB" else to_rgb(im) for im in images]
         inputs = self.processor(images=images, return_tensors="pt")
         pixels = inputs["pixel_values"].to(self.device, self.dtype)
         with self.lock:

@@ -28,21 +28,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from explorer import files, settings
+from explorer import settings
 from explorer.errors import BadImageError
 
 __all__ = [
     "ALLOWED_FORMATS",
-    "error_heatmap",
     "example_images",
-    "hstack",
     "load_image",
     "max_file_bytes",
     "max_pixels",
     "prepare",
-    "save_gif",
     "to_numpy_hwc",
     "to_pil",
+    "to_rgb",
     "to_tensor",
 ]
 
@@ -219,7 +217,7 @@ def _open_bytes(data: bytes, limit: int) -> Image.Image:
         except Exception as exc:  # OSError('image file is truncated'), zlib/struct errors...
             raise _corrupt_error() from exc
         oriented, fresh = _exif_transpose(im)
-        return _to_rgb(oriented, copy=not fresh)
+        return to_rgb(oriented, copy=not fresh)
 
 
 def _exif_transpose(im: Image.Image) -> tuple[Image.Image, bool]:
@@ -265,7 +263,7 @@ def _composite_on_white(rgba: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
-def _to_rgb(im: Image.Image, copy: bool = True) -> Image.Image:
+def to_rgb(im: Image.Image, copy: bool = True) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB image; transparency is composited on white.
 
     The result is always a new image, except for an RGB input with ``copy=False``.
@@ -391,7 +389,7 @@ def load_image(
         except Exception as exc:
             raise _corrupt_error("data") from exc
         oriented, fresh = _exif_transpose(source)
-        return _to_rgb(oriented, copy=not fresh)
+        return to_rgb(oriented, copy=not fresh)
     if isinstance(source, np.ndarray):
         return _array_to_image(source, limit)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -445,7 +443,7 @@ def prepare(image: Image.Image, resolution: int = 512, mode: str = "square") -> 
     if mode not in ("square", "fit"):
         raise ValueError(f"mode must be 'square' or 'fit', got {mode!r}")
     if image.mode != "RGB":
-        image = _to_rgb(image)
+        image = to_rgb(image)
     w, h = image.size
     if w <= 0 or h <= 0:
         raise ValueError(f"image has no pixels ({w}x{h})")
@@ -484,7 +482,7 @@ def to_tensor(images: Image.Image | Sequence[Image.Image]) -> torch.Tensor:
     sizes = {im.size for im in batch}
     if len(sizes) != 1:
         raise ValueError(f"all images must have the same size, got {sorted(sizes)}")
-    arrays = [np.asarray(im if im.mode == "RGB" else _to_rgb(im), dtype=np.uint8) for im in batch]
+    arrays = [np.asarray(im if im.mode == "RGB" else to_rgb(im), dtype=np.uint8) for im in batch]
     stacked = torch.from_numpy(np.stack(arrays))  # (N,H,W,3) uint8
     return stacked.permute(0, 3, 1, 2).to(torch.float32).div_(255.0).contiguous()
 
@@ -512,139 +510,8 @@ def to_pil(x: torch.Tensor | np.ndarray) -> list[Image.Image]:
 
 def to_numpy_hwc(image: Image.Image) -> np.ndarray:
     """PIL image -> (H,W,3) float64 array in [0, 1] (non-RGB modes converted first)."""
-    rgb = image if image.mode == "RGB" else _to_rgb(image)
+    rgb = image if image.mode == "RGB" else to_rgb(image)
     return np.asarray(rgb, dtype=np.float64) / 255.0
-
-
-# --------------------------------------------------------------------------------------------
-# Visual helpers
-# --------------------------------------------------------------------------------------------
-
-# matplotlib's "inferno" sampled at 10 evenly spaced points (the same list as plotly's
-# plotly.colors.sequential.Inferno); interpolated linearly to a 256-entry LUT below.
-_INFERNO_ANCHORS = (
-    "#000004",
-    "#1b0c41",
-    "#4a0c6b",
-    "#781c6d",
-    "#a52c60",
-    "#cf4446",
-    "#ed6925",
-    "#fb9b06",
-    "#f7d13d",
-    "#fcffa4",
-)
-
-
-def _inferno_lut() -> np.ndarray:
-    anchors = np.array(
-        [[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in _INFERNO_ANCHORS], dtype=np.float64
-    )
-    xp = np.linspace(0.0, 1.0, len(anchors))
-    x = np.linspace(0.0, 1.0, 256)
-    lut = np.stack([np.interp(x, xp, anchors[:, ch]) for ch in range(3)], axis=1)
-    return np.rint(lut).astype(np.uint8)
-
-
-INFERNO_LUT: np.ndarray = _inferno_lut()
-"""(256, 3) uint8 inferno-like colormap; row 0 is the colour of zero error."""
-
-
-def error_heatmap(a: Image.Image, b: Image.Image, vmax: float | None = None) -> Image.Image:
-    """Two same-size images -> RGB heatmap of mean |a - b| over RGB (values in [0, 1]).
-
-    The error is divided by ``vmax`` (default: its 99th percentile, or 1 where that is 0, so
-    identical images give a uniform colormap-minimum image), clipped to [0, 1] and mapped
-    through :data:`INFERNO_LUT` (dark = no error, bright yellow = ``vmax`` or more).
-
-    Raises:
-        ValueError: the images differ in size, or ``vmax`` is not positive.
-    """
-    if a.size != b.size:
-        raise ValueError(f"images must have the same size, got {a.size} and {b.size}")
-    err = np.abs(to_numpy_hwc(a) - to_numpy_hwc(b)).mean(axis=2)
-    if vmax is None:
-        vmax = float(np.percentile(err, 99)) if err.size else 0.0
-        if not vmax > 1e-12:
-            vmax = float(err.max()) if err.size and err.max() > 1e-12 else 1.0
-    elif not (np.isfinite(vmax) and vmax > 0):
-        raise ValueError(f"vmax must be a positive number, got {vmax!r}")
-    idx = np.rint(np.clip(err / vmax, 0.0, 1.0) * 255.0).astype(np.intp)
-    return Image.fromarray(INFERNO_LUT[idx], mode="RGB")
-
-
-def hstack(
-    images: Sequence[Image.Image],
-    gap: int = 4,
-    background: tuple[int, int, int] = (255, 255, 255),
-) -> Image.Image:
-    """Images side by side -> one RGB strip, each resized (aspect kept) to the first's height.
-
-    Raises:
-        ValueError: no images, or a negative ``gap``.
-    """
-    if not images:
-        raise ValueError("hstack() needs at least one image")
-    if gap < 0:
-        raise ValueError(f"gap must be >= 0, got {gap}")
-    height = images[0].height
-    tiles = []
-    for im in images:
-        rgb = im if im.mode == "RGB" else _to_rgb(im)
-        if rgb.height != height:
-            width = max(1, round(rgb.width * height / rgb.height))
-            rgb = rgb.resize((width, height), Image.Resampling.LANCZOS)
-        tiles.append(rgb)
-    total = sum(t.width for t in tiles) + gap * (len(tiles) - 1)
-    strip = Image.new("RGB", (total, height), tuple(background))
-    x = 0
-    for t in tiles:
-        strip.paste(t, (x, 0))
-        x += t.width + gap
-    return strip
-
-
-def save_gif(
-    frames: Sequence[Image.Image],
-    path: str | os.PathLike[str],
-    fps: float = 8.0,
-    boomerang: bool = True,
-) -> Path:
-    """Same-size frames -> looping (``loop=0``) animated GIF at ``path``; returns the path.
-
-    ``boomerang`` appends the frames in reverse without repeating the two ends
-    (a, b, c -> a, b, c, b). The file is written atomically (temp file + rename) and parent
-    folders are created. Note that Pillow merges consecutive identical frames into one
-    longer frame, so ``n_frames`` of the result can be smaller than the number given.
-
-    Raises:
-        ValueError: no frames, frames of different sizes, or ``fps`` not positive.
-    """
-    seq = list(frames)
-    if not seq:
-        raise ValueError("save_gif() needs at least one frame")
-    if not (np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be positive, got {fps!r}")
-    if len({f.size for f in seq}) != 1:
-        raise ValueError(f"all frames must have the same size, got {sorted({f.size for f in seq})}")
-    if boomerang:
-        seq = seq + seq[-2:0:-1]
-    seq = [f if f.mode == "RGB" else _to_rgb(f) for f in seq]
-    out = Path(path)
-    duration_ms = max(20, round(1000.0 / fps))  # browsers clamp faster GIF frames anyway
-    files.atomic_write(
-        out,
-        lambda fh: seq[0].save(
-            fh,
-            format="GIF",
-            save_all=True,
-            append_images=seq[1:],
-            duration=duration_ms,
-            loop=0,
-            disposal=1,
-        ),
-    )
-    return out
 
 
 def example_images() -> dict[str, Path]:

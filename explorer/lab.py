@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from . import imaging, latents, metrics
+from . import imaging, latents, metrics, pictures
 from .errors import ExplorerError
 from .runtime import LRU, Progress, no_progress
 from .vae import VAE, Posterior, load_vae
@@ -195,7 +195,7 @@ def roundtrip(
     return RoundTrip(
         enc.image,
         recon,
-        imaging.error_heatmap(enc.image, recon),
+        pictures.error_heatmap(enc.image, recon),
         metrics.psnr(a, b),
         metrics.ssim(a, b),
         metrics.compression_ratio(a.shape, enc.latent.shape),
@@ -317,7 +317,7 @@ def interpolate(
     pb = metrics.psnr(imaging.to_numpy_hwc(b.image), imaging.to_numpy_hwc(frames[-1]))
     progress(1.0, "done")
     return Interpolation(
-        frames, fades, imaging.hstack(frames), imaging.hstack(fades), (pa, pb), method
+        frames, fades, pictures.hstack(frames), pictures.hstack(fades), (pa, pb), method
     )
 
 
@@ -365,7 +365,7 @@ def edit(
     return Edit(
         base,
         edited,
-        imaging.error_heatmap(base, edited),
+        pictures.error_heatmap(base, edited),
         z[0, int(channel)].numpy(),
         z2[0, int(channel)].numpy(),
         p,

@@ -14,17 +14,14 @@ from PIL import Image, ImageFile
 from explorer import imaging
 from explorer.errors import BadImageError
 from explorer.imaging import (
-    INFERNO_LUT,
-    error_heatmap,
     example_images,
-    hstack,
     load_image,
     prepare,
-    save_gif,
     to_numpy_hwc,
     to_pil,
     to_tensor,
 )
+from explorer.pictures import INFERNO_LUT, error_heatmap, hstack, save_gif
 from explorer.settings import SettingsError
 
 

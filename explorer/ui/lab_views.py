@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import files, imaging, plots
+from .. import files, pictures, plots
 from ..lab import Edit, Encoded, Generations, Interpolation, RoundTrip, latent_stats
 
 RT_HEADERS = [
@@ -106,10 +106,10 @@ def generations_figure(g: Generations) -> go.Figure:
 def interpolation_gifs(it: Interpolation) -> tuple[Path, Path]:
     """The interpolation's frames and its crossfade as looping GIFs, each in a fresh
     per-request folder (:func:`explorer.files.tmp_path`); returns (latent GIF, crossfade GIF)."""
-    latent = imaging.save_gif(
+    latent = pictures.save_gif(
         it.frames, files.tmp_path(f"latent-{it.method}-{len(it.frames)}-steps.gif")
     )
-    fade = imaging.save_gif(
+    fade = pictures.save_gif(
         it.crossfade, files.tmp_path(f"pixel-crossfade-{len(it.crossfade)}-steps.gif")
     )
     return latent, fade
