@@ -134,6 +134,7 @@ def test_scan_models_empty_and_missing(client, tmp_path):
 
 
 @pytest.mark.weights
+@pytest.mark.slow
 def test_taef2_folder_from_the_ui(client, taef2_dir, astronaut):
     model, _, msg = client.predict(str(taef2_dir), "test-kl", api_name="/scan_models")
     assert model["value"] == "local:taef2" and "taef2_encoder.pth" in msg

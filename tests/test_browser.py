@@ -44,6 +44,7 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_upload_shows_latent_maps(page, astronaut):
     page.locator("input[type=file]").first.set_input_files(str(astronaut))
     summary = page.locator("#summary")
@@ -68,6 +69,7 @@ def test_round_trip_shows_psnr(page):
     _shot(page, "lab-round-trip")
 
 
+@pytest.mark.slow
 def test_interpolation_gives_a_gif(page, examples):
     page.get_by_role("tab", name="Interpolate").click()
     page.locator("#image-b input[type=file]").set_input_files(str(examples["coffee"]))
@@ -104,6 +106,7 @@ def _click_point(page, panel: int, point: int) -> None:
     page.mouse.click(x, y)
 
 
+@pytest.mark.slow
 def test_atlas_click_highlights_in_every_panel(page):
     page.get_by_role("tab", name="Semantic atlas").click()
     page.get_by_role("button", name="Open the teaching set").click()
@@ -149,6 +152,7 @@ def _panel_heights(page) -> list[float]:
     )
 
 
+@pytest.mark.slow
 def test_atlas_panels_keep_their_height_while_idle(page):
     """An idle page must not grow: the panels measured twice, 20 s apart, are the same height
     (they used to grow ~15 px/s through a resize feedback loop)."""

@@ -51,6 +51,7 @@ def _psnr_of_file(image: Path, out: Path, resolution: int) -> float:
         return metrics.psnr(original, imaging.to_numpy_hwc(im))
 
 
+@pytest.mark.slow
 def test_roundtrip_subprocess_test_tiny(astronaut, tmp_path):
     out = tmp_path / "sub" / "x.png"
     args = ["--model", "test-tiny", "--out", str(out), "--resolution", "128"]
@@ -95,6 +96,7 @@ def test_roundtrip_local_diffusers_folder(astronaut, tiny_kl_folder, tmp_path, c
 
 @pytest.mark.weights
 @pytest.mark.parametrize("which", ["folder", "encoder file"])
+@pytest.mark.slow
 def test_roundtrip_real_taef2(astronaut, taef2_dir, tmp_path, capsys, which):
     model = taef2_dir if which == "folder" else taef2_dir / "taef2_encoder.pth"
     out = tmp_path / "taef2.png"
@@ -107,6 +109,7 @@ def test_roundtrip_real_taef2(astronaut, taef2_dir, tmp_path, capsys, which):
     assert _psnr_of_file(astronaut, out, 512) == pytest.approx(psnr, abs=0.005)
 
 
+@pytest.mark.slow
 def test_non_image_input_is_a_one_line_error(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("these are not pixels\n")

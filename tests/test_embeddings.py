@@ -353,6 +353,7 @@ def test_cache_key_without_loading_matches_loaded(images):
     assert key[:3] == ("dino", "test-dino", "test") and "pooling=mean" in key[3]
 
 
+@pytest.mark.slow
 def test_offline_and_uncached_points_to_the_download_command(tmp_path):
     """With an empty Hugging Face cache and no network, every path says what to run."""
     script = textwrap.dedent(

@@ -155,6 +155,7 @@ def test_kl_tiled_encode(astro):
 
 
 @pytest.mark.parametrize(("tile", "limit"), [(4, 0.1), (8, 0.05), (12, 0.02)])
+@pytest.mark.slow
 def test_tiny_tiled_encode_and_decode_are_close_to_untiled(tile, limit, astro):
     """test-tiny has TAESD's own layout, whose full-resolution layers see ~70 px around a pixel:
     tiles of 4 latent pixels (32 px, 8 px of overlap; the app never tiles below 8) are the
@@ -170,6 +171,7 @@ def test_tiny_tiled_encode_and_decode_are_close_to_untiled(tile, limit, astro):
     assert out.shape == ref.shape and _psnr(ref, out) > 40
 
 
+@pytest.mark.slow
 def test_taef2_tiled_decode_and_encode_are_close_to_untiled(taef2_dir, astro):
     """Real TAEF2 weights, the astronaut at 512, tiles of 24 latent pixels (192 px)."""
     vae = load_vae("local:taef2", taef2_dir)
@@ -186,6 +188,7 @@ def test_taef2_tiled_decode_and_encode_are_close_to_untiled(taef2_dir, astro):
 @pytest.mark.parametrize(
     ("name", "res", "min_psnr"), [("test-tiny", 256, 40), ("test-kl", 512, 20)]
 )
+@pytest.mark.slow
 def test_decode_out_of_memory_is_retried_in_tiles(name, res, min_psnr, astro, monkeypatch, caplog):
     vae = load_vae(name)
     z = vae.encode(astro[res]).mean

@@ -57,6 +57,7 @@ def _load_models_one_at_a_time(app_url, tmp_path) -> None:
         client.close()
 
 
+@pytest.mark.slow
 def test_concurrent_sessions_see_only_their_own_images_sets_and_results(app_url, tmp_path):
     _load_models_one_at_a_time(app_url, tmp_path)
     args = SimpleNamespace(sessions=N_SESSIONS, requests=N_REQUESTS, url=app_url, atlas="upload")
@@ -107,6 +108,7 @@ def _wait_for(condition, what: str, seconds: float = 30) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_full_queue_is_refused_with_a_clear_message(monkeypatch, tmp_path):
     """The real app with EXPLORER_QUEUE_SIZE=1, EXPLORER_CONCURRENCY=1: one round trip runs (held
     inside the model's lock, so nothing depends on timing), one waits, the next is refused."""

@@ -141,6 +141,7 @@ def test_best_available_leaves_other_methods_alone():
 # ------------------------------------------------------------------ numba cache folder
 
 
+@pytest.mark.slow
 def test_numba_cache_dir_is_set_at_import(tmp_path):
     code = (
         "import json, os, sys, numba\n"  # numba first: projection must make it re-read the env
@@ -164,6 +165,7 @@ def test_numba_cache_dir_is_set_at_import(tmp_path):
 
 @needs_umap
 class TestUmap:
+    @pytest.mark.slow
     def test_umap_best_available_before_and_after_warm_up_in_a_fresh_process(self):
         code = (
             "import json, os, pathlib, sys\n"
@@ -188,6 +190,7 @@ class TestUmap:
             "cached": True,  # pynndescent's cache=True functions went to NUMBA_CACHE_DIR
         }
 
+    @pytest.mark.slow
     def test_umap_warm_up_in_background_is_idempotent(self):
         if umap_ready():
             assert warm_up_umap() is None

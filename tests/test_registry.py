@@ -119,6 +119,7 @@ def test_registry_imports_no_torch_and_lists_nothing_unregistered():
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_a_plugin_in_explorer_plugins_registers_its_models():
     run = run_python(
         """
@@ -137,6 +138,7 @@ def test_a_plugin_in_explorer_plugins_registers_its_models():
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_your_own_plugin_through_the_command_line(tmp_path, astronaut):
     """The documented way to add a model: a module on the path, named in EXPLORER_PLUGINS."""
     (tmp_path / "my_vaes.py").write_text(

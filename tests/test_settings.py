@@ -91,6 +91,7 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_stops_with_one_sentence():
     done = _run(["-m", "explorer", "models"], EXPLORER_MAX_MODELS="four")
     assert done.returncode == 2
@@ -99,6 +100,7 @@ def test_cli_stops_with_one_sentence():
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+@pytest.mark.slow
 def test_app_stops_at_start_with_one_sentence():
     done = _run(["app.py"], EXPLORER_TMP_MAX_AGE_S="soon", GRADIO_SERVER_PORT="1")
     assert done.returncode == 2

@@ -551,6 +551,7 @@ def astronaut() -> torch.Tensor:
 
 
 @pytest.mark.weights
+@pytest.mark.slow
 def test_real_taef2_round_trip(taef2, astronaut):
     assert taef2.variant.latent_channels == 32 and taef2.variant.pool
     assert "TAEF2" in taef2.variant.describe()
