@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import time
 import zipfile
 from pathlib import Path
 
@@ -278,10 +277,8 @@ def test_zip_bomb_is_refused_without_decompressing(bomb_zip, monkeypatch):
         return real_open(self, name, *args, **kwargs)
 
     monkeypatch.setattr(zipfile.ZipFile, "open", spy_open)
-    t0 = time.perf_counter()
     with pytest.raises(ds.DatasetError, match=r"zip bomb.*dog/huge\.png"):
         ds.from_zip(bomb_zip)
-    assert time.perf_counter() - t0 < 5
     assert opened == []  # refused from the central directory alone
 
 
@@ -335,10 +332,8 @@ def test_zip_with_too_many_images_is_refused_before_decoding(tmp_path, monkeypat
             zf.writestr(f"root/c{k % 3}/{k}.png", b"x")
     calls = []
     monkeypatch.setattr(imaging, "load_image", lambda *a, **k: calls.append(a))
-    t0 = time.perf_counter()
     with pytest.raises(ds.DatasetError) as info:
         ds.from_zip(z, max_images=500)
-    assert time.perf_counter() - t0 < 5
     msg = str(info.value)
     assert "10,000 images" in msg and "limit of 500" in msg
     assert "fewer images" in msg and "EXPLORER_MAX_SET_IMAGES" in msg

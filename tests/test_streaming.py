@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import socket
-import time
+import threading
 
 import pytest
 from image_files import noise_png
@@ -25,10 +25,8 @@ def test_from_hub_offline_env_fails_fast(monkeypatch):
 
     monkeypatch.setattr(hub, "_can_connect", no_network)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
     with pytest.raises(ds.DatasetUnavailableError) as info:
         ds.from_hub("owner/some-images")
-    assert time.perf_counter() - t0 < 2
     msg = str(info.value)
     assert "needs internet" in msg and "HF_HUB_OFFLINE" in msg and "zip" in msg
     assert isinstance(info.value, ModelUnavailableError) and isinstance(info.value, ExplorerError)
@@ -47,15 +45,21 @@ def test_from_hub_unreachable_host_fails_fast(monkeypatch):
     with pytest.raises(ds.DatasetUnavailableError, match=r"needs internet.*could not be reached"):
         ds.from_hub("owner/some-images")
 
+    release = threading.Event()
+
     def hang(address, timeout=None, *a, **k):
-        time.sleep(10)  # a black-holed connection or a DNS lookup that never answers
+        release.wait(60)  # a black-holed connection or a DNS lookup that never answers
         raise OSError("timed out")
 
     monkeypatch.setattr(socket, "create_connection", hang)
-    t0 = time.perf_counter()
-    with pytest.raises(ds.DatasetUnavailableError, match=r"within 0\.5 s"):
-        ds.from_hub("owner/some-images", timeout=0.5)
-    assert time.perf_counter() - t0 < 3
+    try:
+        # the answer comes while the connection still hangs (only this test releases it), and it
+        # names the time limit: the check gave up on its own instead of waiting for the socket
+        with pytest.raises(ds.DatasetUnavailableError, match=r"within 0\.5 s"):
+            ds.from_hub("owner/some-images", timeout=0.5)
+        assert not release.is_set()
+    finally:
+        release.set()
 
 
 def test_from_hub_bad_id():
