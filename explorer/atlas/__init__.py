@@ -29,13 +29,23 @@ from .build import (
     text_query,
 )
 from .export import figure_html, load_saved, points_frame, save
-from .report import COUNTED, MIN_PER_CLASS, TIE, Verdict, metrics_table, overlap_table, verdict
+from .report import (
+    COUNTED,
+    METRICS_COLUMNS,
+    MIN_PER_CLASS,
+    TIE,
+    Verdict,
+    metrics_table,
+    overlap_table,
+    verdict,
+)
 from .store import STORE, THUMB_SIDE, AtlasStore, atlas_nbytes, thumb_dir, write_thumbs
 
 __all__ = [
     "COUNTED",
     "FAMILY_TITLES",
     "MAX_SPACES",
+    "METRICS_COLUMNS",
     "MIN_PER_CLASS",
     "STORE",
     "THUMB_SIDE",

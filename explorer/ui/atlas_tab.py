@@ -433,16 +433,7 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
         )
         verdict = gr.Markdown(elem_id="atlas-verdict")
         metrics_df = gr.Dataframe(
-            headers=[
-                "space",
-                "model",
-                "labels",
-                "knn5",
-                "knn10",
-                "chance",
-                "silhouette",
-                "trustworthiness",
-            ],
+            headers=list(atlas.METRICS_COLUMNS),
             label="How well each space groups the set by its labels",
             interactive=False,
             elem_id="atlas-metrics",
