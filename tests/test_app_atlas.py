@@ -189,3 +189,14 @@ def test_saved_atlas_folder_reopens(app_url, tmp_path):
     assert {r[2] for r in out[2]["data"]} >= {"meaning", "appearance"}  # the labels column
     with pytest.raises(AppError, match="is not a saved atlas"):
         client.predict(str(tmp_path), "umap", api_name="/atlas_saved")
+
+
+def test_online_presets_say_clearly_when_the_hub_is_out_of_reach(app_url, monkeypatch):
+    """The presets stream from the Hub; offline (HF_HUB_OFFLINE, or no network here) the answer
+    is a sentence, not a traceback, and an unknown preset names the valid ones."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    client = Client(app_url, verbose=False)
+    with pytest.raises(AppError, match="needs internet"):
+        client.predict("forum", *SPACES, api_name="/atlas_preset")
+    with pytest.raises(AppError, match="forum|cifar|choices"):
+        client.predict("imagenet-22k", *SPACES, api_name="/atlas_preset")
