@@ -9,6 +9,7 @@ dataclasses of arrays, PIL images and numbers out. The words and figures are mad
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 
@@ -339,6 +340,9 @@ class Edit:
     mean_abs_change: float
 
 
+MAX_EDIT_AMOUNT = 100.0  # latents live in about [-4, 4]: a larger edit only shows saturation
+
+
 def edit(
     image,
     model: str,
@@ -352,10 +356,16 @@ def edit(
 ) -> Edit:
     """Edit one (h,w) latent channel (scale/zero/shift/noise), decode -> :class:`Edit`: both
     decodes, the channel before and after, PSNR (dB) against the unedited decode."""
+    amount = float(amount)
+    if not math.isfinite(amount) or abs(amount) > MAX_EDIT_AMOUNT:
+        raise ExplorerError(
+            f"The amount must be a number between -{MAX_EDIT_AMOUNT:g} and {MAX_EDIT_AMOUNT:g}, "
+            f"not {amount!r}."
+        )
     enc = encode(image, model, resolution, mode, folder)
     z = enc.posterior.mean
     try:
-        z2 = latents.edit_channel(z, int(channel), op, float(amount), int(seed))
+        z2 = latents.edit_channel(z, int(channel), op, amount, int(seed))
     except ValueError as exc:
         raise ExplorerError(f"{exc}. Pick a channel between 0 and {z.shape[1] - 1}.") from exc
     base, _ = _decode_timed(enc.vae, z)

@@ -198,5 +198,5 @@ def test_online_presets_say_clearly_when_the_hub_is_out_of_reach(app_url, monkey
     client = Client(app_url, verbose=False)
     with pytest.raises(AppError, match="needs internet"):
         client.predict("forum", *SPACES, api_name="/atlas_preset")
-    with pytest.raises(AppError, match="forum|cifar|choices"):
+    with pytest.raises(AppError, match=r"forum|cifar|choices"):
         client.predict("imagenet-22k", *SPACES, api_name="/atlas_preset")

@@ -313,3 +313,19 @@ def test_diffusers_folders_need_safetensors(tmp_path):
     assert not list((tmp_path / "binvae").glob("*.safetensors"))
     with pytest.raises(ModelUnavailableError, match=r"(?i)safetensors"):
         load_vae(str(tmp_path / "binvae"))
+
+
+def test_empty_folder_and_no_spaces_are_refused(public_client):
+    with pytest.raises(AppError, match="folder"):
+        public_client.predict("", "pca", api_name="/atlas_saved")
+    with pytest.raises(AppError, match="Tick at least one space"):
+        public_client.predict(
+            [],
+            "test-tiny",
+            "test-clip",
+            "test-dino",
+            "test-vit",
+            "pca",
+            "",
+            api_name="/atlas_bundled",
+        )

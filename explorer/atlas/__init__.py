@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .build import (
     FAMILY_TITLES,
+    MAX_QUERY_CHARS,
     MAX_SPACES,
     Atlas,
     Space,
@@ -44,6 +45,7 @@ from .store import STORE, THUMB_SIDE, AtlasStore, atlas_nbytes, thumb_dir, write
 __all__ = [
     "COUNTED",
     "FAMILY_TITLES",
+    "MAX_QUERY_CHARS",
     "MAX_SPACES",
     "METRICS_COLUMNS",
     "MIN_PER_CLASS",

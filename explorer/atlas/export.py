@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .. import embeddings, files, plots
+from .. import embeddings, files, imaging, plots
 from ..datasets import ImageSet
-from ..errors import ExplorerError
+from ..errors import BadImageError, ExplorerError
 from .build import Atlas, Space, coords_for
 from .report import metrics_table, overlap_table
 from .store import THUMB_SIDE, thumb_dir, write_thumbs
@@ -125,12 +125,17 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         ) from exc
     spaces = [Space(s["key"], s["ref"], s["family"], s["model"]) for s in meta["spaces"]]
     method = meta.get("method", "umap")
-    thumbs = [str(folder / t) for t in meta.get("thumbs", [])]
+    root = folder.resolve()
     images = []
-    for t in thumbs:
+    for t in meta.get("thumbs", []):
+        path = (folder / str(t)).resolve()
         try:
-            images.append(Image.open(t).convert("RGB"))
-        except OSError:
+            # only files inside the saved folder, read through the app's own loader and limits:
+            # an atlas.json naming an absolute or ../ path must not read the rest of the disk
+            if not path.is_relative_to(root):
+                raise BadImageError(f"{t} is outside the saved folder")
+            images.append(imaging.load_image(path))
+        except (BadImageError, OSError):
             images.append(Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)))
     n = len(points)
     if len(images) != n:

@@ -7,6 +7,8 @@ content, atomically, under the process's temporary folder (:func:`thumb_dir`).
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,12 +93,18 @@ def thumb_dir() -> Path:
     return folder
 
 
+_SALT = secrets.token_bytes(16)
+
+
 def write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: Path) -> list[str]:
     """One JPEG thumbnail (at most :data:`THUMB_SIDE` px) per image, named by its content hash,
     in ``folder``; an existing one is reused. Returns the paths, in the images' order."""
     out = []
     for im, h in zip(images, hashes, strict=True):
-        path = folder / f"{h[:32]}.jpg"
+        # salted with this process's secret: thumbnails are served as static files, and an
+        # unsalted content hash would let anyone test whether a given image was uploaded
+        name = hashlib.sha256(_SALT + str(h).encode()).hexdigest()[:32]
+        path = folder / f"{name}.jpg"
         if not path.exists():
             t = im.copy()
             t.thumbnail((THUMB_SIDE, THUMB_SIDE))

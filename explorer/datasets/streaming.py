@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +39,15 @@ _HUB_HINT = (
     "or use the bundled example set."
 )
 
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?")
-"""A Hugging Face dataset id: ``name`` or ``owner/name``."""
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*")
+"""A Hugging Face dataset id: ``owner/name``. A bare ``name`` is refused: the datasets library reads
+a bare ``json``, ``csv``, ``imagefolder`` … as a builtin loader over the server's working folder."""
 
 
 def is_hub_id(text: str) -> bool:
-    """Whether ``text`` has the form of a Hugging Face dataset id (``owner/name`` or ``name``)."""
-    return HUB_ID.fullmatch(text) is not None
+    """Whether ``text`` has the form of a Hugging Face dataset id (``owner/name``) and names no
+    local folder or file (the datasets library would read that from the server's disk)."""
+    return HUB_ID.fullmatch(text) is not None and not Path(text).exists()
 
 
 _LABEL_NAMES = ("label", "labels", "fine_label", "class", "category", "target", "coarse_label")
@@ -110,10 +113,17 @@ def _hub_image(value: Any) -> Any:
     if isinstance(value, dict):
         if value.get("bytes"):
             return value["bytes"]
-        if value.get("path"):
+        path = str(value.get("path") or "")
+        if path.startswith(("hf://", "https://")):  # a file of the dataset's repository
             import datasets as hf
 
-            return hf.Image().decode_example({"path": value["path"], "bytes": None})
+            return hf.Image().decode_example({"path": path, "bytes": None})
+        if path:  # never open a path on this server's disk
+            raise BadImageError(
+                "This row names a file instead of carrying its image. Only images stored in the "
+                "dataset itself are read.",
+                short="a file path, not an image",
+            )
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     raise BadImageError(

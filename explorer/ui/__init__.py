@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gradio as gr
+from PIL import Image
 
 from .. import atlas, imaging, public, registry, settings
 from . import atlas_tab, lab
@@ -71,6 +72,9 @@ def build_demo() -> gr.Blocks:
         names = [default, *names]
     examples = [[str(p)] for p in imaging.example_images().values()]
 
+    # Pillow's own decompression-bomb guard at the app's limit (it refuses at twice this): no
+    # decoder, ours or a library's, opens an image far past what the app accepts
+    Image.MAX_IMAGE_PIXELS = settings.get().max_pixels
     gr.set_static_paths([str(PLOTLY_JS.parent), str(atlas.thumb_dir())])
     # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted,
     # so a long-running Space's disk stays bounded without pulling files from under a session.

@@ -117,6 +117,8 @@ def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
     """Public mode's rules for an atlas request (before any image is read); returns the folder."""
     allowed = str(registry.models_dir() or "")
     folder = public.check_folder(folder, allowed)
+    if not _spaces(checked, vae_model, clip_model, dino_model, vit_model):
+        raise ExplorerError("Tick at least one space (VAE, CLIP, DINOv2 or ViT) first.")
     known = registry.available_models(allowed or None) + registry.available_embedders()
     for ref in _spaces(checked, vae_model, clip_model, dino_model, vit_model):
         public.check_model(ref.split(":", 1)[1], known)
@@ -220,6 +222,8 @@ def on_atlas_hub(
 @user_errors("Opening the saved atlas")
 def on_atlas_saved(folder_path, method):
     public.check_folder(folder_path)
+    if not (folder_path or "").strip():
+        raise ExplorerError("Type the folder that `python -m explorer atlas` wrote first.")
     a, saved_method = atlas.load_saved((folder_path or "").strip())
     atlas.STORE.put(a)
     return _atlas_outputs(a, saved_method, "(reopened from disk)")
@@ -473,7 +477,12 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
         ]
         gr.Markdown("### Text search (CLIP)")
         with gr.Row():
-            text = gr.Textbox(label="A sentence", placeholder="a photo of a cat", scale=3)
+            text = gr.Textbox(
+                label="A sentence",
+                placeholder="a photo of a cat",
+                scale=3,
+                max_length=atlas.MAX_QUERY_CHARS,
+            )
             text_btn = gr.Button("Search", scale=1)
         text_note = gr.Markdown()
         text_results = gr.Gallery(
