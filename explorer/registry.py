@@ -532,6 +532,12 @@ def default_models() -> list[str]:
 
 
 def _on_gpu() -> bool:
+    """Whether the VAEs run on CUDA. On a ZeroGPU Space yes, decided from the settings: there CUDA
+    may be touched only inside a ``spaces.GPU`` handler, never while the demo is built."""
+    from . import gpu
+
+    if gpu.zero_gpu():
+        return True
     from .runtime import pick_device  # imports torch: only asked once a GPU model is cached
 
     return pick_device().type == "cuda"
@@ -539,8 +545,8 @@ def _on_gpu() -> bool:
 
 def default_vae(folder: str | os.PathLike | None = None) -> str:
     """The VAE selected at start: EXPLORER_DEFAULT_VAE if set; else the first usable now of
-    sd-vae-ft-mse (on CUDA only), taesd, the first local checkpoint in ``folder`` (default
-    EXPLORER_MODELS_DIR), the first registered model; else taesd (after
+    sd-vae-ft-mse (on CUDA or a ZeroGPU Space only), taesd, the first local checkpoint in
+    ``folder`` (default EXPLORER_MODELS_DIR), the first registered model; else taesd (after
     `python -m explorer download`)."""
     chosen = settings.get().default_vae
     if chosen:

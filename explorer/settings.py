@@ -9,6 +9,12 @@ Public mode (a Hugging Face Space, a classroom) is on where ``SPACE_ID`` is set 
 with ``EXPLORER_PUBLIC=1``; ``EXPLORER_PUBLIC=0`` turns it off even on a Space. In public mode the
 limits with a public default below use it (an operator's explicit variable still wins). The
 public-mode rules that refuse a request live beside this, in ``explorer.public``.
+
+On a Hugging Face Space the platform's own variables are read here too (this is the only module
+that reads the environment): ``SPACE_ID`` (the Space's ``owner/name``) and ``SPACES_ZERO_GPU``
+(set on ZeroGPU hardware). Where persistent storage is mounted (:data:`DATA_DIR`, ``/data`` on a
+Space), the embedding cache defaults to a folder there and :func:`use_persistent_storage` points
+``HF_HOME`` there, so models and embeddings survive a restart; an explicit variable still wins.
 """
 
 from __future__ import annotations
@@ -24,7 +30,20 @@ from typing import Any
 
 from .errors import ExplorerError
 
-__all__ = ["VARIABLES", "Settings", "SettingsError", "check", "check_or_exit", "get"]
+__all__ = [
+    "DATA_DIR",
+    "VARIABLES",
+    "Settings",
+    "SettingsError",
+    "check",
+    "check_or_exit",
+    "get",
+    "persistent_dir",
+    "use_persistent_storage",
+]
+
+DATA_DIR = Path("/data")
+"""Where a Hugging Face Space mounts persistent storage (a constant, so tests can move it)."""
 
 
 class SettingsError(ExplorerError):
@@ -151,6 +170,8 @@ class Settings:
     plugins: tuple[str, ...]
     tmp_max_age_s: float
     tmp_max_mb: float
+    space_id: str | None = None  # SPACE_ID: the Space's owner/name, set by Hugging Face Spaces
+    zero_gpu: bool = False  # SPACES_ZERO_GPU: the Space runs on ZeroGPU hardware
 
     @property
     def max_file_bytes(self) -> int:
@@ -161,11 +182,32 @@ class Settings:
         return max(1, int(self.max_zip_mb * 1024 * 1024))
 
 
+_PLATFORM = ("SPACE_ID", "SPACES_ZERO_GPU")  # set by Hugging Face Spaces, not by an operator
+
+
 def _names() -> tuple[str, ...]:
-    return (*(v.name for v in VARIABLES), "SPACE_ID")
+    return (*(v.name for v in VARIABLES), *_PLATFORM)
 
 
-def _parse(env: tuple[tuple[str, str | None], ...]) -> Settings:
+def persistent_dir() -> Path | None:
+    """:data:`DATA_DIR` where persistent storage is mounted there (a folder), else None."""
+    return DATA_DIR if DATA_DIR.is_dir() else None
+
+
+def use_persistent_storage() -> Path | None:
+    """Put the Hugging Face cache on persistent storage: where :func:`persistent_dir` exists and
+    ``HF_HOME`` is unset, set ``HF_HOME`` to ``<data>/.huggingface``. Call it before
+    huggingface_hub is imported (it reads ``HF_HOME`` once): app.py does, first thing. Returns the
+    folder set, or None (no persistent storage, or ``HF_HOME`` already chosen by the operator)."""
+    data = persistent_dir()
+    if data is None or os.environ.get("HF_HOME"):
+        return None
+    home = data / ".huggingface"
+    os.environ["HF_HOME"] = str(home)
+    return home
+
+
+def _parse(env: tuple[tuple[str, str | None], ...], data: Path | None = None) -> Settings:
     values = {k: (v or "").strip() for k, v in env}
     public_raw = values["EXPLORER_PUBLIC"]
     out: dict[str, Any] = {}
@@ -189,19 +231,25 @@ def _parse(env: tuple[tuple[str, str | None], ...]) -> Settings:
             use_public = public and var.public_default is not None
             out[var.field] = var.public_default if use_public else var.default
     if out["cache_dir"] is None:
-        out["cache_dir"] = Path.home() / ".cache" / "latent-space-explorer"
+        base = data if data is not None else Path.home() / ".cache"
+        out["cache_dir"] = base / "latent-space-explorer"
+    out["space_id"] = values["SPACE_ID"] or None
+    try:
+        out["zero_gpu"] = _flag(values["SPACES_ZERO_GPU"]) if values["SPACES_ZERO_GPU"] else False
+    except ValueError:
+        out["zero_gpu"] = False  # the platform's variable: an odd value means no ZeroGPU
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in out.items() if k in known})
 
 
 @lru_cache(maxsize=8)
-def _cached(env: tuple[tuple[str, str | None], ...]) -> Settings:
-    return _parse(env)
+def _cached(env: tuple[tuple[str, str | None], ...], data: Path | None) -> Settings:
+    return _parse(env, data)
 
 
 def get() -> Settings:
     """The settings for the current environment; :class:`SettingsError` for a bad value."""
-    return _cached(tuple((name, os.environ.get(name)) for name in _names()))
+    return _cached(tuple((name, os.environ.get(name)) for name in _names()), persistent_dir())
 
 
 def check() -> Settings:

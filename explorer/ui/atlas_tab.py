@@ -6,6 +6,7 @@ import gradio as gr
 
 from .. import atlas, datasets, files, imaging, metrics, projection, public, registry
 from ..errors import ExplorerError
+from ..gpu import ATLAS, QUERY, gpu
 from .atlas_payload import payload, payload_empty
 from .atlas_text import status_markdown, text_search_note, verdict_markdown
 from .common import PLOTLY_JS, STATIC, SafeImage, file_url, progress_adapter, user_errors
@@ -153,6 +154,7 @@ def _cache():
     return _CACHE
 
 
+@gpu(ATLAS)
 @user_errors("Opening the teaching set")
 def on_atlas_bundled(
     checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress=gr.Progress()
@@ -172,6 +174,7 @@ def on_atlas_bundled(
     )
 
 
+@gpu(ATLAS)
 @user_errors("Opening the uploaded images")
 def on_atlas_upload(
     files,
@@ -197,6 +200,7 @@ def on_atlas_upload(
     )
 
 
+@gpu(ATLAS)
 @user_errors("Loading the Hugging Face dataset")
 def on_atlas_hub(
     dataset_id,
@@ -210,6 +214,34 @@ def on_atlas_hub(
     folder,
     progress=gr.Progress(),
 ):
+    return _open_hub(
+        dataset_id,
+        per_class,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+    )
+
+
+def _open_hub(
+    dataset_id,
+    per_class,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    progress,
+):
+    """The Hub opener's work, shared with the presets (so that a preset, itself a GPU handler,
+    does not call another GPU handler)."""
     folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
     image_set = datasets.from_hub(
         (dataset_id or "").strip(), per_class=int(per_class), progress=progress_adapter(progress)
@@ -237,6 +269,7 @@ PRESETS = {
 question that started the project ("vae.encode for similarity search on mini-ImageNet")."""
 
 
+@gpu(ATLAS)
 @user_errors("Loading the preset")
 def on_atlas_preset(
     preset,
@@ -252,7 +285,7 @@ def on_atlas_preset(
     if preset not in PRESETS:
         raise ExplorerError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     dataset_id, per_class = PRESETS[preset]
-    return on_atlas_hub(
+    return _open_hub(
         dataset_id,
         per_class,
         checked,
@@ -315,6 +348,7 @@ def on_atlas_click(atlas_id, shown, evt: gr.EventData):
     return on_atlas_select(atlas_id, shown, data.get("index"))
 
 
+@gpu(QUERY)
 @user_errors("Searching with an image")
 def on_atlas_query_image(atlas_id, image, folder):
     folder = public.check_folder(folder, str(registry.models_dir() or ""))
@@ -325,6 +359,7 @@ def on_atlas_query_image(atlas_id, image, folder):
     return _galleries(a, res, None)
 
 
+@gpu(QUERY)
 @user_errors("Text search")
 def on_atlas_text(atlas_id, shown, text):
     a = atlas.STORE.get(atlas_id)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import lab, public, registry
 from ..errors import ExplorerError
+from ..gpu import LAB, gpu
 from . import lab_views as views
 from .common import ImageOut, SafeImage, progress_adapter, user_errors
 from .lab_views import RT_HEADERS
@@ -27,6 +28,7 @@ def checked(folder, resolution, *model_refs) -> str | None:
     return folder
 
 
+@gpu(LAB)
 @user_errors("Encoding")
 def on_encode(image, model, resolution, mode, folder, scale):
     folder = checked(folder, resolution, model)
@@ -49,6 +51,7 @@ def on_image_change(image, model, resolution, mode, folder, scale):
     return on_encode(image, model, resolution, mode, folder, scale)
 
 
+@gpu(LAB)
 @user_errors("Round trip")
 def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     folder = checked(folder, resolution, model)
@@ -62,6 +65,7 @@ def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     )
 
 
+@gpu(LAB)
 @user_errors("Repeated round trips")
 def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progress()):
     folder = checked(folder, resolution, model)
@@ -71,6 +75,7 @@ def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progre
     return views.generations_figure(g), g.images[-1], views.generations_table(g)
 
 
+@gpu(LAB)
 @user_errors("Comparison")
 def on_compare(image, model_a, model_b, resolution, mode, folder):
     folder = checked(folder, resolution, model_a, model_b)
@@ -79,6 +84,7 @@ def on_compare(image, model_a, model_b, resolution, mode, folder):
     return c.a.reconstruction, c.b.reconstruction, c.a.error, c.b.error, table
 
 
+@gpu(LAB)
 @user_errors("Interpolation")
 def on_interpolate(
     image_a, image_b, model, steps, method, resolution, folder, progress=gr.Progress()
@@ -99,6 +105,7 @@ def on_interpolate(
     return it.strip, str(gif), str(gif), it.crossfade_strip, str(fade_gif), note
 
 
+@gpu(LAB)
 @user_errors("Latent edit")
 def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
     folder = checked(folder, resolution, model)
