@@ -1,11 +1,12 @@
-"""The Gradio app (the only package that imports gradio): the lab tab, the atlas tab, About."""
+"""The Gradio app (the only package that imports gradio): the lab, the atlas, the autoencoders
+playground and the perturbations tabs, About."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from .. import atlas, imaging, public, registry, settings
-from . import atlas_tab, lab
+from . import atlas_tab, lab, perturb_tab, playground_tab
 from .common import PLOTLY_JS
 
 INTRO = """
@@ -79,6 +80,8 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs():
             lab_ui = lab.build(names, default, examples, folder0)
             atlas_tab.build(names, default, lab_ui.folder)
+            playground_tab.build()
+            perturb_tab.build(names, default, lab_ui.folder)
         # Below the tabs, not a third tab: with Gradio 6 a last top-level tab beside the lab's
         # nested tabs was drawn twice once clicked (two "About" buttons).
         with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):
