@@ -79,9 +79,12 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tabs():
             lab_ui = lab.build(names, default, examples, folder0)
-            atlas_tab.build(names, default, lab_ui.folder)
+            # The classroom tabs go before the atlas, not after it: with Gradio 6.31 any
+            # top-level tab after the atlas is drawn twice in the tab bar once clicked (its
+            # button repeated, the next tab's hidden) -- the same bug that moved About below.
             playground_tab.build()
             perturb_tab.build(names, default, lab_ui.folder)
+            atlas_tab.build(names, default, lab_ui.folder)
         # Below the tabs, not a third tab: with Gradio 6 a last top-level tab beside the lab's
         # nested tabs was drawn twice once clicked (two "About" buttons).
         with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):

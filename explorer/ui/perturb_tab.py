@@ -207,11 +207,13 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                     registry.available_embedders("clip"),
                     value=registry.default_embedder("clip"),
                     label="CLIP",
+                    elem_id="perturb-clip",
                 )
                 dino_space = gr.Dropdown(
                     registry.available_embedders("dino"),
                     value=registry.default_embedder("dino"),
                     label="DINOv2",
+                    elem_id="perturb-dino",
                 )
                 run_btn = gr.Button("Run", variant="primary")
             with gr.Column(scale=3):

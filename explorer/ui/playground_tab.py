@@ -72,7 +72,7 @@ def _pair(a, b) -> tuple[int, int]:
 
 
 def _interp(trained: pg.Trained, i: int, j: int) -> np.ndarray:
-    return figs.tile_images(figs.interpolate(trained, i, j, 10), cols=10, scale=5)
+    return figs.tile_images(figs.interpolate(trained, i, j, 10), cols=5, scale=6)
 
 
 def _pct(x: float) -> str:
@@ -87,13 +87,13 @@ def what_the_numbers_show(m: dict[str, dict[str, float]], codes_used: int, codes
     if vae["prior_kl"] < ae["prior_kl"]:
         out.append(
             f"The VAE's latents match the prior far better: KL to N(0, I) is "
-            f"**{vae['prior_kl']:.2f}** nats against **{ae['prior_kl']:.2f}** for the plain AE, "
+            f"**{vae['prior_kl']:.3g}** nats against **{ae['prior_kl']:.3g}** for the plain AE, "
             "whose codes drift wherever reconstruction wants them."
         )
     else:
         out.append(
-            f"This run the VAE's KL to N(0, I) (**{vae['prior_kl']:.2f}** nats) is *not* below the "
-            f"AE's (**{ae['prior_kl']:.2f}**): try more epochs or a larger β."
+            f"This run the VAE's KL to N(0, I) (**{vae['prior_kl']:.3g}** nats) is *not* below the "
+            f"AE's (**{ae['prior_kl']:.3g}**): try more epochs or a larger β."
         )
     ratio = vae["recon_mse"] / max(ae["recon_mse"], 1e-12)
     if ratio > 1.0:
@@ -115,7 +115,7 @@ def what_the_numbers_show(m: dict[str, dict[str, float]], codes_used: int, codes
     if conf["ae"] >= conf["vae"]:
         line += (
             " So the AE's samples are *not* worse by this measure: confidence says a sample looks "
-            "like some digit, not that the prior covers all of them — look at the samples above "
+            "like some digit, not that the prior covers all of them — look at the samples below "
             "(and at the wide plane's holes) before crediting the VAE."
         )
     else:
@@ -165,7 +165,7 @@ def on_playground(
         samples.append(figs.tile_images(figs.prior_samples(trained, 32, seed=0), cols=8, scale=5))
         interps.append(_interp(trained, i, j))
     usage = figs.codebook_usage(models["vq"])
-    chart = figs.bar_chart(usage, title=f"VQ-VAE: digits per code (K={len(usage)}; red: unused)")
+    chart = figs.bar_chart(usage)
     note = what_the_numbers_show(metrics, int((usage > 0).sum()), len(usage))
     return (*scatters, *grids, *samples, *interps, chart, _table(metrics), note)
 
