@@ -20,6 +20,7 @@ what the latent holds, how well it comes back, and what happens in between.
 CSS = """
 .gradio-container {max-width: 1500px !important}
 #summary table {font-size: 0.9em}
+.playground-caption p {font-size: 0.85em; margin: 4px 0 -4px 0 !important}
 .atlas-gallery .caption-label {max-width: 100% !important; white-space: normal !important;
   font-size: 11px !important; line-height: 1.2; padding: 1px 4px !important}
 """

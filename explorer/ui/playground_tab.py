@@ -185,6 +185,12 @@ def on_playground_interp(
     return tuple(_interp(t, i, j) for t in models.values())
 
 
+def _picture(caption: str) -> ImageOut:
+    """A caption line above an output picture (a label badge would hide its top row)."""
+    gr.Markdown(caption, elem_classes=["playground-caption"])
+    return ImageOut(label=caption, show_label=False, interactive=False, format="png")
+
+
 def build() -> None:
     """The Autoencoders tab's layout and wiring (inside an open gr.Blocks)."""
     with gr.Tab("Autoencoders", id="autoencoders"):
@@ -213,19 +219,11 @@ def build() -> None:
                     scatters.append(
                         gr.Plot(label=f"{TITLES[model]} latent space", show_label=False)
                     )
-                    grids.append(
-                        ImageOut(
-                            label="Decoded grid over the latent plane",
-                            interactive=False,
-                            format="png",
-                        )
-                    )
-                    samples.append(
-                        ImageOut(label="Prior samples (decoded)", interactive=False, format="png")
-                    )
-                    interps.append(ImageOut(label="Interpolation", interactive=False, format="png"))
+                    grids.append(_picture("Decoded grid over the latent plane (z₁ →, z₂ ↑)"))
+                    samples.append(_picture("Prior samples, decoded"))
+                    interps.append(_picture("Interpolation: digit A → digit B, 10 steps"))
                     if model == "vq":
-                        usage = ImageOut(label="Codebook usage", interactive=False, format="png")
+                        usage = _picture("Codebook usage: digits per code (red: unused)")
         table = gr.Dataframe(
             headers=COLUMNS, interactive=False, label="Measurements (playground.evaluate)"
         )
