@@ -1,4 +1,4 @@
-"""Command line: `python -m explorer download | models | roundtrip | atlas`."""
+"""Command line: `python -m explorer download | models | roundtrip | atlas | autoencoders | perturb`."""
 
 from __future__ import annotations
 
@@ -60,7 +60,75 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--per-class", type=int, default=20, help="images per class for a Hub dataset")
     a.add_argument("--split", default="train", help="split of a Hub dataset")
     a.add_argument("--models-dir", default=None)
+
+    ae = sub.add_parser(
+        "autoencoders",
+        help="train AE, VAE and VQ-VAE on the 8x8 digits; write autoencoders.csv and figures",
+    )
+    ae.add_argument("--out", required=True, help="folder to write autoencoders.csv and PNGs")
+    ae.add_argument("--epochs", type=int, default=None, help="epochs per model (default 150)")
+    ae.add_argument("--seed", type=int, default=0)
+
+    pt = sub.add_parser(
+        "perturb",
+        help="perturb one photo along ladders (blur, flip, ...); write perturb.csv of how far "
+        "each space moves, in units of an unrelated photo",
+    )
+    pt.add_argument("image")
+    pt.add_argument("--out", required=True, help="folder to write perturb.csv")
+    for fam, what in (("vae", "VAE"), ("clip", "CLIP"), ("dino", "DINOv2")):
+        pt.add_argument(
+            f"--{fam}",
+            default=None,
+            metavar="MODEL",
+            help=f"{what} model: registry name, Hub id or local path",
+        )
+    pt.add_argument("--models-dir", default=None)
     return p
+
+
+def _autoencoders(args: argparse.Namespace) -> None:
+    from . import playground_cache, playground_figures
+
+    try:
+        path = playground_figures.write_report(
+            args.out, args.epochs, args.seed, cache=playground_cache.default_cache()
+        )
+    except ValueError as exc:  # TrainConfig's range checks
+        raise ExplorerError(f"{exc}. Try --epochs between 1 and 2000 and --seed >= 0.") from exc
+    except OSError as exc:
+        raise ExplorerError(f"Cannot write to {args.out}: {exc}. Check the --out path.") from exc
+    with path.open() as fh:
+        print(fh.read().rstrip())
+    print(f"wrote {path} and the figures beside it", file=sys.stderr)
+
+
+def _perturb(args: argparse.Namespace) -> None:
+    from . import imaging, perturb, perturb_lab
+    from .cache import EmbeddingCache
+    from .registry import default_vae
+
+    chosen = [
+        f"{fam}:{getattr(args, fam)}" for fam in ("vae", "clip", "dino") if getattr(args, fam)
+    ]
+    spaces = chosen or [f"vae:{default_vae(args.models_dir)}"]
+    image = imaging.load_image(args.image)
+    refs = perturb_lab.references(image)
+    cache = EmbeddingCache()
+    embed = {s: perturb_lab.space_embedder(s, args.models_dir, cache) for s in spaces}
+    try:
+        path = perturb.run(
+            image, args.out, embed, refs.unrelated, refs.same_meaning or None, perturb_lab.SIZE
+        )
+    except OSError as exc:
+        raise ExplorerError(f"Cannot write to {args.out}: {exc}. Check the --out path.") from exc
+    if refs.source:
+        print(
+            f"{args.image} is the teaching set's {refs.source} ({refs.meaning}): "
+            f"{len(refs.same_meaning)} other photo(s) of that meaning form the same_meaning row",
+            file=sys.stderr,
+        )
+    print(f"wrote {path} ({', '.join(spaces)})")
 
 
 def _atlas(args: argparse.Namespace) -> None:
@@ -125,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:22s} {emb.source:50s} {emb.description}")
         elif args.command == "atlas":
             _atlas(args)
+        elif args.command == "autoencoders":
+            _autoencoders(args)
+        elif args.command == "perturb":
+            _perturb(args)
         elif args.command == "roundtrip":
             from PIL import Image
 

@@ -125,10 +125,15 @@ _DEFAULT_CACHE: ModelCache | None = None
 _DEFAULT_CACHE_LOCK = threading.Lock()
 
 
-def get_trained(cfg: TrainConfig, progress: Progress | None = None) -> Trained:
-    """TrainConfig -> Trained through the process-wide cache (disk: ``default_cache_dir()``)."""
+def default_cache() -> ModelCache:
+    """() -> the process-wide ModelCache (disk: ``default_cache_dir()``), made on first use."""
     global _DEFAULT_CACHE
     with _DEFAULT_CACHE_LOCK:
         if _DEFAULT_CACHE is None:
             _DEFAULT_CACHE = ModelCache(default_cache_dir())
-    return _DEFAULT_CACHE.get(cfg, progress)
+        return _DEFAULT_CACHE
+
+
+def get_trained(cfg: TrainConfig, progress: Progress | None = None) -> Trained:
+    """TrainConfig -> Trained through the process-wide cache (disk: ``default_cache_dir()``)."""
+    return default_cache().get(cfg, progress)

@@ -273,3 +273,104 @@ def channel_before_after(before: np.ndarray, after: np.ndarray, channel: int, op
     )
     fig.layout.annotations[0].text, fig.layout.annotations[1].text = "before", "after"
     return fig
+
+
+def latent_scatter(
+    z: np.ndarray,
+    labels: np.ndarray,
+    title: str = "",
+    marks: np.ndarray | None = None,
+    height: int = 340,
+) -> go.Figure:
+    """(N,2) latents, (N,) digit labels 0..9 -> a scatter with one trace per digit (named
+    "0".."9", class colours), plus a "codebook" trace of black crosses for ``marks`` (K,2)."""
+    z = np.asarray(z, dtype=np.float64)
+    labels = np.asarray(labels)
+    colours, _ = class_styles(10)
+    fig = go.Figure()
+    for digit in range(10):
+        pts = z[labels == digit]
+        fig.add_scattergl(
+            x=pts[:, 0],
+            y=pts[:, 1],
+            mode="markers",
+            name=str(digit),
+            marker={"size": 4, "color": colours[digit], "opacity": 0.75},
+            hovertemplate=f"digit {digit}<br>z = (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+        )
+    if marks is not None:
+        m = np.asarray(marks, dtype=np.float64)
+        fig.add_scattergl(
+            x=m[:, 0],
+            y=m[:, 1],
+            mode="markers",
+            name="codebook",
+            marker={"symbol": "x", "size": 8, "color": "black"},
+            hovertemplate="code at (%{x:.2f}, %{y:.2f})<extra></extra>",
+        )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        height=height,
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+        legend={"title": {"text": "digit"}, "font": {"size": 10}, "itemsizing": "constant"},
+        plot_bgcolor="white",
+    )
+    fig.update_xaxes(title_text="z₁", gridcolor="#eee", zerolinecolor="#ccc")
+    fig.update_yaxes(title_text="z₂", gridcolor="#eee", zerolinecolor="#ccc")
+    return fig
+
+
+def perturbation_plot(
+    panels: Sequence[tuple[str, str]],
+    lines: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
+    cols: int = 4,
+) -> go.Figure:
+    """One small plot per perturbation, one line per space.
+
+    ``panels``: (perturbation name, unit of its strength) in display order; ``lines``: (panel
+    name, space, strengths, distances) with distances as a fraction of the median distance
+    between unrelated photos (a dotted line at 1.0 marks "as far as an unrelated photo")."""
+    n = max(len(panels), 1)
+    rows = math.ceil(n / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[name.replace("_", " ") for name, _ in panels],
+        vertical_spacing=0.32 / rows + 0.04,
+        horizontal_spacing=0.06,
+    )
+    where = {name: divmod(k, cols) for k, (name, _) in enumerate(panels)}
+    spaces = list(dict.fromkeys(space for _, space, _, _ in lines))
+    colours, _ = class_styles(len(spaces))
+    for name, space, x, y in lines:
+        r, c = where[name]
+        colour = colours[spaces.index(space)]
+        fig.add_scatter(
+            x=list(np.asarray(x, dtype=np.float64)),
+            y=list(np.asarray(y, dtype=np.float64)),
+            mode="lines+markers",
+            name=space,
+            legendgroup=space,
+            showlegend=name == panels[0][0],
+            line={"color": colour},
+            marker={"size": 5},
+            hovertemplate=f"{space}<br>{name} %{{x:g}}: %{{y:.0%}}<extra></extra>",
+            row=r + 1,
+            col=c + 1,
+        )
+    for k, (_, unit) in enumerate(panels):
+        r, c = divmod(k, cols)
+        fig.update_xaxes(title_text=unit, title_font={"size": 10}, row=r + 1, col=c + 1)
+        fig.add_hline(
+            y=1.0, line={"dash": "dot", "color": "#999", "width": 1}, row=r + 1, col=c + 1
+        )
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero", gridcolor="#eee")
+    fig.update_xaxes(gridcolor="#eee")
+    fig.update_annotations(font={"size": 12})
+    fig.update_layout(
+        height=230 * rows + 60,
+        margin={"l": 45, "r": 10, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        plot_bgcolor="white",
+    )
+    return fig

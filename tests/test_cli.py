@@ -266,3 +266,120 @@ def test_atlas_cli_on_the_teaching_set_shows_the_lesson(tmp_path, monkeypatch, t
     assert float(rows["appearance"]["silhouette"]) > float(rows["meaning"]["silhouette"])
     points = _read_csv(out / "points.csv")
     assert {"label_meaning", "label_appearance", "label_source", "group"} <= set(points[0])
+
+
+# --------------------------------------------------------------------------- autoencoders
+
+
+def test_autoencoders_cli_writes_the_table_of_the_cached_models(tmp_path, monkeypatch, capsys):
+    import csv
+
+    from explorer import playground as pg
+    from explorer import playground_cache
+
+    monkeypatch.setattr(
+        playground_cache, "_DEFAULT_CACHE", playground_cache.ModelCache(tmp_path / "models")
+    )
+    out = tmp_path / "report"
+    rc, stdout, err = _main(capsys, "autoencoders", "--out", str(out), "--epochs", "2")
+    assert rc == 0, err
+    with (out / "autoencoders.csv").open() as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == [
+            "model",
+            "recon_mse",
+            "prior_kl",
+            "sample_confidence",
+            "latent_knn5",
+        ]
+        rows = {r["model"]: r for r in reader}
+    assert list(rows) == ["ae", "vae", "vq"]
+    assert stdout.splitlines()[0] == "model,recon_mse,prior_kl,sample_confidence,latent_knn5"
+    for model in pg.MODELS:
+        trained = playground_cache.get_trained(pg.TrainConfig(model=model, epochs=2, seed=0))
+        assert trained.cfg.epochs == 2
+        expected = pg.evaluate(trained)
+        assert float(rows[model]["recon_mse"]) == expected["recon_mse"]
+        assert float(rows[model]["latent_knn5"]) == expected["latent_knn5"]
+        assert 0.0 < float(rows[model]["sample_confidence"]) <= 1.0
+        for name in ("latents", "grid", "grid_wide", "samples", "interpolation"):
+            assert (out / f"{name}_{model}.png").is_file()
+    assert np.isnan(float(rows["vq"]["prior_kl"])) and float(rows["ae"]["prior_kl"]) >= 0
+    assert (out / "codebook_usage_vq.png").is_file()
+    # trained once, through the cache the app uses: the checks above retrained nothing
+    assert playground_cache.default_cache().trainings == 3
+
+
+def test_autoencoders_cli_bad_epochs_is_one_line(tmp_path, capsys):
+    rc, _, err = _main(capsys, "autoencoders", "--out", str(tmp_path), "--epochs", "0")
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and "--epochs" in err
+
+
+# --------------------------------------------------------------------------- perturb
+
+
+def _perturb_rows(path: Path) -> list[dict]:
+    import csv
+
+    with path.open() as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["perturbation", "strength", "space", "distance"]
+        return list(reader)
+
+
+def test_perturb_cli_on_a_teaching_photo(astronaut, tmp_path, monkeypatch, capsys):
+    from explorer import perturb, perturb_lab
+    from explorer.registry import default_vae
+
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
+    rc, stdout, err = _main(capsys, "perturb", str(astronaut), "--out", str(tmp_path / "p"))
+    assert rc == 0, err
+    rows = _perturb_rows(tmp_path / "p" / "perturb.csv")
+    space = f"vae:{default_vae()}"  # no space given: the default VAE only
+    assert {r["space"] for r in rows} == {space} and space in stdout
+    # the astronaut is a teaching-set source (person): its other photo is the same_meaning rung
+    assert [r["perturbation"] for r in rows if r["strength"] == "0"] == list(perturb.NAMES)
+    assert "person" in err
+    for r in rows:
+        if float(r["strength"]) == 0:
+            assert float(r["distance"]) == 0.0
+        else:
+            assert float(r["distance"]) >= 0.0
+    # the flip row is what perturb.distances gives with the app's embedding of that space
+    image = imaging.load_image(astronaut)
+    refs = perturb_lab.references(image)
+    assert refs.source == "skimage:astronaut.png" and len(refs.same_meaning) == 1
+    flip = {"flip": perturb.ladder(image, "flip", 256)}
+    fn = perturb_lab.space_embedder(space)
+    expected = perturb.distances({space: fn}, flip, refs.unrelated)["distance"].iloc[1]
+    got = next(
+        float(r["distance"]) for r in rows if r["perturbation"] == "flip" and r["strength"] == "1"
+    )
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_perturb_cli_every_space_given_and_no_same_meaning(tmp_path, monkeypatch, capsys):
+    from explorer import perturb
+
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "noise.png"  # not one of the teaching set's photos
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(photo)
+    args = ["--vae", "test-tiny", "--clip", "test-clip", "--dino", "test-dino"]
+    rc, _, err = _main(capsys, "perturb", str(photo), "--out", str(tmp_path / "p"), *args)
+    assert rc == 0, err
+    rows = _perturb_rows(tmp_path / "p" / "perturb.csv")
+    assert {r["space"] for r in rows} == {"vae:test-tiny", "clip:test-clip", "dino:test-dino"}
+    names = {r["perturbation"] for r in rows}
+    assert names == set(perturb.NAMES) - {"same_meaning"}
+    per_space = len(rows) // 3
+    assert per_space == sum(len(p.strengths) for p in perturb.PERTURBATIONS[:-1])
+
+
+def test_perturb_cli_bad_image_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    rc, _, err = _main(capsys, "perturb", str(bad), "--out", str(tmp_path / "p"))
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("error: ")

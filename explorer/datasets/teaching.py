@@ -305,6 +305,12 @@ def describe() -> str:
     )
 
 
+def source_photo(source: Source, size: int = 256) -> Image.Image | None:
+    """One source photo itself (not recoloured), reduced to at most ``2 * size`` on the longer
+    side; None (with a warning) when its file is not installed."""
+    return _working_copy(source.package, source.file, _check_int("size", size, MIN_SIZE, MAX_SIZE))
+
+
 def teaching_set(size: int = 128, seed: int = 0) -> ImageSet:
     """Every source photo in :data:`SOURCES` x every family in :data:`APPEARANCES`.
 
@@ -363,5 +369,6 @@ __all__ = [
     "Source",
     "describe",
     "recolour",
+    "source_photo",
     "teaching_set",
 ]

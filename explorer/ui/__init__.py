@@ -1,4 +1,5 @@
-"""The Gradio app (the only package that imports gradio): the lab tab, the atlas tab, About."""
+"""The Gradio app (the only package that imports gradio): the lab, the atlas, the autoencoders
+playground and the perturbations tabs, About."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import atlas, imaging, public, registry, settings
-from . import atlas_tab, lab
+from . import atlas_tab, lab, perturb_tab, playground_tab
 from .common import PLOTLY_JS
 
 INTRO = """
@@ -20,6 +21,7 @@ what the latent holds, how well it comes back, and what happens in between.
 CSS = """
 .gradio-container {max-width: 1500px !important}
 #summary table {font-size: 0.9em}
+.playground-caption p {font-size: 0.85em; margin: 4px 0 -4px 0 !important}
 .atlas-gallery .caption-label {max-width: 100% !important; white-space: normal !important;
   font-size: 11px !important; line-height: 1.2; padding: 1px 4px !important}
 """
@@ -82,6 +84,11 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tabs():
             lab_ui = lab.build(names, default, examples, folder0)
+            # The classroom tabs go before the atlas, not after it: with Gradio 6.31 any
+            # top-level tab after the atlas is drawn twice in the tab bar once clicked (its
+            # button repeated, the next tab's hidden) -- the same bug that moved About below.
+            playground_tab.build()
+            perturb_tab.build(names, default, lab_ui.folder)
             atlas_tab.build(names, default, lab_ui.folder)
         # Below the tabs, not a third tab: with Gradio 6 a last top-level tab beside the lab's
         # nested tabs was drawn twice once clicked (two "About" buttons).
