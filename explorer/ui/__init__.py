@@ -90,8 +90,7 @@ def build_demo() -> gr.Blocks:
             playground_tab.build()
             perturb_tab.build(names, default, lab_ui.folder)
             atlas_tab.build(names, default, lab_ui.folder)
-        # Below the tabs, not a third tab: with Gradio 6 a last top-level tab beside the lab's
-        # nested tabs was drawn twice once clicked (two "About" buttons).
+        # Below the tabs, not a tab after the atlas (drawn twice once clicked, as above).
         with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):
             gr.Markdown(ABOUT)
     demo.queue(
