@@ -202,7 +202,9 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                 families = gr.CheckboxGroup(
                     list(FAMILY_CHOICES), value=list(FAMILY_CHOICES), label="Spaces"
                 )
-                vae_space = gr.Dropdown(names, value=default, label="VAE", allow_custom_value=True)
+                vae_space = gr.Dropdown(
+                    names, value=default, label="VAE", allow_custom_value=not public.public_mode()
+                )
                 clip_space = gr.Dropdown(
                     registry.available_embedders("clip"),
                     value=registry.default_embedder("clip"),
