@@ -315,4 +315,25 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-__all__ = ["EmbeddingCache", "decode_segment", "default_root", "encode_segment", "shard_id"]
+_SHARED: EmbeddingCache | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared() -> EmbeddingCache:
+    """The process's one embedding cache at the configured root (made on first use), shared by
+    every tab: a set embedded in one is not embedded again in another."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = EmbeddingCache()
+        return _SHARED
+
+
+__all__ = [
+    "EmbeddingCache",
+    "decode_segment",
+    "default_root",
+    "encode_segment",
+    "shard_id",
+    "shared",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, datasets, files, imaging, metrics, projection, public, registry
+from .. import atlas, cache, datasets, files, imaging, metrics, projection, public, registry
 from ..errors import ExplorerError
 from ..gpu import ATLAS, QUERY, gpu
 from .atlas_payload import payload, payload_empty
@@ -135,23 +135,11 @@ def _open(
         spaces,
         projection.best_available(method),
         folder or None,
-        _cache(),
+        cache.shared(),
         progress_adapter(progress),
     )
     atlas.STORE.put(a)
     return _atlas_outputs(a, method)
-
-
-_CACHE = None
-
-
-def _cache():
-    global _CACHE
-    if _CACHE is None:
-        from ..cache import EmbeddingCache
-
-        _CACHE = EmbeddingCache()
-    return _CACHE
 
 
 @gpu(ATLAS)
@@ -355,7 +343,9 @@ def on_atlas_query_image(atlas_id, image, folder):
     a = atlas.STORE.get(atlas_id)
     if image is None:
         raise ExplorerError("Upload a query image first.")
-    res = atlas.query_image(a, imaging.load_image(image), GALLERY_SIDE, folder or None, _cache())
+    res = atlas.query_image(
+        a, imaging.load_image(image), GALLERY_SIDE, folder or None, cache.shared()
+    )
     return _galleries(a, res, None)
 
 

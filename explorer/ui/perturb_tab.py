@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import imaging, perturb, perturb_lab, pictures, plots, public, registry
+from .. import cache, imaging, perturb, perturb_lab, pictures, plots, public, registry
 from ..errors import ExplorerError
 from .common import ImageOut, SafeImage, progress_adapter, user_errors
 
@@ -27,17 +27,6 @@ EXPECTED = {
     "more than CLIP for strong colour changes while still keeping the same meaning close",
 }
 UNITS = {p.name: p.unit for p in perturb.PERTURBATIONS}
-_CACHE = None
-
-
-def _cache():
-    """The on-disk embedding cache (made on first use): a rerun embeds nothing twice."""
-    global _CACHE
-    if _CACHE is None:
-        from ..cache import EmbeddingCache
-
-        _CACHE = EmbeddingCache()
-    return _CACHE
 
 
 def _spaces(checked, vae_model, clip_model, dino_model) -> list[str]:
@@ -158,7 +147,9 @@ def on_perturb(
         raise ExplorerError("Tick at least one space (VAE, CLIP or DINOv2).")
     folder = _check(spaces, folder)
     photo = _load(image)
-    measured = perturb_lab.measure(photo, spaces, folder, _cache(), progress_adapter(progress))
+    measured = perturb_lab.measure(
+        photo, spaces, folder, cache.shared(), progress_adapter(progress)
+    )
     table = measured.table.assign(distance=measured.table.distance.round(4))
     which = which if which in measured.ladders else "flip"
     strip = _strip(measured.ladders[which])
