@@ -1,5 +1,5 @@
-"""The Gradio app (the only package that imports gradio): the lab, the atlas, the autoencoders
-playground and the perturbations tabs, About."""
+"""The Gradio app (the only package that imports gradio): the lesson ("Start here"), the lab, the
+atlas, the autoencoders playground and the perturbations tabs, About."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import atlas, imaging, public, registry, settings
-from . import atlas_tab, lab, perturb_tab, playground_tab
+from . import atlas_tab, lab, lesson_tab, perturb_tab, playground_tab
 from .common import PLOTLY_JS
 
 INTRO = """
@@ -82,7 +82,8 @@ def build_demo() -> gr.Blocks:
     # so a long-running Space's disk stays bounded without pulling files from under a session.
     with gr.Blocks(title="Latent Space Explorer", delete_cache=(3600, 86400)) as demo:
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
+            lesson_tab.build(default, folder0, demo, tabs)  # first: "Start here"
             lab_ui = lab.build(names, default, examples, folder0)
             # The classroom tabs go before the atlas, not after it: with Gradio 6.31 any
             # top-level tab after the atlas is drawn twice in the tab bar once clicked (its

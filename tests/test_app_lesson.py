@@ -1,0 +1,133 @@
+"""The "Start here" lesson through gradio_client: every runnable step's endpoint returns its
+result, and its "what to notice" line quotes the numbers that result holds."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from explorer import atlas, imaging, lab, registry
+from explorer import playground as pg
+from explorer.playground_cache import get_trained
+from explorer.ui import lesson_text as lt
+
+pytestmark = pytest.mark.app
+
+
+def _frame(table: dict) -> pd.DataFrame:
+    return pd.DataFrame(table["data"], columns=table["headers"])
+
+
+def _img(value) -> Image.Image:
+    if isinstance(value, dict):
+        value = value.get("path") or value.get("value")
+    return Image.open(value)
+
+
+def _numbers(text: str, unit: str) -> list[float]:
+    return [float(x) for x in re.findall(r"(-?\d+(?:\.\d+)?)\s*" + re.escape(unit), text)]
+
+
+@pytest.fixture(scope="module")
+def model() -> str:
+    return registry.default_vae(str(registry.models_dir() or "") or None)
+
+
+def test_step1_autoencoders(client):
+    image, table, note = client.predict(api_name="/lesson_1")
+    df = _frame(table).set_index("model")
+    assert list(df.index) == ["ae", "vae"] and _img(image).width > 0
+    m = {k: pg.evaluate(get_trained(pg.TrainConfig(k))) for k in ("ae", "vae")}  # cached
+    for k in ("ae", "vae"):
+        assert df.prior_kl[k] == pytest.approx(m[k]["prior_kl"], abs=1e-6)
+    assert f"**{m['vae']['prior_kl']:.3g} nats**" in note
+    assert f"AE's **{m['ae']['prior_kl']:.3g}**" in note
+    assert f"VAE {m['vae']['recon_mse']:.4f}, AE {m['ae']['recon_mse']:.4f}" in note
+
+
+def test_step2_latent_maps(client, model, astronaut):
+    image, table, note = client.predict(api_name="/lesson_2")
+    st = lab.latent_stats(lab.encode(astronaut, model, lt.RESOLUTION))
+    assert f"{st.ratio:.1f}× fewer numbers" in note
+    c, h, w = st.latent.shape
+    assert f"{c}-channel {w}×{h} grid (/8" in note
+    assert _frame(table).value.tolist()[3] == f"{st.ratio:.1f}×"
+    assert _img(image).height == lt.RESOLUTION
+
+
+def test_step3_round_trip(client, model, astronaut):
+    image, table, note = client.predict(api_name="/lesson_3")
+    rt = lab.roundtrip(astronaut, model, lt.RESOLUTION)
+    gens = lab.generations(astronaut, model, lt.GENERATIONS, lt.RESOLUTION)
+    psnrs = _numbers(note, "dB**")
+    assert psnrs[0] == pytest.approx(round(rt.psnr, 1), abs=1e-9)
+    assert psnrs[1] == pytest.approx(round(gens.psnr[-1], 1), abs=1e-9)
+    assert f"SSIM **{rt.ssim:.3f}**" in note
+    assert f"**{lt.detail_error_ratio(rt):.1f}×**" in note
+    df = _frame(table)
+    assert df.psnr_db.tolist() == pytest.approx([round(p, 2) for p in gens.psnr])
+    assert _img(image).size[1] == lt.RESOLUTION
+
+
+def test_step4_kl_prior(client, model, astronaut):
+    plot, table, note = client.predict(api_name="/lesson_4")
+    st = lab.latent_stats(lab.encode(astronaut, model, lt.RESOLUTION))
+    g = st.gaussian
+    assert f"mean **{g['mean']:.2f}**" in note and f"std **{g['std']:.2f}**" in note
+    assert f"**{g['kl_to_standard_normal']:.3f} nats**" in note
+    if st.std is None:
+        assert "deterministic" in note and "deterministic" in _frame(table).value.iloc[-1]
+    else:
+        assert "posterior std" in note
+    assert plot is not None
+
+
+def test_step5_interpolation(client, model, examples):
+    image, table, note = client.predict(api_name="/lesson_5")
+    it = lab.interpolate(
+        examples["astronaut"], examples["coffee"], model, lt.INTERP_STEPS, "slerp",
+        lt.INTERP_RESOLUTION,
+    )  # fmt: skip
+    a, b = it.endpoint_psnr
+    assert f"**{a:.1f} / {b:.1f} dB**" in note
+    assert _frame(table).psnr_db.tolist()[:2] == pytest.approx([round(a, 2), round(b, 2)])
+    assert _img(image).width == it.strip.width
+
+
+def test_step6_perturbations(client, model):
+    image, table, note = client.predict(api_name="/lesson_6")
+    df = _frame(table).set_index("change")
+    flip, blur = df.distance["mirror image (flip)"], df.distance["blur 1 px"]
+    assert f"**{flip:.0%}** of the way" in note and f"moves it **{blur:.0%}**" in note
+    assert "offline" in note and _img(image).width > 0
+
+
+def test_step7_atlas(client, model):
+    table, note = client.predict(api_name="/lesson_7")
+    want = atlas.metrics_table(lt.teaching_atlas(model, None), "pca")
+    meaning, _ = lt.knn5(want, "meaning")
+    look, _ = lt.knn5(want, "appearance")
+    assert f"meaning {meaning:.0%}**" in note and f"palette {look:.0%}**" in note
+    got = _frame(table).set_index("labels")
+    assert got.knn5["meaning"] == pytest.approx(meaning)
+    assert got.knn5["appearance"] == pytest.approx(look)
+
+
+def test_step_links():
+    assert [lt.parse_step(v) for v in ("3", " 8", "9", "x", None)] == [3, 8, None, None, None]
+    assert imaging.example_images().keys() >= {"astronaut", "coffee"}
+
+
+def test_step_link_opens_that_step():
+    from types import SimpleNamespace
+
+    from explorer.ui import lesson_tab
+
+    tab, *steps = lesson_tab.on_load(SimpleNamespace(query_params={"step": "3"}))
+    assert tab["selected"] == lesson_tab.TAB_ID
+    assert [s["open"] for s in steps] == [n == 3 for n in lt.STEPS]
+    tab, *steps = lesson_tab.on_load(SimpleNamespace(query_params={}))
+    assert "selected" not in tab and all("open" not in s for s in steps)
