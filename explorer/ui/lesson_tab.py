@@ -71,7 +71,13 @@ def build(default: str, folder: str, demo: gr.Blocks, tabs: gr.Tabs) -> None:
                         outputs.append(gr.Plot(show_label=False, scale=3))
                     if "table" in step.shows:
                         outputs.append(
-                            gr.Dataframe(show_label=False, interactive=False, wrap=True, scale=2)
+                            gr.Dataframe(
+                                headers=list(step.columns),
+                                show_label=False,
+                                interactive=False,
+                                wrap=True,
+                                scale=2,
+                            )
                         )
                 note = gr.Markdown(elem_classes="lesson-notice")
                 btn.click(

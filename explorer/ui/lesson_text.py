@@ -35,17 +35,19 @@ class Step:
     text: str
     button: str | None  # None: a text-only step
     shows: tuple[str, ...] = ()  # what the result holds: "image", "plot", "table"
+    columns: tuple[str, ...] = ()  # the table's headers
 
 
 STEPS: dict[int, Step] = {
     1: Step(
-        "Autoencoders: why a *variational* one",
+        "Autoencoders: why a variational one",
         "An autoencoder squeezes a picture into a few numbers (the latent) and rebuilds it. A "
         "plain AE is trained only to rebuild, so its latents land wherever is convenient; a VAE "
         "also pays a KL penalty for straying from N(0, I), so random draws from N(0, I) decode "
         "to something sensible. Here both are trained on 8×8 digits with a 2-D latent.",
         "Train (or load) the AE and the VAE",
         ("image", "table"),
+        ("model", "recon_mse", "prior_kl", "sample_confidence"),
     ),
     2: Step(
         "Latent maps: the picture is still there",
@@ -56,6 +58,7 @@ STEPS: dict[int, Step] = {
         "similar pixels, not similar meaning (step 7 measures it).",
         "Encode the astronaut",
         ("image", "table"),
+        ("what", "value"),
     ),
     3: Step(
         "Round trip: how much comes back",
@@ -67,6 +70,7 @@ STEPS: dict[int, Step] = {
         "the UNet makes the picture, the VAE only translates it to and from pixels.",
         "Round-trip the astronaut",
         ("image", "table"),
+        ("generation", "psnr_db", "ssim"),
     ),
     4: Step(
         "The KL prior: how Gaussian is the latent?",
@@ -76,6 +80,7 @@ STEPS: dict[int, Step] = {
         "in numbers.",
         "Measure the astronaut's latent",
         ("plot", "table"),
+        ("statistic", "value"),
     ),
     5: Step(
         "Interpolation: halfway in latent space",
@@ -85,6 +90,7 @@ STEPS: dict[int, Step] = {
         "halfway in meaning.",
         "Interpolate astronaut → coffee",
         ("image", "table"),
+        ("what", "psnr_db"),
     ),
     6: Step(
         "Perturbations: what moves the latent",
@@ -93,6 +99,7 @@ STEPS: dict[int, Step] = {
         "mirror image keeps every object; a space that followed meaning would barely move.",
         "Perturb the astronaut (VAE)",
         ("image", "table"),
+        ("change", "distance"),
     ),
     7: Step(
         "The atlas: meaning or appearance?",
@@ -102,6 +109,7 @@ STEPS: dict[int, Step] = {
         "and low meaning agreement is what a perceptual compressor looks like.",
         "Build the VAE atlas of the teaching set",
         ("table",),
+        ("space", "labels", "knn5", "chance"),
     ),
     8: Step(
         "Where Stable Diffusion's semantics come from",
