@@ -110,7 +110,7 @@ def test_step7_atlas(client, model):
     want = atlas.metrics_table(lt.teaching_atlas(model, None), "pca")
     meaning, _ = lt.knn5(want, "meaning")
     look, _ = lt.knn5(want, "appearance")
-    assert f"meaning {meaning:.0%}**" in note and f"palette {look:.0%}**" in note
+    assert f"meaning right for {meaning:.0%}**" in note and f"palette for {look:.0%}**" in note
     got = _frame(table).set_index("labels")
     assert got.knn5["meaning"] == pytest.approx(meaning)
     assert got.knn5["appearance"] == pytest.approx(look)

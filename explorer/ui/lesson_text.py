@@ -104,7 +104,7 @@ STEPS: dict[int, Step] = {
     7: Step(
         "The atlas: meaning or appearance?",
         "The teaching set is 16 photos, each recoloured into 7 palettes. For every image we ask: "
-        "do its 5 nearest neighbours in the VAE latent (other photos only, not its own "
+        "do most of its 5 nearest neighbours in the VAE latent (other photos only, not its own "
         "recolourings) show the same thing, or share the same palette? High palette agreement "
         "and low meaning agreement is what a perceptual compressor looks like.",
         "Build the VAE atlas of the teaching set",
@@ -427,9 +427,9 @@ def step_atlas(model: str, folder: str | None, progress: Progress = no_progress)
     meaning, m_chance = knn5(table, "meaning")
     look, a_chance = knn5(table, "appearance")
     s = (
-        f"In the VAE latent the 5 nearest other photos share an image's **meaning "
-        f"{meaning:.0%}** of the time (chance {m_chance:.0%}) and its **palette {look:.0%}** "
-        f"(chance {a_chance:.0%})"
+        f"In the VAE latent a vote of the 5 nearest other photos gets an image's **meaning "
+        f"right for {meaning:.0%}** of images (chance {m_chance:.0%}) and its **palette for "
+        f"{look:.0%}** (chance {a_chance:.0%})"
     )
     s += (
         " — appearance wins: the latent groups by colour, not by what is shown."
