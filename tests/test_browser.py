@@ -46,7 +46,8 @@ def _shot(page, name: str) -> None:
 
 @pytest.mark.slow
 def test_upload_shows_latent_maps(page, astronaut):
-    page.locator("input[type=file]").first.set_input_files(str(astronaut))
+    page.get_by_role("tab", name="VAE lab").click()  # "Start here" is the first tab
+    page.locator("#image-a input[type=file]").set_input_files(str(astronaut))
     summary = page.locator("#summary")
     summary.get_by_text("numbers in image").wait_for()
     assert "4×64×64" in summary.inner_text()  # test-tiny at 512: 4 channels, 64×64
