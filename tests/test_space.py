@@ -27,6 +27,9 @@ EXPECTED = {
     "on_atlas_preset": gpu.ATLAS,
     "on_atlas_query_image": gpu.QUERY,
     "on_atlas_text": gpu.QUERY,
+    "on_perturb": gpu.ATLAS,
+    **{f"lesson_{n}": gpu.LAB for n in range(1, 7)},
+    "lesson_7": gpu.ATLAS,
 }
 
 STANDIN = '''

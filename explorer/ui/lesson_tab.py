@@ -20,8 +20,6 @@ a step with `?step=3` at the end of the address.
 
 
 def _handler(n: int, model: str, folder: str | None):
-    @gpu(ATLAS if n == 7 else LAB)
-    @user_errors(f"Lesson step {n}")
     def run(progress=gr.Progress()):
         r = lt.run_step(n, model, folder, progress_adapter(progress))
         shows = lt.STEPS[n].shows
@@ -34,8 +32,8 @@ def _handler(n: int, model: str, folder: str | None):
             out.append(r.table)
         return (*out, r.notice)
 
-    run.__name__ = f"lesson_{n}"
-    return run
+    run.__name__ = run.__qualname__ = f"lesson_{n}"  # named before wrapping: ZeroGPU sees it
+    return gpu(ATLAS if n == 7 else LAB)(user_errors(f"Lesson step {n}")(run))
 
 
 def on_load(request: gr.Request):

@@ -6,6 +6,7 @@ import gradio as gr
 
 from .. import cache, imaging, perturb, perturb_lab, pictures, plots, public, registry
 from ..errors import ExplorerError
+from ..gpu import ATLAS, gpu
 from .common import ImageOut, SafeImage, progress_adapter, user_errors
 
 INTRO = """
@@ -138,6 +139,7 @@ def _strip_label(name: str, ladder: perturb.Ladder) -> str:
     return f"{name.replace('_', ' ')}: strength {steps} ({UNITS[name]})"
 
 
+@gpu(ATLAS)
 @user_errors("Measuring the perturbations")
 def on_perturb(
     image, checked, vae_model, clip_model, dino_model, folder, which, progress=gr.Progress()
