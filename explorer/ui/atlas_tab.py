@@ -9,7 +9,16 @@ from ..errors import ExplorerError
 from ..gpu import ATLAS, QUERY, gpu
 from .atlas_payload import payload, payload_empty
 from .atlas_text import status_markdown, text_search_note, verdict_markdown
-from .common import PLOTLY_JS, STATIC, SafeImage, file_url, progress_adapter, user_errors
+from .common import (
+    PLOTLY_JS,
+    STATIC,
+    SafeImage,
+    check_space_refs,
+    file_url,
+    progress_adapter,
+    space_refs,
+    user_errors,
+)
 
 ATLAS_INTRO = """
 Drop in a set of labelled images and see, side by side, how they arrange themselves in **VAE-latent
@@ -40,11 +49,7 @@ GALLERY_SIDE = 6
 
 def _spaces(checked, vae_model, clip_model, dino_model, vit_model) -> list[str]:
     chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model, "vit": vit_model}
-    return [
-        f"{FAMILY_CHOICES[c]}:{chosen[FAMILY_CHOICES[c]]}"
-        for c in FAMILY_CHOICES
-        if c in (checked or [])
-    ]
+    return space_refs(checked, FAMILY_CHOICES, chosen)
 
 
 def _shown_method(method: str) -> tuple[str, str]:
@@ -116,13 +121,11 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
 
 def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder) -> str | None:
     """Public mode's rules for an atlas request (before any image is read); returns the folder."""
-    allowed = str(registry.models_dir() or "")
-    folder = public.check_folder(folder, allowed)
-    if not _spaces(checked, vae_model, clip_model, dino_model, vit_model):
+    refs = _spaces(checked, vae_model, clip_model, dino_model, vit_model)
+    folder = check_space_refs([], folder)  # the folder first, as before
+    if not refs:
         raise ExplorerError("Tick at least one space (VAE, CLIP, DINOv2 or ViT) first.")
-    known = registry.available_models(allowed or None) + registry.available_embedders()
-    for ref in _spaces(checked, vae_model, clip_model, dino_model, vit_model):
-        public.check_model(ref.split(":", 1)[1], known)
+    check_space_refs(refs, folder)
     return folder
 
 

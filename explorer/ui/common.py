@@ -12,7 +12,7 @@ import numpy as np
 import plotly
 from PIL import Image
 
-from .. import files
+from .. import files, public, registry
 from ..errors import ExplorerError
 from ..runtime import Progress
 
@@ -113,3 +113,19 @@ def progress_adapter(progress: gr.Progress) -> Progress:
 def file_url(path: str) -> str:
     """The URL under which the app serves a file from one of its static folders."""
     return f"/gradio_api/file={path}"
+
+
+def space_refs(checked, choices: dict[str, str], models: dict[str, str]) -> list[str]:
+    """Ticked family labels (``"CLIP"``) -> ``family:model`` refs, in ``choices``' order."""
+    return [f"{fam}:{models[fam]}" for label, fam in choices.items() if label in (checked or [])]
+
+
+def check_space_refs(refs: list[str], folder: str | None) -> str | None:
+    """Public mode's rules for a request naming spaces (before any image is read): the folder
+    must be the operator's own and every model a listed one. Returns the folder (None if none)."""
+    allowed = str(registry.models_dir() or "")
+    folder = public.check_folder(folder, allowed)
+    known = registry.available_models(allowed or None) + registry.available_embedders()
+    for ref in refs:
+        public.check_model(ref.split(":", 1)[1], known)
+    return folder or None

@@ -7,7 +7,7 @@ import gradio as gr
 from .. import cache, imaging, perturb, perturb_lab, pictures, plots, public, registry
 from ..errors import ExplorerError
 from ..gpu import ATLAS, gpu
-from .common import ImageOut, SafeImage, progress_adapter, user_errors
+from .common import ImageOut, SafeImage, check_space_refs, progress_adapter, space_refs, user_errors
 
 INTRO = """
 Perturb one photo step by step — hue, brightness, blur, JPEG, a few pixels of shift, a small
@@ -32,21 +32,7 @@ UNITS = {p.name: p.unit for p in perturb.PERTURBATIONS}
 
 def _spaces(checked, vae_model, clip_model, dino_model) -> list[str]:
     chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model}
-    return [
-        f"{FAMILY_CHOICES[c]}:{chosen[FAMILY_CHOICES[c]]}"
-        for c in FAMILY_CHOICES
-        if c in (checked or [])
-    ]
-
-
-def _check(spaces: list[str], folder) -> str | None:
-    """Public mode's rules for a request (before any image is read); returns the folder."""
-    allowed = str(registry.models_dir() or "")
-    folder = public.check_folder(folder, allowed)
-    known = registry.available_models(allowed or None) + registry.available_embedders()
-    for ref in spaces:
-        public.check_model(ref.split(":", 1)[1], known)
-    return folder or None
+    return space_refs(checked, FAMILY_CHOICES, chosen)
 
 
 def _load(image) -> object:
@@ -147,7 +133,7 @@ def on_perturb(
     spaces = _spaces(checked, vae_model, clip_model, dino_model)
     if not spaces:
         raise ExplorerError("Tick at least one space (VAE, CLIP or DINOv2).")
-    folder = _check(spaces, folder)
+    folder = check_space_refs(spaces, folder)
     photo = _load(image)
     measured = perturb_lab.measure(
         photo, spaces, folder, cache.shared(), progress_adapter(progress)
