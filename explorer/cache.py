@@ -142,6 +142,8 @@ class EmbeddingCache:
         self._lock = threading.RLock()
         self._shards: dict[str, _Shard] = {}
         self._last_touch = 0
+        self.hits = 0  # vectors get_many found, since this object was made
+        self.misses = 0  # and those it did not
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.root)!r}, max {self.max_bytes / 2**20:g} MiB)"
@@ -166,6 +168,8 @@ class EmbeddingCache:
                     found[i] = shard.segments[loc[0]][loc[1]]
             if found:
                 self._touch(sid)
+            self.hits += len(found)
+            self.misses += len(hashes) - len(found)
         return found, [i for i in range(len(hashes)) if i not in found]
 
     def _refresh(self, sid: str) -> _Shard:

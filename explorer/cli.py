@@ -60,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--per-class", type=int, default=20, help="images per class for a Hub dataset")
     a.add_argument("--split", default="train", help="split of a Hub dataset")
     a.add_argument("--models-dir", default=None)
+    a.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="where the embedding models run: this process, or a Ray cluster (pip install .[ray])",
+    )
+    a.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: the cluster (auto, or ray://head:10001); default a local Ray",
+    )
 
     ae = sub.add_parser(
         "autoencoders",
@@ -143,6 +154,14 @@ def _atlas(args: argparse.Namespace) -> None:
         if getattr(args, fam)
     ]
     spaces = chosen or atlas.default_spaces(args.models_dir)
+    runner = None
+    if args.engine == "ray":
+        from .ray_engine import RayEngine, require_ray
+
+        require_ray()  # before reading the set: one sentence on how to install it
+        runner = RayEngine(address=args.address)
+    elif args.address:
+        raise ExplorerError("--address only applies with --engine ray.")
     kw = {"max_images": args.max_images}
     if not Path(args.source).exists() and args.source not in ("bundled", "augmented"):
         kw.update(per_class=args.per_class, split=args.split)
@@ -160,7 +179,13 @@ def _atlas(args: argparse.Namespace) -> None:
             bar.refresh()
 
         built = atlas.build(
-            image_set, spaces, args.method, args.models_dir, EmbeddingCache(), progress
+            image_set,
+            spaces,
+            args.method,
+            args.models_dir,
+            EmbeddingCache(),
+            progress,
+            runner=runner,
         )
         files = atlas.save(built, args.out, args.method)
     for ref, msg in built.failures.items():

@@ -17,7 +17,7 @@ rows are *not* (they are raw scaled latents; cosine metrics normalise anyway).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from .runtime import Progress
 from .vae import VAE, load_vae
 
 FAMILIES = ("vae", "clip", "dino", "vit")
+Runner = Callable[[str, list[Image.Image], "Progress | None", dict], np.ndarray]
+"""Runs a space's model somewhere else (e.g. :class:`explorer.ray_engine.RayEngine`):
+``(space, images, progress, embed options) -> (N, D)`` rows in the images' order."""
 VAE_POOLINGS = ("flatten", "channel-mean", "channel-meanstd")
 
 
@@ -162,6 +165,7 @@ def embed(
     resolution: int = 64,
     batch_size: int | None = None,
     device: torch.device | str | None = None,
+    runner: Runner | None = None,
 ) -> np.ndarray:
     """``images`` -> ``(N, D)`` float32 rows in ``space`` (see the module docstring).
 
@@ -170,7 +174,9 @@ def embed(
     the model runs only on the others (and is not even loaded when nothing is missing).
     ``pooling``: dino/vit ``cls`` (default), ``mean`` or ``cls+mean``; vae ``flatten``
     (default), ``channel-mean`` or ``channel-meanstd``. ``resolution``: VAE input size.
-    ``folder``: where local TAESD-family checkpoints live (VAE spaces).
+    ``folder``: where local TAESD-family checkpoints live (VAE spaces). ``runner``: computes
+    the missing rows elsewhere (a Ray cluster) instead of loading the model here; the cache
+    is read and written here all the same.
     """
     family, ref = parse_space(space, folder)
     images = list(images)
@@ -209,6 +215,13 @@ def embed(
             embedder = embedders.load_embedder(ref, device)
             return embedder.embed_images(todo, batch_size, prog, pooling)
 
+    if runner is not None:  # the model runs elsewhere; this process keeps the cache
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            options = {"folder": folder, "pooling": pooling, "resolution": resolution}
+            options.update(batch_size=batch_size, device=device)
+            return runner(f"{family}:{ref}", todo, prog, options)
+
     if not images:
         return np.zeros((0, 0), np.float32)
     if cache is None or key[2] == "unknown":  # revision unknown until the weights are fetched
@@ -238,6 +251,7 @@ def embed(
 __all__ = [
     "FAMILIES",
     "VAE_POOLINGS",
+    "Runner",
     "embed",
     "image_hash",
     "parse_space",

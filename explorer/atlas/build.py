@@ -112,12 +112,14 @@ def build(
     progress: Progress = no_progress,
     vae_resolution: int = 64,
     vae_pooling: str = "flatten",
+    runner: embeddings.Runner | None = None,
 ) -> Atlas:
     """N images -> an :class:`Atlas` with an ``(N, D)`` embedding and an ``(N, 2)`` ``method``
     map per space that worked.
 
     A space whose model cannot be loaded (not cached while offline, say) is reported in
-    ``failures`` and left out; only when every space fails is that an error.
+    ``failures`` and left out; only when every space fails is that an error. ``runner``: run
+    the models elsewhere (:class:`explorer.ray_engine.RayEngine`); its ``device`` names where.
     """
     spaces = list(spaces or default_spaces(folder))[:MAX_SPACES]
     if not spaces:
@@ -147,6 +149,8 @@ def build(
                 folder,
                 resolution=vae_resolution,
                 pooling=vae_pooling if family == "vae" else None,
+                device=getattr(runner, "device", None),
+                runner=runner,
             )
         except ExplorerError as exc:
             failures[ref] = str(exc)
