@@ -28,6 +28,11 @@ which are slow in ways the warm-up cannot fix: below 4096 points umap calls a nu
 per pair through scikit-learn (13 s for 3000 points), and from 4096 points on it runs
 pynndescent, whose compile (~40 s more) the small warm-up set never triggers. With the
 precomputed graph every fit, of any size, runs the same code the warm-up compiled.
+
+Past :data:`UMAP_FIT_MAX` points (a set embedded on a Ray cluster, say) UMAP is fitted on a
+seeded sample of that many rows with umap's own k-NN index, and the other rows are placed with
+``transform`` in chunks: the fit's cost stops growing with the set. Where RAPIDS cuML is
+importable, its GPU UMAP fits every row instead (a guarded import; not exercised by the tests).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from .metrics import _neighbours, _unit_rows
 log = logging.getLogger(__name__)
 
 METHODS = ("umap", "pca", "tsne")
+UMAP_FIT_MAX = 50_000  # above this many rows: fit on a sample, transform the rest
+TRANSFORM_CHUNK = 20_000
 
 
 def _numba_cache_dir() -> str:
@@ -70,7 +77,7 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
         if "numba" in sys.modules:  # imported before us: make it re-read its settings
             sys.modules["numba"].core.config.reload_config()
 
-# We hand umap a precomputed k-NN graph and never call .transform, which it warns about each fit.
+# We hand umap a precomputed k-NN graph (no .transform on those fits), which it warns about.
 warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
 
 _fit_lock = threading.Lock()  # one UMAP fit at a time (numba's parallel layers, the warm flag)
@@ -190,8 +197,42 @@ def _umap(xn: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
     return y
 
 
+def _cuml_umap() -> type | None:
+    try:
+        from cuml.manifold import UMAP  # RAPIDS, on a GPU machine only
+    except Exception:  # not installed, or no usable GPU
+        return None
+    return UMAP
+
+
+def _umap_sampled(xn: np.ndarray, seed: int, n_neighbors: int | None, fit_max: int) -> np.ndarray:
+    """(N, D) unit rows -> (N, 2): UMAP fitted on ``fit_max`` rows drawn with ``seed`` (their
+    coordinates are the fit's), the others placed by ``transform`` (see the module docstring)."""
+    import umap
+
+    n = xn.shape[0]
+    k = max(2, min(15 if n_neighbors is None else n_neighbors, fit_max - 1))
+    cuml = _cuml_umap()
+    if cuml is not None:
+        return np.asarray(cuml(n_neighbors=k, n_components=2, random_state=seed).fit_transform(xn))
+    sample = np.sort(np.random.default_rng(seed).choice(n, fit_max, replace=False))
+    rest = np.setdiff1d(np.arange(n), sample)
+    reducer = umap.UMAP(n_neighbors=k, n_components=2, metric="cosine", random_state=seed, n_jobs=1)
+    y = np.empty((n, 2), np.float32)
+    with _fit_lock:
+        y[sample] = reducer.fit_transform(xn[sample])
+        for a in range(0, len(rest), TRANSFORM_CHUNK):
+            chunk = rest[a : a + TRANSFORM_CHUNK]
+            y[chunk] = reducer.transform(xn[chunk])
+    return y
+
+
 def project(
-    x: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int | None = None
+    x: np.ndarray,
+    method: str = "umap",
+    seed: int = 0,
+    n_neighbors: int | None = None,
+    fit_max: int | None = None,
 ) -> np.ndarray:
     """(N,D) embeddings -> (N,2) float32 map, centred, max |coordinate| 1.
 
@@ -202,7 +243,8 @@ def project(
     least 2, PCA init. Deterministic for a given ``seed``. Small and degenerate sets do not go to
     the fitters: N = 1 gives [[0, 0]], N = 2 a fixed segment [[−1, 0], [1, 0]], and points that
     are all the same direction give all zeros. UMAP blocks on its cold start (~40 s) the first
-    time in a process: ask ``best_available`` first.
+    time in a process: ask ``best_available`` first. UMAP on more than ``fit_max`` rows
+    (default :data:`UMAP_FIT_MAX`) is fitted on a seeded sample and ``transform`` places the rest.
     """
     method = str(method).lower()
     if method not in METHODS:
@@ -221,6 +263,8 @@ def project(
         y = _pca(xn, seed)
     elif method == "tsne":
         y = _tsne(xn, seed)
+    elif n > (fit_max or UMAP_FIT_MAX):
+        y = _umap_sampled(xn, seed, n_neighbors, max(3, int(fit_max or UMAP_FIT_MAX)))
     else:
         y = _umap(xn, seed, n_neighbors)
     return _standardise(y)

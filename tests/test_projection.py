@@ -246,3 +246,20 @@ class TestUmap:
         np.testing.assert_allclose(knn_dist[:, 1:], np.sort(d, axis=1)[:, :5], atol=1e-5)
         assert projection._fit_lock.acquire(blocking=False)  # released after the fit
         projection._fit_lock.release()
+
+    @pytest.mark.slow
+    def test_umap_fits_a_sample_and_transforms_the_rest_above_fit_max(self):
+        import umap
+
+        x, labels = clusters(n_per=60, dim=16)  # 180 rows, 3 clusters
+        y = project(x, "umap", fit_max=90)
+        check_map(y, len(x))
+        np.testing.assert_array_equal(y, project(x, "umap", fit_max=90))  # deterministic
+        assert map_knn_accuracy(y, labels) >= 0.95  # transformed rows land in their cluster
+        # The sampled rows are exactly umap's own fit of that sample (before standardising).
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        raw = projection._umap_sampled(xn, 0, None, 90)
+        sample = np.sort(np.random.default_rng(0).choice(len(x), 90, replace=False))
+        ref = umap.UMAP(n_neighbors=15, n_components=2, metric="cosine", random_state=0, n_jobs=1)
+        np.testing.assert_allclose(raw[sample], ref.fit_transform(xn[sample]), atol=1e-5)
+        assert not np.array_equal(raw, project(x, "umap"))  # at or under fit_max: the full fit
