@@ -159,7 +159,7 @@ def _atlas(args: argparse.Namespace) -> None:
         from .ray_engine import RayEngine, require_ray
 
         require_ray()  # before reading the set: one sentence on how to install it
-        runner = RayEngine(address=args.address)
+        runner = RayEngine(address=args.address).start()  # and on a cluster it cannot reach
     elif args.address:
         raise ExplorerError("--address only applies with --engine ray.")
     kw = {"max_images": args.max_images}

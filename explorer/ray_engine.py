@@ -99,12 +99,12 @@ class EmbedActor:
 
 
 def _explorer_error(exc: BaseException) -> ExplorerError | None:
-    """The :class:`ExplorerError` a worker raised, found in Ray's wrapping of it."""
+    """The :class:`ExplorerError` a worker raised, unwrapped from Ray's exceptions around it."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, ExplorerError):
-            return ExplorerError(str(exc).splitlines()[-1] if "\n" in str(exc) else str(exc))
+        if isinstance(exc, ExplorerError) and not type(exc).__module__.startswith("ray"):
+            return exc
         exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
     return None
 
@@ -143,9 +143,13 @@ class RayEngine:
                     )
                 except (ConnectionError, RuntimeError, ValueError) as exc:
                     raise ExplorerError(
-                        f"Cannot reach a Ray cluster at {self.address or 'this machine'}: {exc}. "
-                        "Check --address (e.g. auto or ray://head:10001)."
+                        f"Cannot reach a Ray cluster at {self.address or 'this machine'}: "
+                        f"{str(exc).strip().rstrip('.')}. Check --address (auto, or "
+                        "ray://head:10001, which needs `pip install 'ray[client]'`)."
                     ) from exc
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = False  # progress goes through explorer's own callback
+            ctx.print_on_execution_start = False
             self._ray = ray
         return self
 
@@ -209,7 +213,7 @@ class RayEngine:
         except Exception as exc:
             err = _explorer_error(exc)
             if err is not None:
-                raise err from exc
+                raise ExplorerError(f"On Ray: {err}") from exc
             raise ExplorerError(
                 f"The Ray job embedding {space} failed: {type(exc).__name__}: "
                 f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
