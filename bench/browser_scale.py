@@ -111,6 +111,7 @@ def _wait_paint(page, kind: str, since: int, timeout_ms: int) -> dict:
 def _click_once(page, panel: int, timeout_ms: int) -> dict:
     """Hover then click a point of ``panel``; ms from mouse-down to the overlays repainted with
     the neighbours, and from hover to the thumbnail shown (fetched then)."""
+    page.locator(".atlas-panel").nth(panel).scroll_into_view_if_needed()
     where = page.evaluate(LOCATE, [panel])
     page.mouse.move(where["px"] - 30, where["py"] - 30)
     page.evaluate(
@@ -199,7 +200,7 @@ def _thumb_url(path: str) -> str:
     return "/thumb?p=" + urllib.parse.quote(path)
 
 
-def run_page(browser, n: int, folder: Path, port: int) -> dict:
+def run_page(browser, n: int, folder: Path, port: int, shots: Path | None = None) -> dict:
     from explorer import atlas as A
     from explorer.ui.atlas_payload import payload
     from explorer.ui.common import STATIC
@@ -230,6 +231,12 @@ def run_page(browser, n: int, folder: Path, port: int) -> dict:
                "drawn": len(json.loads(full)["labels"]),
                "heap_idle_mb": heap0, "heap_mb": _heap(cdp)}  # fmt: skip
         out.update(_click_and_measure(page, 120_000))
+        if shots:
+            for vp in ({"width": 1280, "height": 800}, {"width": 1920, "height": 1080}):
+                page.set_viewport_size(vp)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(shots / f"page-{n}-{vp['width']}.png"))
+            page.set_viewport_size(VIEWPORT)
         nb = {k: [j for j, _ in v] for k, v in A.neighbours(a, out["clicked"], 6).items()}
         upd = payload(a, method, _thumb_url, selected=out["clicked"], neighbors=nb, update=True)
         out["update_bytes"] = len(upd)
@@ -345,7 +352,7 @@ def main() -> None:
             folder = write(n, args.data / f"syn-{n}")
             if n in args.sizes:
                 print(f"page {n}", file=sys.stderr, flush=True)
-                rows.append(run_page(browser, n, folder, args.port))
+                rows.append(run_page(browser, n, folder, args.port, args.shots))
                 print(rows[-1], file=sys.stderr, flush=True)
             if n in args.app_sizes:
                 print(f"app {n}", file=sys.stderr, flush=True)
