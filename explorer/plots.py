@@ -191,6 +191,10 @@ def class_styles(n: int) -> tuple[list[str], list[str]]:
     return colours, symbols
 
 
+GL_ABOVE = 2000
+"""Atlas panels with more points than this are drawn with WebGL (the app's atlas.js agrees)."""
+
+
 def atlas_html(
     panels: Sequence[tuple[str, np.ndarray]],
     labels: Sequence[str],
@@ -200,12 +204,18 @@ def atlas_html(
 ) -> str:
     """``(panel title, (N,2) map)`` per space, N labels and paths -> a standalone HTML page
     (plotly.js inlined once, works offline): the panels side by side with the app's colours and
-    marker shapes (:func:`class_styles`), a legend of every class, and ``table_html`` (the
-    metrics table) below."""
+    marker shapes (:func:`class_styles`), the point count under each title, a legend of every
+    class, and ``table_html`` (the metrics table) below. Past :data:`GL_ABOVE` points the panels
+    are WebGL (``scattergl``) with smaller markers, as in the app."""
     classes = list(dict.fromkeys(labels))
     colours, symbols = class_styles(len(classes))
+    n = len(labels)
+    gl = n > GL_ABOVE
     fig = make_subplots(
-        rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels], horizontal_spacing=0.02
+        rows=1,
+        cols=len(panels),
+        subplot_titles=[f"{t}<br><sub>{n:,} points</sub>" for t, _ in panels],
+        horizontal_spacing=0.02,
     )
     labels_arr = np.array(list(labels))
     for c, cls in enumerate(classes):
@@ -213,7 +223,7 @@ def atlas_html(
         for j, (_, xy) in enumerate(panels):
             xy = np.asarray(xy)
             fig.add_trace(
-                go.Scatter(
+                (go.Scattergl if gl else go.Scatter)(
                     x=xy[ids, 0],
                     y=xy[ids, 1],
                     mode="markers",
@@ -222,11 +232,11 @@ def atlas_html(
                     showlegend=j == 0,
                     text=[f"#{i} {paths[i]}" for i in ids],
                     marker={
-                        "size": 8,
+                        "size": 4 if gl else 8,
                         "color": colours[c],
                         "symbol": symbols[c],
                         "opacity": 0.85,
-                        "line": {"width": 0.5, "color": "#fff"},
+                        "line": {"width": 0 if gl else 0.5, "color": "#fff"},
                     },
                     hovertemplate="%{text}<extra>" + cls + "</extra>",
                 ),

@@ -37,7 +37,9 @@ def test_bundled_set_opens_with_three_panels_and_metrics(atlas_client):
     assert [p["key"] for p in data["panels"]] == ["vae", "clip", "dino"]
     n = len(data["labels"])
     assert n >= 60 and all(len(p["x"]) == n for p in data["panels"])
-    assert len(data["thumbs"]) == n and data["thumbs"][0].startswith("/gradio_api/file=")
+    assert len(data["thumbs"]) == n and (data["thumb_prefix"] + data["thumbs"][0]).startswith(
+        "/gradio_api/file="
+    )
     rows = _table(metrics_df)
     labellings = ["meaning", "appearance", "source", "meaning (same photo counted)"]
     assert [(r["space"], r["labels"]) for r in rows] == [

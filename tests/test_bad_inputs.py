@@ -282,7 +282,7 @@ def test_atlas_upload_images(upload_client, corpus, good, astronaut, name):
         assert f"1 file skipped: {case.path.name} (" in status, status
     # the session holds the set just opened
     index, payload, *_ = call(upload_client, 0, api_name="/atlas_select")
-    assert index == 0 and json.loads(payload)["labels"] == data["labels"]
+    assert index == 0 and json.loads(payload)["base"] == data["base"]  # an update of that set
     app_answers(upload_client, astronaut)
 
 

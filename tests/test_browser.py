@@ -173,3 +173,60 @@ def test_every_tab_appears_once(page):
         page.wait_for_timeout(500)
         names = page.get_by_role("tab").all_inner_texts()
         assert len(names) == len(set(names)), names
+
+
+# where (page pixels) a drawn point of panel p lies, from plotly's own axes (WebGL panels have
+# no SVG point to find): the point nearest the middle of the panel
+_LOCATE = """
+([p]) => {
+  const div = document.querySelectorAll('.atlas-panel')[p];
+  const fl = div._fullLayout, box = div.getBoundingClientRect();
+  const xa = fl.xaxis, ya = fl.yaxis;
+  const cx = (xa.range[0] + xa.range[1]) / 2, cy = (ya.range[0] + ya.range[1]) / 2;
+  let best = null;
+  div.data.forEach((t) => t.x.forEach((x, k) => {
+    const d = (x - cx) ** 2 + (t.y[k] - cy) ** 2;
+    if (!best || d < best.d) best = { d, x, y: t.y[k] };
+  }));
+  return { px: box.left + fl._size.l + xa.d2p(best.x), py: box.top + fl._size.t + ya.d2p(best.y) };
+}
+"""
+
+
+@pytest.mark.slow
+def test_atlas_of_5000_points_shows_its_count_and_links_a_click(page, tmp_path_factory):
+    """A 5,000-point saved atlas (synthetic: bench/synthetic_atlas.py) opens in WebGL panels
+    titled with their point count; a click stars the point in every panel with its neighbours."""
+    from bench.synthetic_atlas import write
+
+    folder = write(5_000, tmp_path_factory.mktemp("atlas5k"))
+    page.get_by_role("tab", name="Semantic atlas").click()
+    page.get_by_text("pca", exact=True).click()  # the saved map: no switch to UMAP meanwhile
+    page.get_by_text("A saved atlas folder").click()
+    page.get_by_label("Folder written by `python -m explorer atlas`").fill(str(folder))
+    page.get_by_role("button", name="Open the folder").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.atlas-panel .gtitle')].filter("
+        "t => t.textContent.includes('5,000 points')).length === 3",
+        timeout=300_000,
+    )
+    assert page.locator(".atlas-panel .gl-container canvas").count() >= 3  # WebGL panels
+    assert "5000 images" in page.locator("#atlas-status").inner_text()
+    page.locator(".atlas-panel").nth(1).scroll_into_view_if_needed()
+    where = page.evaluate(_LOCATE, [1])
+    page.mouse.move(where["px"] - 25, where["py"] - 25)
+    page.mouse.move(where["px"], where["py"], steps=6)
+    page.wait_for_timeout(300)
+    page.mouse.click(where["px"], where["py"])
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.atlas-panel')].every("
+        "p => p.dataset.selected !== '' && p.dataset.neighbors.split(',').length === 6)",
+        timeout=120_000,
+    )
+    selected = {p.get_attribute("data-selected") for p in page.locator(".atlas-panel").all()}
+    assert len(selected) == 1  # the same image in all three panels
+    # the star and the six neighbours are drawn over every panel
+    assert page.locator(".atlas-panel .atlas-overlay .atlas-sel").count() == 3
+    assert page.locator(".atlas-panel .atlas-overlay .atlas-nb").count() >= 15
+    assert page.get_by_label("Image #").input_value() == selected.pop()
+    _shot(page, "atlas-5000-selected")

@@ -21,6 +21,7 @@ BAD = {  # one bad value for each kind of variable, with the accepted form the m
     "EXPLORER_CACHE_MAX_MB": ("nan", "a positive number"),
     "EXPLORER_MAX_RESOLUTION": ("32", "a whole number of pixels of at least 64"),
     "EXPLORER_PUBLIC": ("maybe", "1 or 0"),
+    "EXPLORER_DISPLAY_MAX_POINTS": ("0", "a whole number of at least 1"),
     "EXPLORER_PLUGINS": ("my-models", "comma-separated importable module names"),
 }
 

@@ -32,6 +32,7 @@ __all__ = [
     "build",
     "coords_for",
     "default_spaces",
+    "from_arrays",
     "neighbours",
     "query_image",
     "text_query",
@@ -174,6 +175,47 @@ def build(
     progress(0.88, f"projecting ({method})")
     coords_for(atlas, method)
     progress(1.0, "done")
+    return atlas
+
+
+def from_arrays(
+    embeddings_by_key: dict[str, np.ndarray],
+    labels: Sequence[str],
+    images: Sequence[Image.Image],
+    coords: dict[str, np.ndarray] | None = None,
+    method: str = "pca",
+    source: str = "arrays",
+) -> Atlas:
+    """``{space key: (N, D) embedding}``, N labels, N images (thumbnails are written from them)
+    and optionally ``{space key: (N, 2) map}`` under ``method`` -> an :class:`Atlas`, without
+    any model: for sets made elsewhere, and synthetic ones (benchmarks, tests). A key's letters
+    name its family (``vae``, ``clip2`` -> ``clip``); its model is ``"arrays"``."""
+    n = len(labels)
+    if len(images) != n or any(e.shape[0] != n for e in embeddings_by_key.values()):
+        raise ExplorerError("from_arrays needs one image, one label and one row per point.")
+    if coords and (
+        set(coords) != set(embeddings_by_key)
+        or any(np.asarray(xy).shape != (n, 2) for xy in coords.values())
+    ):
+        raise ExplorerError("coords needs one (N, 2) map for every embedded space, or none.")
+    spaces = [
+        Space(k, f"{k.rstrip('0123456789')}:arrays", k.rstrip("0123456789"), "arrays")
+        for k in embeddings_by_key
+    ]
+    image_set = ImageSet(
+        source, list(images), [str(x) for x in labels], [f"point[{i}]" for i in range(n)]
+    )
+    hashes = [embeddings.image_hash(im) for im in image_set.images]
+    atlas = Atlas(
+        id=uuid.uuid4().hex,
+        images=image_set,
+        spaces=spaces,
+        embeddings={k: np.asarray(v, np.float32) for k, v in embeddings_by_key.items()},
+        thumbs=write_thumbs(image_set.images, hashes, thumb_dir()),
+        source=source,
+    )
+    if coords:
+        atlas.coords[method] = {k: np.asarray(v, np.float32) for k, v in coords.items()}
     return atlas
 
 

@@ -1,7 +1,11 @@
 // Side-by-side, linked scatter panels for the semantic atlas (runs inside a gr.HTML component).
 // `element`, `props`, `trigger` and `watch` are provided by Gradio's gr.HTML js_on_load.
-// props.value is a JSON string: {panels:[{key,title,x,y}], labels, classes, thumbs, selected,
-// neighbors:{key:[idx]}, highlight:[idx], scores:[float], message}
+// props.value is a JSON string (explorer/ui/atlas_payload.py): {base, panels:[{key,title,count,x,y}],
+// n, ids (set index of each drawn point, null when all are drawn), labels, classes, colors,
+// symbols, thumb_prefix, thumbs, note, selected, neighbors:{key:[idx]}, highlight:[idx],
+// extra:{idx:{key:[x,y]}}, message}; or a click's update {base, update:true, selected, neighbors,
+// highlight, extra}, applied to the panels already drawn from the same base.
+// Selection, neighbours and highlights are indices in the whole set; a big set is drawn as a sample.
 (function () {
   // Colours and marker shapes come from the payload (explorer/plots.py class_styles), so the app
   // and the exported atlas.html agree; this fallback is only for an old payload.
@@ -9,9 +13,20 @@
   const colourOf = (c) => (state && state.colors ? state.colors[c] : FALLBACK[c % FALLBACK.length]);
   const symbolOf = (c) => (state && state.symbols ? state.symbols[c] : "circle");
   const PANEL_HEIGHT = 420;
+  const GL_ABOVE = 2000; // WebGL (scattergl) past this many drawn points
   let state = null;
-  let selected = null;
+  let pos = null; // set index -> position among the drawn points (null: the same)
   const root = element.querySelector(".atlas-root") || element;
+  // the last full payload, by base, so an update still finds its panels if the component remounts
+  const CACHE = (window.__atlasFull = window.__atlasFull || {});
+
+  function setIndex(p) { return state.ids ? state.ids[p] : p; }
+  function xyOf(panel, i) {
+    const p = pos ? pos.get(i) : i;
+    if (p !== undefined && p < panel.x.length) return [panel.x[p], panel.y[p]];
+    const e = state.extra && state.extra[String(i)];
+    return e && e[panel.key] ? e[panel.key] : [null, null];
+  }
 
   function tooltip() {
     let tip = element.querySelector(".atlas-tip");
@@ -24,39 +39,92 @@
     return tip;
   }
 
-  function overlayTraces(panel, sel, neighbors, highlight, gl) {
-    const type = gl ? "scattergl" : "scatter";
-    const pick = (ids) => ({ x: ids.map((i) => panel.x[i]), y: ids.map((i) => panel.y[i]), customdata: ids });
-    return [
-      Object.assign({ type, mode: "markers", name: "text match", showlegend: false, hoverinfo: "skip",
-        marker: { size: 14, color: "rgba(0,0,0,0)", line: { color: "#111", width: 2.5 }, symbol: "circle-open" } },
-        pick(highlight || [])),
-      Object.assign({ type, mode: "markers", name: "neighbours", showlegend: false, hoverinfo: "skip",
-        marker: { size: 15, color: "rgba(0,0,0,0)", line: { color: "#d62728", width: 2 }, symbol: "diamond-open" } },
-        pick(neighbors || [])),
-      Object.assign({ type, mode: "markers", name: "selected", showlegend: false, hoverinfo: "skip",
-        marker: { size: 20, color: "#ffd400", line: { color: "#000", width: 1.5 }, symbol: "star" } },
-        pick(sel === null || sel === undefined ? [] : [sel])),
-    ];
+  // The selection, its neighbours and text matches are drawn on an SVG layer above each panel,
+  // placed with plotly's own axes: moving them costs a few elements, where restyling plotly
+  // traces redraws every point (seconds per click at 10k points).
+  const SVGNS = "http://www.w3.org/2000/svg";
+  function overlayOf(div) {
+    let svg = div.querySelector("svg.atlas-overlay");
+    if (!svg) {
+      svg = document.createElementNS(SVGNS, "svg");
+      svg.setAttribute("class", "atlas-overlay");
+      div.appendChild(svg);
+    }
+    return svg;
   }
 
-  function traces(panel, pIndex) {
+  function starPoints(cx, cy, r) {
+    const pts = [];
+    for (let k = 0; k < 10; k++) {
+      const a = -Math.PI / 2 + (k * Math.PI) / 5, rr = k % 2 ? r * 0.45 : r;
+      pts.push((cx + rr * Math.cos(a)).toFixed(1) + "," + (cy + rr * Math.sin(a)).toFixed(1));
+    }
+    return pts.join(" ");
+  }
+
+  function drawOverlay(div, panel) {
+    const fl = div._fullLayout;
+    if (!fl || !fl.xaxis || !fl._size || !state) return;
+    const svg = overlayOf(div);
+    svg.style.display = "";
+    const xa = fl.xaxis, ya = fl.yaxis, sz = fl._size;
+    const at = (i) => {
+      const q = xyOf(panel, i);
+      if (q[0] === null || q[0] === undefined) return null;
+      const px = sz.l + xa.d2p(q[0]), py = sz.t + ya.d2p(q[1]);
+      const inside = px >= sz.l - 1 && px <= sz.l + sz.w + 1 && py >= sz.t - 1 && py <= sz.t + sz.h + 1;
+      return inside ? [px, py] : null;
+    };
+    let out = "";
+    (state.highlight || []).forEach((i) => {
+      const p = at(i);
+      if (p) out += '<circle class="atlas-hl" cx="' + p[0] + '" cy="' + p[1] + '" r="7" fill="none" stroke="#111" stroke-width="2.5"/>';
+    });
+    ((state.neighbors || {})[panel.key] || []).forEach((i) => {
+      const p = at(i);
+      if (!p) return;
+      const d = 7.5, pts = [[p[0], p[1] - d], [p[0] + d, p[1]], [p[0], p[1] + d], [p[0] - d, p[1]]];
+      out += '<polygon class="atlas-nb" points="' + pts.map((q) => q.join(",")).join(" ") + '" fill="none" stroke="#d62728" stroke-width="2"/>';
+    });
+    if (state.selected !== null && state.selected !== undefined) {
+      const p = at(state.selected);
+      if (p) out += '<polygon class="atlas-sel" points="' + starPoints(p[0], p[1], 10) + '" fill="#ffd400" stroke="#000" stroke-width="1.5"/>';
+    }
+    svg.innerHTML = out;
+  }
+
+  function drawOverlays() {
+    root.querySelectorAll(".atlas-panel").forEach((div, p) => {
+      drawOverlay(div, state.panels[p]);
+      mark(div, state.panels[p]);
+    });
+  }
+
+  function traces(panel) {
     const n = state.labels.length;
-    const gl = n > 2000;
+    const gl = n > GL_ABOVE;
+    const byClass = new Map(state.classes.map((cls, c) => [cls, []]));
+    for (let p = 0; p < n; p++) { const l = byClass.get(state.labels[p]); if (l) l.push(p); }
     const out = [];
     state.classes.forEach((cls, c) => {
-      const ids = [];
-      for (let i = 0; i < n; i++) if (state.labels[i] === cls) ids.push(i);
+      const ps = byClass.get(cls);
       out.push({
         type: gl ? "scattergl" : "scatter", mode: "markers", name: cls, legendgroup: cls,
-        showlegend: false, x: ids.map((i) => panel.x[i]), y: ids.map((i) => panel.y[i]),
-        customdata: ids, hovertemplate: "%{customdata}: " + cls + "<extra></extra>",
-        marker: { size: n > 2000 ? 4 : 8, color: colourOf(c), symbol: symbolOf(c), opacity: 0.85,
-          line: { width: n > 2000 ? 0 : 0.5, color: "#fff" } },
+        showlegend: false, x: ps.map((p) => panel.x[p]), y: ps.map((p) => panel.y[p]),
+        customdata: ps.map(setIndex), hovertemplate: "%{customdata}: " + cls + "<extra></extra>",
+        marker: { size: n > GL_ABOVE ? (n > 15000 ? 3 : 4) : 8, color: colourOf(c), symbol: symbolOf(c),
+          opacity: n > 15000 ? 0.7 : 0.85, line: { width: n > GL_ABOVE ? 0 : 0.5, color: "#fff" } },
       });
     });
-    const nb = state.neighbors ? state.neighbors[panel.key] : [];
-    return out.concat(overlayTraces(panel, state.selected, nb, state.highlight, gl));
+    return out;
+  }
+
+  function painted(t0, what) {
+    // two animation frames after the draw: the browser has painted it
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      root.dataset.renderMs = (performance.now() - t0).toFixed(1);
+      root.dataset.rendered = what + ":" + (state ? state.base : "") + ":" + String(state && state.selected);
+    }));
   }
 
   function mark(div, panel) {
@@ -67,18 +135,31 @@
 
   function highlightLocally(idx) {
     state.selected = idx;
-    root.querySelectorAll(".atlas-panel").forEach((div, p) => {
-      const panel = state.panels[p];
-      const k = div.data.length - 1; // the "selected" overlay is the last trace
-      Plotly.restyle(div, { x: [[panel.x[idx]]], y: [[panel.y[idx]]], customdata: [[idx]] }, [k]);
-      mark(div, panel);
-    });
+    drawOverlays();
   }
 
   function render() {
     if (typeof Plotly === "undefined") { setTimeout(render, 100); return; }
+    const t0 = performance.now();
     let data = null;
     try { data = props.value ? JSON.parse(props.value) : null; } catch (e) { data = null; }
+    if (data && data.update) {
+      const drawn = state && state.base === data.base && root.querySelector(".atlas-panel");
+      if (drawn) { // a click's answer: move the overlays, keep the points
+        Object.assign(state, { selected: data.selected, neighbors: data.neighbors,
+          highlight: data.highlight, extra: data.extra });
+        drawOverlays();
+        painted(t0, "update");
+        return;
+      }
+      const full = CACHE[data.base];
+      if (!full) return; // nothing drawn to update: keep what is on screen
+      data = Object.assign({}, full, { selected: data.selected, neighbors: data.neighbors,
+        highlight: data.highlight, extra: data.extra, message: data.message });
+    } else if (data && data.base && data.panels && data.panels.length) {
+      for (const k of Object.keys(CACHE)) delete CACHE[k];
+      CACHE[data.base] = data;
+    }
     root.querySelectorAll(".atlas-panel").forEach((d) => Plotly.purge(d));
     root.innerHTML = "";
     if (!data || !data.panels || !data.panels.length) {
@@ -86,6 +167,13 @@
       return;
     }
     state = data;
+    pos = data.ids ? new Map(data.ids.map((i, p) => [i, p])) : null;
+    if (data.note) {
+      const note = document.createElement("div");
+      note.className = "atlas-sample-note";
+      note.textContent = data.note;
+      root.appendChild(note);
+    }
     const legend = document.createElement("div");
     legend.className = "atlas-legend";
     data.classes.forEach((cls, c) => {
@@ -107,14 +195,17 @@
       div.dataset.space = panel.key;
       row.appendChild(div);
       const layout = {
-        title: { text: panel.title, font: { size: 14 } }, height: PANEL_HEIGHT, autosize: true, margin: { l: 10, r: 10, t: 40, b: 10 },
+        title: { text: panel.title + (panel.count ? "<br><span style='font-size:11px;color:#6b7280'>" + panel.count + "</span>" : ""), font: { size: 14 } }, height: PANEL_HEIGHT, autosize: true, margin: { l: 10, r: 10, t: panel.count ? 52 : 40, b: 10 },
         xaxis: { visible: false }, yaxis: { visible: false }, hovermode: "closest", dragmode: "pan",
         showlegend: false,
         plot_bgcolor: "#fafafa",
       };
-      Plotly.newPlot(div, traces(panel, p), layout, { responsive: true, displaylogo: false,
+      Plotly.newPlot(div, traces(panel), layout, { responsive: true, displaylogo: false,
         modeBarButtonsToRemove: ["select2d", "lasso2d"] });
+      drawOverlay(div, panel);
       mark(div, panel);
+      div.on("plotly_afterplot", () => drawOverlay(div, panel)); // zoom, pan, resize
+      div.on("plotly_relayouting", () => { overlayOf(div).style.display = "none"; });
       // panels drawn while hidden (another tab) or before layout get the wrong width: follow the
       // box's WIDTH only. The height is fixed (layout + CSS); resizing on every size change let
       // each resize feed the next and the panels grew taller while the page sat idle.
@@ -137,10 +228,12 @@
         const pt = ev.points && ev.points[0];
         if (!pt || pt.customdata === undefined) return;
         const idx = Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata;
-        const url = state.thumbs ? state.thumbs[idx] : null;
+        // the thumbnail is fetched now, on hover: the payload holds its URL, not the image
+        const p = pos ? pos.get(idx) : idx;
+        const url = state.thumbs && p !== undefined ? (state.thumb_prefix || "") + state.thumbs[p] : null;
         if (!url) return;
         tip.querySelector("img").src = url;
-        tip.querySelector(".atlas-tip-label").textContent = "#" + idx + " · " + state.labels[idx];
+        tip.querySelector(".atlas-tip-label").textContent = "#" + idx + " · " + state.labels[p];
         const box = element.getBoundingClientRect();
         const e = ev.event || {};
         tip.style.left = ((e.clientX || 0) - box.left + 14) + "px";
@@ -155,6 +248,7 @@
       note.textContent = data.message;
       root.appendChild(note);
     }
+    painted(t0, "full");
   }
 
   watch("value", render);

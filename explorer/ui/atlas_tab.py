@@ -329,7 +329,7 @@ def on_atlas_select(atlas_id, shown, index):
     nb = {k: [i for i, _ in v] for k, v in res.items()}
     return (
         index,
-        payload(a, shown, file_url, selected=index, neighbors=nb),
+        payload(a, shown, file_url, selected=index, neighbors=nb, update=True),
         *_galleries(a, res, index),
     )
 
@@ -359,7 +359,7 @@ def on_atlas_text(atlas_id, shown, text):
     top, _scores = atlas.text_query(a, text, 8)
     items = [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.3f}") for i, sim in top]
     note = text_search_note(a, text, top)
-    return items, note, payload(a, shown, file_url, highlight=[i for i, _ in top])
+    return items, note, payload(a, shown, file_url, highlight=[i for i, _ in top], update=True)
 
 
 @user_errors("Export")

@@ -1,0 +1,79 @@
+"""A synthetic atlas of any size, without models or image files: clustered points in three
+spaces, labels, and small generated thumbnails, saved as a folder the app reopens ("A saved
+atlas folder"). For the browser benchmark (bench/browser_scale.py) and its test.
+
+    python bench/synthetic_atlas.py 50000 /tmp/atlas-50k   # writes the folder, prints its path
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from explorer import atlas
+
+SPACES = {"vae": 1.6, "clip": 0.45, "dino": 0.35}
+"""Space key -> spread of its clusters (the VAE groups badly, CLIP and DINOv2 well)."""
+
+
+def synthetic_atlas(n: int, classes: int = 20, dim: int = 32, side: int = 24, seed: int = 0):
+    """n points in ``classes`` classes -> an :class:`explorer.atlas.Atlas` with (n, dim)
+    clustered embeddings per space of :data:`SPACES`, a 'pca' map per space (the first two
+    coordinates: no projection is run) and one side×side thumbnail per point (its class's
+    colour with per-point noise, so every image is distinct)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, classes, n)
+    codes[:classes] = np.arange(classes)  # every class present
+    labels = [f"class {c:02d}" for c in codes]
+    embs, coords = {}, {}
+    for key, spread in SPACES.items():
+        centres = rng.normal(0, 1, (classes, dim)).astype(np.float32)
+        x = centres[codes] + rng.normal(0, spread, (n, dim)).astype(np.float32)
+        embs[key] = x
+        coords[key] = x[:, :2].copy()
+    base = rng.integers(40, 215, (classes, 3))
+    pixels = base[codes][:, None, None, :] + rng.integers(-40, 41, (n, side, side, 3))
+    pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+    images = [Image.fromarray(p) for p in pixels]
+    return atlas.from_arrays(embs, labels, images, coords, "pca", f"synthetic {n:,}")
+
+
+def write(n: int, out: Path) -> Path:
+    """A synthetic atlas of n points saved to ``out`` as the files the app reopens (atlas.json,
+    points.csv, embeddings.npz, thumbs/; the metrics are computed when it is opened, so they are
+    not written here); skipped when ``out`` already holds one of that size."""
+    out = Path(out)
+    meta_path = out / "atlas.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("n") == n:
+        return out
+    a = synthetic_atlas(n)
+    (out / "thumbs").mkdir(parents=True, exist_ok=True)
+    thumbs = []
+    for i, t in enumerate(a.thumbs):
+        shutil.copyfile(t, out / "thumbs" / f"{i:05d}.jpg")
+        thumbs.append(f"thumbs/{i:05d}.jpg")
+    atlas.points_frame(a, "pca").to_csv(out / "points.csv", index=False)
+    np.savez(out / "embeddings.npz", **a.embeddings)
+    meta = {
+        "source": a.source,
+        "method": "pca",
+        "n": n,
+        "spaces": [
+            {"key": s.key, "ref": s.ref, "family": s.family, "model": s.model} for s in a.spaces
+        ],
+        "failures": {},
+        "thumbs": thumbs,
+    }
+    meta_path.write_text(json.dumps(meta))
+    return out
+
+
+if __name__ == "__main__":
+    print(write(int(sys.argv[1]), Path(sys.argv[2])))
