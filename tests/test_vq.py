@@ -249,3 +249,33 @@ def test_lab_roundtrip_interpolate_edit(examples):
     assert big.codes_changed > 0 and big.mean_abs_change > 0
     assert f"{big.codes_changed:.1%}" in lab_views.edit_note(big)
     assert lab.edit(a, "test-kl", 0, "shift", 1.0, resolution=RES).codes_changed is None
+
+
+def test_app_encode_shows_the_code_map_and_usage(client, astronaut):
+    import json
+
+    from gradio_client import handle_file
+
+    summary, _grid, _preview, code_map, hist, _stats, usage = client.predict(
+        handle_file(astronaut), "test-vq", 64, "square", "", "shared", api_name="/encode"
+    )
+    assert "VQ autoencoder" in summary and "of 24 codes" in summary
+    # the plots come as updates (their labels change with the model): {"label", "value"}
+    assert "Code-index map" in code_map["label"] and "no N(0,1)" in hist["label"]
+    assert usage["visible"] is True
+    code_map, hist, usage = code_map["value"], hist["value"], usage["value"]
+    figure = json.loads(code_map["plot"])
+    assert [t["type"] for t in figure["data"]] == ["image", "heatmap"]
+    assert figure["data"][1]["z"]["shape"] == "16, 16"  # (h,w) code indices at 64 / 4
+    assert [t.get("name") for t in json.loads(hist["plot"])["data"]] == ["latent values"]
+    bars = json.loads(usage["plot"])["data"][0]
+    assert bars["type"] == "bar" and sum(_decoded(bars["y"])) == 16 * 16
+
+
+def _decoded(values) -> list:
+    """Plotly JSON arrays may come as {"dtype", "bdata"} (base64): -> a list of numbers."""
+    if isinstance(values, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), values["dtype"]).tolist()
+    return list(values)
