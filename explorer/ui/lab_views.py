@@ -61,7 +61,7 @@ def _vq_view(s, cb: Codes) -> dict:
         ),
         "std_label": "Code-index map (nearest codebook entry per latent pixel)",
         "histogram": plots.latent_histogram(
-            s.latent, "Continuous latent values (a VQ latent has no N(0,1) prior)", prior=False
+            s.latent, "Continuous latent values (no N(0,1) prior)", prior=False
         ),
         "hist_label": "Histogram of latent values (no N(0,1) prior for a VQ model)",
         "usage": plots.code_usage(
