@@ -44,7 +44,7 @@ def test_encode(client, astronaut):
     assert "4×32×32" in summary and "48.0×" in summary
     assert _img(preview).size == (256, 256)
     assert len(stats["data"]) == 4  # one row per channel
-    assert usage is None  # the codebook-usage plot is for VQ models only
+    assert usage["visible"] is False  # the codebook-usage plot is for VQ models only
     assert grid["type"] == "plotly"
     figure = json.loads(grid["plot"])
     assert [t["type"] for t in figure["data"]] == ["heatmap"] * 4  # one map per channel
