@@ -200,6 +200,19 @@ def test_a_bin_holding_code_is_refused(tmp_path):
         vae_module._load(spec, torch.device("cpu"))
 
 
+def test_download_fetches_the_vq_bin_weights_only_for_vq_models(monkeypatch):
+    from explorer import hub
+
+    asked = {}
+    monkeypatch.setattr(
+        hub, "_snapshot", lambda name, repo, patterns, *_: asked.update({name: patterns})
+    )
+    hub.download(["ldm-vq-f4-celebahq", "sd-vae-ft-mse"], log=lambda _: None)
+    assert "vqvae/diffusion_pytorch_model.bin" in asked["ldm-vq-f4-celebahq"]
+    assert "vqvae/*.safetensors" in asked["ldm-vq-f4-celebahq"]
+    assert not any(p.endswith(".bin") for p in asked["sd-vae-ft-mse"])
+
+
 def test_cli_models_lists_vq_models(capsys):
     assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
