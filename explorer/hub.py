@@ -30,6 +30,7 @@ __all__ = [
     "EMBEDDER_FILES",
     "HUB_TIMEOUT_S",
     "VAE_FILES",
+    "VQ_BIN_FILES",
     "download",
     "from_pretrained",
     "hub_reachable",
@@ -45,6 +46,9 @@ HUB_TIMEOUT_S = 3.0
 # What `python -m explorer download` fetches: configs, processors, tokenizers and safetensors
 # weights only (no pickles, no TF/Flax weights).
 VAE_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]
+# The latent-diffusion VQ autoencoders on the Hub publish .bin weights only; diffusers loads them
+# with torch.load(weights_only=True) (tensors only, no code), see explorer.vae._load_vq.
+VQ_BIN_FILES = ["diffusion_pytorch_model.bin"]
 EMBEDDER_FILES = [
     "config.json",
     "preprocessor_config.json",
@@ -253,7 +257,8 @@ def download(names: list[str] | None = None, log: Callable[[str], None] = print)
         if embedder:
             patterns = EMBEDDER_FILES
         else:
-            patterns = [f"{spec.subfolder}/{p}" if spec.subfolder else p for p in VAE_FILES]
+            files = VAE_FILES + (VQ_BIN_FILES if spec.kind == "vq" else [])
+            patterns = [f"{spec.subfolder}/{p}" if spec.subfolder else p for p in files]
         _snapshot(name, spec.repo_id, patterns, getattr(spec, "gated", False), log)
         fetched.append(spec.repo_id)
     return fetched

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from . import imaging, latents, metrics, pictures
+from . import imaging, latents, metrics, pictures, vq
 from .errors import ExplorerError
 from .runtime import LRU, Progress, no_progress
 from .vae import VAE, Posterior, load_vae
@@ -26,6 +26,7 @@ from .vae import VAE, Posterior, load_vae
 __all__ = [
     "CROP_MODES",
     "RESOLUTIONS",
+    "Codes",
     "Comparison",
     "Edit",
     "Encoded",
@@ -33,6 +34,7 @@ __all__ = [
     "Interpolation",
     "LatentStats",
     "RoundTrip",
+    "codes",
     "compare",
     "edit",
     "encode",
@@ -151,13 +153,47 @@ def latent_stats(enc: Encoded) -> LatentStats:
     )
 
 
+@dataclass
+class Codes:
+    """A VQ model's codes for one latent: ``indices`` (h,w) int64, the nearest codebook entry of
+    each latent pixel (what its decoder sees); ``usage`` counts per code, codes used, perplexity;
+    ``rms_distance`` the root-mean-square distance from a continuous latent pixel to its code,
+    beside ``rms_norm``, that of the latent pixels themselves (scaled units); ``bits`` the
+    information in the code map, h·w·log2(K)."""
+
+    indices: np.ndarray
+    usage: vq.CodeUsage
+    rms_distance: float
+    rms_norm: float
+    bits: float
+
+
+def codes(enc: Encoded) -> Codes | None:
+    """An :class:`Encoded` of a VQ model -> its (h,w) code-index map and codebook usage; None for
+    a model without a codebook."""
+    book = enc.vae.codebook
+    if book is None:
+        return None
+    z = enc.posterior.mean.numpy()  # (1,C,h,w)
+    q, idx = vq.quantize(z, book.numpy())
+    k = book.shape[0]
+    return Codes(
+        idx[0],
+        vq.code_usage(idx, k),
+        float(np.sqrt(((z - q) ** 2).sum(axis=1).mean())),
+        float(np.sqrt((z**2).sum(axis=1).mean())),
+        idx[0].size * math.log2(k),
+    )
+
+
 # --------------------------------------------------------------------------- round trips
 
 
 @dataclass
 class RoundTrip:
     """decode(encode(x)) beside x: images, PSNR (dB) / SSIM in [-1, 1] against the original,
-    the compression ratio, timings, and what was decoded (``source``: "mean" or "sample")."""
+    the compression ratio, timings, and what was decoded (``source``: "mean" or "sample", or
+    "codes" for a VQ model: its latent snapped to the codebook)."""
 
     original: Image.Image
     reconstruction: Image.Image
@@ -191,6 +227,7 @@ def roundtrip(
     enc = encode(image, model, resolution, mode, folder)
     z = enc.posterior.sample(seed) if source == "sample" else enc.posterior.mean
     used = "sample" if source == "sample" and enc.posterior.std is not None else "mean"
+    used = "codes" if enc.vae.quantized else used
     recon, decode_s = _decode_timed(enc.vae, z)
     a, b = imaging.to_numpy_hwc(enc.image), imaging.to_numpy_hwc(recon)
     return RoundTrip(
@@ -275,7 +312,9 @@ def compare(
 class Interpolation:
     """Decoded latent interpolation ``frames`` A -> B beside a pixel ``crossfade`` of as many
     steps, each also as a side-by-side strip; ``endpoint_psnr``: PSNR (dB) of the first and last
-    frames against A and B."""
+    frames against A and B; ``quantized``: each frame's latent was snapped to a VQ codebook
+    before decoding (``codes_changed``: then, per frame, the fraction of latent pixels whose
+    code differs from frame A's)."""
 
     frames: list[Image.Image]
     crossfade: list[Image.Image]
@@ -283,6 +322,8 @@ class Interpolation:
     crossfade_strip: Image.Image
     endpoint_psnr: tuple[float, float]
     method: str
+    quantized: bool = False
+    codes_changed: list[float] | None = None
 
 
 def interpolate(
@@ -316,9 +357,20 @@ def interpolate(
     fades = imaging.to_pil(latents.crossfade(xa, xb, int(steps)))
     pa = metrics.psnr(imaging.to_numpy_hwc(a.image), imaging.to_numpy_hwc(frames[0]))
     pb = metrics.psnr(imaging.to_numpy_hwc(b.image), imaging.to_numpy_hwc(frames[-1]))
+    changed = None
+    if a.vae.codebook is not None:
+        idx = vq.code_indices(zs.numpy(), a.vae.codebook.numpy())
+        changed = [float((i != idx[0]).mean()) for i in idx]
     progress(1.0, "done")
     return Interpolation(
-        frames, fades, pictures.hstack(frames), pictures.hstack(fades), (pa, pb), method
+        frames,
+        fades,
+        pictures.hstack(frames),
+        pictures.hstack(fades),
+        (pa, pb),
+        method,
+        changed is not None,
+        changed,
     )
 
 
@@ -329,7 +381,9 @@ def interpolate(
 class Edit:
     """One latent channel edited: the unedited and edited decodes and their difference map, the
     (h,w) channel before and after, PSNR (dB) of the edit against the unedited decode, and the
-    mean absolute pixel change (pixels in [0, 1])."""
+    mean absolute pixel change (pixels in [0, 1]). ``codes_changed`` (VQ models only, else
+    None): the fraction of latent pixels whose nearest code the edit changed -- the decoder sees
+    the codes, so an edit that changes none changes nothing."""
 
     baseline: Image.Image
     edited: Image.Image
@@ -338,6 +392,7 @@ class Edit:
     channel_after: np.ndarray
     psnr_vs_baseline: float
     mean_abs_change: float
+    codes_changed: float | None = None
 
 
 MAX_EDIT_AMOUNT = 100.0  # latents live in about [-4, 4]: a larger edit only shows saturation
@@ -372,6 +427,11 @@ def edit(
     edited, _ = _decode_timed(enc.vae, z2)
     a, b = imaging.to_numpy_hwc(base), imaging.to_numpy_hwc(edited)
     p = metrics.psnr(a, b)
+    changed = None
+    if enc.vae.codebook is not None:
+        book = enc.vae.codebook.numpy()
+        before, after = vq.code_indices(z.numpy(), book), vq.code_indices(z2.numpy(), book)
+        changed = float((before != after).mean())
     return Edit(
         base,
         edited,
@@ -380,4 +440,5 @@ def edit(
         z2[0, int(channel)].numpy(),
         p,
         float(np.abs(a - b).mean()),
+        changed,
     )

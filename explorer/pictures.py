@@ -16,7 +16,7 @@ from PIL import Image
 from explorer import files
 from explorer.imaging import to_numpy_hwc, to_rgb
 
-__all__ = ["INFERNO_LUT", "error_heatmap", "hstack", "save_gif"]
+__all__ = ["INFERNO_LUT", "code_map_image", "code_palette", "error_heatmap", "hstack", "save_gif"]
 
 
 # matplotlib's "inferno" sampled at 10 evenly spaced points (the same list as plotly's
@@ -47,6 +47,45 @@ def _inferno_lut() -> np.ndarray:
 
 INFERNO_LUT: np.ndarray = _inferno_lut()
 """(256, 3) uint8 inferno-like colormap; row 0 is the colour of zero error."""
+
+
+def code_palette(size: int) -> np.ndarray:
+    """Codebook size K -> (K, 3) uint8 colours, one per code index, the same for a given index
+    whatever K: hues step by the golden ratio and brightness cycles over three levels, so
+    neighbouring indices differ."""
+    i = np.arange(int(size), dtype=np.float64)
+    h = (i * 0.6180339887498949) % 1.0 * 6.0
+    s = np.where((i // 3) % 2 == 0, 0.75, 0.5)
+    v = np.array([0.95, 0.75, 0.55])[(i % 3).astype(int)]
+    c = v * s
+    x = c * (1 - np.abs(h % 2 - 1))
+    sector = h.astype(int) % 6
+    zero = np.zeros_like(c)
+    rgb = np.select(
+        [sector[:, None] == k for k in range(6)],
+        [
+            np.stack(t, axis=1)
+            for t in (
+                (c, x, zero),
+                (x, c, zero),
+                (zero, c, x),
+                (zero, x, c),
+                (x, zero, c),
+                (c, zero, x),
+            )
+        ],
+    )
+    return np.rint((rgb + (v - c)[:, None]) * 255).astype(np.uint8)
+
+
+def code_map_image(indices: np.ndarray, size: int, scale: int = 1) -> Image.Image:
+    """(h,w) int code indices in [0, size) -> RGB image (w·scale × h·scale) in the colours of
+    :func:`code_palette`, each latent pixel a ``scale``-pixel square."""
+    idx = np.asarray(indices)
+    rgb = code_palette(size)[idx]
+    return Image.fromarray(rgb, "RGB").resize(
+        (idx.shape[1] * int(scale), idx.shape[0] * int(scale)), Image.NEAREST
+    )
 
 
 def error_heatmap(a: Image.Image, b: Image.Image, vmax: float | None = None) -> Image.Image:

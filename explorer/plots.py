@@ -94,8 +94,11 @@ def channel_grid(z: np.ndarray, shared_scale: bool = True, title: str = "") -> g
     return fig
 
 
-def latent_histogram(values: np.ndarray, title: str = "", bins: int = 120) -> go.Figure:
-    """(…) scaled latent values -> density histogram with the N(0,1) density overlaid."""
+def latent_histogram(
+    values: np.ndarray, title: str = "", bins: int = 120, prior: bool = True
+) -> go.Figure:
+    """(…) scaled latent values -> density histogram with the N(0,1) density overlaid (unless
+    ``prior`` is False: a VQ latent has no N(0,1) prior to compare with)."""
     v = np.asarray(values, np.float64).ravel()
     lo, hi = min(float(v.min()), -4.0), max(float(v.max()), 4.0)
     counts, edges = np.histogram(v, bins=bins, range=(lo, hi), density=True)
@@ -110,12 +113,13 @@ def latent_histogram(values: np.ndarray, title: str = "", bins: int = 120) -> go
         marker_color="#4c78a8",
         opacity=0.8,
     )
-    fig.add_scatter(
-        x=xs,
-        y=np.exp(-(xs**2) / 2) / math.sqrt(2 * math.pi),
-        name="N(0, 1)",
-        line={"color": "#e45756", "width": 2},
-    )
+    if prior:
+        fig.add_scatter(
+            x=xs,
+            y=np.exp(-(xs**2) / 2) / math.sqrt(2 * math.pi),
+            name="N(0, 1)",
+            line={"color": "#e45756", "width": 2},
+        )
     fig.update_layout(
         title=title or "Scaled latent values vs the N(0, 1) prior",
         bargap=0,
@@ -382,5 +386,49 @@ def perturbation_plot(
         margin={"l": 45, "r": 10, "t": 40, "b": 40},
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
         plot_bgcolor="white",
+    )
+    return fig
+
+
+def code_map(indices: np.ndarray, palette: np.ndarray, title: str) -> go.Figure:
+    """(h,w) int code indices, (K,3) uint8 palette -> the map as a categorical image, row 0 at
+    the top; hovering a latent pixel shows its code index."""
+    idx = np.asarray(indices)
+    fig = go.Figure(go.Image(z=palette[idx], hoverinfo="skip"))
+    fig.add_heatmap(
+        z=idx,
+        opacity=0,
+        showscale=False,
+        hovertemplate="x %{x}, y %{y}<br>code %{z}<extra></extra>",
+    )
+    fig.update_xaxes(showticklabels=False, showgrid=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, scaleanchor="x")
+    fig.update_layout(title=title, height=340, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def code_usage(counts: np.ndarray, palette: np.ndarray, title: str) -> go.Figure:
+    """(K,) latent pixels per code, (K,3) uint8 palette -> one bar per used code, most used first,
+    in the code's colour (the colours of :func:`code_map`); hovering shows the code index."""
+    counts = np.asarray(counts)
+    used = np.flatnonzero(counts)
+    used = used[np.argsort(-counts[used], kind="stable")]
+    colours = [f"rgb({r},{g},{b})" for r, g, b in palette[used]]
+    fig = go.Figure(
+        go.Bar(
+            x=np.arange(1, len(used) + 1),
+            y=counts[used],
+            customdata=used,
+            marker={"color": colours, "line": {"width": 0}},
+            hovertemplate="code %{customdata}: %{y} latent pixels<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        height=340,
+        bargap=0.1,
+        xaxis_title=f"used codes, most used first (codebook of {len(counts):,})",
+        yaxis_title="latent pixels",
+        margin={"l": 50, "r": 10, "t": 50, "b": 40},
     )
     return fig

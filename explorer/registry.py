@@ -49,7 +49,7 @@ __all__ = [
     "resolve_embedder",
 ]
 
-Kind = Literal["kl", "tiny", "taesd-local"]
+Kind = Literal["kl", "tiny", "taesd-local", "vq"]
 EmbedderFamily = Literal["clip", "dino", "vit"]
 EMBEDDER_FAMILIES: tuple[str, ...] = ("clip", "dino", "vit")
 POOLINGS: dict[str, tuple[str, ...]] = {
@@ -73,7 +73,10 @@ class VAESpec:
 
     ``kind``: ``"kl"`` a diffusers AutoencoderKL (posterior mean and std), ``"tiny"`` a
     TAESD-family autoencoder in diffusers' AutoencoderTiny format (deterministic),
-    ``"taesd-local"`` a TAESD-family ``<name>_encoder`` / ``<name>_decoder`` file pair.
+    ``"taesd-local"`` a TAESD-family ``<name>_encoder`` / ``<name>_decoder`` file pair,
+    ``"vq"`` a diffusers VQModel (continuous pre-quantisation latent; decode snaps each latent
+    pixel to its nearest codebook entry). A VQ model's scale and shift are the spec's own: the
+    Hub configs carry diffusers' default 0.18215, which the latent-diffusion VQ pipelines ignore.
     ``build`` (models registered in code): constructs the module in this process; ``revision``
     then identifies its weights in embedding-cache keys (None: its rows are never cached).
     """
@@ -207,6 +210,27 @@ REGISTRY: dict[str, VAESpec] = {
             description="FLUX.1 VAE, 16 channels.",
         ),
         VAESpec(
+            "ldm-vq-f4-celebahq",
+            "vq",
+            "CompVis/ldm-celebahq-256",
+            "vqvae",
+            latent_channels=3,
+            half=None,
+            description="Latent-diffusion VQ-f4 autoencoder (3 channels, 8192 codes) of the "
+            "CelebA-HQ LDM; faces. Apache-2.0; .bin weights, loaded with weights_only.",
+        ),
+        VAESpec(
+            "ldm-vq-f4-openimages",
+            "vq",
+            "CompVis/ldm-super-resolution-4x-openimages",
+            "vqvae",
+            latent_channels=3,
+            half=None,
+            description="Latent-diffusion VQ-f4 autoencoder (3 channels, 8192 codes) of the "
+            "4x super-resolution LDM, trained on OpenImages. Apache-2.0; .bin weights, loaded "
+            "with weights_only.",
+        ),
+        VAESpec(
             "taesd",
             "tiny",
             "madebyollin/taesd",
@@ -293,10 +317,11 @@ _plugins: set[str] = set()
 def register_vae(spec: VAESpec, build: Callable[[], Any]) -> VAESpec:
     """Make ``spec.name`` a VAE that ``build()`` constructs in this process: a diffusers
     ``AutoencoderKL`` for ``spec.kind == "kl"``, an :class:`explorer.taesd.TinyAutoencoder` for
-    ``"tiny"`` (scaled by ``spec.scaling_factor`` / ``spec.shift_factor``). Set ``spec.revision``
+    ``"tiny"`` and a diffusers ``VQModel`` for ``"vq"`` (both scaled by ``spec.scaling_factor`` /
+    ``spec.shift_factor``). Set ``spec.revision``
     to let the embedding cache keep its rows. Returns the registered spec."""
-    if spec.kind not in ("kl", "tiny"):
-        raise ValueError(f"register_vae: kind must be 'kl' or 'tiny', not {spec.kind!r}")
+    if spec.kind not in ("kl", "tiny", "vq"):
+        raise ValueError(f"register_vae: kind must be 'kl', 'tiny' or 'vq', not {spec.kind!r}")
     return _register(_REGISTERED_VAES, REGISTRY, replace(spec, build=build))
 
 
@@ -407,9 +432,10 @@ def resolve(ref: str, folder: str | os.PathLike | None = None) -> VAESpec:
     if ref and path.exists():
         if path.is_dir() and (path / "config.json").exists():
             cls = _read_config(path / "config.json").get("_class_name", "AutoencoderKL")
+            kinds = {"AutoencoderTiny": "tiny", "VQModel": "vq"}
             return VAESpec(
                 str(path),
-                "tiny" if cls == "AutoencoderTiny" else "kl",
+                kinds.get(cls, "kl"),  # type: ignore[arg-type]
                 repo_id=str(path),
                 latent_channels=0,
                 description=f"Local diffusers {cls} folder.",

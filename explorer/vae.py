@@ -2,9 +2,14 @@
 
 The wrapper speaks one convention: images are ``(N,3,H,W)`` float in [0, 1]; latents are *scaled*
 latents, ``(z - shift) * scale``, the space a diffusion model sees and the one that is meant to be
-close to N(0, 1). KL VAEs are diffusers ``AutoencoderKL``s (this is the only module that imports
-diffusers); every tiny autoencoder, from the Hub (taesd, taesdxl, taesd3, taef1) or from local
+close to N(0, 1). KL VAEs are diffusers ``AutoencoderKL``s and VQ autoencoders diffusers
+``VQModel``s (this is the only module that imports diffusers); every tiny autoencoder, from the Hub (taesd, taesdxl, taesd3, taef1) or from local
 files (taef2 too), is the project's own :class:`explorer.taesd.TinyAutoencoder`.
+
+A VQ model's latent is its continuous pre-quantisation latent (after ``quant_conv``); decoding
+quantises it (each latent pixel snapped to its nearest codebook entry) as diffusers'
+``VQModel.decode`` does, so every decode of a VQ model, edited or interpolated latents included,
+goes through the codebook. :attr:`VAE.codebook` holds the codebook in the same scaled units.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ class Posterior:
 class VAE:
     """A loaded autoencoder with one convention: images in [0, 1], scaled latents.
 
-    ``module`` is a diffusers AutoencoderKL (``stochastic``) or a TinyAutoencoder.
+    ``module`` is a diffusers AutoencoderKL (``stochastic``), a diffusers VQModel (``codebook``:
+    its (K,C) float32 codebook in scaled units) or a TinyAutoencoder.
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class VAE:
         latent_channels: int,
         stochastic: bool,
         downscale: int = 8,
+        codebook: torch.Tensor | None = None,
     ):
         self.spec = spec
         self.module = module
@@ -75,11 +82,21 @@ class VAE:
         self.latent_channels = int(latent_channels)
         self.stochastic = stochastic
         self.downscale = downscale
+        self.codebook = (
+            None
+            if codebook is None
+            else ((codebook.detach().float().cpu() - self.shift_factor) * self.scaling_factor)
+        )
         self.lock = threading.Lock()  # one forward pass at a time per model
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def quantized(self) -> bool:
+        """Whether decoding snaps the latent to a codebook (a VQ model)."""
+        return self.codebook is not None
 
     def describe(self) -> str:
         kind = (
@@ -87,6 +104,8 @@ class VAE:
             if self.stochastic
             else "deterministic autoencoder (no posterior std)"
         )
+        if self.codebook is not None:
+            kind = f"VQ autoencoder (codebook of {self.codebook.shape[0]:,} codes)"
         return (
             f"{self.spec.name}: {kind}, {self.latent_channels} latent channels, "
             f"/{self.downscale} spatial, scale {self.scaling_factor:g}, shift {self.shift_factor:g}, "
@@ -97,6 +116,8 @@ class VAE:
         """(N,3,H,W) on the device -> raw (mean, std or None); in tiles of ``tile`` latent
         pixels, one image at a time, when ``tile`` is set."""
         module, ds = self.module, self.downscale
+        if self.quantized:  # diffusers has no tiled VQ encode: always whole
+            return module.encode(x * 2 - 1).latents, None
         if not self.stochastic and tile is None:
             return module.encode(x), None
         if not self.stochastic:
@@ -118,6 +139,8 @@ class VAE:
         """(N,C,h,w) raw latents on the device -> (N,3,H,W) images, roughly [0, 1]; in tiles,
         one latent at a time, when ``tile`` is set."""
         module, ds = self.module, self.downscale
+        if self.quantized:  # quantises (nearest codebook entry per pixel), then decodes
+            return (module.decode(raw).sample + 1) / 2
         if not self.stochastic and tile is None:
             return module.decode(raw)
         if not self.stochastic:
@@ -196,6 +219,48 @@ def _load_kl(spec: VAESpec, dtype: torch.dtype) -> torch.nn.Module:
         ) from exc
 
 
+def _load_vq(spec: VAESpec, dtype: torch.dtype) -> torch.nn.Module:
+    """A diffusers VQModel from a Hub id (cache first) or a local folder: safetensors if there
+    are any, else ``.bin`` weights, which diffusers reads with ``torch.load(weights_only=True)``
+    (tensors only: a pickle that holds code is refused; tests/test_vq.py checks it)."""
+    from diffusers import VQModel  # heavy: imported on the first VQ load
+
+    what = f"Model {spec.name!r}"
+    kwargs: dict = {"torch_dtype": dtype}
+    if spec.subfolder:
+        kwargs["subfolder"] = spec.subfolder
+    try:
+        try:
+            return hub.from_pretrained(
+                VQModel.from_pretrained, spec.repo_id, what, use_safetensors=True, **kwargs
+            )
+        except (ModelUnavailableError, OSError):
+            return hub.from_pretrained(
+                VQModel.from_pretrained, spec.repo_id, what, use_safetensors=False, **kwargs
+            )
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # a broken folder, a config of another class, a refused pickle
+        raise ModelUnavailableError(
+            f"Could not load {spec.name!r} as a diffusers VQModel: {exc}. Check that it is a "
+            "VQModel folder with safetensors or plain-tensor .bin weights."
+        ) from exc
+
+
+_MODULE_KIND = {
+    "tiny": "a TinyAutoencoder",
+    "kl": "a diffusers AutoencoderKL",
+    "vq": "a diffusers VQModel",
+}
+
+
+def _module_kind(module: torch.nn.Module) -> str:
+    """``"tiny"``, ``"vq"`` or ``"kl"``: which of the wrapper's three module types ``module`` is."""
+    if isinstance(module, TinyAutoencoder):
+        return "tiny"
+    return "vq" if hasattr(module, "quantize") and hasattr(module, "quant_conv") else "kl"
+
+
 def _load_tiny(spec: VAESpec) -> tuple[TinyAutoencoder, float, float]:
     """A TAESD-family model and its (scaling, shift) from a file pair or an AutoencoderTiny folder
     (a Hub id, cache first, or a local folder)."""
@@ -219,28 +284,34 @@ def _load(spec: VAESpec, device: torch.device) -> VAE:
     dtype = vae_dtype(spec, device)
     if spec.build is not None:  # registered in code
         module, scale, shift = spec.build(), spec.scaling_factor, spec.shift_factor
-        if isinstance(module, TinyAutoencoder) != (spec.kind == "tiny"):
-            want = "a TinyAutoencoder" if spec.kind == "tiny" else "a diffusers AutoencoderKL"
+        if _module_kind(module) != spec.kind:
             raise TypeError(
                 f"{spec.name}: build() returned a {type(module).__name__}; kind "
-                f"{spec.kind!r} needs {want}."
+                f"{spec.kind!r} needs {_MODULE_KIND.get(spec.kind, spec.kind)}."
             )
     elif spec.kind == "kl":
         module, scale, shift = _load_kl(spec, dtype), None, None  # scaling from its config
+    elif spec.kind == "vq":
+        module, scale, shift = _load_vq(spec, dtype), spec.scaling_factor, spec.shift_factor
     else:
         module, scale, shift = _load_tiny(spec)
     if next(module.parameters()).dtype != dtype:  # from_pretrained already loaded it in dtype
         module = module.to(dtype=dtype)
     module = module.to(device).eval().requires_grad_(False)
+    codebook = None
     if isinstance(module, TinyAutoencoder):
         channels, stochastic, downscale = module.variant.latent_channels, False, module.downscale
+    elif _module_kind(module) == "vq":  # scale and shift from the spec (see registry.VAESpec)
+        codebook = module.quantize.embedding.weight
+        channels, stochastic = codebook.shape[1], False
+        downscale = 2 ** (len(module.config.block_out_channels) - 1)
     else:  # a diffusers AutoencoderKL: scaling, shift and size from its config
         cfg = module.config
         scale = getattr(cfg, "scaling_factor", None) or 1.0
         shift = getattr(cfg, "shift_factor", None) or 0.0
         channels, stochastic = cfg.latent_channels, True
         downscale = 2 ** (len(cfg.block_out_channels) - 1)
-    return VAE(spec, module, device, dtype, scale, shift, channels, stochastic, downscale)
+    return VAE(spec, module, device, dtype, scale, shift, channels, stochastic, downscale, codebook)
 
 
 def load_vae(

@@ -38,12 +38,13 @@ def test_api_lists_every_endpoint(client):
 
 
 def test_encode(client, astronaut):
-    summary, grid, preview, _std, _hist, stats = client.predict(
+    summary, grid, preview, _std, _hist, stats, usage = client.predict(
         handle_file(astronaut), *COMMON.values(), "shared", api_name="/encode"
     )
     assert "4×32×32" in summary and "48.0×" in summary
     assert _img(preview).size == (256, 256)
     assert len(stats["data"]) == 4  # one row per channel
+    assert usage["visible"] is False  # the codebook-usage plot is for VQ models only
     assert grid["type"] == "plotly"
     figure = json.loads(grid["plot"])
     assert [t["type"] for t in figure["data"]] == ["heatmap"] * 4  # one map per channel
@@ -54,7 +55,7 @@ def test_encode(client, astronaut):
 
 
 def test_encode_per_channel_16(client, astronaut):
-    summary, _grid, *_, stats = client.predict(
+    summary, _grid, *_, stats, _usage = client.predict(
         handle_file(astronaut), "test-kl16", 128, "fit", "", "per-channel", api_name="/encode"
     )
     assert "16×16×16" in summary

@@ -44,7 +44,12 @@ def test_roundtrip_row_and_summary(astronaut):
 def test_encode_view(astronaut, model, channels, ratio):
     enc = lab.encode(astronaut, model, RES)
     view = views.encode_view(enc)
-    assert set(view) == {"summary", "grid", "stats", "histogram", "std", "preview"}
+    assert set(view) == {"summary", "grid", "stats", "histogram", "std", "preview"} | {
+        "std_label",
+        "hist_label",
+        "usage",
+    }
+    assert view["usage"] is None and view["std_label"] == views.STD_LABEL  # no codebook
     assert ratio in view["summary"]
     assert f"{channels}×{RES // 8}×{RES // 8}" in view["summary"]
     assert len(view["stats"]) == channels

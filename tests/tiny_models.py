@@ -2,7 +2,7 @@
 
 A plugin in the sense of :mod:`explorer.registry`: ``register()`` adds the VAEs ``test-tiny``
 (a TAESD-family autoencoder, 8 wide), ``test-kl`` and ``test-kl16`` (diffusers AutoencoderKLs, 4
-and 16 channels) and the embedders ``test-clip``, ``test-dino`` and ``test-vit``.
+and 16 channels), ``test-vq`` (a diffusers VQModel, /4, 3 channels, 24 codes) and the embedders ``test-clip``, ``test-dino`` and ``test-vit``.
 tests/conftest.py calls it; subprocesses get the models with
 ``EXPLORER_PLUGINS=tests.tiny_models`` (run from the repository root), and so does the app::
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 import transformers as tf
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, VQModel
 from tokenizers import pre_tokenizers
 
 from explorer.registry import EmbedderSpec, VAESpec, register_embedder, register_vae
@@ -45,6 +45,13 @@ VAES: dict[str, VAESpec] = {
             revision=REVISION,
             description="Tiny random AutoencoderKL, 16 channels (tests only).",
         ),
+        VAESpec(
+            "test-vq",
+            "vq",
+            latent_channels=3,
+            revision=REVISION,
+            description="Tiny random VQModel, /4, 3 channels, 24 codes (tests only).",
+        ),
     ]
 }
 
@@ -66,6 +73,8 @@ def build_vae(spec: VAESpec) -> torch.nn.Module:
     torch.manual_seed(0)
     if spec.kind == "tiny":
         return TinyAutoencoder(TAEVariant(spec.latent_channels, pool=False, width=8))
+    if spec.kind == "vq":
+        return build_vq(spec)
     return AutoencoderKL(
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
@@ -77,6 +86,29 @@ def build_vae(spec: VAESpec) -> torch.nn.Module:
         shift_factor=spec.shift_factor,
         sample_size=64,
     )
+
+
+def build_vq(spec: VAESpec) -> VQModel:
+    """A seeded /4 VQModel whose 24 codes are spread like its latents (a random init gives
+    codes of size ~1/K, which every pixel would share): so the code map shows structure."""
+    torch.manual_seed(0)
+    model = VQModel(
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(8, 8, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        latent_channels=spec.latent_channels,
+        num_vq_embeddings=24,
+        scaling_factor=spec.scaling_factor,
+        sample_size=64,
+    )
+    with torch.no_grad():
+        x = torch.rand((4, 3, 32, 32), generator=torch.Generator().manual_seed(1)) * 2 - 1
+        h = model.encode(x).latents.permute(0, 2, 3, 1).reshape(-1, spec.latent_channels)
+        pick = torch.randperm(len(h), generator=torch.Generator().manual_seed(2))[:24]
+        model.quantize.embedding.weight.copy_(h[pick])
+    return model
 
 
 # --------------------------------------------------------------------------- embedders

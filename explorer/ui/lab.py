@@ -34,20 +34,22 @@ def on_encode(image, model, resolution, mode, folder, scale):
     folder = checked(folder, resolution, model)
     enc = lab.encode(image, model, int(resolution), mode, folder)
     view = views.encode_view(enc, shared_scale=scale == "shared")
+    usage = view["usage"]  # VQ models only: the std and histogram plots change label too
     return (
         view["summary"],
         view["grid"],
         view["preview"],
-        view["std"],
-        view["histogram"],
+        gr.Plot(view["std"], label=view["std_label"]),
+        gr.Plot(view["histogram"], label=view["hist_label"]),
         view["stats"],
+        gr.Plot(usage, visible=True) if usage is not None else gr.Plot(None, visible=False),
     )
 
 
 def on_image_change(image, model, resolution, mode, folder, scale):
     """Encode as soon as an image arrives; clearing the image leaves the views as they are."""
     if image is None:
-        return (gr.skip(),) * 6
+        return (gr.skip(),) * 7
     return on_encode(image, model, resolution, mode, folder, scale)
 
 
@@ -211,8 +213,10 @@ def build(
                         height=300,
                         interactive=False,
                     )
-                    std_plot = gr.Plot(label="Posterior std")
-                hist = gr.Plot(label="Histogram vs N(0,1)")
+                    std_plot = gr.Plot(label=views.STD_LABEL)
+                with gr.Row():
+                    hist = gr.Plot(label=views.HIST_LABEL)
+                    code_usage = gr.Plot(label="Codebook usage (VQ models)", visible=False)
                 stats = gr.Dataframe(
                     headers=["channel", "mean", "std", "min", "max"],
                     label="Per-channel statistics (scaled latent)",
@@ -331,7 +335,7 @@ def build(
                     ed_diff = ImageOut(label="Difference", interactive=False)
                 ed_fig = gr.Plot(label="The channel before and after")
     common = [image, model, resolution, mode, folder]
-    encode_outputs = [summary, grid, preview, std_plot, hist, stats]
+    encode_outputs = [summary, grid, preview, std_plot, hist, stats, code_usage]
     encode_btn.click(on_encode, [*common, scale], encode_outputs, api_name="encode")
     scale.change(on_encode, [*common, scale], encode_outputs, api_name=False)
     image.change(on_image_change, [*common, scale], encode_outputs, api_name=False)
