@@ -154,8 +154,7 @@ def build(
         ok.append((ref, family, model))
         embs[ref] = x
     if not ok:
-        detail = " ".join(f"{r}: {m}" for r, m in failures.items())
-        raise ExplorerError(f"No embedding space could be computed. {detail}")
+        raise ExplorerError(f"No embedding space could be computed. {_failure_detail(failures)}")
     keys = _keys([f for _, f, _ in ok])
     space_list = [Space(k, r, f, m) for k, (r, f, m) in zip(keys, ok, strict=True)]
     atlas = Atlas(
@@ -171,6 +170,13 @@ def build(
     coords_for(atlas, method)
     progress(1.0, "done")
     return atlas
+
+
+def _failure_detail(failures: dict[str, str]) -> str:
+    """Each space's reason, with the advice they share (the download command) said once."""
+    hint = registry.DOWNLOAD_HINT
+    detail = " ".join(f"{r}: {m.replace(hint, '').strip()}" for r, m in failures.items())
+    return detail + (f" {hint}" if any(hint in m for m in failures.values()) else "")
 
 
 def coords_for(atlas: Atlas, method: str) -> dict[str, np.ndarray]:
