@@ -173,3 +173,20 @@ def test_every_tab_appears_once(page):
         page.wait_for_timeout(500)
         names = page.get_by_role("tab").all_inner_texts()
         assert len(names) == len(set(names)), names
+
+
+def test_offline_notice_opens_local_checkpoints_in_one_click(page):
+    """The tests' cache is empty, so the default VAEs are not downloaded: the lab says so at the
+    top, and its one button opens the local-checkpoint section with the cursor in the folder box."""
+    page.get_by_role("tab", name="VAE lab").click()
+    notice = page.locator("#offline-notice-lab").first  # a gr.Group carries its id twice
+    notice.wait_for()
+    assert "python -m explorer download" in notice.locator("pre code").inner_text()
+    folder = page.locator("#models-folder textarea, #models-folder input").first
+    assert not folder.is_visible()  # closed at start (no models folder set)
+    page.locator("#offline-notice-lab-open").click()
+    folder.wait_for(state="visible")
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.closest('#models-folder') !== null"
+    )
+    _shot(page, "lab-offline-notice-opened")

@@ -24,6 +24,7 @@ CSS = """
 .playground-caption p {font-size: 0.85em; margin: 4px 0 -4px 0 !important}
 .offline-notice {border: 1px solid var(--color-accent) !important; margin-bottom: 8px}
 .offline-notice pre {margin: 4px 0 !important}
+.offline-notice button {margin: 0 0 10px 12px}
 .atlas-gallery .caption-label {max-width: 100% !important; white-space: normal !important;
   font-size: 11px !important; line-height: 1.2; padding: 1px 4px !important}
 """

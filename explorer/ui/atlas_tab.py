@@ -94,7 +94,7 @@ def _missing_families(a: atlas.Atlas) -> list[str]:
     return [f for f in dict.fromkeys(asked) if f not in opened]
 
 
-def _atlas_cleared() -> tuple:
+def _atlas_cleared(_error: Exception) -> tuple:
     """The atlas outputs emptied (a failed open leaves no earlier atlas beside its sentence)."""
     hidden = gr.update(value=None, visible=False)
     return (

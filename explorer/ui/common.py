@@ -115,7 +115,7 @@ def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Ca
     """``fn`` (which raises gr.Error with a sentence) as a UI handler whose failure is shown where
     the result would be and stays until the next action: the sentence goes to output ``slot``
     (a Markdown), every other output is cleared (``cleared``: their empty values, or a function
-    returning them; default None each),
+    of the gr.Error returning them; default None each),
     and no toast or "Error" badge appears. ``slot`` None: one extra Markdown output at the end,
     emptied on success."""
 
@@ -124,7 +124,7 @@ def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Ca
         try:
             result = fn(*args, **kwargs)
         except gr.Error as exc:
-            out = list(cleared() if callable(cleared) else cleared or [None] * n_outputs)
+            out = list(cleared(exc) if callable(cleared) else cleared or [None] * n_outputs)
             if slot is None:
                 return (*out, error_markdown(exc.message))
             out[slot] = error_markdown(exc.message)

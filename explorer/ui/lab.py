@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from .. import lab, public, registry
-from ..errors import ExplorerError
+from ..errors import BadImageError, ExplorerError
 from ..gpu import LAB, gpu
 from . import availability
 from . import lab_views as views
@@ -50,6 +50,18 @@ def on_image_change(image, model, resolution, mode, folder, scale):
     if image is None:
         return (gr.skip(),) * 6
     return on_encode(image, model, resolution, mode, folder, scale)
+
+
+def on_image_arrival(image, model, resolution, mode, folder, scale):
+    """The UI's encode-on-arrival, with the image input as a seventh output (left as it is)."""
+    return (*on_image_change(image, model, resolution, mode, folder, scale), gr.skip())
+
+
+def arrival_cleared(error: gr.Error) -> tuple:
+    """What a failed arrival clears: the views, and the input too when the file is no image
+    (no broken preview left behind); an image that is fine stays for the next try."""
+    no_image = isinstance(error.__cause__, BadImageError)
+    return (None,) * 6 + (None if no_image else gr.skip(),)
 
 
 @gpu(LAB)
@@ -347,7 +359,15 @@ def build(
     # the API endpoints, on the hidden button, raise as before.
     listen(encode_btn.click, api, on_encode, encode_in, encode_outputs, api_name="encode", slot=0)
     listen(scale.change, None, on_encode, encode_in, encode_outputs, slot=0)
-    listen(image.change, None, on_image_change, encode_in, encode_outputs, slot=0)
+    listen(
+        image.change,
+        None,
+        on_image_arrival,
+        encode_in,
+        [*encode_outputs, image],
+        slot=0,
+        cleared=arrival_cleared,
+    )
     rt_outputs = [rt_orig, rt_recon, rt_err, rt_md, rt_table]
     listen(
         rt_btn.click,
