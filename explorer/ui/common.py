@@ -115,9 +115,8 @@ def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Ca
     """``fn`` (which raises gr.Error with a sentence) as a UI handler whose failure is shown where
     the result would be and stays until the next action: the sentence goes to output ``slot``
     (a Markdown), every other output is cleared (``cleared``: their empty values, or a function
-    of the gr.Error returning them; default None each),
-    and no toast or "Error" badge appears. ``slot`` None: one extra Markdown output at the end,
-    emptied on success."""
+    of the gr.Error returning them; default None each), and no toast or "Error" badge appears.
+    ``slot`` None: one extra Markdown output at the end, emptied on success."""
 
     @functools.wraps(fn)
     def inner(*args, **kwargs):
