@@ -159,8 +159,7 @@ def build(
         ok.append((ref, family, model))
         embs[ref] = x
     if not ok:
-        detail = " ".join(f"{r}: {m}" for r, m in failures.items())
-        raise ExplorerError(f"No embedding space could be computed. {detail}")
+        raise ExplorerError(f"No embedding space could be computed. {_failure_detail(failures)}")
     keys = _keys([f for _, f, _ in ok])
     space_list = [Space(k, r, f, m) for k, (r, f, m) in zip(keys, ok, strict=True)]
     atlas = Atlas(
@@ -217,6 +216,13 @@ def from_arrays(
     if coords:
         atlas.coords[method] = {k: np.asarray(v, np.float32) for k, v in coords.items()}
     return atlas
+
+
+def _failure_detail(failures: dict[str, str]) -> str:
+    """Each space's reason, with the advice they share (the download command) said once."""
+    hint = registry.DOWNLOAD_HINT
+    detail = " ".join(f"{r}: {m.replace(hint, '').strip()}" for r, m in failures.items())
+    return detail + (f" {hint}" if any(hint in m for m in failures.values()) else "")
 
 
 def coords_for(atlas: Atlas, method: str) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import atlas, imaging, public, registry, settings
-from . import atlas_tab, lab, lesson_tab, perturb_tab, playground_tab
+from . import atlas_tab, availability, lab, lesson_tab, perturb_tab, playground_tab
 from .common import PLOTLY_JS
 
 INTRO = """
@@ -22,6 +22,9 @@ CSS = """
 .gradio-container {max-width: 1500px !important}
 #summary table {font-size: 0.9em}
 .playground-caption p {font-size: 0.85em; margin: 4px 0 -4px 0 !important}
+.offline-notice {border: 1px solid var(--color-accent) !important; margin-bottom: 8px}
+.offline-notice pre {margin: 4px 0 !important}
+.offline-notice button {margin: 0 0 10px 12px}
 .atlas-gallery .caption-label {max-width: 100% !important; white-space: normal !important;
   font-size: 11px !important; line-height: 1.2; padding: 1px 4px !important}
 """
@@ -90,7 +93,15 @@ def build_demo() -> gr.Blocks:
             # button repeated, the next tab's hidden) -- the same bug that moved About below.
             playground_tab.build()
             perturb_tab.build(names, default, lab_ui.folder)
-            atlas_tab.build(names, default, lab_ui.folder)
+            atlas_tab.build(
+                names,
+                default,
+                lab_ui.folder,
+                lambda: availability.wire(
+                    availability.panel("atlas", folder0 or None), tabs, lab_ui.local
+                ),
+            )
+        availability.wire(lab_ui.notice_btn, tabs, lab_ui.local)
         # Below the tabs, not a tab after the atlas (drawn twice once clicked, as above).
         with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):
             gr.Markdown(ABOUT)

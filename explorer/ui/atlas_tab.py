@@ -15,6 +15,7 @@ from .common import (
     SafeImage,
     check_space_refs,
     file_url,
+    listen,
     progress_adapter,
     space_refs,
     user_errors,
@@ -91,6 +92,22 @@ def _missing_families(a: atlas.Atlas) -> list[str]:
     opened = {s.family for s in a.spaces}
     asked = [ref.split(":", 1)[0] for ref in a.failures]
     return [f for f in dict.fromkeys(asked) if f not in opened]
+
+
+def _atlas_cleared(_error: Exception) -> tuple:
+    """The atlas outputs emptied (a failed open leaves no earlier atlas beside its sentence)."""
+    hidden = gr.update(value=None, visible=False)
+    return (
+        None,
+        gr.skip(),
+        payload_empty(),
+        "",
+        None,
+        "",
+        hidden,
+        gr.update(visible=False),
+        *_empty_galleries(),
+    )
 
 
 def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
@@ -372,9 +389,12 @@ def on_atlas_export(atlas_id, shown):
 METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
 
 
-def build(names: list[str], default: str, folder: gr.Textbox) -> None:
-    """The atlas tab's layout and wiring (inside an open gr.Blocks); ``folder``: the models folder box."""
+def build(names: list[str], default: str, folder: gr.Textbox, notice=lambda: None) -> None:
+    """The atlas tab's layout and wiring (inside an open gr.Blocks); ``folder``: the models folder
+    box; ``notice()`` puts the models notice at the top of the tab."""
     with gr.Tab("Semantic atlas", id="atlas"):
+        notice()
+        api = gr.Button(visible=False)  # the API endpoints' trigger (see common.listen)
         gr.Markdown(ATLAS_INTRO)
         atlas_id = gr.State(None)
         shown_method = gr.State("pca")
@@ -535,20 +555,20 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
         color_by,
         *galleries,
     ]
-    bundled_btn.click(on_atlas_bundled, space_inputs, atlas_outputs, api_name="atlas_bundled")
-    preset_btn.click(
-        on_atlas_preset, [preset, *space_inputs], atlas_outputs, api_name="atlas_preset"
-    )
+    opens = {  # a failure is shown in the status line; the API endpoints raise as before
+        "atlas_bundled": (bundled_btn, on_atlas_bundled, space_inputs),
+        "atlas_preset": (preset_btn, on_atlas_preset, [preset, *space_inputs]),
+        "atlas_upload": (upload_btn, on_atlas_upload, [uploads, *space_inputs]),
+        "atlas_hub": (hub_btn, on_atlas_hub, [hub_id, per_class, *space_inputs]),
+        "atlas_saved": (saved_btn, on_atlas_saved, [saved_dir, proj_method]),
+    }
+    for name, (btn, fn, inputs) in opens.items():
+        listen(
+            btn.click, api, fn, inputs, atlas_outputs, api_name=name, slot=3, cleared=_atlas_cleared
+        )
     color_by.input(
         on_atlas_color, [atlas_id, shown_method, color_by], [atlas_view], api_name="atlas_color"
     )
-    upload_btn.click(
-        on_atlas_upload, [uploads, *space_inputs], atlas_outputs, api_name="atlas_upload"
-    )
-    hub_btn.click(
-        on_atlas_hub, [hub_id, per_class, *space_inputs], atlas_outputs, api_name="atlas_hub"
-    )
-    saved_btn.click(on_atlas_saved, [saved_dir, proj_method], atlas_outputs, api_name="atlas_saved")
     proj_method.change(
         on_atlas_method, [atlas_id, proj_method], atlas_outputs, api_name="atlas_method"
     )

@@ -106,6 +106,66 @@ def user_errors(action: str) -> Callable:
     return wrap
 
 
+def error_markdown(message: str) -> str:
+    """A failure's sentence as the markdown shown where the result would have been."""
+    return f"> **⚠ Not done.** {message}"
+
+
+def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Callable:
+    """``fn`` (which raises gr.Error with a sentence) as a UI handler whose failure is shown where
+    the result would be and stays until the next action: the sentence goes to output ``slot``
+    (a Markdown), every other output is cleared (``cleared``: their empty values, or a function
+    of the gr.Error returning them; default None each), and no toast or "Error" badge appears.
+    ``slot`` None: one extra Markdown output at the end, emptied on success."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+        except gr.Error as exc:
+            out = list(cleared(exc) if callable(cleared) else cleared or [None] * n_outputs)
+            if slot is None:
+                return (*out, error_markdown(exc.message))
+            out[slot] = error_markdown(exc.message)
+            return tuple(out)
+        if slot is None:
+            return (*(result if isinstance(result, tuple) else (result,)), "")
+        return result
+
+    return inner
+
+
+def listen(
+    event: Callable,
+    api: gr.Button | None,
+    fn: Callable,
+    inputs: list,
+    outputs: list,
+    *,
+    api_name: str | None = None,
+    slot: int | None,
+    cleared=None,
+    status: gr.Markdown | None = None,
+    **kwargs,
+) -> None:
+    """Wire ``fn`` twice: to ``event`` (a UI trigger's listener, e.g. ``button.click``) with its
+    failure shown in place (:func:`in_place`; ``status``: the extra Markdown when ``slot`` is
+    None), and, under ``api_name``, to the hidden ``api`` button, where it raises as before so
+    that API clients get an error, not a value. Both share one concurrency limit."""
+    ui_outputs = [*outputs, status] if slot is None else outputs
+    cid = api_name or fn.__name__
+    event(
+        in_place(fn, len(outputs), slot, cleared),
+        inputs,
+        ui_outputs,
+        api_name=False,
+        concurrency_id=cid,
+        **kwargs,
+    )
+    if api is not None and api_name:
+        api.click(fn, inputs, outputs, api_name=api_name, concurrency_id=cid)
+
+
 def progress_adapter(progress: gr.Progress) -> Progress:
     return lambda f, desc: progress(f, desc=desc)
 
