@@ -109,7 +109,7 @@ def test_failing_encode_shows_one_message_in_place_and_clears_the_rest(demo, tmp
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
     out = ui(str(bad), *args)  # returns (no toast, no "Error" badges): the sentence in the slot
-    assert len(out) == 6
+    assert len(out) == 7
     assert out[0].startswith("> **⚠ Not done.**") and "image" in out[0]
     assert all(v is None for v in out[1:])  # the earlier grid, preview, plots, table: gone
     sentence = out[0].removeprefix("> **⚠ Not done.** ")
