@@ -37,7 +37,13 @@ __all__ = [
     "text_query",
 ]
 
-FAMILY_TITLES = {"vae": "VAE latents", "clip": "CLIP", "dino": "DINOv2", "vit": "ViT (ImageNet)"}
+FAMILY_TITLES = {
+    "vae": "VAE latents",
+    "clip": "CLIP",
+    "dino": "DINOv2",
+    "vit": "ViT (ImageNet)",
+    "unet": "UNet bottleneck",
+}
 MAX_SPACES = 4
 MAX_QUERY_CHARS = 300  # CLIP reads 77 tokens; a longer sentence only costs time and memory
 
