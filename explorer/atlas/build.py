@@ -142,7 +142,12 @@ def build(
         def prog(f: float, d: str, i=i, share=share, family=family) -> None:
             progress(0.05 + i * share + f * share, f"{FAMILY_TITLES.get(family, family)}: {d}")
 
-        prog(0.0, f"embedding {len(image_set)} images")
+        note = ""
+        if family == "unet":  # on a CPU: the time estimate first, as the status line
+            from .. import unet
+
+            note = unet.cpu_estimate_note(model, len(image_set))
+        prog(0.0, note or f"embedding {len(image_set)} images")
         try:
             x = embeddings.embed(
                 f"{family}:{model}",

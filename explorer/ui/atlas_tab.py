@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, cache, datasets, files, imaging, metrics, projection, public, registry
+from .. import atlas, cache, datasets, files, imaging, metrics, projection, public, registry, unet
 from ..errors import ExplorerError
 from ..gpu import ATLAS, QUERY, gpu
 from .atlas_payload import payload, payload_empty
@@ -42,13 +42,28 @@ PRESETS_NOTE = (
     "or 30 of each CIFAR-10 class. Offline, you get a sentence saying so."
 )
 
-FAMILY_CHOICES = {"VAE": "vae", "CLIP": "clip", "DINOv2": "dino", "ViT": "vit"}
+FAMILY_CHOICES = {
+    "VAE": "vae",
+    "CLIP": "clip",
+    "DINOv2": "dino",
+    "ViT": "vit",
+    "UNet bottleneck": "unet",  # offered only where a UNet space is usable (see build)
+}
 SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
 
 
-def _spaces(checked, vae_model, clip_model, dino_model, vit_model) -> list[str]:
+def _spaces(
+    checked, vae_model, clip_model, dino_model, vit_model, unet_model=None, unet_t=None
+) -> list[str]:
     chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model, "vit": vit_model}
+    if "UNet bottleneck" in (checked or []):
+        if not unet_model:
+            raise ExplorerError(
+                "No UNet space is available here: run `python -m explorer download sd15-unet` "
+                "once with internet, or untick UNet bottleneck."
+            )
+        chosen["unet"] = unet.model_ref(unet_model, int(unet_t or unet.DEFAULT_TIMESTEP))
     return space_refs(checked, FAMILY_CHOICES, chosen)
 
 
@@ -119,9 +134,11 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
     )
 
 
-def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder) -> str | None:
+def _check_spaces(
+    checked, vae_model, clip_model, dino_model, vit_model, folder, unet_model=None, unet_t=None
+) -> str | None:
     """Public mode's rules for an atlas request (before any image is read); returns the folder."""
-    refs = _spaces(checked, vae_model, clip_model, dino_model, vit_model)
+    refs = _spaces(checked, vae_model, clip_model, dino_model, vit_model, unet_model, unet_t)
     folder = check_space_refs([], folder)  # the folder first, as before
     if not refs:
         raise ExplorerError("Tick at least one space (VAE, CLIP, DINOv2 or ViT) first.")
@@ -130,9 +147,19 @@ def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
 
 
 def _open(
-    image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+    image_set,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    progress,
+    unet_model=None,
+    unet_t=None,
 ):
-    spaces = _spaces(checked, vae_model, clip_model, dino_model, vit_model)
+    spaces = _spaces(checked, vae_model, clip_model, dino_model, vit_model, unet_model, unet_t)
     a = atlas.build(
         image_set,
         spaces,
@@ -142,15 +169,28 @@ def _open(
         progress_adapter(progress),
     )
     atlas.STORE.put(a)
-    return _atlas_outputs(a, method)
+    notes = [
+        unet.cpu_estimate_note(s.model, len(image_set)) for s in a.spaces if s.family == "unet"
+    ]
+    return _atlas_outputs(a, method, " ".join(n for n in notes if n))
 
 
 @gpu(ATLAS)
 @user_errors("Opening the teaching set")
 def on_atlas_bundled(
-    checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress=gr.Progress()
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    unet_model=None,
+    unet_t=None,
+    progress=gr.Progress(),
 ):
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
     progress(0, desc="building the teaching set")
     return _open(
         datasets.teaching_set(),
@@ -162,6 +202,7 @@ def on_atlas_bundled(
         method,
         folder,
         progress,
+        *unets,
     )
 
 
@@ -176,9 +217,12 @@ def on_atlas_upload(
     vit_model,
     method,
     folder,
+    unet_model=None,
+    unet_t=None,
     progress=gr.Progress(),
 ):
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
     paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
     if not paths:
         raise ExplorerError("Upload a .zip of class folders, or several images, first.")
@@ -187,7 +231,16 @@ def on_atlas_upload(
         raise ExplorerError("Upload either one .zip or several images, not both.")
     image_set = datasets.from_zip(zips[0]) if zips else datasets.from_files(paths)
     return _open(
-        image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+        image_set,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        *unets,
     )
 
 
@@ -203,6 +256,8 @@ def on_atlas_hub(
     vit_model,
     method,
     folder,
+    unet_model=None,
+    unet_t=None,
     progress=gr.Progress(),
 ):
     return _open_hub(
@@ -216,6 +271,8 @@ def on_atlas_hub(
         method,
         folder,
         progress,
+        unet_model,
+        unet_t,
     )
 
 
@@ -230,15 +287,27 @@ def _open_hub(
     method,
     folder,
     progress,
+    unet_model=None,
+    unet_t=None,
 ):
     """The Hub opener's work, shared with the presets (so that a preset, itself a GPU handler,
     does not call another GPU handler)."""
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
     image_set = datasets.from_hub(
         (dataset_id or "").strip(), per_class=int(per_class), progress=progress_adapter(progress)
     )
     return _open(
-        image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+        image_set,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        *unets,
     )
 
 
@@ -271,6 +340,8 @@ def on_atlas_preset(
     vit_model,
     method,
     folder,
+    unet_model=None,
+    unet_t=None,
     progress=gr.Progress(),
 ):
     if preset not in PRESETS:
@@ -287,6 +358,8 @@ def on_atlas_preset(
         method,
         folder,
         progress,
+        unet_model,
+        unet_t,
     )
 
 
@@ -378,6 +451,7 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
         gr.Markdown(ATLAS_INTRO)
         atlas_id = gr.State(None)
         shown_method = gr.State("pca")
+        unets = [n for n in registry.available_unets() if registry.is_usable(n)]
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 bundled_btn = gr.Button("Open the teaching set", variant="primary")
@@ -414,7 +488,7 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
             with gr.Column(scale=2):
                 with gr.Row():
                     families = gr.CheckboxGroup(
-                        list(FAMILY_CHOICES),
+                        [c for c, f in FAMILY_CHOICES.items() if f != "unet" or unets],
                         value=["VAE", "CLIP", "DINOv2"],
                         label="Spaces (up to four panels)",
                     )
@@ -452,6 +526,13 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
                         value=registry.default_embedder("vit"),
                         label="ViT",
                         allow_custom_value=not public.public_mode(),
+                    )
+                with gr.Row(visible=bool(unets)):  # only where a UNet space is usable
+                    unet_space = gr.Dropdown(unets, value=next(iter(unets), None), label="UNet")
+                    unet_t = gr.Dropdown(
+                        list(unet.TIMESTEPS),
+                        value=unet.DEFAULT_TIMESTEP,
+                        label="UNet noise timestep (of 1000)",
                     )
         atlas_status = gr.Markdown(elem_id="atlas-status")
         atlas_view = gr.HTML(
@@ -523,7 +604,10 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
         with gr.Row():
             export_btn = gr.Button("Download coordinates, metrics and figures")
             export_files = gr.File(label="Atlas files", file_count="multiple")
-    space_inputs = [families, vae_space, clip_space, dino_space, vit_space, proj_method, folder]
+    space_inputs = [
+        *(families, vae_space, clip_space, dino_space, vit_space, proj_method, folder),
+        *(unet_space, unet_t),
+    ]
     atlas_outputs = [
         atlas_id,
         shown_method,
