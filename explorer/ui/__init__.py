@@ -7,7 +7,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import atlas, imaging, public, registry, settings
-from . import atlas_tab, lab, lesson_tab, perturb_tab, playground_tab
+from . import atlas_layout, lab, lesson_tab, perturb_tab, playground_tab
 from .common import PLOTLY_JS
 
 INTRO = """
@@ -90,7 +90,7 @@ def build_demo() -> gr.Blocks:
             # button repeated, the next tab's hidden) -- the same bug that moved About below.
             playground_tab.build()
             perturb_tab.build(names, default, lab_ui.folder)
-            atlas_tab.build(names, default, lab_ui.folder)
+            atlas_layout.build(names, default, lab_ui.folder)
         # Below the tabs, not a tab after the atlas (drawn twice once clicked, as above).
         with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):
             gr.Markdown(ABOUT)
