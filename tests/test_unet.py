@@ -34,6 +34,7 @@ def small_set():
     return s.subset([i for i, g in enumerate(s.labeling("source")) if g in keep])
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_hooked_mid_block_equals_the_blocks_run_by_hand(model):
     net, states = model
@@ -72,6 +73,7 @@ def test_noise_is_the_ddpm_forward_process_and_repeats_per_seed():
     assert unet.seed_from_hash("f" * 64) == 2**60 - 1
 
 
+@pytest.mark.slow
 def test_timestep_and_seed_change_the_features(small_set):
     ims = small_set.images[:4]
     space = unet.load_unet(NAME, "cpu")
@@ -119,6 +121,7 @@ def test_cpu_estimate_and_the_public_cap(monkeypatch):
     unet.check_cpu_budget(NAME, too_many, "cuda")
 
 
+@pytest.mark.slow
 def test_atlas_with_the_unet_beside_the_vae(small_set):
     a = atlas.build(small_set, ["vae:test-tiny", f"unet:{NAME}@t50"], "pca")
     assert [s.key for s in a.spaces] == ["vae", "unet"] and not a.failures
@@ -158,6 +161,7 @@ def test_no_unet_reading_without_a_comparison():
     assert "Where the semantics are" not in verdict_markdown(_verdict(vae=0.2, unet=0.5))
 
 
+@pytest.mark.slow
 def test_atlas_cli_with_the_unet(tmp_path, monkeypatch, capsys, small_set):
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
     src = tmp_path / "photos"
