@@ -180,3 +180,12 @@ def test_atlas_cli_with_the_unet(tmp_path, monkeypatch, capsys, small_set):
     assert reopened.space("unet").model == f"{NAME}@t50"
     assert cli.main([*argv, "--timestep", "50"]) == 2
     assert "give --unet MODEL too" in capsys.readouterr().err
+
+
+def test_public_mode_allows_listed_unets_only(monkeypatch):
+    from explorer.ui.common import check_space_refs
+
+    monkeypatch.setenv("EXPLORER_PUBLIC", "1")
+    check_space_refs([f"unet:{NAME}@t50", "vae:test-tiny"], None)
+    with pytest.raises(public.PublicModeError, match="only runs the models in its list"):
+        check_space_refs(["unet:someone/else@t50"], None)
