@@ -330,6 +330,12 @@ def load_unet(ref: str, device: torch.device | str | None = None) -> UNetSpace:
     """Resolve ``ref`` (``name`` or ``name@tT``) -> the shared loaded :class:`UNetSpace`."""
     spec = registry.resolve_unet(ref)
     device = torch.device(device) if device is not None else pick_device()
+    if spec.build is None and not hub.is_cached(spec) and not hub.hub_reachable():
+        raise ModelUnavailableError(
+            f"The UNet space {spec.name!r} ({spec.repo_id}) is not in the Hugging Face cache and "
+            f"the Hub cannot be reached. Run `python -m explorer download {spec.name} {spec.vae}` "
+            "once on a machine with internet (about 2 GB)."
+        )
     vae = load_vae(spec.vae, None, device)  # outside build: the model cache is not re-entrant
 
     def build() -> UNetSpace:

@@ -189,3 +189,9 @@ def test_public_mode_allows_listed_unets_only(monkeypatch):
     check_space_refs([f"unet:{NAME}@t50", "vae:test-tiny"], None)
     with pytest.raises(public.PublicModeError, match="only runs the models in its list"):
         check_space_refs(["unet:someone/else@t50"], None)
+
+
+def test_an_uncached_unet_offline_names_its_download(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ExplorerError, match="explorer download sd15-unet sd-vae-ft-mse"):
+        unet.load_unet("sd15-unet@t50", "cpu")
