@@ -55,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
             metavar="MODEL",
             help=f"{what} model: registry name, Hub id or local path",
         )
+    a.add_argument(
+        "--unet",
+        default=None,
+        metavar="MODEL",
+        help="a UNet space (e.g. sd15-unet): the SD UNet's mid-block features of the noised latent",
+    )
+    a.add_argument(
+        "--timestep",
+        type=int,
+        default=None,
+        metavar="T",
+        help="the UNet space's noise timestep, 0-999 (default 200; the app offers 50, 200, 500)",
+    )
     a.add_argument("--method", choices=["umap", "pca", "tsne"], default="umap")
     a.add_argument("--max-images", type=int, default=None)
     a.add_argument("--per-class", type=int, default=20, help="images per class for a Hub dataset")
@@ -153,6 +166,14 @@ def _atlas(args: argparse.Namespace) -> None:
         for fam in ("vae", "clip", "dino", "vit")
         if getattr(args, fam)
     ]
+    if args.timestep is not None and not args.unet:
+        raise ExplorerError("--timestep sets the UNet space's noise level: give --unet MODEL too.")
+    if args.unet:
+        from . import unet
+
+        name, t = unet.split_model(args.unet)
+        t = t if args.timestep is None else unet.split_model(f"{name}@t{args.timestep}")[1]
+        chosen.append(f"unet:{unet.model_ref(name, t)}")
     spaces = chosen or atlas.default_spaces(args.models_dir)
     runner = None
     if args.engine == "ray":
@@ -167,6 +188,13 @@ def _atlas(args: argparse.Namespace) -> None:
         kw.update(per_class=args.per_class, split=args.split)
     image_set = datasets.load_source(args.source, **kw)
     print(image_set.summary(), file=sys.stderr)
+    for ref in spaces:
+        if ref.startswith("unet:"):
+            from . import unet
+
+            note = unet.cpu_estimate_note(ref.split(":", 1)[1], len(image_set))
+            if note:
+                print(note, file=sys.stderr)
     if args.method == "umap":
         from .projection import warm_up_umap
 
@@ -216,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
             for name in available_embedders():
                 emb = resolve_embedder(name)
                 print(f"  {name:22s} {emb.source:50s} {emb.description}")
+            from .registry import available_unets, resolve_unet
+
+            print("UNet spaces (--unet; not in the default download, name them):")
+            for name in available_unets():
+                un = resolve_unet(name)
+                print(f"  {name:22s} {un.source:50s} {un.description}")
         elif args.command == "atlas":
             _atlas(args)
         elif args.command == "autoencoders":

@@ -7,6 +7,8 @@ default model:
   (or pooled per channel). Any ref :func:`explorer.registry.resolve` accepts.
 * ``clip:<ref>``, ``dino:<ref>``, ``vit:<ref>`` -- an image embedder
   (:func:`explorer.registry.resolve_embedder`): registry name, Hub id or local folder.
+* ``unet:<name>[@t<T>]`` -- a Stable Diffusion UNet's pooled mid-block output for the image's
+  latent noised to timestep T (default 200), see :mod:`explorer.unet`.
 
 :func:`embed` returns ``(N, D)`` float32 rows for any space and, given an
 :class:`~explorer.cache.EmbeddingCache`, only runs the model on images it has not seen
@@ -29,7 +31,7 @@ from .errors import ExplorerError
 from .runtime import Progress
 from .vae import VAE, load_vae
 
-FAMILIES = ("vae", "clip", "dino", "vit")
+FAMILIES = ("vae", "clip", "dino", "vit", "unet")
 Runner = Callable[[str, list[Image.Image], "Progress | None", dict], np.ndarray]
 """Runs a space's model somewhere else (e.g. :class:`explorer.ray_engine.RayEngine`):
 ``(space, images, progress, embed options) -> (N, D)`` rows in the images' order."""
@@ -49,6 +51,8 @@ def parse_space(ref: str, folder: str | None = None) -> tuple[str, str]:
     if not sep and family in FAMILIES:
         return family, _default_model(family, folder)
     if not sep and text:
+        if text.split("@", 1)[0] in registry.available_unets():
+            return "unet", text
         if text in registry.available_embedders():
             return registry.resolve_embedder(text).family, text
         if text in registry.REGISTRY or text in registry.available_models(folder):
@@ -61,6 +65,14 @@ def parse_space(ref: str, folder: str | None = None) -> tuple[str, str]:
 
 
 def _default_model(family: str, folder: str | None = None) -> str:
+    if family == "unet":
+        found = registry.default_unet()
+        if found is None:
+            raise ExplorerError(
+                "No UNet space is available here: run `python -m explorer download sd15-unet` "
+                "once with internet (about 2 GB)."
+            )
+        return found
     return registry.default_vae(folder) if family == "vae" else registry.default_embedder(family)
 
 
@@ -173,7 +185,8 @@ def embed(
     already stored under the same (family, model, revision, preprocessing) are read back and
     the model runs only on the others (and is not even loaded when nothing is missing).
     ``pooling``: dino/vit ``cls`` (default), ``mean`` or ``cls+mean``; vae ``flatten``
-    (default), ``channel-mean`` or ``channel-meanstd``. ``resolution``: VAE input size.
+    (default), ``channel-mean`` or ``channel-meanstd``; unet ``mean`` (default) or ``mean+down``.
+    ``resolution``: VAE input size.
     ``folder``: where local TAESD-family checkpoints live (VAE spaces). ``runner``: computes
     the missing rows elsewhere (a Ray cluster) instead of loading the model here; the cache
     is read and written here all the same.
@@ -197,6 +210,21 @@ def embed(
         def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
             vae = load_vae(ref, folder, device)
             return vae_embedding(vae, todo, resolution, pooling, batch_size, prog)
+
+    elif family == "unet":
+        from . import unet
+
+        name, timestep = unet.split_model(ref)
+        pooling = unet.check_pooling(pooling)
+        key = unet.unet_cache_key(name, timestep, pooling, device)
+
+        def key_after_load() -> tuple[str, str, str, str]:
+            return unet.unet_cache_key(name, timestep, pooling, device)
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            unet.check_cpu_budget(name, len(todo), device)
+            space = unet.load_unet(name, device)
+            return space.features(todo, timestep, pooling, None, batch_size, prog)
 
     else:
         spec = registry.resolve_embedder(ref)

@@ -20,7 +20,8 @@ Durations (seconds of GPU time asked for, per call):
   (encode, round trip, compare, interpolate, edit, repeated round trips), model load included.
 * :data:`QUERY` (30): one query image or one text through the atlas's models.
 * :data:`ATLAS` (120): opening a set embeds every image in up to four spaces (a preset streams
-  hundreds of images); embeddings already in the cache are not recomputed.
+  hundreds of images; the UNet space, :mod:`explorer.unet`, runs in the same handler); embeddings
+  already in the cache are not recomputed.
 """
 
 from __future__ import annotations

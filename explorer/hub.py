@@ -38,6 +38,7 @@ __all__ = [
     "is_cached",
     "model_file",
     "model_revision",
+    "unet_files",
 ]
 
 HUB_TIMEOUT_S = 3.0
@@ -59,6 +60,17 @@ EMBEDDER_FILES = [
     "merges.txt",
     "*.safetensors",
 ]
+
+
+def unet_files(variant: str | None) -> list[str]:
+    """A Stable Diffusion pipeline's files the UNet space needs: configs, the tokenizer, and the
+    UNet's and text encoder's safetensors weights (of ``variant``, e.g. ``fp16``)."""
+    weights = f"*.{variant}.safetensors" if variant else "*.safetensors"
+    folders = ("unet", "text_encoder", "tokenizer")
+    return [
+        "model_index.json",
+        *(f"{f}/{p}" for f in folders for p in ("*.json", "*.txt", weights)),
+    ]
 
 
 # --------------------------------------------------------------------------- reachability
@@ -247,6 +259,11 @@ def download(names: list[str] | None = None, log: Callable[[str], None] = print)
     cache; returns the repo ids fetched."""
     fetched = []
     for name in names or registry.default_models():
+        if name in registry.UNETS:  # only when named: ~2 GB
+            spec = registry.UNETS[name]
+            _snapshot(name, spec.repo_id, unet_files(spec.variant), False, log)
+            fetched.append(spec.repo_id)
+            continue
         embedder = name in registry.available_embedders() or any(
             name == e.repo_id for e in registry.EMBEDDERS.values()
         )

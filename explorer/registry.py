@@ -32,21 +32,27 @@ __all__ = [
     "EMBEDDER_FAMILIES",
     "POOLINGS",
     "REGISTRY",
+    "UNETS",
     "EmbedderSpec",
+    "UNetSpec",
     "VAESpec",
     "available_embedders",
     "available_models",
+    "available_unets",
     "default_embedder",
     "default_embedders",
     "default_models",
+    "default_unet",
     "default_vae",
     "is_usable",
     "local_models",
     "models_dir",
     "register_embedder",
+    "register_unet",
     "register_vae",
     "resolve",
     "resolve_embedder",
+    "resolve_unet",
 ]
 
 Kind = Literal["kl", "tiny", "taesd-local", "vq"]
@@ -601,6 +607,8 @@ def is_usable(name: str, folder: str | os.PathLike | None = None) -> bool:
     """Whether ``name`` (a VAE or an embedder) loads without a download: registered in code,
     local files, or in the Hugging Face cache. Unknown names are not usable."""
     name = (name or "").strip()
+    if name.split("@", 1)[0] in available_unets():
+        return hub.is_cached(resolve_unet(name))
     try:
         spec = (
             resolve_embedder(name)
@@ -610,3 +618,88 @@ def is_usable(name: str, folder: str | os.PathLike | None = None) -> bool:
     except ExplorerError:
         return False
     return hub.is_cached(spec)
+
+
+# --------------------------------------------------------------------------- diffusion UNets
+
+
+@dataclass(frozen=True)
+class UNetSpec:
+    """A Stable Diffusion pipeline whose UNet bottleneck is an embedding space (``unet:<name>``).
+
+    ``repo_id`` holds the pipeline (subfolders ``unet``, ``text_encoder``, ``tokenizer``);
+    ``vae``: the registry VAE that encodes for it (SD 1.x: sd-vae-ft-mse, whose encoder is the
+    pipeline's own -- only its decoder was fine-tuned); ``resolution``: the square input size;
+    ``variant``: the weight files' variant (``fp16`` halves the download; run in fp32 on a CPU).
+    ``cpu_seconds_per_image``: a rough figure for the time estimate shown before a CPU run.
+    ``build`` (registered in code): returns ``(UNet2DConditionModel, CLIPTextModel, tokenizer)``.
+    """
+
+    name: str
+    repo_id: str | None
+    vae: str
+    description: str
+    resolution: int = 512
+    variant: str | None = "fp16"
+    subfolder: str = "unet"
+    cpu_seconds_per_image: float = 10.0
+    revision: str | None = None
+    build: Callable[[], tuple[Any, Any, Any]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    @property
+    def source(self) -> str:
+        if self.build is not None:
+            return f"registered by {self.build.__module__}"
+        return f"{self.repo_id} (unet, text_encoder, tokenizer)"
+
+
+UNETS: dict[str, UNetSpec] = {
+    s.name: s
+    for s in [
+        UNetSpec(
+            "sd15-unet",
+            "stable-diffusion-v1-5/stable-diffusion-v1-5",
+            "sd-vae-ft-mse",
+            "Stable Diffusion 1.5 UNet: mid-block features of the noised VAE latent, empty "
+            "prompt (~2 GB in fp16; fetch with `python -m explorer download sd15-unet`).",
+        ),
+        # SDXL's UNet is left out: it also needs added_cond_kwargs (pooled text embeds of its
+        # second text encoder, size and crop time ids), a second tokenizer and ~5 GB.
+    ]
+}
+_REGISTERED_UNETS: dict[str, UNetSpec] = {}
+
+
+def register_unet(spec: UNetSpec, build: Callable[[], tuple[Any, Any, Any]]) -> UNetSpec:
+    """Make ``spec.name`` a UNet space that ``build()`` constructs in this process:
+    ``(UNet2DConditionModel, CLIPTextModel, CLIPTokenizer)``. Returns the registered spec."""
+    return _register(_REGISTERED_UNETS, UNETS, replace(spec, build=build))
+
+
+def available_unets() -> list[str]:
+    """Registry UNet spaces, then registered ones."""
+    _load_plugins()
+    return [*UNETS, *_REGISTERED_UNETS]
+
+
+def resolve_unet(ref: str) -> UNetSpec:
+    """A registry or registered UNet name (optionally ``name@t<T>``) -> its spec."""
+    name = (ref or "").strip().split("@", 1)[0]
+    _load_plugins()
+    found = UNETS.get(name) or _REGISTERED_UNETS.get(name)
+    if found is None:
+        raise UnknownModelError(
+            f"Unknown UNet {name!r}; choose one of {', '.join(available_unets())}."
+        )
+    return found
+
+
+def default_unet() -> str | None:
+    """The UNet a bare ``unet`` means: the first registry UNet that is cached, else the first
+    registered one; None when none is usable without a download."""
+    for name in available_unets():
+        if hub.is_cached(resolve_unet(name)):
+            return name
+    return None

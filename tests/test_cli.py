@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from explorer import cli, imaging, lab, metrics
-from explorer.registry import EMBEDDERS, REGISTRY
+from explorer.registry import EMBEDDERS, REGISTRY, UNETS
 from tests import tiny_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,9 +148,16 @@ def test_models_lists_the_registry(capsys, monkeypatch):
     rc, stdout, _ = _main(capsys, "models")
     assert rc == 0
     names = [line.split()[0] for line in stdout.splitlines() if line.startswith("  ")]
-    registered = [*tiny_models.VAES, *tiny_models.EMBEDDERS]
-    assert names == [*REGISTRY, *tiny_models.VAES, *EMBEDDERS, *tiny_models.EMBEDDERS]
-    for spec in [*REGISTRY.values(), *EMBEDDERS.values()]:
+    registered = [*tiny_models.VAES, *tiny_models.EMBEDDERS, tiny_models.UNET.name]
+    assert names == [
+        *REGISTRY,
+        *tiny_models.VAES,
+        *EMBEDDERS,
+        *tiny_models.EMBEDDERS,
+        *UNETS,
+        tiny_models.UNET.name,
+    ]
+    for spec in [*REGISTRY.values(), *EMBEDDERS.values(), *UNETS.values()]:
         assert spec.repo_id in stdout
     for line in stdout.splitlines():
         if line.split()[:1] and line.split()[0] in registered:

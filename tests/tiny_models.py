@@ -2,7 +2,9 @@
 
 A plugin in the sense of :mod:`explorer.registry`: ``register()`` adds the VAEs ``test-tiny``
 (a TAESD-family autoencoder, 8 wide), ``test-kl`` and ``test-kl16`` (diffusers AutoencoderKLs, 4
-and 16 channels), ``test-vq`` (a diffusers VQModel, /4, 3 channels, 24 codes) and the embedders ``test-clip``, ``test-dino`` and ``test-vit``.
+and 16 channels), ``test-vq`` (a diffusers VQModel, /4, 3 channels, 24 codes), the embedders
+``test-clip``, ``test-dino`` and ``test-vit``, and the UNet space ``test-tiny-unet`` (a tiny
+UNet2DConditionModel + CLIP text encoder over ``test-kl``).
 tests/conftest.py calls it; subprocesses get the models with
 ``EXPLORER_PLUGINS=tests.tiny_models`` (run from the repository root), and so does the app::
 
@@ -16,7 +18,14 @@ import transformers as tf
 from diffusers import AutoencoderKL, VQModel
 from tokenizers import pre_tokenizers
 
-from explorer.registry import EmbedderSpec, VAESpec, register_embedder, register_vae
+from explorer.registry import (
+    EmbedderSpec,
+    UNetSpec,
+    VAESpec,
+    register_embedder,
+    register_unet,
+    register_vae,
+)
 from explorer.taesd import TAEVariant, TinyAutoencoder
 
 REVISION = "test"  # the weights never change: seeded
@@ -161,6 +170,47 @@ def build_embedder(spec: EmbedderSpec) -> tuple[torch.nn.Module, object, object 
     return tf.ViTModel(config, add_pooling_layer=False), processor("vit"), None
 
 
+# --------------------------------------------------------------------------- UNet space
+
+UNET = UNetSpec(
+    "test-tiny-unet",
+    None,
+    "test-kl",
+    "Tiny random UNet2DConditionModel over test-kl's 4-channel latent (tests only).",
+    resolution=64,
+    cpu_seconds_per_image=0.2,  # about what a busy 2-core CPU takes
+    revision=REVISION,
+)
+
+
+def build_unet() -> tuple[torch.nn.Module, torch.nn.Module, tf.CLIPTokenizer]:
+    """Seeded (UNet2DConditionModel, CLIPTextModel, tokenizer), sized as diffusers' own tests:
+    an 8x8 latent of 4 channels -> a (64, 4, 4) mid block, a 32-d empty-prompt embedding."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    tokenizer = clip_tokenizer()
+    eos, bos = tokenizer.eos_token_id, tokenizer.bos_token_id
+    config = tf.CLIPTextConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        vocab_size=len(tokenizer), max_position_embeddings=77, bos_token_id=bos,
+        eos_token_id=eos, pad_token_id=eos,
+    )  # fmt: skip
+    return unet, tf.CLIPTextModel(config), tokenizer
+
+
 # --------------------------------------------------------------------------- registering
 
 
@@ -168,6 +218,7 @@ def build_embedder(spec: EmbedderSpec) -> tuple[torch.nn.Module, object, object 
 _BUILDS = {
     **{s.name: (lambda s=s: build_vae(s)) for s in VAES.values()},
     **{s.name: (lambda s=s: build_embedder(s)) for s in EMBEDDERS.values()},
+    UNET.name: build_unet,
 }
 
 
@@ -177,3 +228,4 @@ def register() -> None:
         register_vae(spec, _BUILDS[spec.name])
     for spec in EMBEDDERS.values():
         register_embedder(spec, _BUILDS[spec.name])
+    register_unet(UNET, _BUILDS[UNET.name])

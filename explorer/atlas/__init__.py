@@ -39,6 +39,7 @@ from .report import (
     Verdict,
     metrics_table,
     overlap_table,
+    unet_position,
     verdict,
 )
 from .store import STORE, THUMB_SIDE, AtlasStore, atlas_nbytes, thumb_dir, write_thumbs
@@ -72,6 +73,7 @@ __all__ = [
     "save",
     "text_query",
     "thumb_dir",
+    "unet_position",
     "verdict",
     "write_thumbs",
 ]

@@ -38,7 +38,13 @@ __all__ = [
     "text_query",
 ]
 
-FAMILY_TITLES = {"vae": "VAE latents", "clip": "CLIP", "dino": "DINOv2", "vit": "ViT (ImageNet)"}
+FAMILY_TITLES = {
+    "vae": "VAE latents",
+    "clip": "CLIP",
+    "dino": "DINOv2",
+    "vit": "ViT (ImageNet)",
+    "unet": "UNet bottleneck",
+}
 MAX_SPACES = 4
 MAX_QUERY_CHARS = 300  # CLIP reads 77 tokens; a longer sentence only costs time and memory
 
@@ -139,7 +145,12 @@ def build(
         def prog(f: float, d: str, i=i, share=share, family=family) -> None:
             progress(0.05 + i * share + f * share, f"{FAMILY_TITLES.get(family, family)}: {d}")
 
-        prog(0.0, f"embedding {len(image_set)} images")
+        note = ""
+        if family == "unet":  # on a CPU: the time estimate first, as the status line
+            from .. import unet
+
+            note = unet.cpu_estimate_note(model, len(image_set))
+        prog(0.0, note or f"embedding {len(image_set)} images")
         try:
             x = embeddings.embed(
                 f"{family}:{model}",

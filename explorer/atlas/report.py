@@ -23,6 +23,7 @@ __all__ = [
     "Verdict",
     "metrics_table",
     "overlap_table",
+    "unet_position",
     "verdict",
 ]
 
@@ -187,3 +188,30 @@ def verdict(table: pd.DataFrame, labels: Sequence[str] | None = None) -> Verdict
         readings=readings,
         counted=counted,
     )
+
+
+SEMANTIC = ("clip", "dino", "vit")  # spaces trained for meaning (with text or labels or neither)
+
+
+def unet_position(v: Verdict) -> tuple[str, dict[str, float]] | None:
+    """Where the UNet space's 5-NN accuracy on the main labelling falls against the VAE's and the
+    best meaning-trained space's (clip, dino, vit): ``"between"`` (above the VAE and below that
+    space by more than :data:`TIE`), ``"like-vae"``, ``"below-vae"`` or ``"like-semantic"`` (within
+    :data:`TIE` of it or above), with the three scores ``{"unet", "vae", <best space key>}``.
+    None without a UNet, a VAE and a meaning-trained space, or when the numbers are unreadable."""
+
+    def first(family: str) -> str | None:
+        return next((k for k in v.knn5 if k.rstrip("0123456789") == family), None)
+
+    unet, vae = first("unet"), first("vae")
+    semantic = [k for k in (first(f) for f in SEMANTIC) if k is not None]
+    if unet is None or vae is None or not semantic or not v.readable:
+        return None
+    best = max(semantic, key=lambda k: v.knn5[k])
+    u, a, s = v.knn5[unet], v.knn5[vae], v.knn5[best]
+    scores = {"unet": u, "vae": a, best: s}
+    if u >= s - TIE:
+        return "like-semantic", scores
+    if abs(u - a) <= TIE:
+        return "like-vae", scores
+    return ("between" if u > a else "below-vae"), scores

@@ -7,7 +7,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import atlas, imaging, public, registry, settings
-from . import atlas_tab, availability, lab, lesson_tab, perturb_tab, playground_tab
+from . import atlas_layout, availability, lab, lesson_tab, perturb_tab, playground_tab
 from .common import PLOTLY_JS
 
 INTRO = """
@@ -93,7 +93,7 @@ def build_demo() -> gr.Blocks:
             # button repeated, the next tab's hidden) -- the same bug that moved About below.
             playground_tab.build()
             perturb_tab.build(names, default, lab_ui.folder)
-            atlas_tab.build(
+            atlas_layout.build(
                 names,
                 default,
                 lab_ui.folder,

@@ -1,55 +1,45 @@
-"""The semantic atlas tab: one image set in VAE / CLIP / DINOv2 space, side by side."""
+"""The semantic atlas tab's handlers: a set opened in VAE / CLIP / DINOv2 / UNet space, and its
+queries (the layout and wiring are in :mod:`.atlas_layout`)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from .. import atlas, cache, datasets, files, imaging, metrics, projection, public, registry
+from .. import atlas, cache, datasets, files, imaging, projection, public, registry, unet
 from ..errors import ExplorerError
 from ..gpu import ATLAS, QUERY, gpu
 from .atlas_payload import payload, payload_empty
 from .atlas_text import status_markdown, text_search_note, verdict_markdown
 from .common import (
-    PLOTLY_JS,
-    STATIC,
-    SafeImage,
     check_space_refs,
     file_url,
-    listen,
     progress_adapter,
     space_refs,
     user_errors,
 )
 
-ATLAS_INTRO = """
-Drop in a set of labelled images and see, side by side, how they arrange themselves in **VAE-latent
-space**, **CLIP** space and **DINOv2** space. Points are coloured by label; hover for the image,
-click to find its neighbours in every space. The table says, in numbers, which space groups the
-images by meaning — answering "why does `vae.encode` make a poor similarity search?"
-"""
-
-
-TEACHING_NOTE = (
-    "The **teaching set**: 16 freely licensed photos, each recoloured into 7 palettes — colour "
-    "and meaning are crossed on purpose, so a space that follows colour and one that follows "
-    "meaning disagree. Colour the points by *meaning*, *appearance* or *source photo*: a tight "
-    "cluster of 7 is usually one photo in its 7 palettes, which is why the numbers leave a photo's "
-    "own variants out when they score meaning."
-)
-PRESETS_NOTE = (
-    "Stream a real labelled set from the Hugging Face Hub: 20 images of each of mini-ImageNet's "
-    '100 classes (the question that started this project: "I used `vae.encode` for '
-    'semantically similar image lookup on mini-ImageNet and the results seem quite random"), '
-    "or 30 of each CIFAR-10 class. Offline, you get a sentence saying so."
-)
-
-FAMILY_CHOICES = {"VAE": "vae", "CLIP": "clip", "DINOv2": "dino", "ViT": "vit"}
+FAMILY_CHOICES = {
+    "VAE": "vae",
+    "CLIP": "clip",
+    "DINOv2": "dino",
+    "ViT": "vit",
+    "UNet bottleneck": "unet",  # offered only where a UNet space is usable (see build)
+}
 SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
 
 
-def _spaces(checked, vae_model, clip_model, dino_model, vit_model) -> list[str]:
+def _spaces(
+    checked, vae_model, clip_model, dino_model, vit_model, unet_model=None, unet_t=None
+) -> list[str]:
     chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model, "vit": vit_model}
+    if "UNet bottleneck" in (checked or []):
+        if not unet_model:
+            raise ExplorerError(
+                "No UNet space is available here: run `python -m explorer download sd15-unet` "
+                "once with internet, or untick UNet bottleneck."
+            )
+        chosen["unet"] = unet.model_ref(unet_model, int(unet_t or unet.DEFAULT_TIMESTEP))
     return space_refs(checked, FAMILY_CHOICES, chosen)
 
 
@@ -94,7 +84,7 @@ def _missing_families(a: atlas.Atlas) -> list[str]:
     return [f for f in dict.fromkeys(asked) if f not in opened]
 
 
-def _atlas_cleared(_error: Exception) -> tuple:
+def atlas_cleared(_error: Exception) -> tuple:
     """The atlas outputs emptied (a failed open leaves no earlier atlas beside its sentence)."""
     hidden = gr.update(value=None, visible=False)
     return (
@@ -136,9 +126,11 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
     )
 
 
-def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder) -> str | None:
+def _check_spaces(
+    checked, vae_model, clip_model, dino_model, vit_model, folder, unet_model=None, unet_t=None
+) -> str | None:
     """Public mode's rules for an atlas request (before any image is read); returns the folder."""
-    refs = _spaces(checked, vae_model, clip_model, dino_model, vit_model)
+    refs = _spaces(checked, vae_model, clip_model, dino_model, vit_model, unet_model, unet_t)
     folder = check_space_refs([], folder)  # the folder first, as before
     if not refs:
         raise ExplorerError("Tick at least one space (VAE, CLIP, DINOv2 or ViT) first.")
@@ -147,9 +139,19 @@ def _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
 
 
 def _open(
-    image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+    image_set,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    progress,
+    unet_model=None,
+    unet_t=None,
 ):
-    spaces = _spaces(checked, vae_model, clip_model, dino_model, vit_model)
+    spaces = _spaces(checked, vae_model, clip_model, dino_model, vit_model, unet_model, unet_t)
     a = atlas.build(
         image_set,
         spaces,
@@ -159,15 +161,28 @@ def _open(
         progress_adapter(progress),
     )
     atlas.STORE.put(a)
-    return _atlas_outputs(a, method)
+    notes = [
+        unet.cpu_estimate_note(s.model, len(image_set)) for s in a.spaces if s.family == "unet"
+    ]
+    return _atlas_outputs(a, method, " ".join(n for n in notes if n))
 
 
 @gpu(ATLAS)
 @user_errors("Opening the teaching set")
 def on_atlas_bundled(
-    checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress=gr.Progress()
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    unet_model=None,
+    unet_t=None,
+    progress=gr.Progress(),
 ):
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
     progress(0, desc="building the teaching set")
     return _open(
         datasets.teaching_set(),
@@ -179,6 +194,7 @@ def on_atlas_bundled(
         method,
         folder,
         progress,
+        *unets,
     )
 
 
@@ -193,9 +209,12 @@ def on_atlas_upload(
     vit_model,
     method,
     folder,
+    unet_model=None,
+    unet_t=None,
     progress=gr.Progress(),
 ):
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
     paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
     if not paths:
         raise ExplorerError("Upload a .zip of class folders, or several images, first.")
@@ -204,7 +223,16 @@ def on_atlas_upload(
         raise ExplorerError("Upload either one .zip or several images, not both.")
     image_set = datasets.from_zip(zips[0]) if zips else datasets.from_files(paths)
     return _open(
-        image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+        image_set,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        *unets,
     )
 
 
@@ -220,6 +248,8 @@ def on_atlas_hub(
     vit_model,
     method,
     folder,
+    unet_model=None,
+    unet_t=None,
     progress=gr.Progress(),
 ):
     return _open_hub(
@@ -233,6 +263,8 @@ def on_atlas_hub(
         method,
         folder,
         progress,
+        unet_model,
+        unet_t,
     )
 
 
@@ -247,15 +279,27 @@ def _open_hub(
     method,
     folder,
     progress,
+    unet_model=None,
+    unet_t=None,
 ):
     """The Hub opener's work, shared with the presets (so that a preset, itself a GPU handler,
     does not call another GPU handler)."""
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder)
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
     image_set = datasets.from_hub(
         (dataset_id or "").strip(), per_class=int(per_class), progress=progress_adapter(progress)
     )
     return _open(
-        image_set, checked, vae_model, clip_model, dino_model, vit_model, method, folder, progress
+        image_set,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        *unets,
     )
 
 
@@ -288,6 +332,8 @@ def on_atlas_preset(
     vit_model,
     method,
     folder,
+    unet_model=None,
+    unet_t=None,
     progress=gr.Progress(),
 ):
     if preset not in PRESETS:
@@ -304,6 +350,8 @@ def on_atlas_preset(
         method,
         folder,
         progress,
+        unet_model,
+        unet_t,
     )
 
 
@@ -384,219 +432,3 @@ def on_atlas_export(atlas_id, shown):
     a = atlas.STORE.get(atlas_id)
     written = atlas.save(a, files.tmp_path("atlas"), shown)
     return [str(written[k]) for k in ("points", "metrics", "overlap", "html")]
-
-
-METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
-
-
-def build(names: list[str], default: str, folder: gr.Textbox, notice=lambda: None) -> None:
-    """The atlas tab's layout and wiring (inside an open gr.Blocks); ``folder``: the models folder
-    box; ``notice()`` puts the models notice at the top of the tab."""
-    with gr.Tab("Semantic atlas", id="atlas"):
-        notice()
-        api = gr.Button(visible=False)  # the API endpoints' trigger (see common.listen)
-        gr.Markdown(ATLAS_INTRO)
-        atlas_id = gr.State(None)
-        shown_method = gr.State("pca")
-        with gr.Row():
-            with gr.Column(scale=1, min_width=300):
-                bundled_btn = gr.Button("Open the teaching set", variant="primary")
-                gr.Markdown(TEACHING_NOTE, elem_id="teaching-note")
-                with gr.Accordion("How the teaching set was built", open=False):
-                    gr.Markdown(datasets.describe_teaching_set())
-                with gr.Accordion("The real thing (needs internet)", open=False):
-                    gr.Markdown(PRESETS_NOTE)
-                    preset = gr.Radio(
-                        [
-                            ("Replicate the forum experiment (mini-ImageNet)", "forum"),
-                            ("Natural photos (CIFAR-10)", "cifar"),
-                        ],
-                        value="forum",
-                        label="Preset",
-                    )
-                    preset_btn = gr.Button("Stream the preset")
-                with gr.Accordion("Your images", open=False):
-                    uploads = gr.File(
-                        label="A .zip of class folders, or several images",
-                        file_count="multiple",
-                        file_types=[".zip", "image"],
-                    )
-                    upload_btn = gr.Button("Open the upload")
-                with gr.Accordion("A Hugging Face dataset (needs internet)", open=False):
-                    hub_id = gr.Textbox(label="Dataset id", placeholder="owner/name")
-                    per_class = gr.Slider(2, 100, value=10, step=1, label="Images per class")
-                    hub_btn = gr.Button("Stream it")
-                with gr.Accordion(
-                    "A saved atlas folder", open=False, visible=not public.public_mode()
-                ):
-                    saved_dir = gr.Textbox(label="Folder written by `python -m explorer atlas`")
-                    saved_btn = gr.Button("Open the folder")
-            with gr.Column(scale=2):
-                with gr.Row():
-                    families = gr.CheckboxGroup(
-                        list(FAMILY_CHOICES),
-                        value=["VAE", "CLIP", "DINOv2"],
-                        label="Spaces (up to four panels)",
-                    )
-                    proj_method = gr.Radio(
-                        list(projection.METHODS), value="umap", label="2-D projection"
-                    )
-                    color_by = gr.Dropdown(
-                        ["label"],
-                        value="label",
-                        label="Colour the points by",
-                        visible=False,
-                        elem_id="atlas-color-by",
-                    )
-                with gr.Row():
-                    vae_space = gr.Dropdown(
-                        names,
-                        value=default,
-                        label="VAE",
-                        allow_custom_value=not public.public_mode(),
-                    )
-                    clip_space = gr.Dropdown(
-                        registry.available_embedders("clip"),
-                        value=registry.default_embedder("clip"),
-                        label="CLIP",
-                        allow_custom_value=not public.public_mode(),
-                    )
-                    dino_space = gr.Dropdown(
-                        registry.available_embedders("dino"),
-                        value=registry.default_embedder("dino"),
-                        label="DINOv2",
-                        allow_custom_value=not public.public_mode(),
-                    )
-                    vit_space = gr.Dropdown(
-                        registry.available_embedders("vit"),
-                        value=registry.default_embedder("vit"),
-                        label="ViT",
-                        allow_custom_value=not public.public_mode(),
-                    )
-        atlas_status = gr.Markdown(elem_id="atlas-status")
-        atlas_view = gr.HTML(
-            payload_empty(),
-            html_template='<div class="atlas-root"></div>',
-            css_template=(STATIC / "atlas.css").read_text(),
-            js_on_load=(STATIC / "atlas.js").read_text(),
-            head=f'<script src="{file_url(str(PLOTLY_JS))}"></script>',
-            elem_id="atlas-view",
-            padding=False,
-        )
-        verdict = gr.Markdown(elem_id="atlas-verdict")
-        metrics_df = gr.Dataframe(
-            headers=list(atlas.METRICS_COLUMNS),
-            label="How well each space groups the set by its labels",
-            interactive=False,
-            elem_id="atlas-metrics",
-        )
-        with gr.Accordion("What the columns mean", open=False):
-            gr.Markdown(METRICS_MD)
-        overlap_df = gr.Dataframe(
-            label="Neighbour overlap between spaces (share of the 10 "
-            "nearest neighbours two spaces agree on)",
-            interactive=False,
-            visible=False,
-        )
-        gr.Markdown(
-            "### Neighbours\nClick a point in any panel (or type its number): it is "
-            "starred in every panel, and its nearest neighbours in each space appear below."
-        )
-        with gr.Row():
-            selected = gr.Number(label="Image #", precision=0, minimum=0)
-            select_btn = gr.Button("Show neighbours")
-            query_img = SafeImage(
-                label="…or search with an outside image",
-                type="filepath",
-                image_mode=None,
-                height=160,
-            )
-            query_btn = gr.Button("Search with this image")
-        galleries = [
-            gr.Gallery(
-                visible=False,
-                columns=GALLERY_SIDE + 1,
-                height=190,
-                object_fit="cover",
-                allow_preview=False,
-                elem_classes=["atlas-gallery"],
-            )
-            for _ in range(SLOTS)
-        ]
-        gr.Markdown("### Text search (CLIP)")
-        with gr.Row():
-            text = gr.Textbox(
-                label="A sentence",
-                placeholder="a photo of a cat",
-                scale=3,
-                max_length=atlas.MAX_QUERY_CHARS,
-            )
-            text_btn = gr.Button("Search", scale=1)
-        text_note = gr.Markdown()
-        text_results = gr.Gallery(
-            label="Best CLIP matches",
-            columns=8,
-            height=190,
-            object_fit="cover",
-            allow_preview=False,
-        )
-        with gr.Row():
-            export_btn = gr.Button("Download coordinates, metrics and figures")
-            export_files = gr.File(label="Atlas files", file_count="multiple")
-    space_inputs = [families, vae_space, clip_space, dino_space, vit_space, proj_method, folder]
-    atlas_outputs = [
-        atlas_id,
-        shown_method,
-        atlas_view,
-        atlas_status,
-        metrics_df,
-        verdict,
-        overlap_df,
-        color_by,
-        *galleries,
-    ]
-    opens = {  # a failure is shown in the status line; the API endpoints raise as before
-        "atlas_bundled": (bundled_btn, on_atlas_bundled, space_inputs),
-        "atlas_preset": (preset_btn, on_atlas_preset, [preset, *space_inputs]),
-        "atlas_upload": (upload_btn, on_atlas_upload, [uploads, *space_inputs]),
-        "atlas_hub": (hub_btn, on_atlas_hub, [hub_id, per_class, *space_inputs]),
-        "atlas_saved": (saved_btn, on_atlas_saved, [saved_dir, proj_method]),
-    }
-    for name, (btn, fn, inputs) in opens.items():
-        listen(
-            btn.click, api, fn, inputs, atlas_outputs, api_name=name, slot=3, cleared=_atlas_cleared
-        )
-    color_by.input(
-        on_atlas_color, [atlas_id, shown_method, color_by], [atlas_view], api_name="atlas_color"
-    )
-    proj_method.change(
-        on_atlas_method, [atlas_id, proj_method], atlas_outputs, api_name="atlas_method"
-    )
-    gr.Timer(3.0).tick(
-        on_atlas_tick,
-        [atlas_id, proj_method, shown_method],
-        atlas_outputs,
-        api_name=False,
-        show_progress="hidden",
-    )
-    select_outputs = [selected, atlas_view, *galleries]
-    select_btn.click(
-        on_atlas_select,
-        [atlas_id, shown_method, selected],
-        select_outputs,
-        api_name="atlas_select",
-    )
-    atlas_view.point_click(on_atlas_click, [atlas_id, shown_method], select_outputs, api_name=False)
-    query_btn.click(
-        on_atlas_query_image,
-        [atlas_id, query_img, folder],
-        galleries,
-        api_name="atlas_query_image",
-    )
-    text_inputs = [atlas_id, shown_method, text]
-    text_outputs = [text_results, text_note, atlas_view]
-    text_btn.click(on_atlas_text, text_inputs, text_outputs, api_name="atlas_text")
-    text.submit(on_atlas_text, text_inputs, text_outputs, api_name=False)
-    export_btn.click(
-        on_atlas_export, [atlas_id, shown_method], export_files, api_name="atlas_export"
-    )

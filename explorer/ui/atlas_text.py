@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..atlas import MIN_PER_CLASS, Atlas, Verdict
+from ..atlas import MIN_PER_CLASS, Atlas, Verdict, unet_position
 
 
 def _pct(x: float) -> str:
@@ -71,6 +71,7 @@ def verdict_markdown(
         text += f"{' and '.join(f'**{t}**' for t in v.tied)} group this set{by} about equally well."
     else:
         text += f"**{v.best}** groups this set by {what} best."
+    text += unet_markdown(v, titles)
     if missing:
         names = " and ".join(FAMILY_NAMES.get(m, m) for m in missing)
         text += (
@@ -82,7 +83,40 @@ def verdict_markdown(
     return text
 
 
-FAMILY_NAMES = {"vae": "The VAE", "clip": "CLIP", "dino": "DINOv2", "vit": "ViT"}
+FAMILY_NAMES = {
+    "vae": "The VAE",
+    "clip": "CLIP",
+    "dino": "DINOv2",
+    "vit": "ViT",
+    "unet": "The UNet bottleneck",
+}
+_UNET_READINGS = {
+    "between": "more than the VAE latent and less than {best}: denoising adds some meaning to "
+    "the latent, short of a model trained for it",
+    "like-vae": "about as often as the VAE latent and less than {best}: here the denoiser's "
+    "bottleneck adds little meaning to the latent",
+    "below-vae": "less often than the VAE latent and {best}",
+    "like-semantic": "about as often as {best} or more",
+}
+
+
+def unet_markdown(v: Verdict, titles: dict[str, str] | None = None) -> str:
+    """Where the UNet bottleneck falls between the VAE and the meaning-trained spaces, read from
+    the 5-NN scores (a paragraph starting with two newlines; "" when there is nothing to read)."""
+    found = unet_position(v)
+    if found is None:
+        return ""
+    position, scores = found
+    titles = titles or {}
+    best = next(k for k in scores if k not in ("unet", "vae"))
+    name = titles.get(best, best)
+    what = "label" if v.labeling == "label" else v.labeling
+    return (
+        f"\n\n**Where the semantics are:** a 5-neighbour vote in the UNet bottleneck gets the "
+        f"{what} right for {_pct(scores['unet'])} of images — "
+        + _UNET_READINGS[position].format(best=f"{name} ({_pct(scores[best])})")
+        + f" (VAE latent {_pct(scores['vae'])})."
+    )
 
 
 def status_markdown(a: Atlas, shown: str, note: str = "", extra_note: str = "") -> str:

@@ -186,6 +186,8 @@ def check_space_refs(refs: list[str], folder: str | None) -> str | None:
     allowed = str(registry.models_dir() or "")
     folder = public.check_folder(folder, allowed)
     known = registry.available_models(allowed or None) + registry.available_embedders()
+    known += registry.available_unets()
     for ref in refs:
-        public.check_model(ref.split(":", 1)[1], known)
+        family, _, model = ref.partition(":")
+        public.check_model(model.split("@", 1)[0] if family == "unet" else model, known)
     return folder or None

@@ -120,7 +120,9 @@ STEPS: dict[int, Step] = {
         "encodes and decodes pixels. *Misconception:* the VAE does not understand the prompt "
         "— it never sees it. This step has no button: comparing CLIP or DINOv2 with the VAE "
         "needs those models, which the Semantic atlas and Perturbations tabs load when they "
-        "have been downloaded (`python -m explorer download`).",
+        "have been downloaded (`python -m explorer download`). Where a Stable Diffusion UNet is "
+        "available, step 7 also measures its bottleneck (the forum's guess: more meaning than "
+        "the VAE latent, less than a model trained for it) and says what the numbers show.",
         None,
     ),
 }
@@ -405,10 +407,41 @@ def step_perturbations(
     return StepResult(image=pictures.hstack(images), table=pd.DataFrame(rows), notice=NOTICE + s)
 
 
+def lesson_unet(n: int) -> str | None:
+    """The UNet space step 7 adds for ``n`` images: the usable default at its default timestep,
+    if its CPU estimate (if any) fits :data:`explorer.unet.CPU_BUDGET_S`; else None."""
+    from .. import registry, unet
+
+    name = registry.default_unet()
+    if name is None or (unet.estimate_seconds(name, n) or 0.0) > unet.CPU_BUDGET_S:
+        return None
+    return f"unet:{unet.model_ref(name, unet.DEFAULT_TIMESTEP)}"
+
+
 def teaching_atlas(model: str, folder: str | None, progress: Progress = no_progress) -> atlas.Atlas:
-    """The teaching set in the VAE's latent (the atlas tab's defaults, a PCA map)."""
-    return atlas.build(
-        datasets.teaching_set(), [f"vae:{model}"], "pca", folder, cache.shared(), progress
+    """The teaching set in the VAE's latent (the atlas tab's defaults, a PCA map), and in the
+    UNet bottleneck where one is available (:func:`lesson_unet`)."""
+    images = datasets.teaching_set()
+    spaces = [f"vae:{model}", lesson_unet(len(images))]
+    return atlas.build(images, [s for s in spaces if s], "pca", folder, cache.shared(), progress)
+
+
+def unet_sentence(table: pd.DataFrame) -> str:
+    """What the UNet rows of step 7's table say against the VAE's, on meaning ("" without)."""
+    rows = table[(table.space == "unet") & (table.labels == "meaning")]
+    if rows.empty:
+        return ""
+    u, model = float(rows.knn5.iloc[0]), str(rows.model.iloc[0])
+    vae = float(table[(table.space == "vae") & (table.labels == "meaning")].knn5.iloc[0])
+    if abs(u - vae) <= atlas.TIE:
+        how = "about as often as in the VAE latent: the denoiser adds little meaning here"
+    elif u > vae:
+        how = "more often than in the VAE latent: denoising adds some meaning to the latent"
+    else:
+        how = "less often than in the VAE latent"
+    return (
+        f" **Where the semantics are:** in the UNet bottleneck ({model}) the vote gets the "
+        f"meaning right for {u:.0%} of images, {how} (VAE {vae:.0%})."
     )
 
 
@@ -424,8 +457,9 @@ def step_atlas(model: str, folder: str | None, progress: Progress = no_progress)
     shown = table[table.labels.isin(["meaning", "appearance"])][
         ["space", "labels", "knn5", "chance"]
     ].reset_index(drop=True)
-    meaning, m_chance = knn5(table, "meaning")
-    look, a_chance = knn5(table, "appearance")
+    table_vae = table[table.space == "vae"]
+    meaning, m_chance = knn5(table_vae, "meaning")
+    look, a_chance = knn5(table_vae, "appearance")
     s = (
         f"In the VAE latent a vote of the 5 nearest other photos gets an image's **meaning "
         f"right for {meaning:.0%}** of images (chance {m_chance:.0%}) and its **palette for "
@@ -436,6 +470,7 @@ def step_atlas(model: str, folder: str | None, progress: Progress = no_progress)
         if look > meaning
         else " — here meaning is not behind appearance."
     )
+    s += unet_sentence(table)
     s += (
         " The same question for CLIP or DINOv2 needs those models: tick them in the Semantic "
         "atlas tab once downloaded; this step does not show a stand-in."
