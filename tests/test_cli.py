@@ -164,6 +164,23 @@ def test_models_lists_the_registry(capsys, monkeypatch):
             assert "registered by tests.tiny_models" in line
 
 
+def test_models_piped_into_a_reader_that_has_gone_ends_quietly():
+    """``explorer models | head -1``: a closed pipe ends the command without a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "explorer", "models"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    finally:
+        os.close(write_end)
+    err = proc.stderr.decode()
+    assert proc.returncode == 141 and "Traceback" not in err, err
+
+
 @pytest.mark.weights
 def test_models_lists_a_models_dir(taef2_dir, capsys):
     rc, stdout, _ = _main(capsys, "models", "--models-dir", str(taef2_dir))
