@@ -42,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import _neighbours, _unit_rows
+from .knn import cosine_knn
+from .metrics import _unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def _umap(xn: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
     k = min(15, n - 1) if n_neighbors is None else n_neighbors
     k = max(2, min(k, n - 1))
     # umap's k-NN lists start with the point itself at distance 0.
-    idx, sim, _ = _neighbours(xn, k - 1)
+    idx, sim = cosine_knn(xn, k - 1)  # shared with the metrics of the same rows
     knn_idx = np.concatenate([np.arange(n)[:, None], idx], axis=1)
     knn_dist = np.concatenate([np.zeros((n, 1), np.float32), np.maximum(1.0 - sim, 0.0)], axis=1)
     knn_dist = knn_dist.astype(np.float32)
