@@ -106,22 +106,27 @@ def vae_cases(rows, args, device) -> None:
     zk_raw = (zk / 0.18215).to(device)
     shape = f"{n}x3x{ks}x{ks} fp32"
     compare(
-        rows, "AutoencoderKL (sd-vae-ft-mse arch.)", "encode", n,
+        rows,
+        "AutoencoderKL (sd-vae-ft-mse arch.)",
+        "encode",
+        n,
         lambda: app_kl.encode(xk),
         lambda: kl.encode(xkpm).latent_dist.mean,
         args.repeats,
         lambda: _diff(app_kl.encode(xk).mean / 0.18215, kl.encode(xkpm).latent_dist.mean),
         shape=shape,
-    )  # fmt: skip
+    )
     compare(
-        rows, "AutoencoderKL (sd-vae-ft-mse arch.)", "decode", n,
+        rows,
+        "AutoencoderKL (sd-vae-ft-mse arch.)",
+        "decode",
+        n,
         lambda: app_kl.decode(zk),
         lambda: kl.decode(zk_raw).sample,
         args.repeats,
         lambda: _diff(app_kl.decode(zk), ((kl.decode(zk_raw).sample + 1) / 2).clamp(0, 1)),
         shape=shape,
-    )  # fmt: skip
-    del kl, app_kl
+    )
 
     # diffusers AutoencoderTiny (TAESD config), random: the app loads its weights into its own
     # module through its AutoencoderTiny-folder loader
@@ -133,26 +138,33 @@ def vae_cases(rows, args, device) -> None:
             Path(tmp) / "config.json", Path(tmp) / "diffusion_pytorch_model.safetensors"
         )
     tiny = tiny.to(device)
-    app_t = VAE(registry.REGISTRY["taesd"], own.to(device), device, torch.float32, 1.0, 0.0, 4, False)
+    app_t = VAE(
+        registry.REGISTRY["taesd"], own.to(device), device, torch.float32, 1.0, 0.0, 4, False
+    )
     zt = app_t.encode(x).mean
     shape = f"{n}x3x{s}x{s} fp32"
     compare(
-        rows, "AutoencoderTiny (taesd config)", "encode", n,
+        rows,
+        "AutoencoderTiny (taesd config)",
+        "encode",
+        n,
         lambda: app_t.encode(x),
         lambda: tiny.encode(xpm).latents,
         args.repeats,
         lambda: _diff(app_t.encode(x).mean, tiny.encode(xpm).latents),
         shape=shape,
-    )  # fmt: skip
+    )
     compare(
-        rows, "AutoencoderTiny (taesd config)", "decode", n,
+        rows,
+        "AutoencoderTiny (taesd config)",
+        "decode",
+        n,
         lambda: app_t.decode(zt),
         lambda: tiny.decode(zt).sample,
         args.repeats,
         lambda: _diff(app_t.decode(zt), ((tiny.decode(zt).sample + 1) / 2).clamp(0, 1)),
         shape=shape,
-    )  # fmt: skip
-    del tiny, app_t, own
+    )
 
     # our TAESD-family module with the real TAEF2 weights: app wrapper vs module.encoder/decoder
     if args.taef2.is_dir():
@@ -160,28 +172,36 @@ def vae_cases(rows, args, device) -> None:
         mod = taef2.module
         z2 = taef2.encode(x).mean
         compare(
-            rows, "TAEF2 (own module, real weights)", "encode", n,
+            rows,
+            "TAEF2 (own module, real weights)",
+            "encode",
+            n,
             lambda: taef2.encode(x),
             lambda: mod.encoder(x),
             args.repeats,
             lambda: _diff(taef2.encode(x).mean, mod.encoder(x)),
             shape=shape,
-        )  # fmt: skip
+        )
         compare(
-            rows, "TAEF2 (own module, real weights)", "decode", n,
+            rows,
+            "TAEF2 (own module, real weights)",
+            "decode",
+            n,
             lambda: taef2.decode(z2),
             lambda: mod.decoder(z2),
             args.repeats,
             lambda: _diff(taef2.decode(z2), mod.decoder(z2).clamp(0, 1)),
             shape=shape,
-        )  # fmt: skip
+        )
 
 
 def embedder_cases(rows, args, device, pool) -> None:
     images = pool[: args.embed_batch]
     n = len(images)
-    for build, family in ((clip_b32, "CLIP ViT-B/32 (CLIPVisionModelWithProjection)"),
-                          (dinov2_small, "DINOv2-small (Dinov2Model)")):  # fmt: skip
+    for build, family in (
+        (clip_b32, "CLIP ViT-B/32 (CLIPVisionModelWithProjection)"),
+        (dinov2_small, "DINOv2-small (Dinov2Model)"),
+    ):
         emb = build(device)
         net = emb.model.net if hasattr(emb.model, "net") else emb.model
         pixels = emb.processor(images=images, return_tensors="pt")["pixel_values"].to(device)
@@ -204,23 +224,28 @@ def embedder_cases(rows, args, device, pool) -> None:
             emb.processor(images=images, return_tensors="pt")
         prep = (time.perf_counter() - t0) / 3
         compare(
-            rows, family, "embed (PIL in) vs model(pixel_values)", n,
+            rows,
+            family,
+            "embed (PIL in) vs model(pixel_values)",
+            n,
             lambda emb=emb: emb.embed_images(images),
             ref_model,
             args.repeats,
             check,
             shape=f"{n} images -> {tuple(pixels.shape)} fp32",
             preprocess_s=prep,
-        )  # fmt: skip
+        )
         compare(
-            rows, family, "embed (PIL in) vs processor + model", n,
+            rows,
+            family,
+            "embed (PIL in) vs processor + model",
+            n,
             lambda emb=emb: emb.embed_images(images),
             ref_pipeline,
             args.repeats,
             None,
             shape=f"{n} images -> {tuple(pixels.shape)} fp32",
-        )  # fmt: skip
-        del emb, net
+        )
 
 
 def batched_vs_loop(rows, args, device, pool) -> None:
@@ -231,27 +256,37 @@ def batched_vs_loop(rows, args, device, pool) -> None:
     images = pool[: args.embed_batch]
     emb = clip_b32(device)
     compare(
-        rows, "CLIP ViT-B/32 (arch.)", "atlas embedding: batched vs one at a time", len(images),
+        rows,
+        "CLIP ViT-B/32 (arch.)",
+        "atlas embedding: batched vs one at a time",
+        len(images),
         lambda: emb.embed_images(images),
         lambda: np.concatenate([emb.embed_images([im]) for im in images]),
         max(1, args.repeats // 2),
-        lambda: _diff(emb.embed_images(images),
-                      np.concatenate([emb.embed_images([im]) for im in images])),
-        shape="224 px", kind="batched",
-    )  # fmt: skip
+        lambda: _diff(
+            emb.embed_images(images), np.concatenate([emb.embed_images([im]) for im in images])
+        ),
+        shape="224 px",
+        kind="batched",
+    )
     if args.taef2.is_dir():
         vae = load_vae("local:taef2", str(args.taef2), device)
         many = pool[: 4 * args.embed_batch]
         compare(
-            rows, "TAEF2 VAE (real weights), 64 px", "atlas embedding: batched vs one at a time",
+            rows,
+            "TAEF2 VAE (real weights), 64 px",
+            "atlas embedding: batched vs one at a time",
             len(many),
             lambda: embeddings.vae_embedding(vae, many),
             lambda: np.concatenate([embeddings.vae_embedding(vae, [im]) for im in many]),
             max(1, args.repeats // 2),
-            lambda: _diff(embeddings.vae_embedding(vae, many),
-                          np.concatenate([embeddings.vae_embedding(vae, [im]) for im in many])),
-            shape="64 px, flatten", kind="batched",
-        )  # fmt: skip
+            lambda: _diff(
+                embeddings.vae_embedding(vae, many),
+                np.concatenate([embeddings.vae_embedding(vae, [im]) for im in many]),
+            ),
+            shape="64 px, flatten",
+            kind="batched",
+        )
 
 
 # --------------------------------------------------------------------------- report
@@ -270,23 +305,54 @@ def markdown(rows, info, args, elapsed) -> str:
     par = [r for r in rows if r.get("kind") != "batched"]
     out.append(
         table(
-            ["model", "path", "input", "app (s)", "reference (s)", "app / ref throughput",
-             "max abs diff"],
-            [[r["case"], r["what"], r["shape"], f"{r['app_s']:.3f}", f"{r['ref_s']:.3f}",
-              f"**{r['ratio']:.3f}**",
-              "" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"] for r in par],
-        )  # fmt: skip
+            [
+                "model",
+                "path",
+                "input",
+                "app (s)",
+                "reference (s)",
+                "app / ref throughput",
+                "max abs diff",
+            ],
+            [
+                [
+                    r["case"],
+                    r["what"],
+                    r["shape"],
+                    f"{r['app_s']:.3f}",
+                    f"{r['ref_s']:.3f}",
+                    f"**{r['ratio']:.3f}**",
+                    "" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}",
+                ]
+                for r in par
+            ],
+        )
     )
     bat = [r for r in rows if r.get("kind") == "batched"]
     if bat:
         out += ["", "Atlas embedding, batched (default batch size) vs one image at a time:", ""]
         out.append(
             table(
-                ["model", "images", "batched (s)", "one at a time (s)", "batched speed-up",
-                 "max abs diff"],
-                [[r["case"], str(r["items"]), f"{r['app_s']:.3f}", f"{r['ref_s']:.3f}",
-                  f"{r['ratio']:.2f}×", f"{r['max_abs_diff']:.1e}"] for r in bat],
-            )  # fmt: skip
+                [
+                    "model",
+                    "images",
+                    "batched (s)",
+                    "one at a time (s)",
+                    "batched speed-up",
+                    "max abs diff",
+                ],
+                [
+                    [
+                        r["case"],
+                        str(r["items"]),
+                        f"{r['app_s']:.3f}",
+                        f"{r['ref_s']:.3f}",
+                        f"{r['ratio']:.2f}×",
+                        f"{r['max_abs_diff']:.1e}",
+                    ]
+                    for r in bat
+                ],
+            )
         )
     return "\n".join(out) + "\n"
 
@@ -319,8 +385,12 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     md = markdown(rows, info, args, elapsed)
     (args.out / "vs_reference.md").write_text(md)
-    meta = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": dict(info),
-            "python": platform.python_version(), "elapsed_s": elapsed}  # fmt: skip
+    meta = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "machine": dict(info),
+        "python": platform.python_version(),
+        "elapsed_s": elapsed,
+    }
     (args.out / "vs_reference.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(md)
 

@@ -24,7 +24,9 @@ def bmp(seed: int, size: int = 24) -> bytes:
 
 
 def members() -> dict[str, bytes]:
-    return {f"{c}/{i}.bmp": bmp(10 * k + i) for k, c in enumerate(("cats", "dogs")) for i in range(3)}
+    return {
+        f"{c}/{i}.bmp": bmp(10 * k + i) for k, c in enumerate(("cats", "dogs")) for i in range(3)
+    }
 
 
 def test_keys_are_the_file_bytes_hash_and_follow_subsets(tmp_path):
@@ -71,7 +73,9 @@ def test_cache_rows_follow_the_file_content(tmp_path):
         return embeddings.embed(space, s.images, s.keys, cache, resolution=64)
 
     first = ds.from_folder(root)
-    np.testing.assert_allclose(via_cache(first), embeddings.embed(space, first.images, resolution=64))
+    np.testing.assert_allclose(
+        via_cache(first), embeddings.embed(space, first.images, resolution=64)
+    )
     path = root / "dogs" / "2.bmp"
     path.write_bytes(bmp(99))
     second = ds.from_folder(root)

@@ -47,9 +47,7 @@ def test_euclidean_knn_equals_brute_force_with_ties_and_duplicates():
     grid = rng.integers(0, 6, size=(500, 2)).astype(np.float64)  # many exact ties, duplicates
     for y in (grid, rng.normal(size=(700, 2)), grid[:12]):
         for k in (1, 5, 7):
-            np.testing.assert_array_equal(
-                knn.euclidean_knn(y, k), knn._euclidean_knn_brute(y, k)
-            )
+            np.testing.assert_array_equal(knn.euclidean_knn(y, k), knn._euclidean_knn_brute(y, k))
 
 
 def test_space_metrics_match_sklearn_and_brute_force():
