@@ -34,6 +34,11 @@ from bench.common import sd_vae_module
 TAEF2 = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "taef2"
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def ab(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict]:
     """Run every fn once untimed, then ``repeats`` rounds in alternating order -> per name
     {median_s, min_s, max_s, times}."""
@@ -45,6 +50,7 @@ def ab(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict]:
         for name in names if r % 2 == 0 else names[::-1]:
             t0 = time.perf_counter()
             fns[name]()
+            _sync()
             times[name].append(time.perf_counter() - t0)
     return {
         n: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "times": t}
@@ -89,7 +95,7 @@ def compare(rows, case, what, n, app, ref, repeats, check=None, **extra) -> None
 def vae_cases(rows, args, device) -> None:
     from diffusers import AutoencoderTiny
 
-    from explorer import checkpoints, registry
+    from explorer import checkpoints, registry, runtime
     from explorer.vae import VAE, load_vae
 
     torch.manual_seed(0)
@@ -99,12 +105,14 @@ def vae_cases(rows, args, device) -> None:
 
     # diffusers AutoencoderKL, sd-vae-ft-mse architecture
     ks = args.kl_size
-    xk, xkpm = x[:, :, :ks, :ks].contiguous(), xpm[:, :, :ks, :ks].contiguous()
-    kl = sd_vae_module().to(device).requires_grad_(False)
-    app_kl = VAE(registry.REGISTRY["sd-vae-ft-mse"], kl, device, torch.float32, 0.18215, 0, 4, True)
+    spec = registry.REGISTRY["sd-vae-ft-mse"]
+    dt = runtime.vae_dtype(spec, device)  # the app's dtype on this device, for both sides
+    xk, xkpm = x[:, :, :ks, :ks].contiguous(), xpm[:, :, :ks, :ks].to(dt).contiguous()
+    kl = sd_vae_module().to(device, dt).requires_grad_(False)
+    app_kl = VAE(spec, kl, device, dt, 0.18215, 0, 4, True)
     zk = app_kl.encode(xk).mean
-    zk_raw = (zk / 0.18215).to(device)
-    shape = f"{n}x3x{ks}x{ks} fp32"
+    zk_raw = (zk / 0.18215).to(device, dt)
+    shape = f"{n}x3x{ks}x{ks} {str(dt)[6:]}"
     compare(
         rows,
         "AutoencoderKL (sd-vae-ft-mse arch.)",
@@ -137,12 +145,13 @@ def vae_cases(rows, args, device) -> None:
         own, _ = checkpoints.load_diffusers_tiny(
             Path(tmp) / "config.json", Path(tmp) / "diffusion_pytorch_model.safetensors"
         )
-    tiny = tiny.to(device)
-    app_t = VAE(
-        registry.REGISTRY["taesd"], own.to(device), device, torch.float32, 1.0, 0.0, 4, False
-    )
+    dt = runtime.vae_dtype(registry.REGISTRY["taesd"], device)
+    tiny = tiny.to(device, dt)
+    x, xpm = x.to(dt), xpm.to(dt)
+    app_t = VAE(registry.REGISTRY["taesd"], own.to(device, dt), device, dt, 1.0, 0.0, 4, False)
     zt = app_t.encode(x).mean
-    shape = f"{n}x3x{s}x{s} fp32"
+    shape = f"{n}x3x{s}x{s} {str(dt)[6:]}"
+    zt = zt.to(device, dt)
     compare(
         rows,
         "AutoencoderTiny (taesd config)",
@@ -170,7 +179,9 @@ def vae_cases(rows, args, device) -> None:
     if args.taef2.is_dir():
         taef2 = load_vae("local:taef2", str(args.taef2), device)
         mod = taef2.module
-        z2 = taef2.encode(x).mean
+        x = x.to(device, taef2.dtype)
+        z2 = taef2.encode(x).mean.to(device, taef2.dtype)
+        shape = f"{n}x3x{s}x{s} {str(taef2.dtype)[6:]}"
         compare(
             rows,
             "TAEF2 (own module, real weights)",
@@ -204,7 +215,8 @@ def embedder_cases(rows, args, device, pool) -> None:
     ):
         emb = build(device)
         net = emb.model.net if hasattr(emb.model, "net") else emb.model
-        pixels = emb.processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+        pixels = emb.processor(images=images, return_tensors="pt")["pixel_values"]
+        pixels = pixels.to(device, emb.dtype)
 
         def ref_model(net=net, pixels=pixels, family=family):
             out = net(pixel_values=pixels)
@@ -212,7 +224,8 @@ def embedder_cases(rows, args, device, pool) -> None:
 
         def ref_pipeline(emb=emb, ref_model=ref_model):
             nonlocal pixels
-            pixels = emb.processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+            pixels = emb.processor(images=images, return_tensors="pt")["pixel_values"]
+            pixels = pixels.to(device, emb.dtype)
             return ref_model()
 
         def check(emb=emb, ref_model=ref_model):
