@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -61,6 +62,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--pairs", type=int, default=2)
+    p.add_argument("--no-pca", action="store_true", help="skip the --method pca runs")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cold, warm, pca, files = [], [], [], []
@@ -72,7 +74,7 @@ def main() -> None:
             cold.append(run_cli(numba_dir, work))
             files.append(sum(1 for _ in numba_dir.rglob("*.nbi")))
             warm.append(run_cli(numba_dir, work))
-            pca.append(run_cli(numba_dir, work, "pca"))
+            pca.append(math.nan if args.no_pca else run_cli(numba_dir, work, "pca"))
             print(
                 f"pair {i}: cold {cold[-1]:.1f} s, warm {warm[-1]:.1f} s, pca {pca[-1]:.1f} s",
                 flush=True,
