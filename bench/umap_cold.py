@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(numba_dir: Path, work: Path, method: str = "umap") -> float:
+def run_cli(numba_dir: Path, work: Path, method: str = "umap") -> tuple[float, float]:
+    """-> (wall seconds, CPU seconds of the child: user + system)."""
     env = dict(os.environ)
     env.update(
         NUMBA_CACHE_DIR=str(numba_dir),
@@ -50,12 +52,15 @@ def run_cli(numba_dir: Path, work: Path, method: str = "umap") -> float:
         "--method",
         method,
     ]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     took = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return took
+    return took, cpu
 
 
 def main() -> None:
@@ -65,37 +70,51 @@ def main() -> None:
     p.add_argument("--no-pca", action="store_true", help="skip the --method pca runs")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    cold, warm, pca, files = [], [], [], []
+    runs: dict[str, list[tuple[float, float]]] = {"cold": [], "warm": [], "pca": []}
+    files = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         run_cli(work / "numba-prime", work, "pca")  # embedding cache filled: models out of the way
         for i in range(args.pairs):
             numba_dir = work / f"numba-{i}"
-            cold.append(run_cli(numba_dir, work))
+            runs["cold"].append(run_cli(numba_dir, work))
             files.append(sum(1 for _ in numba_dir.rglob("*.nbi")))
-            warm.append(run_cli(numba_dir, work))
-            pca.append(math.nan if args.no_pca else run_cli(numba_dir, work, "pca"))
+            runs["warm"].append(run_cli(numba_dir, work))
+            if not args.no_pca:
+                runs["pca"].append(run_cli(numba_dir, work, "pca"))
             print(
-                f"pair {i}: cold {cold[-1]:.1f} s, warm {warm[-1]:.1f} s, pca {pca[-1]:.1f} s",
+                f"pair {i}: "
+                + ", ".join(
+                    f"{k} {v[-1][0]:.1f} s wall / {v[-1][1]:.1f} s CPU"
+                    for k, v in runs.items()
+                    if v
+                ),
                 flush=True,
             )
-    c, w, q = statistics.median(cold), statistics.median(warm), statistics.median(pca)
-    res = {
-        "cold_s": cold,
-        "warm_s": warm,
-        "pca_s": pca,
-        "numba_index_files": files,
-        "ratio": c / w,
-        "load_end": os.getloadavg(),
-    }
-    md = (
-        "| run | end to end (median) | runs |\n|---|---|---|\n"
-        f"| cold: empty numba cache | {c:.1f} s | {', '.join(f'{t:.1f}' for t in cold)} |\n"
-        f"| warm: cache in place | {w:.1f} s | {', '.join(f'{t:.1f}' for t in warm)} |\n"
-        f"| same command with --method pca (no UMAP) | {q:.1f} s | "
-        f"{', '.join(f'{t:.1f}' for t in pca)} |\n\n"
-        f"**cold / warm = {c / w:.2f}×**; numba index files after a cold run: {files}; "
-        "load average at end " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + ".\n"
+
+    def med(name: str, j: int) -> float:
+        return statistics.median(r[j] for r in runs[name]) if runs[name] else math.nan
+
+    res = {k: [{"wall_s": a, "cpu_s": b} for a, b in v] for k, v in runs.items()}
+    res.update(
+        numba_index_files=files,
+        ratio_wall=med("cold", 0) / med("warm", 0),
+        ratio_cpu=med("cold", 1) / med("warm", 1),
+        load_end=os.getloadavg(),
+    )
+    rows = [
+        ("cold: empty numba cache", "cold"),
+        ("warm: cache in place", "warm"),
+        ("same command, --method pca (no UMAP)", "pca"),
+    ]
+    md = "| run | wall (median) | CPU user+sys (median) |\n|---|---|---|\n" + "".join(
+        f"| {label} | {med(k, 0):.1f} s | {med(k, 1):.1f} s |\n" for label, k in rows if runs[k]
+    )
+    md += (
+        f"\n**cold / warm = {res['ratio_wall']:.2f}× wall, {res['ratio_cpu']:.2f}× CPU**; numba "
+        f"index files after a cold run: {files}; {args.pairs} pair(s); load average at end "
+        + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        + ".\n"
     )
     (args.out / "umap_cold.json").write_text(json.dumps(res, indent=1))
     (args.out / "umap_cold.md").write_text(md)
