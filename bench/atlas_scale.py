@@ -123,12 +123,12 @@ def machine_info(device: str) -> list[tuple[str, str]]:
 def image_pool(n: int, size: int = 224):
     """``n`` varied RGB images, longer side ``size``: the bundled set's photos with seeded
     augmentations (crops, flips, hue, blur, brightness, colour), seeds added until ``n``."""
-    from explorer.datasets import bundled_set
+    from explorer.datasets import augmented_set
 
     out: list = []
     seed = 0
     while len(out) < n:
-        out += bundled_set(n_aug=24, seed=seed, size=size).images
+        out += augmented_set(n_aug=24, seed=seed, size=size).images
         seed += 1
     return out[:n]
 

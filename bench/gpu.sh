@@ -40,6 +40,9 @@ step info    45 330 "${B[@]}" --part info
 step vae    140 250 "${B[@]}" --part vae --budget 105
 step embed   50 200 "${B[@]}" --part embed --budget 30
 step oom     50 150 "${B[@]}" --part oom
+# the app's paths vs the bare library calls (section 1), on the card
+[ -z "$SMOKE" ] && step vsref   60 110 $PY -m bench.vs_reference --out "$OUT/vs_reference" --device cuda \
+    --vae-size 512 --kl-size 512 --vae-batch 8 --embed-batch 64 --repeats 5 --parts vae,embed
 
 # CUDA-relevant tests: no gradio app, no umap; the device is picked automatically (cuda > cpu).
 # (the package is being restructured: take whichever of these files exist)

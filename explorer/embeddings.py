@@ -269,8 +269,8 @@ def embed(
         if key[2] != "unknown":
             cache.put_many(key, [hashes[i] for i in missing], new)
     out = np.empty((len(images), new.shape[1] if new is not None else dims.pop()), np.float32)
-    for i, v in found.items():
-        out[i] = v
+    if found:  # one fancy assignment, not a Python loop over rows
+        out[np.fromiter(found, np.int64, len(found))] = np.stack(list(found.values()))
     if new is not None:
         out[missing] = new
     return out

@@ -34,6 +34,7 @@ from explorer.errors import BadImageError
 __all__ = [
     "ALLOWED_FORMATS",
     "example_images",
+    "image_bytes",
     "load_image",
     "max_file_bytes",
     "max_pixels",
@@ -392,11 +393,19 @@ def load_image(
         return to_rgb(oriented, copy=not fresh)
     if isinstance(source, np.ndarray):
         return _array_to_image(source, limit)
+    if isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
+        return _open_bytes(image_bytes(source), limit)
+    raise TypeError(
+        f"load_image() takes a path, bytes, a PIL image or a numpy array, not {type(source)!r}"
+    )
+
+
+def image_bytes(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> bytes:
+    """A file path or bytes -> the encoded bytes :func:`load_image` decodes from it, with the
+    same checks (no web addresses, missing files, folders, size limit) and messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        _check_file_size(len(data))
-        return _open_bytes(data, limit)
-    if isinstance(source, (str, os.PathLike)):
+    else:
         name = os.fspath(source)
         if isinstance(name, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", name):
             raise BadImageError(
@@ -405,11 +414,8 @@ def load_image(
                 short="a web address",
             )
         data = _read_path(Path(name))
-        _check_file_size(len(data))  # the file may have changed since stat()
-        return _open_bytes(data, limit)
-    raise TypeError(
-        f"load_image() takes a path, bytes, a PIL image or a numpy array, not {type(source)!r}"
-    )
+    _check_file_size(len(data))  # a file may have changed since stat()
+    return data
 
 
 # --------------------------------------------------------------------------------------------

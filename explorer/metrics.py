@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from .knn import _neighbours, _top_k, cosine_knn, euclidean_knn, ranks
+
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """(H,W,3) a, b in [0,1] -> PSNR in dB (inf for identical images)."""
@@ -72,14 +74,9 @@ def gaussian_summary(values: np.ndarray) -> dict[str, float]:
 # Atlas metrics: how well does an embedding space group images by meaning?
 #
 # Every function here uses cosine geometry: rows are L2-normalised (a zero row stays zero, so it
-# is at similarity 0 to everything) and similarities are computed as float32 matrix products in
-# blocks of ``_BLOCK`` rows, so N = 10,000 points with D = 4096 never needs an N×N matrix in
-# memory (one block is _BLOCK × N float32, ~40 MB). Neighbour lists exclude the point itself
-# (by index, so exact duplicates still count as neighbours) and are sorted best first, ties
-# broken by the lower index.
+# is at similarity 0 to everything); neighbours come from explorer.knn (blocked float32 matrix
+# products, self excluded, best first, ties by the lower index; one set's lists are shared).
 # ---------------------------------------------------------------------------------------------
-
-_BLOCK = 1024
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -93,66 +90,6 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
         raise ValueError("The embeddings contain NaN or infinite values; recompute them.")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms > 0, norms, 1.0).astype(np.float32)
-
-
-def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B,N) similarities -> the k best column indices per row and their values, best first.
-
-    Ties are broken by the lower column index.
-    """
-    if k <= 0:
-        return np.empty((s.shape[0], 0), np.int64), np.empty((s.shape[0], 0), s.dtype)
-    if k >= s.shape[1]:
-        idx = np.broadcast_to(np.arange(s.shape[1]), s.shape).copy()
-    else:
-        # The k-th best value per row; keep everything better, then the lowest-index ties.
-        n = s.shape[1]
-        cut = np.partition(s, n - k, axis=1)[:, n - k : n - k + 1]
-        keep = s > cut
-        tied = s == cut
-        need = k - np.count_nonzero(keep, axis=1)
-        extra = np.flatnonzero(np.count_nonzero(tied, axis=1) > need)  # rows with surplus ties
-        tied[extra] &= np.cumsum(tied[extra], axis=1) <= need[extra, None]
-        keep |= tied
-        idx = np.nonzero(keep)[1].reshape(s.shape[0], k)
-    val = np.take_along_axis(s, idx, axis=1)
-    order = np.lexsort((idx, -val), axis=-1)
-    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
-
-
-def _neighbours(
-    xn: np.ndarray,
-    k: int,
-    ranks_of: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Unit rows (N,D) -> k-NN indices (N,k) int64 and cosine similarities (N,k) float32.
-
-    One pass over the N×N similarity matrix in row blocks. When ``ranks_of`` (N,m) indices are
-    given, also returns the 1-based rank of each of those points among row i's neighbours in this
-    space: 1 + the number of other points strictly more similar to i (so ties share the best rank).
-    When ``groups`` (N,) int codes are given, every point of row i's own group is masked to
-    −inf before the top k are taken: such columns can only fill the tail of a row that has fewer
-    than k points outside its group, and they come back with similarity −inf.
-    """
-    n = xn.shape[0]
-    k = min(k, n - 1)
-    idx = np.empty((n, k), np.int64)
-    sim = np.empty((n, k), np.float32)
-    ranks = None if ranks_of is None else np.empty(ranks_of.shape, np.int64)
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        s = xn[start:stop] @ xn.T
-        rows = np.arange(stop - start)
-        s[rows, rows + start] = -np.inf  # never your own neighbour
-        if groups is not None:
-            s[groups[start:stop, None] == groups[None, :]] = -np.inf
-        idx[start:stop], sim[start:stop] = _top_k(s, k)
-        if ranks is not None:
-            target = np.take_along_axis(s, ranks_of[start:stop], axis=1)
-            for c in range(target.shape[1]):
-                ranks[start:stop, c] = 1 + (s > target[:, c : c + 1]).sum(axis=1)
-    return idx, sim, ranks
 
 
 def _label_codes(labels: Sequence, n: int | None = None) -> np.ndarray:
@@ -201,7 +138,7 @@ def knn_accuracy(x: np.ndarray, labels: Sequence, k: int = 5) -> float:
     codes = _label_codes(labels, xn.shape[0])
     if xn.shape[0] < 2 or k < 1:
         return math.nan
-    idx, _, _ = _neighbours(xn, k)
+    idx, _ = cosine_knn(xn, k)
     return _knn_accuracy_from(idx, codes, k)
 
 
@@ -370,21 +307,6 @@ def silhouette(x: np.ndarray, labels: Sequence, groups: Sequence | None = None) 
     return float(s.mean())
 
 
-def _euclidean_knn(y: np.ndarray, k: int) -> np.ndarray:
-    """(N,d) low-dimensional points -> (N,k) Euclidean nearest-neighbour indices, self excluded."""
-    y = np.asarray(y, np.float64)
-    n = y.shape[0]
-    sq = (y**2).sum(axis=1)
-    out = np.empty((n, min(k, n - 1)), np.int64)
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        d = sq[start:stop, None] - 2.0 * y[start:stop] @ y.T + sq[None, :]
-        rows = np.arange(stop - start)
-        d[rows, rows + start] = np.inf
-        out[start:stop] = _top_k(-d, out.shape[1])[0]
-    return out
-
-
 def _trustworthiness_from(ranks: np.ndarray, n: int, k: int) -> float:
     penalty = np.maximum(ranks - k, 0).sum()
     return float(1.0 - 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) * penalty)
@@ -410,8 +332,7 @@ def trustworthiness(x_high: np.ndarray, x_low: np.ndarray, k: int = 5) -> float:
     k = _adapt_trust_k(n, k)
     if k < 1:
         return math.nan
-    _, _, ranks = _neighbours(xn, 1, ranks_of=_euclidean_knn(low, k))
-    return _trustworthiness_from(ranks, n, k)
+    return _trustworthiness_from(ranks(xn, euclidean_knn(low, k)), n, k)
 
 
 def neighbour_overlap(x_a: np.ndarray, x_b: np.ndarray, k: int = 10) -> float:
@@ -429,8 +350,8 @@ def neighbour_overlap(x_a: np.ndarray, x_b: np.ndarray, k: int = 10) -> float:
         )
     if xa.shape[0] < 2 or k < 1:
         return math.nan
-    ia, _, _ = _neighbours(xa, k)
-    ib, _, _ = _neighbours(xb, k)
+    ia, _ = cosine_knn(xa, k)
+    ib, _ = cosine_knn(xb, k)
     shared = (ia[:, :, None] == ib[:, None, :]).any(axis=2).sum(axis=1)
     return float((shared / ia.shape[1]).mean())
 
@@ -470,9 +391,9 @@ def space_metrics(
     """One row of the atlas table for an embedding space: see ``METRIC_HELP`` for each column.
 
     ``x`` (N,D) embeddings, ``xy`` (N,2) its map (or None: trustworthiness is then nan), one label
-    per point. The kNN accuracies and trustworthiness share a single blocked pass over the
-    similarities. With ``groups`` (one per point: variants of one source photo share a group),
-    the kNN votes leave each point's own group out and ``chance`` is what a space with no
+    per point. The kNN accuracies and trustworthiness share one blocked pass over the
+    similarities, and that with the UMAP graph of the same rows (:mod:`explorer.knn`). With
+    ``groups`` (one per point: variants of one source photo share a group), the kNN votes leave each point's own group out and ``chance`` is what a space with no
     information scores under that rule (:func:`chance_level_grouped`, for k = 5); the map's
     trustworthiness and the silhouette do not depend on the groups.
     """
@@ -495,10 +416,10 @@ def space_metrics(
         low = np.asarray(xy, np.float64)
         if low.shape[0] != n:
             raise ValueError(f"The map has {low.shape[0]} points but the space has {n}.")
-        low_nbrs = _euclidean_knn(low, trust_k)
-    idx, _, ranks = _neighbours(xn, 10, ranks_of=low_nbrs)
-    if ranks is not None:
-        out["trustworthiness"] = _trustworthiness_from(ranks, n, trust_k)
+        low_nbrs = euclidean_knn(low, trust_k)
+    idx, _ = cosine_knn(xn, 10)
+    if low_nbrs is not None:
+        out["trustworthiness"] = _trustworthiness_from(ranks(xn, low_nbrs), n, trust_k)
     sim = None
     if group_codes is not None:
         if np.unique(group_codes).size < 2:

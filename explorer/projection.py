@@ -16,11 +16,17 @@ off the first screen:
   is cached on disk in a place we control. That must happen before pynndescent or umap are
   imported, because numba binds each ``cache=True`` function to the cache folder when the
   function is decorated: import this module before anything that imports them (if numba itself
-  was imported first, this module makes it re-read its settings). Only pynndescent benefits:
-  102 of its 339 numba functions have ``cache=True``, and they are most of what ``import umap``
-  compiles; in umap 0.5.12 only ``umap.layouts.rdist`` (1 of 123) does, so the first fit in each
-  process still compiles. Measured for ``import umap`` + a first ``project`` of 200 points:
-  cold cache 16 s + 5.4 s, warm cache (a second process) 1.5-2.2 s + 5.7-7.1 s.
+  was imported first, this module makes it re-read its settings).
+* ``import umap`` goes through :func:`_import_umap`, which cuts the cold start itself: umap
+  imports pynndescent at the top (most of the cold ``import umap``: its 102 ``cache=True``
+  functions compile at import), yet with the precomputed graph below umap never calls it, so
+  umap is given stand-ins for the three names it takes from pynndescent (a real
+  ``import pynndescent`` later still gets the real package); and numba's decorators default to
+  ``cache=True`` while umap's modules are decorated (in umap 0.5.12 only ``umap.layouts.rdist``,
+  1 of 123, asks for it), so a second process loads the first fit's compiled code from disk.
+  Before this, measured for ``import umap`` + a first ``project`` of 200 points: cold cache
+  16 s + 5.4 s, warm cache (a second process) 1.5-2.2 s + 5.7-7.1 s; ``bench/umap_cold.py``
+  measures the CLI end to end now (BENCHMARKS.md).
 
 The UMAP k-nearest-neighbour graph is computed exactly here (cosine, blocked matrix products from
 ``explorer.metrics``) and handed to umap as ``precomputed_knn``. That skips umap's own paths,
@@ -47,7 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import _neighbours, _unit_rows
+from .knn import cosine_knn
+from .metrics import _unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +168,150 @@ def _tsne(xn: np.ndarray, seed: int) -> np.ndarray:
     return tsne.fit_transform(xn)
 
 
+class _LazyNames:
+    """Stands for pynndescent's ``named_distances`` tables inside umap: answers "is this metric
+    named?" from the names alone and imports pynndescent only when a function is asked for
+    (never on our precomputed-graph path)."""
+
+    def __init__(self, table: str):
+        self._table = table
+
+    def __contains__(self, name: object) -> bool:
+        return name in _PYNN_NAMES
+
+    def __getitem__(self, name: str):
+        import importlib
+
+        module, attr = self._table.rsplit(".", 1)
+        return getattr(importlib.import_module(module), attr)[name]
+
+
+# The metric names of pynndescent 0.5's named_distances (what umap checks membership in).
+_PYNN_NAMES = frozenset(
+    [
+        "euclidean",
+        "l2",
+        "sqeuclidean",
+        "manhattan",
+        "taxicab",
+        "l1",
+        "chebyshev",
+        "linfinity",
+        "linfty",
+        "linf",
+        "minkowski",
+        "seuclidean",
+        "standardised_euclidean",
+        "wminkowski",
+        "weighted_minkowski",
+        "mahalanobis",
+        "canberra",
+        "cosine",
+        "dot",
+        "correlation",
+        "haversine",
+        "braycurtis",
+        "spearmanr",
+        "kantorovich",
+        "wasserstein",
+        "tsss",
+        "true_angular",
+        "hellinger",
+        "wasserstein-1d",
+        "wasserstein_1d",
+        "kantorovich-1d",
+        "kantorovich_1d",
+        "circular_kantorovich",
+        "circular_wasserstein",
+        "sinkhorn",
+        "jensen-shannon",
+        "jensen_shannon",
+        "symmetric-kl",
+        "symmetric_kl",
+        "symmetric_kullback_liebler",
+        "hamming",
+        "jaccard",
+        "dice",
+        "matching",
+        "kulsinski",
+        "rogerstanimoto",
+        "russellrao",
+        "sokalsneath",
+        "sokalmichener",
+        "yule",
+        "bit_hamming",
+        "bit_jaccard",
+    ]
+)
+_import_lock = threading.Lock()
+
+
+def _import_umap():
+    """``import umap``, without compiling pynndescent and with numba's disk cache for umap's own
+    functions (see the module docstring)."""
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    import types
+
+    import numba
+
+    with _import_lock:
+        if "umap" in sys.modules:
+            return sys.modules["umap"]
+        real = {m: sys.modules.get(m) for m in _PYNN_STUBS}
+        if real["pynndescent"] is None:  # not imported yet: umap gets stand-ins, never compiled
+            for name, attrs in _PYNN_STUBS.items():
+                stub = types.ModuleType(name)
+                stub.__dict__.update(attrs())
+                sys.modules[name] = stub
+        saved = numba.njit, numba.jit
+
+        def cached(decorator):
+            def decorate(*args, **kwargs):
+                kwargs.setdefault("cache", True)
+                return decorator(*args, **kwargs)
+
+            return decorate
+
+        numba.njit, numba.jit = cached(saved[0]), cached(saved[1])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", numba.NumbaWarning)  # "cannot cache" notes
+                import umap
+        finally:
+            numba.njit, numba.jit = saved
+            for name, module in real.items():  # a later `import pynndescent` gets the real one
+                if module is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = module
+    return umap
+
+
+class _NoNNDescent:
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("the explorer hands umap a precomputed k-NN graph: no NNDescent")
+
+
+_PYNN_STUBS = {
+    "pynndescent": lambda: {"NNDescent": _NoNNDescent},
+    "pynndescent.distances": lambda: {
+        "named_distances": _LazyNames("pynndescent.distances.named_distances")
+    },
+    "pynndescent.sparse": lambda: {
+        "sparse_named_distances": _LazyNames("pynndescent.sparse.sparse_named_distances")
+    },
+}
+
+
 def _umap(xn: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
-    import umap  # slow the first time in a process: see the module docstring
+    umap = _import_umap()  # slow the first time in a process: see the module docstring
 
     n = xn.shape[0]
     k = min(15, n - 1) if n_neighbors is None else n_neighbors
     k = max(2, min(k, n - 1))
     # umap's k-NN lists start with the point itself at distance 0.
-    idx, sim, _ = _neighbours(xn, k - 1)
+    idx, sim = cosine_knn(xn, k - 1)  # shared with the metrics of the same rows
     knn_idx = np.concatenate([np.arange(n)[:, None], idx], axis=1)
     knn_dist = np.concatenate([np.zeros((n, 1), np.float32), np.maximum(1.0 - sim, 0.0)], axis=1)
     knn_dist = knn_dist.astype(np.float32)

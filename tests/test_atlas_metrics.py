@@ -10,7 +10,7 @@ import pytest
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.metrics import silhouette_score
 
-from explorer import metrics
+from explorer import knn
 from explorer.metrics import (
     METRIC_HELP,
     chance_level,
@@ -255,7 +255,8 @@ def test_blocked_results_equal_single_block(monkeypatch):
         neighbour_overlap(x, low, 6),
         space_metrics(x, low, labels),
     )
-    monkeypatch.setattr(metrics, "_BLOCK", 7)  # 7 blocks, the last one short
+    monkeypatch.setattr(knn, "_BLOCK", 7)  # 7 blocks, the last one short
+    knn._MEMO.clear()  # the lists remembered from the single-block run would be reused
     after = (
         knn_accuracy(x, labels, 4),
         trustworthiness(x, low, 5),

@@ -86,9 +86,9 @@ def test_matches_brute_force_on_random_data(seed, k):
 
 
 def test_matches_brute_force_across_blocks(monkeypatch):
-    from explorer import metrics
+    from explorer import knn
 
-    monkeypatch.setattr(metrics, "_BLOCK", 7)  # many row blocks, groups straddling them
+    monkeypatch.setattr(knn, "_BLOCK", 7)  # many row blocks, groups straddling them
     rng = np.random.default_rng(11)
     x = rng.standard_normal((50, 5))
     labels = rng.integers(0, 3, 50).tolist()

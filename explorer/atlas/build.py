@@ -134,7 +134,8 @@ def build(
     if len(image_set) < 3:
         raise ExplorerError("An atlas needs at least 3 images: add more images to the set.")
     parsed = [embeddings.parse_space(s, folder) for s in spaces]
-    hashes = [embeddings.image_hash(im) for im in image_set.images]
+    # content keys: the file bytes' hashes where the loader kept them (cheap), else the pixels'
+    hashes = image_set.keys or [embeddings.image_hash(im) for im in image_set.images]
     ok: list[tuple[str, str, str]] = []
     embs: dict[str, np.ndarray] = {}
     failures: dict[str, str] = {}

@@ -46,6 +46,7 @@ from .imageset import (
     DatasetUnavailableError,
     ImageSet,
     Skip,
+    file_key,
     max_set_images,
     max_zip_bytes,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "Skip",
     "augmented_set",
     "describe_teaching_set",
+    "file_key",
     "from_files",
     "from_folder",
     "from_hub",

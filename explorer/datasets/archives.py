@@ -32,6 +32,7 @@ from .imageset import (
     ImageSet,
     Skip,
     downsize,
+    file_key,
     finish,
     fmt_bytes,
     max_zip_bytes,
@@ -179,26 +180,31 @@ def _decode_all(
     items: list[tuple[str, str, Callable[[], Any]]],
     skipped: list[Skip],
     progress: Progress,
-) -> tuple[list[Image.Image], list[str], list[str]]:
-    """(path, label, read) triples -> loaded images; failures go to ``skipped``."""
+) -> tuple[list[Image.Image], list[str], list[str], list[str]]:
+    """(path, label, read) triples -> (images, labels, paths, content keys); failures go to
+    ``skipped``. ``read()`` gives the file's bytes or its path; each key is
+    :func:`file_key` of the very bytes that were decoded."""
     images: list[Image.Image] = []
     labels: list[str] = []
     paths: list[str] = []
+    keys: list[str] = []
     n = len(items)
     step = max(1, n // 50)
     for i, (path, label, read) in enumerate(items):
         if i % step == 0:
             progress(i / max(n, 1), f"reading image {i + 1}/{n}")
         try:
-            im = imaging.load_image(read())
+            data = imaging.image_bytes(read())
+            im = imaging.load_image(data)
         except BadImageError as exc:
             skipped.append(Skip(path, str(exc), exc.short))
             continue
         images.append(downsize(im))
         labels.append(label)
         paths.append(path)
+        keys.append(file_key(data))
     progress(1.0, f"read {len(images)} images")
-    return images, labels, paths
+    return images, labels, paths, keys
 
 
 def from_zip(
@@ -335,7 +341,7 @@ def from_zip(
             return read
 
         items = [(rel, label, reader(info)) for rel, label, info in members]
-        images, labels, paths = _decode_all(items, skipped, progress)
+        images, labels, paths, keys = _decode_all(items, skipped, progress)
     return finish(
         p.stem,
         shown,
@@ -345,6 +351,7 @@ def from_zip(
         skipped,
         LAYOUT_HINT,
         description=f"Images from the zip {shown}, labelled by their class folder.",
+        keys=keys,
     )
 
 
@@ -412,7 +419,7 @@ def from_folder(
                 raise _too_many(shown, None, limit)
     members.sort(key=lambda m: m[0])
     items = [(rel, label, (lambda f=full: f)) for rel, label, full in members]
-    images, labels, paths = _decode_all(items, skipped, progress)
+    images, labels, paths, keys = _decode_all(items, skipped, progress)
     return finish(
         root.name or str(root),
         shown,
@@ -422,6 +429,7 @@ def from_folder(
         skipped,
         LAYOUT_HINT,
         description=f"Images from the folder {shown}, labelled by their class folder.",
+        keys=keys,
     )
 
 
@@ -458,7 +466,7 @@ def from_files(
     )
     items = [(n, lab, (lambda f=f: f)) for n, lab, f in zip(names, labs, files, strict=True)]
     skipped: list[Skip] = []
-    images, out_labels, out_paths = _decode_all(items, skipped, progress)
+    images, out_labels, out_paths, keys = _decode_all(items, skipped, progress)
     return finish(
         "uploaded images",
         "the uploaded files",
@@ -469,4 +477,5 @@ def from_files(
         "Upload PNG, JPEG, WebP or GIF images named like cat_01.jpg, dog_01.jpg.",
         description="Uploaded images, labelled by the prefix of their file names.",
         need_classes=False,
+        keys=keys,
     )

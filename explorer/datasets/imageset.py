@@ -13,11 +13,13 @@ Limits are read through :func:`explorer.settings.get` at call time:
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import PIL
 from PIL import Image
 
 from .. import settings
@@ -32,6 +34,7 @@ __all__ = [
     "ImageSet",
     "Skip",
     "downsize",
+    "file_key",
     "finish",
     "fmt_bytes",
     "max_set_images",
@@ -150,6 +153,9 @@ class ImageSet:
     description: str = ""
     labelings: dict[str, list[str]] = field(default_factory=dict)
     groups: list[str] | None = None
+    keys: list[str] | None = None
+    """One content key per image (:func:`file_key` of the bytes it was decoded from), for the
+    embedding cache; None: key the images by their pixels (``embeddings.image_hash``)."""
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -163,6 +169,8 @@ class ImageSet:
                 raise ValueError(f"labeling {name!r} has {len(values)} labels for {n} images")
         if self.groups is not None and len(self.groups) != n:
             raise ValueError(f"groups has {len(self.groups)} entries for {n} images")
+        if self.keys is not None and len(self.keys) != n:
+            raise ValueError(f"keys has {len(self.keys)} entries for {n} images")
         self.skipped = [_as_skip(s) for s in self.skipped]
 
     @property
@@ -257,6 +265,7 @@ class ImageSet:
             description=self.description,
             labelings={k: [v[i] for i in picks] for k, v in self.labelings.items()},
             groups=None if self.groups is None else [self.groups[i] for i in picks],
+            keys=None if self.keys is None else [self.keys[i] for i in picks],
         )
 
 
@@ -276,6 +285,15 @@ def downsize(im: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
+def file_key(data: bytes) -> str:
+    """The embedding-cache key of an image decoded from the file bytes ``data`` by the set
+    loaders (``load_image`` then :func:`downsize`): SHA-256 of the bytes, tagged with what else
+    decides the pixels (:data:`MAX_SIDE`, the Pillow version). Hashing the encoded bytes costs a
+    fraction of hashing the decoded pixels; a file whose content changes gets a new key."""
+    digest = hashlib.sha256(data).hexdigest()
+    return f"file-sha256:{digest}|side{MAX_SIDE}|pillow{PIL.__version__}"
+
+
 def finish(
     name: str,
     shown: str,
@@ -286,6 +304,7 @@ def finish(
     hint: str,
     description: str = "",
     need_classes: bool = True,
+    keys: list[str] | None = None,
 ) -> ImageSet:
     """Check the minimums (images, and two classes where ``need_classes``), then build the set.
 
@@ -317,4 +336,4 @@ def finish(
             f"Found one class '{classes[0]}' in {shown}: put images in at least two "
             "sub-folders, one per label (for example cats/ and dogs/), and try again."
         )
-    return ImageSet(name, images, labels, paths, skipped, description)
+    return ImageSet(name, images, labels, paths, skipped, description, keys=keys)

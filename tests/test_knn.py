@@ -1,0 +1,68 @@
+"""explorer.knn's shortcuts give exactly what the plain blocked passes give: remembered lists,
+ranks from them, the k-d tree's map neighbours; and space_metrics matches a brute-force
+reference (sklearn) on a small set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.manifold import trustworthiness as sk_trust
+from sklearn.metrics import silhouette_score
+
+from explorer import knn, metrics
+
+
+def unit(n: int, d: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(6, d))
+    x = centres[rng.integers(0, 6, n)] + 0.7 * rng.normal(size=(n, d))
+    return metrics._unit_rows(x)
+
+
+def test_cosine_knn_is_the_plain_pass_and_remembered():
+    xn = unit(300, 16)
+    want_i, want_s, _ = knn._neighbours(xn, 12)
+    got_i, got_s = knn.cosine_knn(xn, 12)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_s, want_s)
+    small_i, _ = knn.cosine_knn(xn.copy(), 5)  # same content, another array: a slice
+    np.testing.assert_array_equal(small_i, want_i[:, :5])
+    other = xn.copy()
+    other[0] = other[1]  # other content: its own lists
+    assert knn.cosine_knn(other, 5)[0][0, 0] == 1
+
+
+@pytest.mark.parametrize("spread", [0.05, 5.0])  # map neighbours mostly inside / outside
+def test_ranks_equal_the_full_pass(spread):
+    xn = unit(400, 8, seed=1)
+    rng = np.random.default_rng(2)
+    low = xn[:, :2] + spread * rng.normal(size=(400, 2))
+    targets = knn.euclidean_knn(low, 5)
+    _, _, want = knn._neighbours(xn, 1, ranks_of=targets)
+    np.testing.assert_array_equal(knn.ranks(xn, targets), want)
+
+
+def test_euclidean_knn_equals_brute_force_with_ties_and_duplicates():
+    rng = np.random.default_rng(3)
+    grid = rng.integers(0, 6, size=(500, 2)).astype(np.float64)  # many exact ties, duplicates
+    for y in (grid, rng.normal(size=(700, 2)), grid[:12]):
+        for k in (1, 5, 7):
+            np.testing.assert_array_equal(knn.euclidean_knn(y, k), knn._euclidean_knn_brute(y, k))
+
+
+def test_space_metrics_match_sklearn_and_brute_force():
+    x = unit(240, 12, seed=4)
+    labels = np.random.default_rng(5).integers(0, 4, 240)
+    labels[:60] = np.arange(60) % 4  # every label present
+    xy = x[:, :2] + 0.2 * np.random.default_rng(6).normal(size=(240, 2))
+    m = metrics.space_metrics(x, xy, labels)
+    assert m["trustworthiness"] == pytest.approx(sk_trust(x, xy, n_neighbors=5, metric="cosine"))
+    assert m["silhouette"] == pytest.approx(silhouette_score(x, labels, metric="cosine"))
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    order = np.lexsort((np.broadcast_to(np.arange(240), s.shape), -s), axis=1)
+    for k in (5, 10):
+        votes = labels[order[:, :k]]
+        counts = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)
+        winner = votes[np.arange(240), np.argmax(counts == counts.max(1, keepdims=True), 1)]
+        assert m[f"knn{k}"] == pytest.approx((winner == labels).mean())
