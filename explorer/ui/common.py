@@ -12,7 +12,7 @@ import numpy as np
 import plotly
 from PIL import Image
 
-from .. import files, public, registry
+from .. import files, imaging, public, registry
 from ..errors import ExplorerError
 from ..runtime import Progress
 
@@ -23,29 +23,46 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 class SafeImage(gr.Image):
-    """gr.Image whose upload is handed to our own loader untouched.
+    """gr.Image whose upload is handed to our own loader untouched, as a file path.
 
-    Gradio's own preprocessing opens the file with Pillow before our code runs, so a corrupt or
-    non-image upload would surface as a bare error; here every file reaches ``imaging.load_image``,
-    which refuses it with a sentence that says what to do.
+    Gradio's own preprocessing opens the file with Pillow before our code runs, and decodes a
+    ``data:`` URL sent without a file (a paste, or an API call) whole, whatever its size or
+    pixel count, before any check of ours. Here an uploaded file is passed on as its path, and
+    a ``data:`` URL is only base64-decoded (held to the upload size limit) and written, as it
+    came, to Gradio's cache: every image reaches ``imaging.load_image``, whose byte and
+    megapixel limits apply before any decode, and which refuses bad input with a sentence.
     """
 
     def get_block_name(self) -> str:
         return "image"
 
     def preprocess(self, payload):
-        if (
-            payload is not None
-            and getattr(payload, "path", None)
-            and not (payload.url and payload.url.startswith("data:"))
-        ):
-            return str(payload.path)
+        if payload is None:
+            return None
+        url = getattr(payload, "url", None) or ""
         try:
-            return super().preprocess(payload)
-        except Exception as exc:  # data: URLs from paste/webcam that Pillow cannot read
-            raise gr.Error(
-                f"That image could not be read ({exc}). Try a PNG or JPEG file."
-            ) from exc
+            if url.startswith("data:"):
+                return _data_url_to_cache(url, self.GRADIO_CACHE)
+            if getattr(payload, "path", None):
+                return str(payload.path)
+        except ExplorerError as exc:
+            raise gr.Error(str(exc)) from exc
+        raise gr.Error(  # a web address, or nothing: never fetched, never read as a path
+            "No image file arrived with this request (links are not downloaded). "
+            "Upload a PNG, JPEG, WebP or GIF file."
+        )
+
+
+def _data_url_to_cache(url: str, cache_dir: str) -> str:
+    """A data: URL's bytes (undecoded, size-checked) -> a file in Gradio's cache; its path."""
+    from gradio import processing_utils
+
+    data = imaging.data_url_bytes(url)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    path = (folder / "pasted-image").resolve()
+    if not path.exists():
+        files.atomic_write(path, data)
+    return str(path)
 
 
 def cache_image_atomically(img: Image.Image | np.ndarray, cache_dir: str, fmt: str = "webp") -> str:
