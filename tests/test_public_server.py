@@ -190,3 +190,45 @@ def test_a_data_url_is_held_to_the_upload_size_limit(server):
     assert len(big) * 3 / 4 > MAX_FILE_MB * 1024**2
     msg = a_sentence(*call(server, "encode", [{"url": big}, *LAB]))
     assert "MB" in msg
+
+
+# --------------------------------------------------------------------------------------------
+# What the page and the API description show
+# --------------------------------------------------------------------------------------------
+
+
+def test_config_and_api_info_show_no_server_path(server):
+    secrets = [str(server.models), sys.prefix, str(ROOT), os.path.expanduser("~")]
+    for route in ("/config", "/gradio_api/info"):
+        text = httpx.get(server.url + route, timeout=30).text
+        for secret in secrets:
+            assert secret not in text, f"{route} shows {secret}"
+
+
+# --------------------------------------------------------------------------------------------
+# Started from another working directory
+# --------------------------------------------------------------------------------------------
+
+
+def test_started_elsewhere_it_serves_its_examples_and_opens_the_bundled_set(server):
+    assert Path(os.readlink(f"/proc/{server.pid}/cwd")) == server.cwd
+    config = httpx.get(server.url + "/config", timeout=30).json()
+    urls = [u for u in _urls(config) if u.rsplit("/", 1)[-1] in ("astronaut.jpg", "rocket.jpg")]
+    assert urls, "no example image in the page"
+    for u in urls:
+        r = httpx.get(u if u.startswith("http") else server.url + u, timeout=30)
+        assert r.status_code == 200 and r.content[:2] == b"\xff\xd8", u  # a JPEG
+    spaces = [["VAE", "CLIP"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", ""]
+    event, payload = call(server, "atlas_bundled", spaces, session="elsewhere-1")
+    assert event == "complete", payload[:500]
+    assert "images" in payload
+
+
+def _urls(node) -> list[str]:
+    if isinstance(node, dict):
+        return [u for v in node.values() for u in _urls(v)] + (
+            [node["url"]] if isinstance(node.get("url"), str) else []
+        )
+    if isinstance(node, list):
+        return [u for v in node for u in _urls(v)]
+    return []

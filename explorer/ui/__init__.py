@@ -8,7 +8,7 @@ from PIL import Image
 
 from .. import atlas, imaging, public, registry, settings
 from . import atlas_tab, lab, lesson_tab, perturb_tab, playground_tab
-from .common import PLOTLY_JS
+from .common import plotly_js
 
 INTRO = """
 # Latent Space Explorer
@@ -77,7 +77,7 @@ def build_demo() -> gr.Blocks:
     # Pillow's own decompression-bomb guard at the app's limit (it refuses at twice this): no
     # decoder, ours or a library's, opens an image far past what the app accepts
     Image.MAX_IMAGE_PIXELS = settings.get().max_pixels
-    gr.set_static_paths([str(PLOTLY_JS.parent), str(atlas.thumb_dir())])
+    gr.set_static_paths([str(plotly_js().parent), str(atlas.thumb_dir())])
     # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted,
     # so a long-running Space's disk stays bounded without pulling files from under a session.
     with gr.Blocks(title="Latent Space Explorer", delete_cache=(3600, 86400)) as demo:

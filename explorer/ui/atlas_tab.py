@@ -10,11 +10,11 @@ from ..gpu import ATLAS, QUERY, gpu
 from .atlas_payload import payload, payload_empty
 from .atlas_text import status_markdown, text_search_note, verdict_markdown
 from .common import (
-    PLOTLY_JS,
     STATIC,
     SafeImage,
     check_space_refs,
     file_url,
+    plotly_js,
     progress_adapter,
     space_refs,
     user_errors,
@@ -459,7 +459,7 @@ def build(names: list[str], default: str, folder: gr.Textbox) -> None:
             html_template='<div class="atlas-root"></div>',
             css_template=(STATIC / "atlas.css").read_text(),
             js_on_load=(STATIC / "atlas.js").read_text(),
-            head=f'<script src="{file_url(str(PLOTLY_JS))}"></script>',
+            head=f'<script src="{file_url(str(plotly_js()))}"></script>',
             elem_id="atlas-view",
             padding=False,
         )

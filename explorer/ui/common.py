@@ -19,7 +19,17 @@ from ..runtime import Progress
 log = logging.getLogger("explorer")
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+_PLOTLY_SOURCE = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@functools.cache
+def plotly_js() -> Path:
+    """plotly.js, copied once into the app's own static folder and served from there: its URL
+    names no installation path (the virtual environment is the operator's business)."""
+    out = files.tmp_root() / "static" / f"plotly-{plotly.__version__}.min.js"
+    if not out.exists():
+        files.atomic_write(out, _PLOTLY_SOURCE.read_bytes())
+    return out
 
 
 class SafeImage(gr.Image):

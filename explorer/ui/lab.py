@@ -185,7 +185,8 @@ def build(
                 visible=not public.public_mode(),
             ):
                 folder = gr.Textbox(
-                    folder0,
+                    # public: empty (the handlers use the operator's folder), never shown in /config
+                    "" if public.public_mode() else folder0,
                     label="Models folder",
                     placeholder="/path/to/vae_approx",
                     info="Folder with NAME_encoder.pth / NAME_decoder.pth pairs "
