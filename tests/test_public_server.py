@@ -232,3 +232,39 @@ def _urls(node) -> list[str]:
     if isinstance(node, list):
         return [u for v in node for u in _urls(v)]
     return []
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed calls get a sentence, never Gradio's bare "Error"
+# --------------------------------------------------------------------------------------------
+
+MALFORMED = {
+    "nothing": None,
+    "a string": "zzz",
+    "an absurd number": 1e308,
+    "a nested list": [1, [2]],
+    "an object": {"a": 1},
+    "an empty string": "",
+}
+
+
+@pytest.mark.parametrize("kind", [*MALFORMED, "too few values"])
+def test_every_endpoint_answers_a_malformed_call_with_a_sentence(server, kind):
+    info = httpx.get(server.url + "/gradio_api/info", timeout=30).json()["named_endpoints"]
+    assert len(info) >= 20
+    bare = []
+    for name, endpoint in info.items():
+        n = len(endpoint["parameters"])
+        if kind == "too few values":
+            if n == 0:
+                continue
+            data = []
+        else:
+            data = [MALFORMED[kind]] * n
+        event, payload = call(server, name.strip("/"), data, session=f"malformed-{name}")
+        if event == "complete":
+            continue  # e.g. an empty folder box is a valid value
+        msg = message(payload)
+        if event != "error" or msg in ("None", "null", "", "Error") or not msg.endswith("."):
+            bare.append(f"{name}: {event} {msg[:120]!r}")
+    assert not bare, "\n".join(bare)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from .. import atlas, imaging, public, registry, settings
 from . import atlas_tab, lab, lesson_tab, perturb_tab, playground_tab
-from .common import plotly_js
+from .common import ExplorerBlocks, plotly_js
 
 INTRO = """
 # Latent Space Explorer
@@ -80,7 +80,7 @@ def build_demo() -> gr.Blocks:
     gr.set_static_paths([str(plotly_js().parent), str(atlas.thumb_dir())])
     # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted,
     # so a long-running Space's disk stays bounded without pulling files from under a session.
-    with gr.Blocks(title="Latent Space Explorer", delete_cache=(3600, 86400)) as demo:
+    with ExplorerBlocks(title="Latent Space Explorer", delete_cache=(3600, 86400)) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs() as tabs:
             lesson_tab.build(default, folder0, demo, tabs)  # first: "Start here"

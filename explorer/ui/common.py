@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,6 +74,62 @@ def _data_url_to_cache(url: str, cache_dir: str) -> str:
     if not path.exists():
         files.atomic_write(path, data)
     return str(path)
+
+
+class ExplorerBlocks(gr.Blocks):
+    """gr.Blocks whose every refusal is a sentence.
+
+    Gradio answers an exception that is not a ``gr.Error`` with a bare "Error" (its message is
+    hidden unless ``show_error``): a request with too few values, a value of the wrong kind (a
+    number for an image, a list for a slider) or a path outside the upload folder fails in
+    Gradio's own input processing, before any handler. Those become one sentence naming the
+    inputs the endpoint takes; an unexpected failure inside a handler (all of them already turn
+    ``ExplorerError`` into ``gr.Error``) is logged and answered with a short sentence.
+    """
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        labels = (
+            ", ".join(_input_label(b) for b in block_fn.inputs if not isinstance(b, gr.State))
+            or "no values"
+        )
+        if len(inputs or []) < len(block_fn.inputs):
+            raise gr.Error(
+                f"This request sent {len(inputs or [])} values; this action takes "
+                f"{len(block_fn.inputs)} ({labels}). Send them as the app's API page describes."
+            )
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error as exc:
+            # Gradio's own "Value: 'x' (type: <class 'str'>) is not in the list of choices: [..]"
+            text = re.sub(r" \(type: <class '\w+'>\)", "", str(exc.message or "")).rstrip(".")
+            if "is not in the list of choices" in text:
+                raise gr.Error(f"{text[:300]}. Pick one of the choices.") from exc
+            raise
+        except Exception as exc:
+            log.info("refused a request's values: %s: %s", type(exc).__name__, exc)
+            raise gr.Error(
+                "A value in this request is not of the kind this action takes "
+                f"({labels}). Use the app's page, or send the values its API page describes."
+            ) from exc
+
+    async def call_function(self, *args, **kwargs):
+        try:
+            return await super().call_function(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ExplorerError as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            log.exception("a handler failed")
+            raise gr.Error(
+                f"This request could not be answered ({type(exc).__name__}); nothing was "
+                "changed. Check its values, or try again from the app's page."
+            ) from exc
+
+
+def _input_label(block) -> str:
+    label = getattr(block, "label", None)
+    return f"{label or type(block).__name__.lower()}"
 
 
 def cache_image_atomically(img: Image.Image | np.ndarray, cache_dir: str, fmt: str = "webp") -> str:
