@@ -268,3 +268,23 @@ def test_every_endpoint_answers_a_malformed_call_with_a_sentence(server, kind):
         if event != "error" or msg in ("None", "null", "", "Error") or not msg.endswith("."):
             bare.append(f"{name}: {event} {msg[:120]!r}")
     assert not bare, "\n".join(bare)
+
+
+# --------------------------------------------------------------------------------------------
+# Disk: exports are written once (served where they are written), Gradio's cache kept short
+# --------------------------------------------------------------------------------------------
+
+
+def test_an_export_is_written_once_not_copied_into_gradios_cache(server):
+    spaces = [["VAE", "CLIP"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", ""]
+    assert call(server, "atlas_bundled", spaces, session="exporter")[0] == "complete"
+    for _ in range(3):
+        event, payload = call(server, "atlas_export", [], session="exporter")
+        assert event == "complete", payload[:300]
+    html = [p for p in server.tmp.rglob("atlas.html")]
+    copies = [p for p in server.gradio_tmp.rglob("*.html")]
+    assert len(html) == 3 and not copies, (html, copies)
+    for url in _urls(json.loads(payload)):
+        if url.endswith("atlas.html"):
+            r = httpx.get(url if url.startswith("http") else server.url + url, timeout=30)
+            assert r.status_code == 200 and b"plotly" in r.content
