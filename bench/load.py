@@ -518,6 +518,7 @@ def launch_app(folder: Path):
     import socket
 
     os.environ.setdefault("EXPLORER_CACHE_DIR", str(folder / "embedding-cache"))
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(folder / "gradio"))  # its own, to measure
     from explorer.ui import build_demo, launch_kwargs
     from tests import tiny_models  # the repository root is on sys.path (top of this file)
 
