@@ -14,7 +14,12 @@ from explorer.projection import warm_up_umap  # noqa: E402
 from explorer.ui import build_demo, launch_kwargs  # noqa: E402
 
 demo = build_demo()
-warm_up_umap()  # numba compiles UMAP in the background; the atlas shows PCA until it is ready
 
 if __name__ == "__main__":
-    demo.launch(**launch_kwargs())
+    # Launched first: Gradio's start-up check asks the new server for its page once, with a 3 s
+    # timeout, and gives up on a busy machine if numba is compiling in the same process.
+    demo.launch(**launch_kwargs(), prevent_thread_lock=True)
+    warm_up_umap()  # numba compiles UMAP in the background; the atlas shows PCA until it is ready
+    demo.block_thread()
+else:  # `gradio app.py` (auto-reload) imports this module and launches `demo` itself
+    warm_up_umap()

@@ -14,7 +14,10 @@ with ``--atlas upload``, a zip of 9 images of its own whose labels name the sess
 (/atlas_upload; then every atlas answer must show only this session's labels); it then
 cycles through /encode, /roundtrip, /atlas_select, /edit, /atlas_text and /interpolate (each
 session starts the cycle at a different place; lab resolutions 64 and 128; lab models test-tiny
-and test-kl). Latency is measured from submit to result, so it includes time spent waiting in
+and test-kl). With ``--exports`` /atlas_export joins the cycle (its points table must hold this session's
+labels only); with ``--public`` the in-process app runs in public mode (a Space's limits), and
+the report adds the disk growth of the app's temporary folder and Gradio's cache.
+Latency is measured from submit to result, so it includes time spent waiting in
 Gradio's queue: what a user sees.
 
 Without ``--url`` it launches the app itself, in this process, with the tiny test models
@@ -29,6 +32,7 @@ Prints Markdown (for BENCHMARKS.md) on stdout, progress on stderr.
 
     python bench/load.py                          # 32 sessions x 20 requests
     python bench/load.py --sessions 8 --requests 6 --max-seconds 120
+    python bench/load.py --atlas upload --public --exports  # a public Space's worst case
     EXPLORER_PLUGINS=tests.tiny_models python app.py &  python bench/load.py --url http://127.0.0.1:7860/
 """
 
@@ -66,6 +70,20 @@ LAB_RESOLUTIONS = (64, 128)
 ATLAS_SETS = {"bundled": "the bundled set", "upload": "each session's own 9-image zip"}
 SIDE = 256  # the uploaded images are SIDE x SIDE
 BITS = 8  # the session number, as BITS blocks along the top edge
+
+
+def mix_for(args) -> tuple[str, ...]:
+    """The endpoints a session cycles through (with ``--exports``: /atlas_export too)."""
+    return MIX + (("atlas_export",) if getattr(args, "exports", False) else ())
+
+
+def app_disk_bytes() -> int:
+    """Bytes under the app's own temporary folder and Gradio's cache (an in-process app)."""
+    from gradio.utils import get_upload_folder
+
+    from explorer import files
+
+    return files.folder_bytes(files.tmp_root()) + files.folder_bytes(Path(get_upload_folder()))
 
 
 def log(msg: str) -> None:
@@ -240,8 +258,9 @@ class Session:
         )
 
     def plan(self) -> list[str]:
-        start = self.sid % len(MIX)
-        cycle = MIX[start:] + MIX[:start]
+        mix = mix_for(self.args)
+        start = self.sid % len(mix)
+        cycle = mix[start:] + mix[:start]
         return [self.opener] + [cycle[i % len(cycle)] for i in range(self.args.requests - 1)]
 
     def run(self, start: threading.Barrier, deadline_box: list[float]) -> None:
@@ -294,6 +313,7 @@ class Session:
             "interpolate": (a, b, model, 4, ("slerp", "lerp")[j % 2], res, ""),
             "atlas_select": (index,),
             "atlas_text": (text,),
+            "atlas_export": (),
         }[endpoint]
         t0 = time.perf_counter()
         job = None
@@ -369,6 +389,16 @@ class Session:
             self._own_set(data["labels"], endpoint)
             for gallery in out[2:]:
                 self._own_gallery(gallery, endpoint)
+        elif endpoint == "atlas_export":
+            points = [p for p in map(_path, out) if p.endswith("points.csv")]
+            if len(out) != 4 or not points:
+                raise Mismatch("atlas_export did not return its four files")
+            import pandas as pd
+
+            frame = pd.read_csv(points[0])
+            if len(frame) != self.atlas_n:
+                raise Mismatch("atlas_export of a set of another size")
+            self._own_set([str(v) for v in frame["label"]], endpoint)
         elif endpoint == "atlas_text":
             if text not in out[1]:
                 raise Mismatch("atlas_text answered another sentence")
@@ -432,19 +462,22 @@ class MemorySampler(threading.Thread):
         self.stop_event = threading.Event()
 
     def rss(self) -> int:
-        import psutil
-
+        """Bytes: VmRSS of the process and its descendants, from /proc (Linux; 0 elsewhere)."""
         if self.pid is None:
             return 0
-        try:
-            proc = psutil.Process(self.pid)
-            procs = [proc, *proc.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        total = 0
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
+        total, todo, seen = 0, [self.pid], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            with contextlib.suppress(OSError, ValueError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError, ValueError):
+                        todo += [int(c) for c in (task / "children").read_text().split()]
         return total
 
     def run(self) -> None:
@@ -460,8 +493,12 @@ class MemorySampler(threading.Thread):
 
 
 def listening_pid(url: str) -> int | None:
-    """The process listening on ``url``'s port on this machine, if psutil can see it."""
-    import psutil
+    """The process listening on ``url``'s port on this machine, if psutil (optional) can see it;
+    otherwise pass ``--pid``."""
+    try:
+        import psutil
+    except ImportError:
+        return None
 
     port = urlparse(url).port or 80
     try:
@@ -481,7 +518,8 @@ def launch_app(folder: Path):
     import socket
 
     os.environ.setdefault("EXPLORER_CACHE_DIR", str(folder / "embedding-cache"))
-    from explorer.ui import build_demo
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(folder / "gradio"))  # its own, to measure
+    from explorer.ui import build_demo, launch_kwargs
     from tests import tiny_models  # the repository root is on sys.path (top of this file)
 
     tiny_models.register()
@@ -490,7 +528,13 @@ def launch_app(folder: Path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo = build_demo()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch_kwargs(),
+    )
     return demo, demo.local_url
 
 
@@ -510,13 +554,13 @@ def pct(values: list[float], q: float) -> float:
 def machine() -> str:
     import gradio
     import gradio_client
-    import psutil
     import torch
 
     cpu = cpu_name()
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return (
         f"{cpu}; {os.cpu_count()} CPUs visible (torch uses {torch.get_num_threads()} threads), "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, no GPU used "
+        f"{ram / 2**30:.0f} GiB RAM, no GPU used "
         f"(device {'cuda' if torch.cuda.is_available() else 'cpu'}); Python "
         f"{platform.python_version()}, torch {torch.__version__}, gradio {gradio.__version__}, "
         f"gradio_client {gradio_client.__version__}; {platform.system()} {platform.release()}; "
@@ -536,7 +580,7 @@ def report(args, rec: Recorder, wall: float, mem: dict, queue: str) -> str:
         "",
         f"Machine: {machine()}.",
         "",
-        f"App: {queue}; lab models {', '.join(LAB_MODELS)} at {'/'.join(map(str, LAB_RESOLUTIONS))} px, "
+        f"App: {queue}{', public mode' if getattr(args, 'public', False) else ''}; lab models {', '.join(LAB_MODELS)} at {'/'.join(map(str, LAB_RESOLUTIONS))} px, "
         f"atlas: {ATLAS_SETS[args.atlas]} in the VAE/CLIP/DINOv2 test spaces, PCA.",
         "",
         f"{args.sessions} sessions x {args.requests} requests = {planned} planned; {n_done} finished "
@@ -547,7 +591,7 @@ def report(args, rec: Recorder, wall: float, mem: dict, queue: str) -> str:
         "| endpoint | requests | errors | p50 (s) | p95 (s) | p99 (s) | max (s) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    order = [f"atlas_{args.atlas}", *MIX]
+    order = [f"atlas_{args.atlas}", *mix_for(args)]
     all_lat: list[float] = []
     for ep in order + sorted(set(rec.finished) - set(order)):
         if not rec.finished[ep]:
@@ -570,6 +614,14 @@ def report(args, rec: Recorder, wall: float, mem: dict, queue: str) -> str:
         f"Memory ({mem['what']}): RSS {mem['before'] / 2**20:.0f} MiB before the load, "
         f"**peak {mem['peak'] / 2**20:.0f} MiB** during it, {mem['after'] / 2**20:.0f} MiB after.",
     ]
+    if mem.get("disk_before") is not None:
+        grown = mem["disk_after"] - mem["disk_before"]
+        lines += [
+            "",
+            f"Disk (the app's temporary folder + Gradio's cache): {mem['disk_before'] / 2**20:.1f} "
+            f"MiB before, {mem['disk_after'] / 2**20:.1f} MiB after: **{grown / 2**20:+.1f} MiB**, "
+            f"{grown / 2**20 / max(n_done, 1) * 100:+.1f} MiB per 100 requests.",
+        ]
     return "\n".join(lines)
 
 
@@ -588,6 +640,16 @@ def main(argv: list[str] | None = None) -> int:
         help="what each session opens: the bundled set (default) or its own zip of 9 images "
         "with labels of its own (then every atlas answer must show only those labels)",
     )
+    ap.add_argument(
+        "--public",
+        action="store_true",
+        help="launch the app in public mode (EXPLORER_PUBLIC=1: a Space's limits and rules)",
+    )
+    ap.add_argument(
+        "--exports",
+        action="store_true",
+        help="sessions also call /atlas_export (each must get its own set's points back)",
+    )
     ap.add_argument("--pid", type=int, help="with --url: the server's process id for memory")
     ap.add_argument(
         "--max-seconds", type=float, default=600, help="no new request after this (default 600)"
@@ -597,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"need 1 <= --sessions <= {2**BITS}, --requests >= 1, --max-seconds > 0")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # test models only: never reach the Hub
+    if args.public:
+        os.environ["EXPLORER_PUBLIC"] = "1"
 
     with tempfile.TemporaryDirectory(prefix="explorer-load-") as tmp:
         folder = Path(tmp)
@@ -617,7 +681,9 @@ def main(argv: list[str] | None = None) -> int:
                 f", max_size={q.max_size}"
             )
         sampler = MemorySampler(pid)
-        mem = {"what": what, "before": sampler.rss()}
+        mem = {"what": what, "before": sampler.rss(), "disk_before": None}
+        if demo is not None:
+            mem["disk_before"] = app_disk_bytes()
         rec = Recorder()
         colours = session_colours(args.sessions)
         sessions = [Session(i, args, rec, folder, colours) for i in range(args.sessions)]
@@ -634,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = (max(rec.done) if rec.done else time.perf_counter()) - t0
         mem["peak"] = sampler.stop()
         mem["after"] = sampler.rss()
+        if demo is not None:
+            mem["disk_after"] = app_disk_bytes()
         print(report(args, rec, wall, mem, queue))
         for s in sessions:
             if s.client is not None:

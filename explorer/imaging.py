@@ -17,6 +17,8 @@ without reloading the module:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import logging
 import os
@@ -330,6 +332,29 @@ def _array_to_image(arr: np.ndarray, limit: int) -> Image.Image:
     if a8.shape[2] == 4:
         return _composite_on_white(Image.fromarray(a8, mode="RGBA"))
     return Image.fromarray(a8, mode="RGB")
+
+
+def data_url_bytes(url: str) -> bytes:
+    """A ``data:[mime][;base64],...`` URL (a pasted or API-sent image) -> its bytes, held to
+    :func:`max_file_bytes` *before* decoding (from the text's length); nothing is decoded as an
+    image here: the bytes go through :func:`load_image` like any upload.
+
+    Raises:
+        BadImageError: not a base64 data: URL, too large, or not valid base64.
+    """
+    head, sep, body = (url or "").partition(",")
+    if not (head.startswith("data:") and head.endswith(";base64") and sep):
+        raise BadImageError(
+            f"This image was sent in a form the app does not read. {_UPLOAD_HINT}",
+            short="unreadable data",
+        )
+    _check_file_size(len(body) * 3 // 4)
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _corrupt_error("data") from exc
+    _check_file_size(len(data))
+    return data
 
 
 def _read_path(path: Path) -> bytes:

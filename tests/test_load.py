@@ -23,7 +23,7 @@ pytestmark = pytest.mark.app
 
 ROOT = Path(__file__).resolve().parents[1]
 N_SESSIONS = 6
-N_REQUESTS = 7  # opening the session's own set, then each of the six mixed endpoints once
+N_REQUESTS = 8  # opening the session's own set, then each of the seven mixed endpoints once
 
 
 def _expected_stats(image: Path, model: str, resolution: int) -> np.ndarray:
@@ -60,7 +60,9 @@ def _load_models_one_at_a_time(app_url, tmp_path) -> None:
 @pytest.mark.slow
 def test_concurrent_sessions_see_only_their_own_images_sets_and_results(app_url, tmp_path):
     _load_models_one_at_a_time(app_url, tmp_path)
-    args = SimpleNamespace(sessions=N_SESSIONS, requests=N_REQUESTS, url=app_url, atlas="upload")
+    args = SimpleNamespace(
+        sessions=N_SESSIONS, requests=N_REQUESTS, url=app_url, atlas="upload", exports=True
+    )
     rec = load.Recorder()
     colours = load.session_colours(N_SESSIONS)
     sessions = [load.Session(i, args, rec, tmp_path, colours) for i in range(N_SESSIONS)]
@@ -78,7 +80,8 @@ def test_concurrent_sessions_see_only_their_own_images_sets_and_results(app_url,
     assert not rec.not_sent, dict(rec.not_sent)
     assert sum(rec.finished.values()) == N_SESSIONS * N_REQUESTS
     assert rec.finished["atlas_upload"] == N_SESSIONS
-    assert all(rec.finished[ep] == N_SESSIONS for ep in load.MIX)
+    assert all(rec.finished[ep] == N_SESSIONS for ep in load.mix_for(args))
+    assert "atlas_export" in load.mix_for(args)
     # ... and /encode's statistics are exactly those of the session's own image
     for s in sessions:
         assert len(s.encode_seen) == 1

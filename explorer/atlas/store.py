@@ -90,6 +90,7 @@ def thumb_dir() -> Path:
     """Where hover thumbnails are written (served by the app as static files)."""
     folder = files.tmp_root() / "thumbs"
     folder.mkdir(parents=True, exist_ok=True)
+    files.prune_limits(folder)  # bounded by age and size like every folder the app writes
     return folder
 
 

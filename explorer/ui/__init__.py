@@ -6,9 +6,9 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
-from .. import atlas, imaging, public, registry, settings
+from .. import atlas, files, imaging, public, registry, settings
 from . import atlas_layout, availability, lab, lesson_tab, perturb_tab, playground_tab
-from .common import PLOTLY_JS
+from .common import ExplorerBlocks, plotly_js
 
 INTRO = """
 # Latent Space Explorer
@@ -80,10 +80,16 @@ def build_demo() -> gr.Blocks:
     # Pillow's own decompression-bomb guard at the app's limit (it refuses at twice this): no
     # decoder, ours or a library's, opens an image far past what the app accepts
     Image.MAX_IMAGE_PIXELS = settings.get().max_pixels
-    gr.set_static_paths([str(PLOTLY_JS.parent), str(atlas.thumb_dir())])
-    # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted,
-    # so a long-running Space's disk stays bounded without pulling files from under a session.
-    with gr.Blocks(title="Latent Space Explorer", delete_cache=(3600, 86400)) as demo:
+    # Served where they are written (no second copy in Gradio's cache): plotly.js, hover
+    # thumbnails and the atlas exports (files.tmp_path(.., area="exports"), pruned by age and size)
+    exports = files.tmp_root() / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([str(plotly_js().parent), str(atlas.thumb_dir()), str(exports)])
+    # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted
+    # (public: every 10 min, older than an hour), so a long-running Space's disk stays bounded
+    # without pulling files from under a session.
+    keep = (600, 3600) if public.public_mode() else (3600, 86400)
+    with ExplorerBlocks(title="Latent Space Explorer", delete_cache=keep) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs() as tabs:
             lesson_tab.build(default, folder0, demo, tabs)  # first: "Start here"

@@ -26,7 +26,7 @@ from .atlas_tab import (
     on_atlas_tick,
     on_atlas_upload,
 )
-from .common import PLOTLY_JS, STATIC, SafeImage, file_url, listen
+from .common import STATIC, SafeImage, file_url, listen, plotly_js
 
 ATLAS_INTRO = """
 Drop in a set of labelled images and see, side by side, how they arrange themselves in **VAE-latent
@@ -151,7 +151,7 @@ def build(names: list[str], default: str, folder: gr.Textbox, notice=lambda: Non
             html_template='<div class="atlas-root"></div>',
             css_template=(STATIC / "atlas.css").read_text(),
             js_on_load=(STATIC / "atlas.js").read_text(),
-            head=f'<script src="{file_url(str(PLOTLY_JS))}"></script>',
+            head=f'<script src="{file_url(str(plotly_js()))}"></script>',
             elem_id="atlas-view",
             padding=False,
         )

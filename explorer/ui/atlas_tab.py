@@ -430,5 +430,5 @@ def on_atlas_text(atlas_id, shown, text):
 @user_errors("Export")
 def on_atlas_export(atlas_id, shown):
     a = atlas.STORE.get(atlas_id)
-    written = atlas.save(a, files.tmp_path("atlas"), shown)
+    written = atlas.save(a, files.tmp_path("atlas", area="exports"), shown)
     return [str(written[k]) for k in ("points", "metrics", "overlap", "html")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,40 +13,123 @@ import numpy as np
 import plotly
 from PIL import Image
 
-from .. import files, public, registry
+from .. import files, imaging, public, registry
 from ..errors import ExplorerError
 from ..runtime import Progress
 
 log = logging.getLogger("explorer")
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+_PLOTLY_SOURCE = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@functools.cache
+def plotly_js() -> Path:
+    """plotly.js, copied once into the app's own static folder and served from there: its URL
+    names no installation path (the virtual environment is the operator's business)."""
+    out = files.tmp_root() / "static" / f"plotly-{plotly.__version__}.min.js"
+    if not out.exists():
+        files.atomic_write(out, _PLOTLY_SOURCE.read_bytes())
+    return out
 
 
 class SafeImage(gr.Image):
-    """gr.Image whose upload is handed to our own loader untouched.
+    """gr.Image whose upload is handed to our own loader untouched, as a file path.
 
-    Gradio's own preprocessing opens the file with Pillow before our code runs, so a corrupt or
-    non-image upload would surface as a bare error; here every file reaches ``imaging.load_image``,
-    which refuses it with a sentence that says what to do.
+    Gradio's own preprocessing opens the file with Pillow before our code runs, and decodes a
+    ``data:`` URL sent without a file (a paste, or an API call) whole, whatever its size or
+    pixel count, before any check of ours. Here an uploaded file is passed on as its path, and
+    a ``data:`` URL is only base64-decoded (held to the upload size limit) and written, as it
+    came, to Gradio's cache: every image reaches ``imaging.load_image``, whose byte and
+    megapixel limits apply before any decode, and which refuses bad input with a sentence.
     """
 
     def get_block_name(self) -> str:
         return "image"
 
     def preprocess(self, payload):
-        if (
-            payload is not None
-            and getattr(payload, "path", None)
-            and not (payload.url and payload.url.startswith("data:"))
-        ):
-            return str(payload.path)
+        if payload is None:
+            return None
+        url = getattr(payload, "url", None) or ""
         try:
-            return super().preprocess(payload)
-        except Exception as exc:  # data: URLs from paste/webcam that Pillow cannot read
+            if url.startswith("data:"):
+                return _data_url_to_cache(url, self.GRADIO_CACHE)
+            if getattr(payload, "path", None):
+                return str(payload.path)
+        except ExplorerError as exc:
+            raise gr.Error(str(exc)) from exc
+        raise gr.Error(  # a web address, or nothing: never fetched, never read as a path
+            "No image file arrived with this request (links are not downloaded). "
+            "Upload a PNG, JPEG, WebP or GIF file."
+        )
+
+
+def _data_url_to_cache(url: str, cache_dir: str) -> str:
+    """A data: URL's bytes (undecoded, size-checked) -> a file in Gradio's cache; its path."""
+    from gradio import processing_utils
+
+    data = imaging.data_url_bytes(url)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    path = (folder / "pasted-image").resolve()
+    if not path.exists():
+        files.atomic_write(path, data)
+    return str(path)
+
+
+class ExplorerBlocks(gr.Blocks):
+    """gr.Blocks whose every refusal is a sentence.
+
+    Gradio answers an exception that is not a ``gr.Error`` with a bare "Error" (its message is
+    hidden unless ``show_error``): a request with too few values, a value of the wrong kind (a
+    number for an image, a list for a slider) or a path outside the upload folder fails in
+    Gradio's own input processing, before any handler. Those become one sentence naming the
+    inputs the endpoint takes; an unexpected failure inside a handler (all of them already turn
+    ``ExplorerError`` into ``gr.Error``) is logged and answered with a short sentence.
+    """
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        labels = (
+            ", ".join(_input_label(b) for b in block_fn.inputs if not isinstance(b, gr.State))
+            or "no values"
+        )
+        if len(inputs or []) < len(block_fn.inputs):
             raise gr.Error(
-                f"That image could not be read ({exc}). Try a PNG or JPEG file."
+                f"This request sent {len(inputs or [])} values; this action takes "
+                f"{len(block_fn.inputs)} ({labels}). Send them as the app's API page describes."
+            )
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error as exc:
+            # Gradio's own "Value: 'x' (type: <class 'str'>) is not in the list of choices: [..]"
+            text = re.sub(r" \(type: <class '\w+'>\)", "", str(exc.message or "")).rstrip(".")
+            if "is not in the list of choices" in text:
+                raise gr.Error(f"{text[:300]}. Pick one of the choices.") from exc
+            raise
+        except Exception as exc:
+            log.info("refused a request's values: %s: %s", type(exc).__name__, exc)
+            raise gr.Error(
+                "A value in this request is not of the kind this action takes "
+                f"({labels}). Use the app's page, or send the values its API page describes."
             ) from exc
+
+    async def call_function(self, *args, **kwargs):
+        try:
+            return await super().call_function(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ExplorerError as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            log.exception("a handler failed")
+            raise gr.Error(
+                f"This request could not be answered ({type(exc).__name__}); nothing was "
+                "changed. Check its values, or try again from the app's page."
+            ) from exc
+
+
+def _input_label(block) -> str:
+    label = getattr(block, "label", None)
+    return f"{label or type(block).__name__.lower()}"
 
 
 def cache_image_atomically(img: Image.Image | np.ndarray, cache_dir: str, fmt: str = "webp") -> str:

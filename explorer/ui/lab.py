@@ -204,7 +204,8 @@ def build(
                     elem_id=availability.LOCAL_ID,
                 ) as local:
                     folder = gr.Textbox(
-                        folder0,
+                        # public: empty (the handlers use the operator's folder), never shown in /config
+                        "" if public.public_mode() else folder0,
                         label="Models folder",
                         elem_id=availability.FOLDER_ID,
                         placeholder="/path/to/vae_approx",
