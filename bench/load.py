@@ -245,6 +245,7 @@ class Session:
         self.rng = np.random.default_rng(1000 + sid)
         self.encode_seen: dict[tuple, str] = {}
         self.atlas_n = 0
+        self.atlas_base = None  # the "base" of the atlas this session opened
         self.client = None
 
     def connect(self) -> None:
@@ -349,6 +350,7 @@ class Session:
             data = json.loads(out[0])
             self._own_set(data["labels"], endpoint)
             self.atlas_n = len(data["labels"])
+            self.atlas_base = data["base"]  # what a later update must belong to
             if [p["key"] for p in data["panels"]] != ["vae", "clip", "dino"]:
                 raise Mismatch("atlas panels")
         elif endpoint == "encode":
@@ -386,7 +388,7 @@ class Session:
             data = json.loads(out[1])
             if out[0] != index or data["selected"] != index:
                 raise Mismatch("atlas_select starred another point")
-            self._own_set(data["labels"], endpoint)
+            self._own_update(data, endpoint)
             for gallery in out[2:]:
                 self._own_gallery(gallery, endpoint)
         elif endpoint == "atlas_export":
@@ -402,8 +404,14 @@ class Session:
         elif endpoint == "atlas_text":
             if text not in out[1]:
                 raise Mismatch("atlas_text answered another sentence")
-            self._own_set(json.loads(out[2])["labels"], endpoint)
+            self._own_update(json.loads(out[2]), endpoint)
             self._own_gallery(out[0], endpoint)
+
+    def _own_update(self, data: dict, endpoint: str) -> None:
+        """A click's or a search's answer only updates the selection: it must be for the atlas
+        this session opened (the same ``base``: set, projection, colouring and cap)."""
+        if not data.get("update") or data.get("base") != self.atlas_base:
+            raise Mismatch(f"{endpoint} answered for another atlas")
 
     def _own_set(self, labels: list[str], endpoint: str) -> None:
         """With an uploaded set: every label is one of this session's."""

@@ -99,6 +99,7 @@ def test_channel_edit_changes_the_decode(page):
 
 def _click_point(page, panel: int, point: int) -> None:
     """Move onto a plotly point like a user (plotly listens on its drag layer) and click it."""
+    page.locator(".atlas-panel").nth(panel).scroll_into_view_if_needed()  # below a notice, say
     box = page.locator(".atlas-panel").nth(panel).locator("path.point").nth(point).bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x - 25, y - 25)

@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.app, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ["test-tiny", 64, "square", "", "shared"]
+UNET = ["test-tiny-unet", 200]  # the atlas's UNet model and timestep (unticked: unused)
 MAX_FILE_MB = 1
 START_TIMEOUT_S = 240
 CALL_TIMEOUT_S = 120
@@ -218,7 +219,7 @@ def test_started_elsewhere_it_serves_its_examples_and_opens_the_bundled_set(serv
     for u in urls:
         r = httpx.get(u if u.startswith("http") else server.url + u, timeout=30)
         assert r.status_code == 200 and r.content[:2] == b"\xff\xd8", u  # a JPEG
-    spaces = [["VAE", "CLIP"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", ""]
+    spaces = [["VAE", "CLIP"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", "", *UNET]
     event, payload = call(server, "atlas_bundled", spaces, session="elsewhere-1")
     assert event == "complete", payload[:500]
     assert "images" in payload
@@ -276,7 +277,7 @@ def test_every_endpoint_answers_a_malformed_call_with_a_sentence(server, kind):
 
 
 def test_an_export_is_written_once_not_copied_into_gradios_cache(server):
-    spaces = [["VAE", "CLIP"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", ""]
+    spaces = [["VAE", "CLIP"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", "", *UNET]
     assert call(server, "atlas_bundled", spaces, session="exporter")[0] == "complete"
     for _ in range(3):
         event, payload = call(server, "atlas_export", [], session="exporter")

@@ -90,7 +90,8 @@ def test_ray_engine_matches_local_and_fills_the_cache(
 
     # The Ray run wrote the cache entries a local run reads: every row is a hit, no model runs.
     image_set = datasets.load_source(str(image_folder))
-    hashes = [embeddings.image_hash(im) for im in image_set.images]
+    # the keys atlas.build uses: the file bytes' hashes for a set read from files
+    hashes = image_set.keys or [embeddings.image_hash(im) for im in image_set.images]
     cache = EmbeddingCache(tmp_path / "c2")
     for space in SPACES:
         rows = embeddings.embed(space, image_set.images, hashes, cache, device="cpu")
