@@ -169,14 +169,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         from explorer import atlas as A
         from explorer.ui.atlas_payload import payload
-        from explorer.ui.common import PLOTLY_JS, STATIC
+        from explorer.ui.common import STATIC, plotly_js
 
         url = urllib.parse.urlparse(self.path)
         q = urllib.parse.parse_qs(url.query)
         if url.path == "/":
             self._send(self.harness, "text/html")
         elif url.path == "/plotly.js":
-            self._send(PLOTLY_JS.read_bytes(), "text/javascript")
+            self._send(plotly_js().read_bytes(), "text/javascript")
         elif url.path == "/atlas.js":
             self._send((STATIC / "atlas.js").read_bytes(), "text/javascript")
         elif url.path == "/payload":
