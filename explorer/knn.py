@@ -64,41 +64,6 @@ def _neighbours(
     k: int,
     ranks_of: np.ndarray | None = None,
     groups: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Unit rows (N,D) -> k-NN indices (N,k) int64 and cosine similarities (N,k) float32.
-
-    One pass over the N×N similarity matrix in row blocks. When ``ranks_of`` (N,m) indices are
-    given, also returns the 1-based rank of each of those points among row i's neighbours in this
-    space: 1 + the number of other points strictly more similar to i (so ties share the best rank).
-    When ``groups`` (N,) int codes are given, every point of row i's own group is masked to
-    −inf before the top k are taken: such columns can only fill the tail of a row that has fewer
-    than k points outside its group, and they come back with similarity −inf.
-    """
-    n = xn.shape[0]
-    k = min(k, n - 1)
-    idx = np.empty((n, k), np.int64)
-    sim = np.empty((n, k), np.float32)
-    ranks = None if ranks_of is None else np.empty(ranks_of.shape, np.int64)
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        s = xn[start:stop] @ xn.T
-        rows = np.arange(stop - start)
-        s[rows, rows + start] = -np.inf  # never your own neighbour
-        if groups is not None:
-            s[groups[start:stop, None] == groups[None, :]] = -np.inf
-        idx[start:stop], sim[start:stop] = _top_k(s, k)
-        if ranks is not None:
-            target = np.take_along_axis(s, ranks_of[start:stop], axis=1)
-            for c in range(target.shape[1]):
-                ranks[start:stop, c] = 1 + (s > target[:, c : c + 1]).sum(axis=1)
-    return idx, sim, ranks
-
-
-def _neighbours(
-    xn: np.ndarray,
-    k: int,
-    ranks_of: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
     rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Unit rows (N,D) -> k-NN indices (N,k) int64 and cosine similarities (N,k) float32.
