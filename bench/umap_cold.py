@@ -7,6 +7,10 @@ cold run filled), so a busy machine slows both alike; the medians are compared. 
 ``python -m explorer atlas bundled --method umap`` with the tiny test models
 (``EXPLORER_PLUGINS=tests.tiny_models``), so the models cost little and the time is Python start,
 imports, numba compilation or cache loading, and the fits. Writes DIR/umap_cold.json and .md.
+
+In a cold run the CLI starts a low-priority child that compiles UMAP into the empty cache while
+it imports and embeds (``projection.precompile_umap``); its CPU is counted in the cold run's CPU
+column (children's rusage), so "CPU" shows the compile's full cost and "wall" what a user waits.
 """
 
 from __future__ import annotations

@@ -157,6 +157,12 @@ def _perturb(args: argparse.Namespace) -> None:
 
 
 def _atlas(args: argparse.Namespace) -> None:
+    if args.method == "umap":
+        from .projection import precompile_umap
+
+        # With a cold numba cache, a child compiles UMAP on another core while this process
+        # imports, reads the set and embeds it; the projection waits for it and loads the code.
+        precompile_umap()
     from tqdm import tqdm
 
     from . import atlas, datasets
@@ -196,10 +202,6 @@ def _atlas(args: argparse.Namespace) -> None:
             note = unet.cpu_estimate_note(ref.split(":", 1)[1], len(image_set))
             if note:
                 print(note, file=sys.stderr)
-    if args.method == "umap":
-        from .projection import warm_up_umap
-
-        warm_up_umap(background=False)
     with tqdm(total=100, desc="embedding", unit="%", file=sys.stderr) as bar:
 
         def progress(f: float, desc: str) -> None:

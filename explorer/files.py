@@ -9,19 +9,30 @@ start-up once they are older than the age limit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO
 
 from . import settings
 
-__all__ = ["atomic_write", "folder_bytes", "prune", "tmp_path", "tmp_root"]
+__all__ = [
+    "atomic_write",
+    "cap_folder",
+    "every",
+    "folder_bytes",
+    "prune",
+    "tmp_path",
+    "tmp_root",
+]
+
+log = logging.getLogger(__name__)
 
 PREFIX = "latent-explorer-"
 PRUNE_EVERY_S = 60.0  # a folder is scanned at most once a minute, not on every request
@@ -120,6 +131,36 @@ def prune_limits(folder: Path, keep: Callable[[Path], bool] | None = None) -> in
     _last_prune[folder] = now
     s = settings.get()
     return prune(folder, s.tmp_max_age_s, s.tmp_max_mb * 1024 * 1024, now=now, keep=keep)
+
+
+def every(seconds: float, fn: Callable[[], object], name: str) -> threading.Thread:
+    """Start a daemon thread that calls ``fn()`` every ``seconds`` (an error is logged, and the
+    next call comes as planned)."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(seconds)
+            try:
+                fn()
+            except Exception:
+                log.exception("%s failed", name)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def cap_folder(folder: Path, max_bytes: float, keep: Collection[str] = ()) -> int:
+    """:func:`prune` by size only: the oldest entries of ``folder`` go until the rest fit in
+    ``max_bytes``; an entry that is, or holds, a path in ``keep`` stays. -> how many went. For a
+    folder someone else writes and sweeps by age only (Gradio's upload cache)."""
+    kept = [os.path.abspath(k) for k in keep]
+
+    def holds_kept(entry: Path) -> bool:
+        root = os.path.abspath(entry)
+        return any(k == root or k.startswith(root + os.sep) for k in kept)
+
+    return prune(folder, float("inf"), max_bytes, keep=holds_kept)
 
 
 def _stale_roots(age_s: float) -> None:

@@ -8,13 +8,16 @@ neighbours) and are sorted best first, ties broken by the lower index.
 
 The same set's neighbours are wanted several times (the UMAP graph, kNN-5/10, trustworthiness,
 each labelling of the metrics table): :func:`cosine_knn` remembers the last few sets' lists by
-content, so one blocked pass serves them all, and :func:`ranks` needs a pass only over the rows
-whose map neighbours are not among their remembered neighbours.
+content, so one blocked pass serves them all. That pass also keeps a wider, unsorted list per
+row (up to 1,024 neighbours within 64 MB a set), from which :func:`ranks` (trustworthiness)
+ranks the map's neighbours exactly; only rows with a map neighbour outside it need another pass
+over their full similarity rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,17 +31,19 @@ MEMO_K = 50
 so a later, smaller request is a slice of the remembered lists, and :func:`ranks` finds most
 map neighbours among them (the top-k selection costs about the same for 15 or 50)."""
 
-_MEMO: LRU[tuple[np.ndarray, np.ndarray]] = LRU(8)
+WIDE_MAX = 1024
+WIDE_BYTES = 64 * 2**20
+"""The wide lists (:func:`wide_width`): up to WIDE_MAX of each row's best neighbours, within
+WIDE_BYTES for the set (8 bytes a neighbour: 1,024 a row up to ~8,000 points, 838 at 10,000,
+167 at 50,000). A map neighbour ranked inside them costs no similarity pass."""
 
 
 # --------------------------------------------------------------------------- top k
 
 
-def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B,N) similarities -> the k best column indices per row and their values, best first.
-
-    Ties are broken by the lower column index.
-    """
+def _top_set(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B,N) similarities -> the k best column indices per row (ascending column order, not by
+    value) and their values; at the cut, ties go to the lower column indices."""
     if k <= 0:
         return np.empty((s.shape[0], 0), np.int64), np.empty((s.shape[0], 0), s.dtype)
     if k >= s.shape[1]:
@@ -54,7 +59,15 @@ def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         tied[extra] &= np.cumsum(tied[extra], axis=1) <= need[extra, None]
         keep |= tied
         idx = np.nonzero(keep)[1].reshape(s.shape[0], k)
-    val = np.take_along_axis(s, idx, axis=1)
+    return idx, np.take_along_axis(s, idx, axis=1)
+
+
+def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B,N) similarities -> the k best column indices per row and their values, best first.
+
+    Ties are broken by the lower column index.
+    """
+    idx, val = _top_set(s, k)
     order = np.lexsort((idx, -val), axis=-1)
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
 
@@ -101,9 +114,69 @@ def _neighbours(
 # --------------------------------------------------------------------------- shared lists
 
 
+class _Lists(NamedTuple):
+    """One set's remembered neighbours: ``idx``/``sim`` (N,K) best first (K >= MEMO_K), and
+    ``wide_idx``/``wide_sim`` (N,W) the W >= K best of each row in ascending index order
+    (int32 / float32), for :func:`ranks`."""
+
+    idx: np.ndarray
+    sim: np.ndarray
+    wide_idx: np.ndarray
+    wide_sim: np.ndarray
+
+
+def _nbytes(lists: _Lists) -> int:
+    return sum(a.nbytes for a in lists)
+
+
+_MEMO: LRU[_Lists] = LRU(8, max_bytes=8 * WIDE_BYTES, sizeof=_nbytes)  # ~8 sets of any size
+
+
 def _fingerprint(xn: np.ndarray) -> tuple:
     data = np.ascontiguousarray(xn)
     return (data.shape, str(data.dtype), hashlib.blake2b(data.data, digest_size=16).digest())
+
+
+def wide_width(n: int) -> int:
+    """How many of each row's best neighbours :func:`cosine_knn` keeps for :func:`ranks` among N
+    points: :data:`WIDE_MAX`, fewer past the :data:`WIDE_BYTES` budget, never below MEMO_K."""
+    return int(max(0, min(n - 1, max(MEMO_K, min(WIDE_MAX, WIDE_BYTES // (8 * max(n, 1)))))))
+
+
+def _lists(xn: np.ndarray, k: int) -> _Lists:
+    """One blocked pass: the k best per row, sorted (as ``_neighbours(xn, k)``), and the
+    :func:`wide_width` best per row in index order; the sorted lists are taken from the wide
+    ones, which hold every column at least as similar as the k-th (ties to the lower index)."""
+    n = xn.shape[0]
+    w = max(k, wide_width(n))
+    idx = np.empty((n, k), np.int64)
+    sim = np.empty((n, k), np.float32)
+    wide_idx = np.empty((n, w), np.int32)
+    wide_sim = np.empty((n, w), np.float32)
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        # a copy, as in _neighbours: `xn @ xn.T` on one view would take BLAS's symmetric path,
+        # whose rounding differs from the general product the rank pass uses
+        s = xn[start:stop].copy() @ xn.T
+        s[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # never your own neighbour
+        wi, ws = _top_set(s, w)
+        order, sim[start:stop] = _top_k(ws, k)  # positions in the wide list = lower index first
+        idx[start:stop] = np.take_along_axis(wi, order, axis=1)
+        wide_idx[start:stop], wide_sim[start:stop] = wi, ws
+    return _Lists(idx, sim, wide_idx, wide_sim)
+
+
+def _remembered(xn: np.ndarray, k: int) -> _Lists:
+    n = xn.shape[0]
+    k = min(k, n - 1)
+    key = _fingerprint(xn)
+    hit = _MEMO.get(key)
+    if hit is None or hit.idx.shape[1] < k:
+        hit = _lists(xn, max(k, min(MEMO_K, n - 1)))
+        for a in hit:
+            a.setflags(write=False)
+        _MEMO.put(key, hit)
+    return hit
 
 
 def cosine_knn(xn: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,16 +184,9 @@ def cosine_knn(xn: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     self excluded, k capped at N − 1: exactly ``_neighbours(xn, k)``. Remembered by content (the
     rows' bytes), computed for at least :data:`MEMO_K` neighbours, so the UMAP graph, the kNN
     scores and trustworthiness of one set share one pass."""
-    n = xn.shape[0]
-    k = min(k, n - 1)
-    key = _fingerprint(xn)
-    hit = _MEMO.get(key)
-    if hit is None or hit[0].shape[1] < k:
-        idx, sim, _ = _neighbours(xn, max(k, MEMO_K))
-        idx.setflags(write=False)
-        sim.setflags(write=False)
-        hit = _MEMO.put(key, (idx, sim))
-    return hit[0][:, :k], hit[1][:, :k]
+    k = min(k, xn.shape[0] - 1)
+    hit = _remembered(xn, k)
+    return hit.idx[:, :k], hit.sim[:, :k]
 
 
 def ranks(xn: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -128,19 +194,30 @@ def ranks(xn: np.ndarray, targets: np.ndarray) -> np.ndarray:
     neighbours (1 + the points strictly more similar to i; ties share the best rank): the same
     numbers as ``_neighbours(xn, 1, ranks_of=targets)[2]``.
 
-    A target among the row's remembered neighbours (:func:`cosine_knn`) is ranked from that
-    list, which holds every point more similar than it; only rows with a target outside the list
-    go through a blocked pass.
+    A target among the row's remembered wide list (:func:`cosine_knn`'s pass keeps the
+    :func:`wide_width` best per row) is ranked from that list, which holds every point more
+    similar than it; only rows with a target outside it go through a blocked pass.
     """
     targets = np.asarray(targets, np.int64)
-    idx, sim = cosine_knn(xn, MEMO_K)
+    n, m = targets.shape
+    lists = _remembered(xn, MEMO_K)
+    w = lists.wide_idx.shape[1]
     out = np.empty(targets.shape, np.int64)
-    hit = idx[:, :, None] == targets[:, None, :]  # (N,K,m)
-    inside = hit.any(axis=1)  # (N,m)
-    pos = hit.argmax(axis=1)
-    t = np.take_along_axis(sim, pos, axis=1)  # the target's similarity where inside
-    out[:] = 1 + (sim[:, :, None] > t[:, None, :]).sum(axis=1)
-    need = np.flatnonzero(~inside.all(axis=1))
+    found = np.zeros(targets.shape, bool)
+    step = max(1, (1 << 24) // max(w * max(m, 1), 1))  # rows per chunk: ~16M compares at a time
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        rows = np.arange(stop - start)
+        base = (rows * n)[:, None]  # each row's indices shifted into its own range: one sorted run
+        flat = (lists.wide_idx[start:stop] + base).ravel()
+        want = targets[start:stop] + base
+        pos = np.minimum(np.searchsorted(flat, want), flat.size - 1)
+        found[start:stop] = flat[pos] == want
+        col = pos - (rows * w)[:, None]
+        vals = lists.wide_sim[start:stop]
+        t = np.take_along_axis(vals, np.clip(col, 0, w - 1), axis=1)
+        out[start:stop] = 1 + (vals[:, :, None] > t[:, None, :]).sum(axis=1)
+    need = np.flatnonzero(~found.all(axis=1))
     if need.size:
         _, _, r = _neighbours(xn, 1, ranks_of=targets, rows=need)
         out[need] = r

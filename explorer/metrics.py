@@ -273,14 +273,20 @@ def silhouette(x: np.ndarray, labels: Sequence, groups: Sequence | None = None) 
     out of both means -- its own class's and the other classes' -- as the kNN scores leave it out
     of the vote; a point with no other member of its class outside its group scores 0.
     """
-    xn = _unit_rows(x).astype(np.float64)
-    codes = _label_codes(labels, xn.shape[0])
+    xn = _unit_rows(x)
+    return _silhouette_unit(xn, _label_codes(labels, xn.shape[0]), groups)
+
+
+def _silhouette_unit(xn: np.ndarray, codes: np.ndarray, groups: Sequence | None) -> float:
+    """:func:`silhouette` of (N,D) unit rows with int label codes (already checked)."""
+    xn = xn.astype(np.float64)
     n, n_classes = xn.shape[0], int(codes.max()) + 1 if codes.size else 0
     if n_classes < 2 or n_classes >= n:
         return math.nan
     sizes = np.bincount(codes, minlength=n_classes).astype(np.float64)
-    sums = np.zeros((n_classes, xn.shape[1]))
-    np.add.at(sums, codes, xn)
+    onehot = np.zeros((n, n_classes))
+    onehot[np.arange(n), codes] = 1.0
+    sums = onehot.T @ xn  # (K,D) each class's summed rows (np.add.at is ~10x slower)
     dots = xn @ sums.T  # (N,K): summed similarity of each point to each class
     own = np.arange(n)
     if groups is None:
@@ -405,7 +411,7 @@ def space_metrics(
         "knn5": math.nan,
         "knn10": math.nan,
         "chance": chance_level(codes) if groups is None else chance_level_grouped(codes, groups),
-        "silhouette": silhouette(xn, codes, groups),
+        "silhouette": _silhouette_unit(xn, codes, groups),
         "trustworthiness": math.nan,
     }
     if n < 2:

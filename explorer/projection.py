@@ -27,6 +27,13 @@ off the first screen:
   Before this, measured for ``import umap`` + a first ``project`` of 200 points: cold cache
   16 s + 5.4 s, warm cache (a second process) 1.5-2.2 s + 5.7-7.1 s; ``bench/umap_cold.py``
   measures the CLI end to end now (BENCHMARKS.md).
+* With a cold cache the compile itself (~10 s on 2 cores, mostly umap's ``smooth_knn_dist`` and
+  ``compute_membership_strengths`` and numba's own start) moves to a child process:
+  :func:`precompile_umap` (the CLI's atlas command at its start, the app's background warm-up)
+  runs the warm-up fit in a low-priority child that fills the disk cache while this process
+  imports, reads images and embeds them; the first fit here waits for the child and then loads
+  the compiled code. A marker file in the cache folder (per Python, numba and umap version and
+  umap's source stamps) says when there is nothing to compile, so a warm start starts no child.
 
 The UMAP k-nearest-neighbour graph is computed exactly here (cosine, blocked matrix products from
 ``explorer.metrics``) and handed to umap as ``precomputed_knn``. That skips umap's own paths,
@@ -43,8 +50,11 @@ importable, its GPU UMAP fits every row instead (a guarded import; not exercised
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,9 +62,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
-from .knn import cosine_knn
-from .metrics import _unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +110,122 @@ def best_available(method: str) -> str:
     return "pca" if method == "umap" and not umap_ready() else method
 
 
-def _warm_up() -> None:
+def _warm_set() -> np.ndarray:
+    """(32, 8) float32 unit rows in two tight clusters: the warm-up's fit."""
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(2, 8))
     x = np.repeat(centres, 16, axis=0) + 0.1 * rng.normal(size=(32, 8))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _warm_up() -> None:
     try:
-        _umap(_unit_rows(x), seed=0, n_neighbors=5)
+        _umap(_warm_set(), seed=0, n_neighbors=5)
+        _mark_compiled()
     except Exception:  # UMAP stays unavailable: best_available() keeps answering "pca"
         log.exception("UMAP warm-up failed; maps will use PCA instead")
+
+
+# --------------------------------------------------------------------------- precompiling
+
+
+_child: subprocess.Popen | None = None
+_child_lock = threading.Lock()
+CHILD_TIMEOUT_S = 300.0
+
+
+def _compiled_marker() -> Path | None:
+    """The file that says numba's cache folder holds umap's compiled fit for this Python, numba
+    and umap (its source files' sizes and times, which numba's own index checks); None where
+    there is no cache folder or umap is not installed."""
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    if not folder:
+        return None
+    try:
+        import importlib.metadata
+        import importlib.util
+
+        spec = importlib.util.find_spec("umap")  # finds the package without importing it
+        src = Path(spec.origin).parent  # type: ignore[union-attr,arg-type]
+        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(src.glob("*.py"))]
+        versions = [importlib.metadata.version(d) for d in ("numba", "umap-learn")]
+    except Exception:  # not installed, or not readable: no marker, no child
+        return None
+    key = repr((sys.version_info[:2], versions, str(src), stamp)).encode()
+    return Path(folder) / f"explorer-umap-{hashlib.sha256(key).hexdigest()[:16]}.ok"
+
+
+def _mark_compiled() -> None:
+    marker = _compiled_marker()
+    if marker is not None:
+        with contextlib.suppress(OSError):
+            marker.touch()
+
+
+def precompile_umap() -> bool:
+    """Start compiling umap's fit into numba's disk cache in a child process, on another core,
+    while this process goes on (loading models, embedding); the first UMAP fit here then waits
+    for it and loads the compiled code from disk instead of compiling it itself.
+
+    Does nothing (-> False) when the cache is already marked as holding that code, when umap is
+    already imported here, or when a child is running; -> True when it started one. A failed
+    child costs nothing but time: the fit compiles in-process as before.
+    """
+    global _child
+    marker = _compiled_marker()
+    if marker is None or marker.exists() or "umap" in sys.modules:
+        return False
+    with _child_lock:
+        if _child is not None and _child.poll() is None:
+            return False
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[1])  # the folder that holds `explorer`
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        try:
+            _child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from explorer.projection import _child_main; _child_main()",
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return False
+    return True
+
+
+def _wait_for_child() -> None:
+    """Block until a running precompile child is done (or :data:`CHILD_TIMEOUT_S` passed)."""
+    with _child_lock:
+        child = _child
+    if child is None or child.poll() is not None:
+        return
+    try:
+        child.wait(CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+
+
+def _child_main() -> None:
+    """The precompile child: import umap and fit the warm-up set with the same argument types as
+    :func:`_umap` (its exact k-NN from a plain sort: no torch, no explorer.knn to import).
+    At low priority: it should use the cores the parent leaves idle, not slow the parent's
+    threads down (torch's threads wait on each other when one of them loses its core)."""
+    if hasattr(os, "nice"):
+        os.nice(10)
+    xn = _warm_set()
+    k = 5
+    s = xn @ xn.T
+    np.fill_diagonal(s, np.inf)  # itself first, as umap wants
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    sim = np.take_along_axis(s, order, axis=1)
+    dist = np.where(order == np.arange(len(xn))[:, None], 0.0, np.maximum(1.0 - sim, 0.0))
+    _fit_umap(_import_umap(), xn, k, order.astype(np.int64), dist.astype(np.float32), seed=0)
+    _mark_compiled()
 
 
 def warm_up_umap(background: bool = True) -> threading.Thread | None:
@@ -126,6 +241,7 @@ def warm_up_umap(background: bool = True) -> threading.Thread | None:
             return None
         running = _warm_thread if _warm_thread is not None and _warm_thread.is_alive() else None
         if running is None and background:
+            precompile_umap()  # cold cache: numba compiles in a child, not under this one's GIL
             _warm_thread = threading.Thread(target=_warm_up, name="umap-warm-up", daemon=True)
             _warm_thread.start()
             return _warm_thread
@@ -250,6 +366,7 @@ def _import_umap():
     """``import umap``, without compiling pynndescent and with numba's disk cache for umap's own
     functions (see the module docstring)."""
     if "umap" in sys.modules:
+        _wait_for_child()
         return sys.modules["umap"]
     import types
 
@@ -285,6 +402,9 @@ def _import_umap():
                     sys.modules.pop(name, None)
                 else:
                     sys.modules[name] = module
+    # Imported while a precompile child may still be compiling (numba reads its disk cache when
+    # a function is first called, not at import): wait for it before the first fit.
+    _wait_for_child()
     return umap
 
 
@@ -305,6 +425,8 @@ _PYNN_STUBS = {
 
 
 def _umap(xn: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
+    from .knn import cosine_knn
+
     umap = _import_umap()  # slow the first time in a process: see the module docstring
 
     n = xn.shape[0]
@@ -314,7 +436,14 @@ def _umap(xn: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
     idx, sim = cosine_knn(xn, k - 1)  # shared with the metrics of the same rows
     knn_idx = np.concatenate([np.arange(n)[:, None], idx], axis=1)
     knn_dist = np.concatenate([np.zeros((n, 1), np.float32), np.maximum(1.0 - sim, 0.0)], axis=1)
-    knn_dist = knn_dist.astype(np.float32)
+    return _fit_umap(umap, xn, k, knn_idx, knn_dist.astype(np.float32), seed)
+
+
+def _fit_umap(
+    umap, xn: np.ndarray, k: int, knn_idx: np.ndarray, knn_dist: np.ndarray, seed: int
+) -> np.ndarray:
+    """(N,D) float32 unit rows + (N,k) int64 k-NN lists (self first) and float32 cosine distances
+    -> (N,2) UMAP layout (spectral init, random where spectral fails)."""
 
     def fit(init: str) -> np.ndarray:
         reducer = umap.UMAP(
@@ -389,6 +518,8 @@ def project(
     time in a process: ask ``best_available`` first. UMAP on more than ``fit_max`` rows
     (default :data:`UMAP_FIT_MAX`) is fitted on a seeded sample and ``transform`` places the rest.
     """
+    from .metrics import _unit_rows
+
     method = str(method).lower()
     if method not in METHODS:
         raise ValueError(f"Unknown projection {method!r}; choose one of {', '.join(METHODS)}.")

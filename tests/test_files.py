@@ -35,3 +35,18 @@ def test_tmp_paths_are_fresh_folders_under_the_process_root():
     a, b = files.tmp_path("same.gif"), files.tmp_path("same.gif")
     assert a != b and a.name == b.name == "same.gif"
     assert a.parent.parent.parent == files.tmp_root() and a.parent.is_dir()
+
+
+def test_cap_folder_goes_by_size_only_oldest_first_and_spares_kept_paths(tmp_path):
+    made = []
+    for i in range(5):  # five upload folders of 1,000 bytes, i = 0 the oldest
+        folder = tmp_path / f"upload{i}"
+        folder.mkdir()
+        (folder / "image.png").write_bytes(b"x" * 1000)
+        os.utime(folder, (1_000 + i, 1_000 + i))  # all far older than any age rule: not used
+        made.append(folder)
+    kept = {str(made[0] / "image.png")}  # an example Gradio keeps in its cache
+    assert files.cap_folder(tmp_path, 10_000, kept) == 0  # under the cap: nothing goes
+    assert files.cap_folder(tmp_path, 2_500, kept) == 3  # 5,000 -> 2,000: upload1..3 go
+    assert [f.exists() for f in made] == [True, False, False, False, True]
+    assert files.cap_folder(tmp_path, 0, kept) == 1 and made[0].exists()  # kept, even over

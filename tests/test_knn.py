@@ -42,6 +42,48 @@ def test_ranks_equal_the_full_pass(spread):
     np.testing.assert_array_equal(knn.ranks(xn, targets), want)
 
 
+def tied(n: int, d: int, seed: int) -> np.ndarray:
+    """Unit rows on a coarse grid, with exact duplicates: many equal similarities."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=(n, d)).astype(np.float64)
+    x[x.sum(axis=1) == 0, 0] = 1.0
+    x[n // 2 : n // 2 + 20] = x[:20]  # duplicates
+    return metrics._unit_rows(x)
+
+
+@pytest.mark.parametrize("wide", [3, 40, 1024])  # the wide list: tiny, partial, every point
+@pytest.mark.parametrize("block", [7, 1024])
+def test_wide_lists_give_the_plain_pass_and_exact_ranks(monkeypatch, wide, block):
+    monkeypatch.setattr(knn, "WIDE_MAX", wide)
+    monkeypatch.setattr(knn, "MEMO_K", 3)
+    monkeypatch.setattr(knn, "_BLOCK", block)
+    knn._MEMO.clear()
+    xn = tied(150, 4, seed=wide)
+    want_i, want_s, _ = knn._neighbours(xn, 8)
+    got_i, got_s = knn.cosine_knn(xn, 8)  # K = 8 taken from a wide list of 3, 40 or 149
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_s, want_s)
+    rng = np.random.default_rng(wide)
+    targets = rng.integers(0, 150, size=(150, 5))  # anywhere: near, far, tied, even itself
+    targets[:, 0] = want_i[:, 0]  # and the best neighbour
+    _, _, want = knn._neighbours(xn, 1, ranks_of=targets)
+    np.testing.assert_array_equal(knn.ranks(xn, targets), want)
+
+
+def test_ranks_inside_the_wide_lists_need_no_second_pass(monkeypatch):
+    xn = unit(500, 8, seed=7)
+    idx, _ = knn.cosine_knn(xn, 50)
+    targets = idx[:, [0, 7, 19, 33, 49]]  # all among the remembered neighbours
+    _, _, want = knn._neighbours(xn, 1, ranks_of=targets)
+    passes = []
+    real = knn._neighbours
+    monkeypatch.setattr(knn, "_neighbours", lambda *a, **kw: passes.append(1) or real(*a, **kw))
+    got = knn.ranks(xn, targets)
+    np.testing.assert_array_equal(got, want)
+    assert passes == []
+    assert knn.wide_width(500) == 499 and knn.wide_width(10_000) == 838
+
+
 def test_euclidean_knn_equals_brute_force_with_ties_and_duplicates():
     rng = np.random.default_rng(3)
     grid = rng.integers(0, 6, size=(500, 2)).astype(np.float64)  # many exact ties, duplicates

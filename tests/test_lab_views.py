@@ -37,6 +37,16 @@ def test_roundtrip_row_and_summary(astronaut):
     assert "48.0× fewer numbers" in summary and "decoded from the posterior mean" in summary
 
 
+@pytest.mark.parametrize(("model", "used"), [("test-kl", "sample"), ("test-tiny", "mean")])
+def test_roundtrip_summary_says_when_sample_cannot_be_done(astronaut, model, used):
+    rt = lab.roundtrip(astronaut, model, RES, source="sample", seed=1)
+    assert rt.source == used
+    summary = views.roundtrip_summary(rt, "sample")
+    assert f"decoded from the posterior {used}" in summary
+    assert ("changes nothing here" in summary) == (used != "sample")
+    assert "changes nothing" not in views.roundtrip_summary(rt, "mean")
+
+
 @pytest.mark.parametrize(
     ("model", "channels", "ratio"),
     [("test-kl", 4, "48.0×"), ("test-kl16", 16, "12.0×"), ("test-tiny", 4, "48.0×")],

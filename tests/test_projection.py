@@ -191,6 +191,41 @@ class TestUmap:
         }
 
     @pytest.mark.slow
+    def test_precompile_child_fills_the_cache_so_a_fresh_fit_compiles_nothing(self, tmp_path):
+        cache = tmp_path / "numba"
+        code = (
+            "import json, sys\n"
+            "from explorer import projection as p\n"
+            "started = p.precompile_umap()\n"
+            "out = {'started': started, 'running_again': p.precompile_umap()}\n"
+            "p._wait_for_child()\n"
+            "out.update(code=p._child.returncode, marker=p._compiled_marker().exists(),"
+            " again=p.precompile_umap(), imported='umap' in sys.modules)\n"
+            "print(json.dumps(out))"
+        )
+        got = run_python(code, NUMBA_CACHE_DIR=str(cache))
+        assert got == {
+            "started": True,  # empty cache: a child compiles
+            "running_again": False,  # one child at a time
+            "code": 0,
+            "marker": True,
+            "again": False,  # marked: no second child
+            "imported": False,  # the parent never imported umap for it
+        }
+        files = {f: f.stat().st_mtime_ns for f in cache.rglob("*") if f.is_file()}
+        assert sum(f.suffix == ".nbc" for f in files) >= 7  # compiled code, not just indexes
+        code = (
+            "import json, numpy as np\n"
+            "from explorer import projection as p\n"
+            "x = np.random.default_rng(0).normal(size=(300, 24))\n"
+            "y = p.project(x, 'umap')\n"
+            "print(json.dumps({'shape': list(y.shape), 'started': p.precompile_umap()}))"
+        )
+        assert run_python(code, NUMBA_CACHE_DIR=str(cache)) == {"shape": [300, 2], "started": False}
+        after = {f: f.stat().st_mtime_ns for f in cache.rglob("*") if f.is_file()}
+        assert after == files  # the fit loaded every function from the cache: nothing new written
+
+    @pytest.mark.slow
     def test_umap_warm_up_in_background_is_idempotent(self):
         if umap_ready():
             assert warm_up_umap() is None

@@ -151,7 +151,7 @@ def build(
             from .. import unet
 
             note = unet.cpu_estimate_note(model, len(image_set))
-        prog(0.0, note or f"embedding {len(image_set)} images")
+        prog(0.0, note or f"embedding {len(image_set):,} images")
         try:
             x = embeddings.embed(
                 f"{family}:{model}",

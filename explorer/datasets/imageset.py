@@ -215,17 +215,17 @@ class ImageSet:
         n = len(self)
         counts = self.class_counts()
         k = len(counts)
-        text = f"{n} image{'s' * (n != 1)}"
+        text = f"{n:,} image{'s' * (n != 1)}"
         if k:
-            text += f" in {k} class{'es' * (k != 1)}"
+            text += f" in {k:,} class{'es' * (k != 1)}"
             values = sorted(counts.values())
             if k > 1 and values[0] == values[-1]:
-                text += f" ({values[0]} each)"
+                text += f" ({values[0]:,} each)"
             elif 1 < k <= 8:
                 parts = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                text += " (" + ", ".join(f"{c} {m}" for c, m in parts) + ")"
+                text += " (" + ", ".join(f"{c} {m:,}" for c, m in parts) + ")"
             elif k > 8:
-                text += f" ({values[0]}–{values[-1]} per class)"
+                text += f" ({values[0]:,}–{values[-1]:,} per class)"
         if self.skipped:
             m = len(self.skipped)
             shown = ", ".join(f"{s.path} ({s.short})" for s in self.skipped[:3])

@@ -3,7 +3,11 @@ atlas, the autoencoders playground and the perturbations tabs, About."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import gradio as gr
+from gradio.utils import get_upload_folder
 from PIL import Image
 
 from .. import atlas, files, imaging, public, registry, settings
@@ -86,8 +90,8 @@ def build_demo() -> gr.Blocks:
     exports.mkdir(parents=True, exist_ok=True)
     gr.set_static_paths([str(plotly_js().parent), str(atlas.thumb_dir()), str(exports)])
     # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted
-    # (public: every 10 min, older than an hour), so a long-running Space's disk stays bounded
-    # without pulling files from under a session.
+    # (public: every 10 min, older than an hour, and past EXPLORER_TMP_MAX_MB the oldest go, checked
+    # every minute: _cap_gradio_cache), so a long-running Space's disk stays bounded.
     keep = (600, 3600) if public.public_mode() else (3600, 86400)
     with ExplorerBlocks(title="Latent Space Explorer", delete_cache=keep) as demo:
         gr.Markdown(INTRO)
@@ -115,7 +119,33 @@ def build_demo() -> gr.Blocks:
         default_concurrency_limit=settings.get().concurrency,
         max_size=settings.get().queue_size,
     )
+    if public.public_mode():
+        _cap_gradio_cache(demo)
     return demo
+
+
+_gradio_cap: dict = {}  # the capping thread, its sweep, and the demo whose examples it spares
+
+
+def _cap_gradio_cache(demo: gr.Blocks) -> None:
+    """Public mode: Gradio's upload cache also gets a size cap (``EXPLORER_TMP_MAX_MB``, checked
+    every minute, oldest first; its own sweep only goes by age), sparing the files its examples
+    keep. One thread per process, for whichever demo was built last."""
+    _gradio_cap["demo"] = demo
+    if "thread" in _gradio_cap:
+        return
+
+    def kept() -> set[str]:
+        blocks = _gradio_cap["demo"].blocks.values()
+        return {str(f) for b in blocks for f in getattr(b, "keep_in_cache", ())}
+
+    def sweep() -> int:
+        # read at each sweep, as every public rule is: no cap once public mode is off
+        limit = settings.get().tmp_max_mb * 1024 * 1024 if public.public_mode() else math.inf
+        return files.cap_folder(Path(get_upload_folder()), limit, kept())
+
+    _gradio_cap["sweep"] = sweep
+    _gradio_cap["thread"] = files.every(files.PRUNE_EVERY_S, sweep, "Gradio cache cap")
 
 
 def launch_kwargs() -> dict:

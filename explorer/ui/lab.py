@@ -75,7 +75,7 @@ def on_roundtrip(image, model, resolution, mode, folder, source, seed):
         rt.original,
         rt.reconstruction,
         rt.error,
-        views.roundtrip_summary(rt),
+        views.roundtrip_summary(rt, source),
         pd.DataFrame([views.roundtrip_row(rt)]),
     )
 
@@ -247,7 +247,7 @@ def build(
                         source = gr.Radio(
                             ["mean", "sample"],
                             value="mean",
-                            label="Decode from the posterior",
+                            label="Decode from the posterior (a KL VAE's mean or a sample)",
                         )
                         seed = gr.Number(0, label="Sample seed", precision=0)
                         rt_btn = gr.Button("Round trip", variant="primary")

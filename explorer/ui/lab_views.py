@@ -137,19 +137,27 @@ def roundtrip_row(rt: RoundTrip) -> dict:
     }
 
 
-def roundtrip_summary(rt: RoundTrip) -> str:
-    """The sentence above the round trip's images (Markdown)."""
+def roundtrip_summary(rt: RoundTrip, asked: str = "mean") -> str:
+    """The sentence above the round trip's images (Markdown); ``asked``: what the user chose to
+    decode ("mean" or "sample"), said when the model could not do it."""
     source = (
         "decoded from its codes: the latent snapped to the codebook"
         if rt.source == "codes"
         else f"decoded from the posterior {rt.source}"
     )
-    return (
+    text = (
         f"**PSNR {fmt_db(rt.psnr)} dB · SSIM {rt.ssim:.4f}** · {rt.ratio:.1f}× fewer numbers in the latent · "
         f"encode {rt.encode_s * 1000:.0f} ms, decode {rt.decode_s * 1000:.0f} ms "
         f"({rt.model}, {source}). The error map is the mean absolute "
         "error per pixel: bright where fine detail — text, faces, high-frequency texture — was lost."
     )
+    if asked == "sample" and rt.source != "sample":
+        text += (
+            f" *Sample* changes nothing here: {rt.model}'s encoder gives one latent per image, "
+            "with no posterior spread to draw from (only a KL VAE has one)"
+            + (", and a VQ model decodes that latent's codes." if rt.source == "codes" else ".")
+        )
+    return text
 
 
 def generations_table(g: Generations) -> pd.DataFrame:
