@@ -212,7 +212,7 @@ def test_atlas_of_5000_points_shows_its_count_and_links_a_click(page, tmp_path_f
         timeout=300_000,
     )
     assert page.locator(".atlas-panel .gl-container canvas").count() >= 3  # WebGL panels
-    assert "5000 images" in page.locator("#atlas-status").inner_text()
+    assert "5,000 images" in page.locator("#atlas-status").inner_text()
     page.locator(".atlas-panel").nth(1).scroll_into_view_if_needed()
     where = page.evaluate(_LOCATE, [1])
     page.mouse.move(where["px"] - 25, where["py"] - 25)
