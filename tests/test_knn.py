@@ -108,3 +108,13 @@ def test_space_metrics_match_sklearn_and_brute_force():
         counts = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)
         winner = votes[np.arange(240), np.argmax(counts == counts.max(1, keepdims=True), 1)]
         assert m[f"knn{k}"] == pytest.approx((winner == labels).mean())
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_tiny_sets_rank_like_the_plain_pass(n):
+    xn = unit(n, 3, seed=n)
+    targets = np.zeros((n, 2), np.int64)  # row 0 for everyone: itself for the first row
+    _, _, want = knn._neighbours(xn, 1, ranks_of=targets)
+    np.testing.assert_array_equal(knn.ranks(xn, targets), want)
+    idx, _ = knn.cosine_knn(xn, 5)
+    assert idx.shape == (n, n - 1)
