@@ -72,6 +72,19 @@ def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
 
 
+def _similarity_blocks(xn: np.ndarray, rows: np.ndarray):
+    """(N,D) unit rows, (M,) row indices -> per block of :data:`_BLOCK` rows ``(start, stop,
+    here, s)``: ``s = xn[here] @ xn.T`` (B,N), each row's own column at −inf (never its own
+    neighbour). Every pass takes its similarities here, so all see the same rounding: ``xn[here]``
+    is a copy, while ``xn @ xn.T`` on a view of the same array would take BLAS's symmetric path."""
+    for start in range(0, rows.shape[0], _BLOCK):
+        stop = min(start + _BLOCK, rows.shape[0])
+        here = rows[start:stop]
+        s = xn[here] @ xn.T
+        s[np.arange(stop - start), here] = -np.inf
+        yield start, stop, here, s
+
+
 def _neighbours(
     xn: np.ndarray,
     k: int,
@@ -96,11 +109,7 @@ def _neighbours(
     idx = np.empty((m, k), np.int64)
     sim = np.empty((m, k), np.float32)
     out_ranks = None if ranks_of is None else np.empty((m, ranks_of.shape[1]), np.int64)
-    for start in range(0, m, _BLOCK):
-        stop = min(start + _BLOCK, m)
-        here = rows[start:stop]
-        s = xn[here] @ xn.T
-        s[np.arange(stop - start), here] = -np.inf  # never your own neighbour
+    for start, stop, here, s in _similarity_blocks(xn, rows):
         if groups is not None:
             s[groups[here, None] == groups[None, :]] = -np.inf
         idx[start:stop], sim[start:stop] = _top_k(s, k)
@@ -153,12 +162,7 @@ def _lists(xn: np.ndarray, k: int) -> _Lists:
     sim = np.empty((n, k), np.float32)
     wide_idx = np.empty((n, w), np.int32)
     wide_sim = np.empty((n, w), np.float32)
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        # a copy, as in _neighbours: `xn @ xn.T` on one view would take BLAS's symmetric path,
-        # whose rounding differs from the general product the rank pass uses
-        s = xn[start:stop].copy() @ xn.T
-        s[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # never your own neighbour
+    for start, stop, _, s in _similarity_blocks(xn, np.arange(n)):
         wi, ws = _top_set(s, w)
         order, sim[start:stop] = _top_k(ws, k)  # positions in the wide list = lower index first
         idx[start:stop] = np.take_along_axis(wi, order, axis=1)

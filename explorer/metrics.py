@@ -277,6 +277,14 @@ def silhouette(x: np.ndarray, labels: Sequence, groups: Sequence | None = None) 
     return _silhouette_unit(xn, _label_codes(labels, xn.shape[0]), groups)
 
 
+def _class_sums(codes: np.ndarray, rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """(M,) int codes in [0, K), (M,D) float64 rows -> (K,D) each class's summed rows (a one-hot
+    product: np.add.at is ~10x slower at 10,000 × 2048)."""
+    onehot = np.zeros((rows.shape[0], n_classes))
+    onehot[np.arange(rows.shape[0]), codes] = 1.0
+    return onehot.T @ rows
+
+
 def _silhouette_unit(xn: np.ndarray, codes: np.ndarray, groups: Sequence | None) -> float:
     """:func:`silhouette` of (N,D) unit rows with int label codes (already checked)."""
     xn = xn.astype(np.float64)
@@ -284,10 +292,8 @@ def _silhouette_unit(xn: np.ndarray, codes: np.ndarray, groups: Sequence | None)
     if n_classes < 2 or n_classes >= n:
         return math.nan
     sizes = np.bincount(codes, minlength=n_classes).astype(np.float64)
-    onehot = np.zeros((n, n_classes))
-    onehot[np.arange(n), codes] = 1.0
-    sums = onehot.T @ xn  # (K,D) each class's summed rows (np.add.at is ~10x slower)
-    dots = xn @ sums.T  # (N,K): summed similarity of each point to each class
+    # (N,K): the summed similarity of each point to each class
+    dots = xn @ _class_sums(codes, xn, n_classes).T
     own = np.arange(n)
     if groups is None:
         dots[own, codes] -= np.einsum("ij,ij->i", xn, xn)  # 1, or 0 for a zero row: not yourself
@@ -298,8 +304,7 @@ def _silhouette_unit(xn: np.ndarray, codes: np.ndarray, groups: Sequence | None)
         counts = np.empty((n, n_classes))
         for g in np.unique(group_codes):
             members = np.flatnonzero(group_codes == g)
-            g_sums = np.zeros((n_classes, xn.shape[1]))
-            np.add.at(g_sums, codes[members], xn[members])
+            g_sums = _class_sums(codes[members], xn[members], n_classes)
             dots[members] -= xn[members] @ g_sums.T  # the group itself (and so the point) left out
             counts[members] = sizes - np.bincount(codes[members], minlength=n_classes)
     n_own = counts[own, codes]
