@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import cpu_name  # noqa: E402
-from synthetic_atlas import write  # noqa: E402
+from synthetic_atlas import LOCATE, write  # noqa: E402
 
 CHROMIUM = os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -54,24 +54,6 @@ PROBE = """
     window.__paints.push([root.dataset.rendered || '', performance.now(), root.dataset.renderMs]);
   }).observe(root, { attributes: true, attributeFilter: ['data-rendered'] });
   document.addEventListener('mousedown', () => { window.__down = performance.now(); }, true);
-}
-"""
-
-# where (page pixels) a drawn point of panel p lies, from plotly's own axes; a point near the
-# middle of the panel so that nothing (the legend, the mode bar) covers it
-LOCATE = """
-([p]) => {
-  const div = document.querySelectorAll('.atlas-panel')[p];
-  const fl = div._fullLayout, box = div.getBoundingClientRect();
-  const xa = fl.xaxis, ya = fl.yaxis;
-  const cx = (xa.range[0] + xa.range[1]) / 2, cy = (ya.range[0] + ya.range[1]) / 2;
-  let best = null;
-  div.data.forEach((t) => t.x.forEach((x, k) => {
-    const d = (x - cx) ** 2 + (t.y[k] - cy) ** 2;
-    if (!best || d < best.d) best = { d, x, y: t.y[k], idx: t.customdata[k] };
-  }));
-  return { idx: best.idx, px: box.left + fl._size.l + xa.d2p(best.x),
-           py: box.top + fl._size.t + ya.d2p(best.y) };
 }
 """
 

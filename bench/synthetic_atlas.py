@@ -19,6 +19,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from explorer import atlas
 
+# In a page showing such an atlas: where (page pixels) a drawn point of panel p lies, from
+# plotly's own axes (WebGL panels have no SVG point to find), and its index; the point nearest
+# the middle of the panel, so that nothing (the legend, the mode bar) covers it. For
+# bench/browser_scale.py and tests/test_browser.py.
+LOCATE = """
+([p]) => {
+  const div = document.querySelectorAll('.atlas-panel')[p];
+  const fl = div._fullLayout, box = div.getBoundingClientRect();
+  const xa = fl.xaxis, ya = fl.yaxis;
+  const cx = (xa.range[0] + xa.range[1]) / 2, cy = (ya.range[0] + ya.range[1]) / 2;
+  let best = null;
+  div.data.forEach((t) => t.x.forEach((x, k) => {
+    const d = (x - cx) ** 2 + (t.y[k] - cy) ** 2;
+    if (!best || d < best.d) best = { d, x, y: t.y[k], idx: t.customdata[k] };
+  }));
+  return { idx: best.idx, px: box.left + fl._size.l + xa.d2p(best.x),
+           py: box.top + fl._size.t + ya.d2p(best.y) };
+}
+"""
+
 SPACES = {"vae": 1.6, "clip": 0.45, "dino": 0.35}
 """Space key -> spread of its clusters (the VAE groups badly, CLIP and DINOv2 well)."""
 

@@ -176,29 +176,11 @@ def test_every_tab_appears_once(page):
         assert len(names) == len(set(names)), names
 
 
-# where (page pixels) a drawn point of panel p lies, from plotly's own axes (WebGL panels have
-# no SVG point to find): the point nearest the middle of the panel
-_LOCATE = """
-([p]) => {
-  const div = document.querySelectorAll('.atlas-panel')[p];
-  const fl = div._fullLayout, box = div.getBoundingClientRect();
-  const xa = fl.xaxis, ya = fl.yaxis;
-  const cx = (xa.range[0] + xa.range[1]) / 2, cy = (ya.range[0] + ya.range[1]) / 2;
-  let best = null;
-  div.data.forEach((t) => t.x.forEach((x, k) => {
-    const d = (x - cx) ** 2 + (t.y[k] - cy) ** 2;
-    if (!best || d < best.d) best = { d, x, y: t.y[k] };
-  }));
-  return { px: box.left + fl._size.l + xa.d2p(best.x), py: box.top + fl._size.t + ya.d2p(best.y) };
-}
-"""
-
-
 @pytest.mark.slow
 def test_atlas_of_5000_points_shows_its_count_and_links_a_click(page, tmp_path_factory):
     """A 5,000-point saved atlas (synthetic: bench/synthetic_atlas.py) opens in WebGL panels
     titled with their point count; a click stars the point in every panel with its neighbours."""
-    from bench.synthetic_atlas import write
+    from bench.synthetic_atlas import LOCATE, write
 
     folder = write(5_000, tmp_path_factory.mktemp("atlas5k"))
     page.get_by_role("tab", name="Semantic atlas").click()
@@ -214,7 +196,7 @@ def test_atlas_of_5000_points_shows_its_count_and_links_a_click(page, tmp_path_f
     assert page.locator(".atlas-panel .gl-container canvas").count() >= 3  # WebGL panels
     assert "5,000 images" in page.locator("#atlas-status").inner_text()
     page.locator(".atlas-panel").nth(1).scroll_into_view_if_needed()
-    where = page.evaluate(_LOCATE, [1])
+    where = page.evaluate(LOCATE, [1])
     page.mouse.move(where["px"] - 25, where["py"] - 25)
     page.mouse.move(where["px"], where["py"], steps=6)
     page.wait_for_timeout(300)
