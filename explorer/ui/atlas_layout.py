@@ -120,23 +120,14 @@ def build(names: list[str], default: str, folder: gr.Textbox, notice=lambda: Non
                         label="VAE",
                         allow_custom_value=not public.public_mode(),
                     )
-                    clip_space = gr.Dropdown(
-                        registry.available_embedders("clip"),
-                        value=registry.default_embedder("clip"),
-                        label="CLIP",
-                        allow_custom_value=not public.public_mode(),
-                    )
-                    dino_space = gr.Dropdown(
-                        registry.available_embedders("dino"),
-                        value=registry.default_embedder("dino"),
-                        label="DINOv2",
-                        allow_custom_value=not public.public_mode(),
-                    )
-                    vit_space = gr.Dropdown(
-                        registry.available_embedders("vit"),
-                        value=registry.default_embedder("vit"),
-                        label="ViT",
-                        allow_custom_value=not public.public_mode(),
+                    clip_space, dino_space, vit_space = (
+                        gr.Dropdown(
+                            registry.available_embedders(family),
+                            value=registry.default_embedder(family),
+                            label=label,
+                            allow_custom_value=not public.public_mode(),
+                        )
+                        for family, label in (("clip", "CLIP"), ("dino", "DINOv2"), ("vit", "ViT"))
                     )
                 with gr.Row(visible=bool(unets)):  # only where a UNet space is usable
                     unet_space = gr.Dropdown(unets, value=next(iter(unets), None), label="UNet")
