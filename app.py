@@ -4,14 +4,14 @@ On a Space with persistent storage (/data) the Hugging Face cache is put there f
 huggingface_hub is imported (it reads HF_HOME once); an operator's own HF_HOME wins.
 """
 
-from explorer.settings import check_or_exit, use_persistent_storage
+from explorer.core.settings import check_or_exit, use_persistent_storage
 
 use_persistent_storage()
 check_or_exit()  # a bad EXPLORER_* value stops start-up here with one sentence
 
 # After HF_HOME is chosen and the settings are checked (the UI reads them as it is imported)
-from explorer.projection import warm_up_umap  # noqa: E402
-from explorer.ui import build_demo, launch_kwargs  # noqa: E402
+from explorer.analysis.projection import warm_up_umap  # noqa: E402
+from explorer.ui.app import build_demo, launch_kwargs  # noqa: E402
 
 demo = build_demo()
 

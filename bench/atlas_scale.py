@@ -166,7 +166,8 @@ def clip_b32(device):
     import torch
     import transformers as tf
 
-    from explorer import embedders, registry, runtime
+    from explorer.models import device as devices
+    from explorer.models import embedders, registry
 
     # the vision_config of openai/clip-vit-base-patch32
     cfg = tf.CLIPVisionConfig(
@@ -180,7 +181,7 @@ def clip_b32(device):
         hidden_act="quick_gelu",
     )
     torch.manual_seed(0)
-    dtype = runtime.embedder_dtype(device)
+    dtype = devices.embedder_dtype(device)
     net = tf.CLIPVisionModelWithProjection(cfg).to(device, dtype).eval().requires_grad_(False)
     # the preprocessor_config of openai/clip-vit-base-patch32 (CLIP mean/std are the defaults)
     proc = tf.CLIPImageProcessorPil(
@@ -194,7 +195,8 @@ def dinov2_small(device):
     import torch
     import transformers as tf
 
-    from explorer import embedders, registry, runtime
+    from explorer.models import device as devices
+    from explorer.models import embedders, registry
 
     # the config of facebook/dinov2-small (position table for 518 px, interpolated to 224 crops)
     cfg = tf.Dinov2Config(
@@ -206,7 +208,7 @@ def dinov2_small(device):
         image_size=518,
     )
     torch.manual_seed(0)
-    dtype = runtime.embedder_dtype(device)
+    dtype = devices.embedder_dtype(device)
     net = tf.Dinov2Model(cfg).to(device, dtype).eval().requires_grad_(False)
     # the preprocessor_config of facebook/dinov2-small
     proc = tf.BitImageProcessorPil(
@@ -223,12 +225,13 @@ def dinov2_small(device):
 def sd_vae_arch(device):
     import torch
 
-    from explorer import registry, runtime
-    from explorer.vae import VAE
+    from explorer.models import device as devices
+    from explorer.models import registry
+    from explorer.models.vae import VAE
 
     module = sd_vae_module()
     spec = registry.REGISTRY["sd-vae-ft-mse"]
-    dtype = runtime.vae_dtype(spec, device)
+    dtype = devices.vae_dtype(spec, device)
     module = module.to(device) if dtype == torch.float32 else module.to(device, dtype)
     module = module.eval().requires_grad_(False)
     return VAE(spec, module, device, dtype, 0.18215, 0.0, 4, stochastic=True)
@@ -241,8 +244,9 @@ def throughput(args, device, pool) -> list[dict]:
     """Per-image embedding time of each model on a measured sample (after a warm-up batch)."""
     import torch
 
-    from explorer import embeddings, runtime
-    from explorer.vae import load_vae
+    from explorer.models import device as devices
+    from explorer.models.vae import load_vae
+    from explorer.spaces import embed as embeddings
 
     entries = []
     if TAEF2.is_dir():
@@ -301,7 +305,7 @@ def throughput(args, device, pool) -> list[dict]:
 
         with torch.inference_mode():
             # warm-up: one full default batch (allocations, oneDNN kernels for that shape)
-            run(pool[: min(n, runtime.default_batch_size(device))])
+            run(pool[: min(n, devices.default_batch_size(device))])
             images = pool[:n]
             log(f"throughput: {name} on {n} images")
             marks.clear()
@@ -328,7 +332,7 @@ def throughput(args, device, pool) -> list[dict]:
         )
         log(f"throughput: {name}: {per * 1000:.1f} ms/image, dim {x.shape[1]}")
         del model
-        runtime.MODEL_CACHE.clear()
+        devices.MODEL_CACHE.clear()
     return results
 
 
@@ -343,9 +347,10 @@ def cache_bench(sizes, pool, device, cold_max: int) -> tuple[list[dict], str]:
     one segment like a cold ``embed`` writes; their cold time is extrapolated."""
     import numpy as np
 
-    from explorer import embeddings, registry
-    from explorer.cache import EmbeddingCache
-    from explorer.vae import load_vae
+    from explorer.models import registry
+    from explorer.models.vae import load_vae
+    from explorer.spaces import embed as embeddings
+    from explorer.spaces.cache import EmbeddingCache
 
     if TAEF2.is_dir():
         space, what = f"vae:{TAEF2}", "TAEF2 VAE (real weights), 64 px, 2048-d"
@@ -429,7 +434,7 @@ def synthetic_embeddings(n: int, d: int, seed: int = 0):
 def _tsne_child(n: int, d: int, results) -> None:
     import sklearn.manifold  # noqa: F401  (imported here, so not timed)
 
-    from explorer import projection
+    from explorer.analysis import projection
 
     x, _ = synthetic_embeddings(n, d)
     t0 = time.perf_counter()
@@ -463,7 +468,7 @@ def projection_bench(args, sizes) -> tuple[list[dict], dict]:
 
     import sklearn.decomposition  # noqa: F401  (imported here, so the first PCA is not its import)
 
-    from explorer import metrics, projection
+    from explorer.analysis import metrics, projection
 
     cache_dir = os.environ.get("NUMBA_CACHE_DIR", "")
     n_index = len(glob.glob(os.path.join(cache_dir, "**", "*.nbi"), recursive=True))
@@ -560,7 +565,7 @@ def main() -> None:
     import torch  # does not import numba
 
     # Before anything imports numba: sets NUMBA_CACHE_DIR (see the projection module's docstring).
-    from explorer import projection  # noqa: F401
+    from explorer.analysis import projection  # noqa: F401
 
     start = time.perf_counter()
     device = torch.device(args.device)

@@ -150,8 +150,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         from explorer import atlas as A
-        from explorer.ui.atlas_payload import payload
-        from explorer.ui.common import STATIC, plotly_js
+        from explorer.ui.atlas.payload import payload
+        from explorer.ui.components import STATIC, plotly_js
 
         url = urllib.parse.urlparse(self.path)
         q = urllib.parse.parse_qs(url.query)
@@ -184,8 +184,8 @@ def _thumb_url(path: str) -> str:
 
 def run_page(browser, n: int, folder: Path, port: int, shots: Path | None = None) -> dict:
     from explorer import atlas as A
-    from explorer.ui.atlas_payload import payload
-    from explorer.ui.common import STATIC
+    from explorer.ui.atlas.payload import payload
+    from explorer.ui.components import STATIC
 
     a, method = A.load_saved(folder)
     t = time.perf_counter()
@@ -319,7 +319,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from explorer import settings
+    from explorer.core import settings
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.shots:

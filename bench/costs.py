@@ -30,9 +30,11 @@ from bench.vs_reference import TAEF2, ab
 
 
 def reopen(args) -> dict:
-    from explorer import datasets, embeddings, registry
-    from explorer.cache import EmbeddingCache
-    from explorer.vae import load_vae
+    from explorer import datasets
+    from explorer.models import registry
+    from explorer.models.vae import load_vae
+    from explorer.spaces import embed as embeddings
+    from explorer.spaces.cache import EmbeddingCache
 
     folder = str(args.taef2)
     space = "vae:local:taef2"
@@ -90,7 +92,7 @@ def reopen(args) -> dict:
 
 
 def metrics_part(args) -> list[dict]:
-    from explorer import knn, metrics, projection
+    from explorer.analysis import knn, metrics, projection
 
     projection.warm_up_umap(background=False)
     rows = []
@@ -141,8 +143,9 @@ def lab_part(args) -> dict:
     import torch
     from PIL import Image
 
-    from explorer import imaging, lab
-    from explorer.vae import load_vae
+    from explorer.images import io as imaging
+    from explorer.lab import actions as lab
+    from explorer.models.vae import load_vae
 
     folder = str(args.taef2)
     vae = load_vae("local:taef2", folder)

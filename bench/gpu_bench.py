@@ -175,10 +175,10 @@ def app_attr(name: str):
     after the split. Raises AttributeError if none has it."""
     for mod in (
         "explorer.models",
-        "explorer.vae",
-        "explorer.runtime",
-        "explorer.registry",
-        "explorer.embedders",
+        "explorer.models.vae",
+        "explorer.models.device",
+        "explorer.models.registry",
+        "explorer.models.embedders",
     ):
         try:
             m = importlib.import_module(mod)

@@ -81,7 +81,7 @@ def app_disk_bytes() -> int:
     """Bytes under the app's own temporary folder and Gradio's cache (an in-process app)."""
     from gradio.utils import get_upload_folder
 
-    from explorer import files
+    from explorer.core import files
 
     return files.folder_bytes(files.tmp_root()) + files.folder_bytes(Path(get_upload_folder()))
 
@@ -527,7 +527,7 @@ def launch_app(folder: Path):
 
     os.environ.setdefault("EXPLORER_CACHE_DIR", str(folder / "embedding-cache"))
     os.environ.setdefault("GRADIO_TEMP_DIR", str(folder / "gradio"))  # its own, to measure
-    from explorer.ui import build_demo, launch_kwargs
+    from explorer.ui.app import build_demo, launch_kwargs
     from tests import tiny_models  # the repository root is on sys.path (top of this file)
 
     tiny_models.register()

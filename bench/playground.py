@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from bench.common import cpu_name
-from explorer import playground as pg
+from explorer.playground import digits as pg
 
 
 def main() -> None:

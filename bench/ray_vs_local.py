@@ -49,9 +49,9 @@ def main() -> None:
     import ray
     import torch
 
-    from explorer import embeddings
     from explorer.datasets import teaching
-    from explorer.ray_engine import RayEngine
+    from explorer.spaces import embed as embeddings
+    from explorer.spaces.ray_engine import RayEngine
 
     images = teaching.teaching_set().images
     folder = str(TAEF2)

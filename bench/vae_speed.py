@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import cpu_name, sd_vae_module
-from explorer import checkpoints
+from explorer.models import checkpoints
 
 TAEF2 = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2"
 

@@ -95,8 +95,9 @@ def compare(rows, case, what, n, app, ref, repeats, check=None, **extra) -> None
 def vae_cases(rows, args, device) -> None:
     from diffusers import AutoencoderTiny
 
-    from explorer import checkpoints, registry, runtime
-    from explorer.vae import VAE, load_vae
+    from explorer.models import checkpoints, registry
+    from explorer.models import device as devices
+    from explorer.models.vae import VAE, load_vae
 
     torch.manual_seed(0)
     n, s = args.vae_batch, args.vae_size
@@ -106,7 +107,7 @@ def vae_cases(rows, args, device) -> None:
     # diffusers AutoencoderKL, sd-vae-ft-mse architecture
     ks = args.kl_size
     spec = registry.REGISTRY["sd-vae-ft-mse"]
-    dt = runtime.vae_dtype(spec, device)  # the app's dtype on this device, for both sides
+    dt = devices.vae_dtype(spec, device)  # the app's dtype on this device, for both sides
     xk, xkpm = x[:, :, :ks, :ks].contiguous(), xpm[:, :, :ks, :ks].to(dt).contiguous()
     kl = sd_vae_module().to(device, dt).requires_grad_(False)
     app_kl = VAE(spec, kl, device, dt, 0.18215, 0, 4, True)
@@ -145,7 +146,7 @@ def vae_cases(rows, args, device) -> None:
         own, _ = checkpoints.load_diffusers_tiny(
             Path(tmp) / "config.json", Path(tmp) / "diffusion_pytorch_model.safetensors"
         )
-    dt = runtime.vae_dtype(registry.REGISTRY["taesd"], device)
+    dt = devices.vae_dtype(registry.REGISTRY["taesd"], device)
     tiny = tiny.to(device, dt)
     x, xpm = x.to(dt), xpm.to(dt)
     app_t = VAE(registry.REGISTRY["taesd"], own.to(device, dt), device, dt, 1.0, 0.0, 4, False)
@@ -263,8 +264,8 @@ def embedder_cases(rows, args, device, pool) -> None:
 
 def batched_vs_loop(rows, args, device, pool) -> None:
     """Atlas embedding: the app's batched path vs the same path one image at a time."""
-    from explorer import embeddings
-    from explorer.vae import load_vae
+    from explorer.models.vae import load_vae
+    from explorer.spaces import embed as embeddings
 
     images = pool[: args.embed_batch]
     emb = clip_b32(device)

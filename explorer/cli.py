@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import settings
-from .errors import ExplorerError
+from explorer.core import settings
+from explorer.core.errors import ExplorerError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _autoencoders(args: argparse.Namespace) -> None:
-    from . import playground_cache, playground_figures
+    from explorer.playground import cache as playground_cache
+    from explorer.playground import figures as playground_figures
 
     try:
         path = playground_figures.write_report(
@@ -129,9 +130,11 @@ def _autoencoders(args: argparse.Namespace) -> None:
 
 
 def _perturb(args: argparse.Namespace) -> None:
-    from . import imaging, perturb, perturb_lab
-    from .cache import EmbeddingCache
-    from .registry import default_vae
+    from explorer.images import io as imaging
+    from explorer.models.registry import default_vae
+    from explorer.perturb import ladder as perturb
+    from explorer.perturb import measure as perturb_lab
+    from explorer.spaces.cache import EmbeddingCache
 
     chosen = [
         f"{fam}:{getattr(args, fam)}" for fam in ("vae", "clip", "dino") if getattr(args, fam)
@@ -158,15 +161,15 @@ def _perturb(args: argparse.Namespace) -> None:
 
 def _atlas(args: argparse.Namespace) -> None:
     if args.method == "umap":
-        from .projection import precompile_umap
+        from explorer.analysis.projection import precompile_umap
 
         # With a cold numba cache, a child compiles UMAP on another core while this process
         # imports, reads the set and embeds it; the projection waits for it and loads the code.
         precompile_umap()
     from tqdm import tqdm
 
-    from . import atlas, datasets
-    from .cache import EmbeddingCache
+    from explorer import atlas, datasets
+    from explorer.spaces.cache import EmbeddingCache
 
     chosen = [
         f"{fam}:{getattr(args, fam)}"
@@ -176,7 +179,7 @@ def _atlas(args: argparse.Namespace) -> None:
     if args.timestep is not None and not args.unet:
         raise ExplorerError("--timestep sets the UNet space's noise level: give --unet MODEL too.")
     if args.unet:
-        from . import unet
+        from explorer.spaces import unet
 
         name, t = unet.split_model(args.unet)
         t = t if args.timestep is None else unet.split_model(f"{name}@t{args.timestep}")[1]
@@ -184,7 +187,7 @@ def _atlas(args: argparse.Namespace) -> None:
     spaces = chosen or atlas.default_spaces(args.models_dir)
     runner = None
     if args.engine == "ray":
-        from .ray_engine import RayEngine, require_ray
+        from explorer.spaces.ray_engine import RayEngine, require_ray
 
         require_ray()  # before reading the set: one sentence on how to install it
         runner = RayEngine(address=args.address).start()  # and on a cluster it cannot reach
@@ -197,7 +200,7 @@ def _atlas(args: argparse.Namespace) -> None:
     print(image_set.summary(), file=sys.stderr)
     for ref in spaces:
         if ref.startswith("unet:"):
-            from . import unet
+            from explorer.spaces import unet
 
             note = unet.cpu_estimate_note(ref.split(":", 1)[1], len(image_set))
             if note:
@@ -232,12 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings.check()  # a bad EXPLORER_* value stops every command with one sentence
         if args.command == "download":
-            from .hub import download
+            from explorer.models.download import download
 
             fetched = download(args.models or None)
             print(f"cached {len(fetched)} model(s): {', '.join(fetched)}")
         elif args.command == "models":
-            from .registry import available_embedders, available_models, resolve, resolve_embedder
+            from explorer.models.registry import (
+                available_embedders,
+                available_models,
+                resolve,
+                resolve_embedder,
+            )
 
             print("VAEs (--model, --vae):")
             for name in available_models(args.models_dir):
@@ -247,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in available_embedders():
                 emb = resolve_embedder(name)
                 print(f"  {name:22s} {emb.source:50s} {emb.description}")
-            from .registry import available_unets, resolve_unet
+            from explorer.models.registry import available_unets, resolve_unet
 
             print("UNet spaces (--unet; not in the default download, name them):")
             for name in available_unets():
@@ -262,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "roundtrip":
             from PIL import Image
 
-            from . import lab
-            from .registry import default_vae
+            from explorer.lab import actions as lab
+            from explorer.models.registry import default_vae
 
             out = Path(args.out)
             if out.suffix.lower() not in Image.registered_extensions():

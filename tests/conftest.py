@@ -41,7 +41,7 @@ def taef2_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def examples() -> dict[str, Path]:
-    from explorer import imaging
+    from explorer.images import io as imaging
 
     return imaging.example_images()
 
@@ -101,7 +101,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def app_url():
     """The real app, launched in this process with the tiny test models, on a free local port."""
-    from explorer.ui import build_demo
+    from explorer.ui.app import build_demo
 
     demo = build_demo()
     demo.launch(

@@ -2,7 +2,7 @@
 
 ``build_corpus(folder)`` writes one file per case and returns ``{name: CorpusCase}``. Each
 case says whether the app must accept it (``expect="ok"``: it loads to 8-bit RGB) or refuse
-it with a user-facing :class:`explorer.errors.BadImageError` (``expect="refuse"``).
+it with a user-facing :class:`explorer.core.errors.BadImageError` (``expect="refuse"``).
 
 ``build_zip_corpus(folder)`` does the same for hostile ``.zip`` uploads (a zip bomb, ``../``
 and absolute member paths, 10,000 tiny files, nested and damaged archives...): ``expect="ok"``

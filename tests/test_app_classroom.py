@@ -12,9 +12,11 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import imaging, perturb, perturb_lab
-from explorer import playground as pg
-from explorer.playground_cache import get_trained
+from explorer.images import io as imaging
+from explorer.perturb import ladder as perturb
+from explorer.perturb import measure as perturb_lab
+from explorer.playground import digits as pg
+from explorer.playground.cache import get_trained
 
 pytestmark = pytest.mark.app
 

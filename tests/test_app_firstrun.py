@@ -9,10 +9,12 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-from explorer import atlas, registry
+from explorer import atlas
+from explorer.core.errors import ExplorerError
 from explorer.datasets import ImageSet
-from explorer.errors import ExplorerError
-from explorer.ui import availability, build_demo
+from explorer.models import registry
+from explorer.ui import availability
+from explorer.ui.app import build_demo
 from explorer.ui.availability import DOWNLOAD_CMD
 
 DOWNLOAD_BLOCK = f"```\n{DOWNLOAD_CMD}\n```"

@@ -9,10 +9,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from explorer import atlas, imaging, lab, registry
-from explorer import playground as pg
-from explorer.playground_cache import get_trained
-from explorer.ui import lesson_text as lt
+from explorer import atlas
+from explorer.images import io as imaging
+from explorer.lab import actions as lab
+from explorer.models import registry
+from explorer.playground import digits as pg
+from explorer.playground.cache import get_trained
+from explorer.ui.lesson import views as lt
 
 pytestmark = pytest.mark.app
 
@@ -128,7 +131,7 @@ def test_step_links():
 def test_step_link_opens_that_step():
     from types import SimpleNamespace
 
-    from explorer.ui import lesson_tab
+    from explorer.ui.lesson import handlers as lesson_tab
 
     tab, *steps = lesson_tab.on_load(SimpleNamespace(query_params={"step": "3"}))
     assert tab["selected"] == lesson_tab.TAB_ID

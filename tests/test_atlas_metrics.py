@@ -1,4 +1,4 @@
-"""explorer.metrics' atlas section against brute-force references, scikit-learn and known answers."""
+"""explorer.analysis.metrics' atlas section against brute-force references, scikit-learn and known answers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.metrics import silhouette_score
 
-from explorer import knn
-from explorer.metrics import (
+from explorer.analysis import knn
+from explorer.analysis.metrics import (
     METRIC_HELP,
     chance_level,
     knn_accuracy,

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import atlas, metrics
+from explorer import atlas
+from explorer.analysis import metrics
 from explorer.datasets import ImageSet
-from explorer.ui.atlas_payload import display_indices, payload
+from explorer.ui.atlas.payload import display_indices, payload
 
 
 def _atlas(n: int, classes: int = 7, spaces=("vae", "clip"), seed: int = 0) -> atlas.Atlas:
@@ -93,7 +94,7 @@ def test_click_update_carries_the_neighbours_the_sample_leaves_out():
 
 def test_metrics_table_is_computed_on_every_point_not_the_sample(monkeypatch):
     monkeypatch.setenv("EXPLORER_DISPLAY_MAX_POINTS", "300")
-    from explorer.ui import atlas_tab
+    from explorer.ui.atlas import handlers as atlas_tab
 
     a = _atlas(1_500)
     out = atlas_tab._atlas_outputs(a, "pca")

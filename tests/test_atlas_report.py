@@ -1,12 +1,12 @@
 """The atlas's reading of its numbers: the verdict as data (explorer.atlas.report) and the
-sentence the atlas tab shows for it (explorer.ui.atlas_text)."""
+sentence the atlas tab shows for it (explorer.ui.atlas.views)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from explorer.atlas import MIN_PER_CLASS, TIE, Verdict, verdict
-from explorer.ui.atlas_text import verdict_markdown
+from explorer.ui.atlas.views import verdict_markdown
 
 
 def _table(**knn5):

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from explorer.atlas import Atlas, AtlasStore, atlas_nbytes
+from explorer.core.errors import ExplorerError
 from explorer.datasets import ImageSet
-from explorer.errors import ExplorerError
 
 
 def _atlas(i: int, side: int = 100, n: int = 2) -> Atlas:

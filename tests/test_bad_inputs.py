@@ -176,7 +176,7 @@ def _watched(work: Path) -> dict[str, tuple[Path, bool]]:
     """Where an extracted or traversing member could land: (folder, walk it recursively)."""
     import gradio.utils
 
-    from explorer import files
+    from explorer.core import files
 
     return {
         "test folder": (work, True),

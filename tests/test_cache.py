@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import cache as cache_mod
-from explorer import embedders, embeddings
-from explorer.cache import EmbeddingCache
-from explorer.vae import load_vae
+from explorer.models import embedders
+from explorer.models.vae import load_vae
+from explorer.spaces import cache as cache_mod
+from explorer.spaces import embed as embeddings
+from explorer.spaces.cache import EmbeddingCache
 
 KEY = ("dino", "facebook/dinov2-small", "abc123", "BitImageProcessorPil:0;pooling=cls;float32")
 

@@ -17,8 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import cli, imaging, lab, metrics
-from explorer.registry import EMBEDDERS, REGISTRY, UNETS
+from explorer import cli
+from explorer.analysis import metrics
+from explorer.images import io as imaging
+from explorer.lab import actions as lab
+from explorer.models.registry import EMBEDDERS, REGISTRY, UNETS
 from tests import tiny_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,8 +301,8 @@ def test_atlas_cli_on_the_teaching_set_shows_the_lesson(tmp_path, monkeypatch, t
 def test_autoencoders_cli_writes_the_table_of_the_cached_models(tmp_path, monkeypatch, capsys):
     import csv
 
-    from explorer import playground as pg
-    from explorer import playground_cache
+    from explorer.playground import cache as playground_cache
+    from explorer.playground import digits as pg
 
     monkeypatch.setattr(
         playground_cache, "_DEFAULT_CACHE", playground_cache.ModelCache(tmp_path / "models")
@@ -353,8 +356,9 @@ def _perturb_rows(path: Path) -> list[dict]:
 
 
 def test_perturb_cli_on_a_teaching_photo(astronaut, tmp_path, monkeypatch, capsys):
-    from explorer import perturb, perturb_lab
-    from explorer.registry import default_vae
+    from explorer.models.registry import default_vae
+    from explorer.perturb import ladder as perturb
+    from explorer.perturb import measure as perturb_lab
 
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
     rc, stdout, err = _main(capsys, "perturb", str(astronaut), "--out", str(tmp_path / "p"))
@@ -384,7 +388,7 @@ def test_perturb_cli_on_a_teaching_photo(astronaut, tmp_path, monkeypatch, capsy
 
 
 def test_perturb_cli_every_space_given_and_no_same_meaning(tmp_path, monkeypatch, capsys):
-    from explorer import perturb
+    from explorer.perturb import ladder as perturb
 
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)

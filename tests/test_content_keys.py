@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from explorer import datasets as ds
-from explorer import embeddings
-from explorer.cache import EmbeddingCache
+from explorer.spaces import embed as embeddings
+from explorer.spaces.cache import EmbeddingCache
 from tests.image_files import make_tree, make_zip
 
 

@@ -18,8 +18,8 @@ from image_files import listing, make_tree, make_zip, noise_png, png
 from PIL import Image
 
 from explorer import datasets as ds
-from explorer import imaging
-from explorer.errors import ExplorerError
+from explorer.core.errors import ExplorerError
+from explorer.images import io as imaging
 
 
 @pytest.fixture(autouse=True)

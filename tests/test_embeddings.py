@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from explorer import embedders, embeddings, imaging, registry
-from explorer.errors import ExplorerError, ModelUnavailableError, UnknownModelError
-from explorer.vae import load_vae
+from explorer.core.errors import ExplorerError, ModelUnavailableError, UnknownModelError
+from explorer.images import io as imaging
+from explorer.models import embedders, registry
+from explorer.models.vae import load_vae
+from explorer.spaces import embed as embeddings
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -359,8 +361,9 @@ def test_offline_and_uncached_points_to_the_download_command(tmp_path):
     script = textwrap.dedent(
         """
         from PIL import Image
-        from explorer import embedders, embeddings, hub, registry
-        from explorer.errors import ModelUnavailableError
+        from explorer.models import download, embedders, registry
+        from explorer.spaces import embed as embeddings
+        from explorer.core.errors import ModelUnavailableError
 
         im = Image.new("RGB", (8, 8))
         calls = {
@@ -368,7 +371,7 @@ def test_offline_and_uncached_points_to_the_download_command(tmp_path):
             "load hub id": lambda: embedders.load_embedder("facebook/dinov2-base"),
             "resolve unnamed hub id": lambda: registry.resolve_embedder("someone/some-model"),
             "embed": lambda: embeddings.embed("clip:clip-vit-b16", [im]),
-            "download": lambda: hub.download(["dinov2-small"], log=lambda s: None),
+            "download": lambda: download.download(["dinov2-small"], log=lambda s: None),
         }
         for what, call in calls.items():
             try:

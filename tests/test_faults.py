@@ -18,11 +18,16 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import atlas, embedders, embeddings, hub, imaging, lab, metrics, registry, taesd
-from explorer.cache import EmbeddingCache
+from explorer import atlas
+from explorer.analysis import metrics
+from explorer.core.errors import ExplorerError, ModelUnavailableError
 from explorer.datasets import ImageSet
-from explorer.errors import ExplorerError, ModelUnavailableError
-from explorer.vae import load_vae
+from explorer.images import io as imaging
+from explorer.lab import actions as lab
+from explorer.models import embedders, hub, registry, taesd
+from explorer.models.vae import load_vae
+from explorer.spaces import embed as embeddings
+from explorer.spaces.cache import EmbeddingCache
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 HINT = "python -m explorer download"
@@ -194,7 +199,7 @@ def test_decode_out_of_memory_is_retried_in_tiles(name, res, min_psnr, astro, mo
     z = vae.encode(astro[res]).mean
     ref = vae.decode(z)
     calls = inject(monkeypatch, vae.module.decoder, _oom())
-    with caplog.at_level(logging.WARNING, logger="explorer.tiling"):
+    with caplog.at_level(logging.WARNING, logger="explorer.models.tiling"):
         out = vae.decode(z)
     assert calls[0] == (1, z.shape[1], res // 8, res // 8)  # the untiled call that failed
     assert all(c[-1] < res // 8 for c in calls[1:])  # KL: diffusers' tiles go through it too

@@ -1,10 +1,10 @@
-"""explorer.files: the process's temporary folder, per-request paths, pruning by age and size."""
+"""explorer.core.files: the process's temporary folder, per-request paths, pruning by age and size."""
 
 from __future__ import annotations
 
 import os
 
-from explorer import files
+from explorer.core import files
 
 
 def test_request_folders_are_pruned_by_age_and_size_and_thumbnails_kept(tmp_path):

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CODE = """
 import json, os, pathlib
-from explorer.ui import build_demo, _gradio_cap
+from explorer.ui.app import build_demo, _gradio_cap
 from gradio.utils import get_upload_folder
 demo = build_demo()
 if not _gradio_cap:

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import atlas, datasets, imaging, lab
+from explorer import atlas, datasets
+from explorer.core.errors import BadImageError, ExplorerError
 from explorer.datasets import streaming
-from explorer.errors import BadImageError, ExplorerError
+from explorer.images import io as imaging
+from explorer.lab import actions as lab
 
 
 def test_hub_ids_never_name_a_builtin_loader_or_a_local_folder(tmp_path, monkeypatch):
@@ -79,7 +81,7 @@ def test_text_queries_are_capped():
 
 
 def test_pillow_refuses_what_the_app_refuses(monkeypatch):
-    from explorer.ui import build_demo
+    from explorer.ui.app import build_demo
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored afterwards
     monkeypatch.setenv("EXPLORER_MAX_PIXELS", "1000000")

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from explorer import datasets as ds
+from explorer.core.errors import BadImageError
 from explorer.datasets.imageset import finish
-from explorer.errors import BadImageError
 
 
 def _tiny_set(labels, skipped=()):

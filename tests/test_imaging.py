@@ -1,4 +1,4 @@
-"""Tests for explorer.imaging: robust loading (over tests/corpus.py), geometry, conversions."""
+"""Tests for explorer.images.io: robust loading (over tests/corpus.py), geometry, conversions."""
 
 from __future__ import annotations
 
@@ -11,18 +11,11 @@ import torch
 from corpus import CASE_NAMES, EXIF_SIZE, CorpusCase, build_corpus
 from PIL import Image, ImageFile
 
-from explorer import imaging
-from explorer.errors import BadImageError
-from explorer.imaging import (
-    example_images,
-    load_image,
-    prepare,
-    to_numpy_hwc,
-    to_pil,
-    to_tensor,
-)
-from explorer.pictures import INFERNO_LUT, error_heatmap, hstack, save_gif
-from explorer.settings import SettingsError
+from explorer.core.errors import BadImageError
+from explorer.core.settings import SettingsError
+from explorer.images import io as imaging
+from explorer.images.io import example_images, load_image, prepare, to_numpy_hwc, to_pil, to_tensor
+from explorer.images.pictures import INFERNO_LUT, error_heatmap, hstack, save_gif
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""explorer.knn's shortcuts give exactly what the plain blocked passes give: remembered lists,
+"""explorer.analysis.knn's shortcuts give exactly what the plain blocked passes give: remembered lists,
 ranks from them, the k-d tree's map neighbours; and space_metrics matches a brute-force
 reference (sklearn) on a small set."""
 
@@ -9,7 +9,7 @@ import pytest
 from sklearn.manifold import trustworthiness as sk_trust
 from sklearn.metrics import silhouette_score
 
-from explorer import knn, metrics
+from explorer.analysis import knn, metrics
 
 
 def unit(n: int, d: int, seed: int = 0) -> np.ndarray:

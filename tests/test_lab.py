@@ -1,4 +1,4 @@
-"""explorer.lab with the tiny seeded test models, on the bundled example photos.
+"""explorer.lab.actions with the tiny seeded test models, on the bundled example photos.
 
 (The words, tables and figures made from these results are tested in test_lab_views.py.)"""
 
@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from explorer import imaging, lab, metrics
-from explorer.errors import ExplorerError
+from explorer.analysis import metrics
+from explorer.core.errors import ExplorerError
+from explorer.images import io as imaging
+from explorer.lab import actions as lab
 
 RES = 64  # small: the test models are random, only the plumbing matters here
 

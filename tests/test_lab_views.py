@@ -1,4 +1,4 @@
-"""explorer.ui.lab_views: the lab tab's words, tables, figures and GIFs, from explorer.lab's
+"""explorer.ui.lab.views: the lab tab's words, tables, figures and GIFs, from explorer.lab.actions's
 results (tiny seeded test models, bundled example photos)."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import files, lab
-from explorer.ui import lab_views as views
+from explorer.core import files
+from explorer.lab import actions as lab
+from explorer.ui.lab import views
 
 RES = 64
 

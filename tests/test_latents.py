@@ -1,4 +1,4 @@
-"""explorer.latents: interpolation, channel edits, crossfade and the PCA preview."""
+"""explorer.analysis.latents: interpolation, channel edits, crossfade and the PCA preview."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import latents
-from explorer.latents import EDIT_OPS, crossfade, edit_channel, interpolate, lerp, pca_rgb, slerp
+from explorer.analysis import latents
+from explorer.analysis.latents import (
+    EDIT_OPS,
+    crossfade,
+    edit_channel,
+    interpolate,
+    lerp,
+    pca_rgb,
+    slerp,
+)
 
 SHAPES = [(1, 4, 8, 8), (1, 16, 4, 6), (1, 32, 2, 3), (1, 4, 1, 1)]
 

@@ -31,8 +31,10 @@ def _expected_stats(image: Path, model: str, resolution: int) -> np.ndarray:
     (bypassing the app's encode cache)."""
     import pandas as pd
 
-    from explorer import imaging, lab, metrics
-    from explorer.vae import load_vae
+    from explorer.analysis import metrics
+    from explorer.images import io as imaging
+    from explorer.lab import actions as lab
+    from explorer.models.vae import load_vae
 
     vae = load_vae(model)
     x = imaging.to_tensor(lab.prepare_input(str(image), resolution, "square"))
@@ -117,8 +119,8 @@ def test_a_full_queue_is_refused_with_a_clear_message(monkeypatch, tmp_path):
     inside the model's lock, so nothing depends on timing), one waits, the next is refused."""
     from conftest import free_port
 
-    from explorer.ui import build_demo
-    from explorer.vae import load_vae
+    from explorer.models.vae import load_vae
+    from explorer.ui.app import build_demo
 
     monkeypatch.delenv("EXPLORER_QUEUE_SIZE", raising=False)
     monkeypatch.delenv("EXPLORER_CONCURRENCY", raising=False)

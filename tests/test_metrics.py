@@ -1,4 +1,4 @@
-"""explorer.metrics against scikit-image, numpy and closed-form answers."""
+"""explorer.analysis.metrics against scikit-image, numpy and closed-form answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from explorer.metrics import channel_stats, compression_ratio, gaussian_summary, psnr, ssim
+from explorer.analysis.metrics import channel_stats, compression_ratio, gaussian_summary, psnr, ssim
 
 
 def _images(seed, shape=(48, 40, 3), noise=0.1):

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from explorer.metrics import (
+from explorer.analysis.metrics import (
     chance_level,
     chance_level_grouped,
     knn_accuracy,
@@ -86,7 +86,7 @@ def test_matches_brute_force_on_random_data(seed, k):
 
 
 def test_matches_brute_force_across_blocks(monkeypatch):
-    from explorer import knn
+    from explorer.analysis import knn
 
     monkeypatch.setattr(knn, "_BLOCK", 7)  # many row blocks, groups straddling them
     rng = np.random.default_rng(11)
@@ -189,7 +189,7 @@ def test_chance_level_grouped_is_what_random_spaces_score():
 
 def test_grouped_silhouette_matches_a_brute_force_computation():
     """Own group left out of both the own-class and the other-class means, as in the kNN votes."""
-    from explorer.metrics import silhouette
+    from explorer.analysis.metrics import silhouette
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(60, 5))

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from explorer import imaging, perturb
-from explorer.perturb import COLUMNS, NAMES, PERTURBATIONS
+from explorer.images import io as imaging
+from explorer.perturb import ladder as perturb
+from explorer.perturb.ladder import COLUMNS, NAMES, PERTURBATIONS
 
 ASSETS = imaging.ASSETS_DIR
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")

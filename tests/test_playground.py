@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import playground as pg
-from explorer import playground_figures as figs
-from explorer.playground_cache import ModelCache
+from explorer.playground import digits as pg
+from explorer.playground import figures as figs
+from explorer.playground.cache import ModelCache
 
 QUICK = 12  # epochs (48 Adam steps): enough for shapes, caching and determinism
 N = 1797

@@ -1,4 +1,4 @@
-"""explorer.plots: the figures' data, layout and orientation (not their looks)."""
+"""explorer.images.plots: the figures' data, layout and orientation (not their looks)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from explorer.plots import channel_grid, generations_plot, grid_columns, heatmap, latent_histogram
+from explorer.images.plots import (
+    channel_grid,
+    generations_plot,
+    grid_columns,
+    heatmap,
+    latent_histogram,
+)
 
 
 def _latent(c, h=6, w=5, seed=0):

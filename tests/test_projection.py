@@ -1,7 +1,7 @@
-"""explorer.projection: shapes, determinism, degenerate sets, cluster separation, UMAP warm-up.
+"""explorer.analysis.projection: shapes, determinism, degenerate sets, cluster separation, UMAP warm-up.
 
 UMAP needs numba's cold start (~40 s on 2 cores the first time in a process; with the disk cache
-``explorer.projection`` sets up, import is ~2 s but a first fit still compiles ~10 s). All tests
+``explorer.analysis.projection`` sets up, import is ~2 s but a first fit still compiles ~10 s). All tests
 that fit UMAP are in ``TestUmap`` and have "umap" in their names: deselect them with
 ``-k "not umap"`` or skip them with ``EXPLORER_SKIP_UMAP=1``.
 """
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
-from explorer import projection
-from explorer.projection import METHODS, best_available, project, umap_ready, warm_up_umap
+from explorer.analysis import projection
+from explorer.analysis.projection import METHODS, best_available, project, umap_ready, warm_up_umap
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1, 2, 3, 10, 200)
@@ -145,7 +145,7 @@ def test_best_available_leaves_other_methods_alone():
 def test_numba_cache_dir_is_set_at_import(tmp_path):
     code = (
         "import json, os, sys, numba\n"  # numba first: projection must make it re-read the env
-        "import explorer.projection\n"
+        "import explorer.analysis.projection\n"
         "from numba.core import config\n"
         "print(json.dumps({'env': os.environ['NUMBA_CACHE_DIR'], 'numba': config.CACHE_DIR,"
         " 'umap': 'umap' in sys.modules}))"
@@ -180,7 +180,7 @@ class TestUmap:
         )
         got = run_python(code)
         assert got == {
-            "imported": False,  # importing explorer.projection must not pay for umap
+            "imported": False,  # importing explorer.analysis.projection must not pay for umap
             "ready": False,
             "before": "pca",
             "returned": "None",

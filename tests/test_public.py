@@ -15,8 +15,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import checkpoints, datasets, imaging, public
-from explorer.errors import ModelUnavailableError
+from explorer import datasets
+from explorer.core import public
+from explorer.core.errors import ModelUnavailableError
+from explorer.images import io as imaging
+from explorer.models import checkpoints
 
 pytestmark = pytest.mark.app
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +33,7 @@ def public_client(request):
     """A second app, built and launched with EXPLORER_PUBLIC=1 (the rules are read per request)."""
     from conftest import free_port
 
-    from explorer.ui import build_demo, launch_kwargs
+    from explorer.ui.app import build_demo, launch_kwargs
 
     old = {k: os.environ.get(k) for k in ("EXPLORER_PUBLIC", "EXPLORER_MAX_FILE_MB")}
     os.environ["EXPLORER_PUBLIC"] = "1"
@@ -123,7 +126,8 @@ def test_handlers_enforce_the_rules_themselves(monkeypatch, astronaut):
     """Defence in depth: the handlers refuse even where no dropdown stands in front of them."""
     import gradio as gr
 
-    from explorer.ui import atlas_tab, lab
+    from explorer.ui.atlas import handlers as atlas_tab
+    from explorer.ui.lab import handlers as lab
 
     monkeypatch.setenv("EXPLORER_PUBLIC", "1")
     with pytest.raises(gr.Error, match="only runs the models in its list"):
@@ -223,8 +227,8 @@ def test_model_folders_never_run_their_own_code(tmp_path, tiny_kl_folder):
     import diffusers
     import transformers as tf
 
-    from explorer import embedders
-    from explorer.vae import load_vae
+    from explorer.models import embedders
+    from explorer.models.vae import load_vae
 
     marker = tmp_path / "remote-code-ran"
     clip = embedders.load_embedder("test-clip")
@@ -305,7 +309,7 @@ def test_checkpoints_are_loaded_weights_only(tmp_path):
 
 def test_diffusers_folders_need_safetensors(tmp_path):
     """A VAE folder with only pickled (.bin) weights is refused with a clear message."""
-    from explorer.vae import load_vae
+    from explorer.models.vae import load_vae
     from tests import tiny_models
 
     module = tiny_models.build_vae(tiny_models.VAES["test-kl"])

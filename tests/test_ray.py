@@ -1,4 +1,4 @@
-"""The embedding step on Ray (explorer.ray_engine): the same rows, cache entries, points and
+"""The embedding step on Ray (explorer.spaces.ray_engine): the same rows, cache entries, points and
 metrics as the local engine, on a local 2-CPU Ray with the tiny test models."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer import cli, datasets, embeddings
-from explorer.cache import EmbeddingCache
+from explorer import cli, datasets
+from explorer.spaces import embed as embeddings
+from explorer.spaces.cache import EmbeddingCache
 
 SPACES = ("vae:test-tiny", "clip:test-clip")  # a VAE space and an embedder space
 HAS_RAY = importlib.util.find_spec("ray") is not None

@@ -1,4 +1,4 @@
-"""explorer.registry: names -> specs, models registered in code (plugins), and which model is
+"""explorer.models.registry: names -> specs, models registered in code (plugins), and which model is
 selected by default: the first one usable now, on this machine, offline.
 
 What is "in the Hugging Face cache" is decided by a cache folder of the test's own (the
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer import registry
-from explorer.errors import ExplorerError, UnknownModelError
-from explorer.registry import (
+from explorer.core.errors import ExplorerError, UnknownModelError
+from explorer.models import registry
+from explorer.models.registry import (
     REGISTRY,
     VAESpec,
     available_embedders,
@@ -90,8 +90,8 @@ def test_registry_imports_no_torch_and_lists_nothing_unregistered():
     run = run_python(
         """
         import sys
-        from explorer import registry
-        from explorer.errors import UnknownModelError
+        from explorer.models import registry
+        from explorer.core.errors import UnknownModelError
 
         assert registry.available_models() == list(registry.REGISTRY)
         assert registry.available_embedders() == list(registry.EMBEDDERS)
@@ -123,7 +123,7 @@ def test_registry_imports_no_torch_and_lists_nothing_unregistered():
 def test_a_plugin_in_explorer_plugins_registers_its_models():
     run = run_python(
         """
-        from explorer import registry
+        from explorer.models import registry
         from tests import tiny_models
 
         assert registry.resolve("test-kl") == tiny_models.VAES["test-kl"]
@@ -146,8 +146,8 @@ def test_your_own_plugin_through_the_command_line(tmp_path, astronaut):
             """
             import torch
 
-            from explorer.registry import VAESpec, register_vae
-            from explorer.taesd import TAEVariant, TinyAutoencoder
+            from explorer.models.registry import VAESpec, register_vae
+            from explorer.models.taesd import TAEVariant, TinyAutoencoder
 
 
             def build():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer import settings
-from explorer.settings import VARIABLES, SettingsError
+from explorer.core import settings
+from explorer.core.settings import VARIABLES, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = {  # one bad value for each kind of variable, with the accepted form the message must name

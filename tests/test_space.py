@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer import gpu, registry, settings
-from explorer.settings import VARIABLES
+from explorer.core import gpu, settings
+from explorer.core.settings import VARIABLES
+from explorer.models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,11 +70,12 @@ for name in ("is_available", "init", "_lazy_init", "device_count", "current_devi
 
     setattr(torch.cuda, name, record)
 
-import explorer.projection
-explorer.projection.warm_up_umap = lambda: None  # no background numba compile in a test
+import explorer.analysis.projection
+explorer.analysis.projection.warm_up_umap = lambda: None  # no background numba compile in a test
 
 import app  # the Space's app_file: settings checked, demo built
-from explorer import registry, settings
+from explorer.models import registry
+from explorer.core import settings
 
 handlers = {}
 for block_fn in app.demo.fns.values():
@@ -225,7 +227,7 @@ def test_readme_front_matter_matches_the_app():
         *(registry.REGISTRY[n].repo_id for n in ("taesd", "sd-vae-ft-mse")),
         *(registry.EMBEDDERS[n].repo_id for n in registry.default_embedders()),
     ]
-    from explorer.ui.atlas_tab import PRESETS
+    from explorer.ui.atlas.handlers import PRESETS
 
     for repo_id in defaults + [d for d, _ in PRESETS.values()]:
         assert f"  - {repo_id}\n" in block, repo_id

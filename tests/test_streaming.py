@@ -10,9 +10,9 @@ import pytest
 from image_files import noise_png
 
 from explorer import datasets as ds
-from explorer import hub
+from explorer.core.errors import ExplorerError, ModelUnavailableError
 from explorer.datasets import streaming
-from explorer.errors import ExplorerError, ModelUnavailableError
+from explorer.models import hub
 
 
 def test_from_hub_offline_env_fails_fast(monkeypatch):

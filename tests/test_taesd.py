@@ -1,4 +1,4 @@
-"""explorer.taesd and explorer.checkpoints: TAESD-family tiny autoencoders, from local checkpoint
+"""explorer.models.taesd and explorer.models.checkpoints: TAESD-family tiny autoencoders, from local checkpoint
 pairs and from diffusers AutoencoderTiny folders (the Hub's taesd, taesdxl, taesd3, taef1).
 
 The reference for the architecture is diffusers' ``AutoencoderTiny`` (same layout as TAESD, but
@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from explorer import hub, registry, runtime
-from explorer.checkpoints import (
+from explorer.core.errors import ExplorerError, ModelUnavailableError
+from explorer.models import device as devices
+from explorer.models import hub, registry
+from explorer.models.checkpoints import (
     detect_variant,
     find_checkpoints,
     from_diffusers,
@@ -28,13 +30,12 @@ from explorer.checkpoints import (
     read_state_dict,
     resolve_checkpoint_path,
 )
-from explorer.errors import ExplorerError, ModelUnavailableError
-from explorer.taesd import TAEVariant, TinyAutoencoder
-from explorer.vae import load_vae
+from explorer.models.taesd import TAEVariant, TinyAutoencoder
+from explorer.models.vae import load_vae
 
 TAEF2_DIR = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2"
 
-# TAESD layout from the weights README, written out independently of explorer.taesd.
+# TAESD layout from the weights README, written out independently of explorer.models.taesd.
 ENC_BLOCKS = [1, 3, 4, 5, 7, 8, 9, 11, 12, 13]
 ENC_STRIDED = [2, 6, 10]
 DEC_BLOCKS = [3, 4, 5, 8, 9, 10, 13, 14, 15, 18]
@@ -305,7 +306,7 @@ def test_hub_tiny_autoencoders_load_offline_from_the_cache(tmp_path, hf_cache, m
         assert isinstance(vae.module, TinyAutoencoder)
         _assert_same_as_diffusers(vae, ae, 1.0, 0.0)
     finally:  # the model cache must not keep a fake taesd for later tests
-        runtime.MODEL_CACHE.pop(("vae", "taesd", None, runtime.pick_device().type))
+        devices.MODEL_CACHE.pop(("vae", "taesd", None, devices.pick_device().type))
 
 
 def test_other_autoencoder_tiny_layouts_are_refused(tmp_path):

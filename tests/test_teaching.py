@@ -191,8 +191,9 @@ def test_readme_lists_every_source():
 
 @pytest.mark.weights
 def test_real_vae_follows_appearance_not_meaning(ts, taef2_dir):
-    from explorer import embeddings, metrics
-    from explorer.vae import load_vae
+    from explorer.analysis import metrics
+    from explorer.models.vae import load_vae
+    from explorer.spaces import embed as embeddings
 
     vae = load_vae("local:taef2", taef2_dir, device="cpu")
     x = embeddings.vae_embedding(vae, ts.images)  # the app's "VAE space": 64x64, flattened

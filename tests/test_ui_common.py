@@ -8,7 +8,7 @@ import threading
 import numpy as np
 from PIL import Image
 
-from explorer.ui.common import ImageOut, cache_image_atomically
+from explorer.ui.components import ImageOut, cache_image_atomically
 
 
 def _img(seed: int = 0) -> Image.Image:

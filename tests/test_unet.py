@@ -1,4 +1,4 @@
-"""The UNet space (explorer.unet) on the tiny random UNet of tests/tiny_models.py: the hooked
+"""The UNet space (explorer.spaces.unet) on the tiny random UNet of tests/tiny_models.py: the hooked
 mid block against the blocks run by hand, the noise, timestep and seed, pooling, cache keys, the
 atlas and the CLI."""
 
@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import atlas, cli, datasets, embeddings, hub, public, registry, unet
+from explorer import atlas, cli, datasets
 from explorer.atlas import Verdict, unet_position
-from explorer.errors import ExplorerError
-from explorer.ui.atlas_text import verdict_markdown
+from explorer.core import public
+from explorer.core.errors import ExplorerError
+from explorer.models import hub, registry
+from explorer.spaces import embed as embeddings
+from explorer.spaces import unet
+from explorer.ui.atlas.views import verdict_markdown
 from tests import tiny_models
 
 NAME = tiny_models.UNET.name
@@ -183,7 +187,7 @@ def test_atlas_cli_with_the_unet(tmp_path, monkeypatch, capsys, small_set):
 
 
 def test_public_mode_allows_listed_unets_only(monkeypatch):
-    from explorer.ui.common import check_space_refs
+    from explorer.ui.components import check_space_refs
 
     monkeypatch.setenv("EXPLORER_PUBLIC", "1")
     check_space_refs([f"unet:{NAME}@t50", "vae:test-tiny"], None)

@@ -1,4 +1,4 @@
-"""explorer.vae: the VAE wrapper's convention, loading by name or path, the shared model cache."""
+"""explorer.models.vae: the VAE wrapper's convention, loading by name or path, the shared model cache."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer import imaging
-from explorer import vae as vae_module
-from explorer.registry import available_models, local_models, resolve
-from explorer.vae import Posterior, load_vae
+from explorer.images import io as imaging
+from explorer.models import vae as vae_module
+from explorer.models.registry import available_models, local_models, resolve
+from explorer.models.vae import Posterior, load_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def test_model_cache_loads_one_at_a_time_and_each_key_once():
     diffusers/transformers imports are not thread-safe), the LRU bound holds."""
     import threading
 
-    from explorer.runtime import LRU
+    from explorer.core.lru import LRU
 
     cache = LRU(2, serial=True)
     running, overlaps, builds = [0], [], []

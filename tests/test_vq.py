@@ -1,4 +1,4 @@
-"""VQ autoencoders: explorer.vq against brute force and diffusers' own quantizer, the wrapper's
+"""VQ autoencoders: explorer.analysis.vq against brute force and diffusers' own quantizer, the wrapper's
 VQ convention, loading (cache, .bin refused when it holds code), and the lab with ``test-vq``."""
 
 from __future__ import annotations
@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import cli, imaging, lab, pictures, registry, vq
-from explorer import vae as vae_module
-from explorer.errors import ModelUnavailableError
-from explorer.ui import lab_views
-from explorer.vae import load_vae
+from explorer import cli
+from explorer.analysis import vq
+from explorer.core.errors import ModelUnavailableError
+from explorer.images import io as imaging
+from explorer.images import pictures
+from explorer.lab import actions as lab
+from explorer.models import registry
+from explorer.models import vae as vae_module
+from explorer.models.vae import load_vae
+from explorer.ui.lab import views as lab_views
 from tests import tiny_models
 
 RES = 64
@@ -50,7 +55,7 @@ def _unambiguous(z: np.ndarray, book: np.ndarray, tol: float = 1e-5) -> np.ndarr
     return d[..., 1] - d[..., 0] > tol
 
 
-# --------------------------------------------------------------------------- explorer.vq
+# --------------------------------------------------------------------------- explorer.analysis.vq
 
 
 def test_indices_match_brute_force_on_constructed_data():
@@ -201,13 +206,13 @@ def test_a_bin_holding_code_is_refused(tmp_path):
 
 
 def test_download_fetches_the_vq_bin_weights_only_for_vq_models(monkeypatch):
-    from explorer import hub
+    from explorer.models import download
 
     asked = {}
     monkeypatch.setattr(
-        hub, "_snapshot", lambda name, repo, patterns, *_: asked.update({name: patterns})
+        download, "_snapshot", lambda name, repo, patterns, *_: asked.update({name: patterns})
     )
-    hub.download(["ldm-vq-f4-celebahq", "sd-vae-ft-mse"], log=lambda _: None)
+    download.download(["ldm-vq-f4-celebahq", "sd-vae-ft-mse"], log=lambda _: None)
     assert "vqvae/diffusion_pytorch_model.bin" in asked["ldm-vq-f4-celebahq"]
     assert "vqvae/*.safetensors" in asked["ldm-vq-f4-celebahq"]
     assert not any(p.endswith(".bin") for p in asked["sd-vae-ft-mse"])

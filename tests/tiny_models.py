@@ -1,6 +1,6 @@
 """Tiny, seeded, randomly initialised models for the tests: the same code paths as real models.
 
-A plugin in the sense of :mod:`explorer.registry`: ``register()`` adds the VAEs ``test-tiny``
+A plugin in the sense of :mod:`explorer.models.registry`: ``register()`` adds the VAEs ``test-tiny``
 (a TAESD-family autoencoder, 8 wide), ``test-kl`` and ``test-kl16`` (diffusers AutoencoderKLs, 4
 and 16 channels), ``test-vq`` (a diffusers VQModel, /4, 3 channels, 24 codes), the embedders
 ``test-clip``, ``test-dino`` and ``test-vit``, and the UNet space ``test-tiny-unet`` (a tiny
@@ -18,7 +18,7 @@ import transformers as tf
 from diffusers import AutoencoderKL, VQModel
 from tokenizers import pre_tokenizers
 
-from explorer.registry import (
+from explorer.models.registry import (
     EmbedderSpec,
     UNetSpec,
     VAESpec,
@@ -26,7 +26,7 @@ from explorer.registry import (
     register_unet,
     register_vae,
 )
-from explorer.taesd import TAEVariant, TinyAutoencoder
+from explorer.models.taesd import TAEVariant, TinyAutoencoder
 
 REVISION = "test"  # the weights never change: seeded
 

@@ -4,24 +4,21 @@ What the UI and the CLI call for the atlas (no gradio here), one concern a modul
 
 * ``build`` -- :class:`Atlas` / :class:`Space`, :func:`build`, :func:`coords_for`,
   :func:`neighbours`, :func:`query_image`, :func:`text_query`;
-* ``store`` -- :data:`STORE` (the open atlases, a bounded :class:`~explorer.runtime.LRU`) and
+* ``store`` -- :data:`STORE` (the open atlases, a bounded :class:`~explorer.core.lru.LRU`) and
   the hover thumbnails;
 * ``report`` -- :func:`metrics_table`, :func:`overlap_table` and :func:`verdict` (a
   :class:`Verdict`: the reading of the numbers, as data);
 * ``export`` -- :func:`points_frame`, :func:`save`, :func:`load_saved`.
 
 The words (the verdict's sentence) and the JSON the browser draws live in ``explorer.ui``; the
-plotly page of ``atlas.html`` in ``explorer.plots``.
+plotly page of ``atlas.html`` in ``explorer.images.plots``.
 """
 
 from __future__ import annotations
 
-from .build import (
-    FAMILY_TITLES,
+from explorer.atlas.build import (
     MAX_QUERY_CHARS,
     MAX_SPACES,
-    Atlas,
-    Space,
     build,
     coords_for,
     default_spaces,
@@ -30,8 +27,8 @@ from .build import (
     query_image,
     text_query,
 )
-from .export import figure_html, load_saved, points_frame, save
-from .report import (
+from explorer.atlas.export import figure_html, load_saved, points_frame, save
+from explorer.atlas.report import (
     COUNTED,
     METRICS_COLUMNS,
     MIN_PER_CLASS,
@@ -42,7 +39,15 @@ from .report import (
     unet_position,
     verdict,
 )
-from .store import STORE, THUMB_SIDE, AtlasStore, atlas_nbytes, thumb_dir, write_thumbs
+from explorer.atlas.store import (
+    STORE,
+    THUMB_SIDE,
+    AtlasStore,
+    atlas_nbytes,
+    thumb_dir,
+    write_thumbs,
+)
+from explorer.atlas.types import FAMILY_TITLES, Atlas, Space
 
 __all__ = [
     "COUNTED",

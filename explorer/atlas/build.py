@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
-from .. import embedders, embeddings, metrics, projection, registry
-from ..cache import EmbeddingCache
-from ..datasets import ImageSet
-from ..errors import ExplorerError
-from ..runtime import Progress, no_progress
-from .store import thumb_dir, write_thumbs
+from explorer.analysis import metrics, projection
+from explorer.atlas.store import thumb_dir, write_thumbs
+from explorer.atlas.types import FAMILY_TITLES, Atlas, Space
+from explorer.core.errors import ExplorerError
+from explorer.core.progress import Progress, no_progress
+from explorer.datasets import ImageSet
+from explorer.models import embedders, registry
+from explorer.spaces import embed as embeddings
+from explorer.spaces.cache import EmbeddingCache
 
 __all__ = [
     "FAMILY_TITLES",
@@ -38,59 +40,8 @@ __all__ = [
     "text_query",
 ]
 
-FAMILY_TITLES = {
-    "vae": "VAE latents",
-    "clip": "CLIP",
-    "dino": "DINOv2",
-    "vit": "ViT (ImageNet)",
-    "unet": "UNet bottleneck",
-}
 MAX_SPACES = 4
 MAX_QUERY_CHARS = 300  # CLIP reads 77 tokens; a longer sentence only costs time and memory
-
-
-@dataclass
-class Space:
-    """One embedding space of an atlas: ``key`` (csv column prefix), the ref it came from."""
-
-    key: str
-    ref: str
-    family: str
-    model: str
-
-    @property
-    def title(self) -> str:
-        return f"{FAMILY_TITLES.get(self.family, self.family)} · {self.model}"
-
-
-@dataclass
-class Atlas:
-    """An image set in several spaces: ``embeddings[key]`` is ``(N, D)`` float32 for each space,
-    ``coords[method][key]`` the ``(N, 2)`` map under a projection method; ``failures`` maps each
-    space ref left out to its message; ``thumbs`` holds one thumbnail path per image."""
-
-    id: str
-    images: ImageSet
-    spaces: list[Space]
-    embeddings: dict[str, np.ndarray]
-    coords: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> key -> xy
-    failures: dict[str, str] = field(default_factory=dict)  # space ref -> message
-    thumbs: list[str] = field(default_factory=list)
-    source: str = ""
-    color_by: str | None = None  # the labelling the panels are coloured by (None: the main one)
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.images.labels)
-
-    def space(self, key: str) -> Space:
-        for s in self.spaces:
-            if s.key == key:
-                return s
-        raise ExplorerError(f"This atlas has no space {key!r}.")
-
-    def clip_space(self) -> Space | None:
-        return next((s for s in self.spaces if s.family == "clip"), None)
 
 
 # --------------------------------------------------------------------------- building
@@ -126,7 +77,7 @@ def build(
 
     A space whose model cannot be loaded (not cached while offline, say) is reported in
     ``failures`` and left out; only when every space fails is that an error. ``runner``: run
-    the models elsewhere (:class:`explorer.ray_engine.RayEngine`); its ``device`` names where.
+    the models elsewhere (:class:`explorer.spaces.ray_engine.RayEngine`); its ``device`` names where.
     """
     spaces = list(spaces or default_spaces(folder))[:MAX_SPACES]
     if not spaces:
@@ -148,7 +99,7 @@ def build(
 
         note = ""
         if family == "unet":  # on a CPU: the time estimate first, as the status line
-            from .. import unet
+            from explorer.spaces import unet
 
             note = unet.cpu_estimate_note(model, len(image_set))
         prog(0.0, note or f"embedding {len(image_set):,} images")

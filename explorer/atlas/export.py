@@ -1,8 +1,8 @@
 """An atlas on disk: the points table, and a folder that can be reopened (CLI, export button).
 
 :func:`save` writes ``points.csv``, ``metrics.csv``, ``overlap.csv``, ``atlas.html`` (drawn by
-:func:`explorer.plots.atlas_html`), ``embeddings.npz``, ``thumbs/`` and ``atlas.json``, each file
-atomically (:func:`explorer.files.atomic_write`); :func:`load_saved` reopens such a folder.
+:func:`explorer.images.plots.atlas_html`), ``embeddings.npz``, ``thumbs/`` and ``atlas.json``, each file
+atomically (:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopens such a folder.
 """
 
 from __future__ import annotations
@@ -16,12 +16,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .. import embeddings, files, imaging, plots
-from ..datasets import ImageSet
-from ..errors import BadImageError, ExplorerError
-from .build import Atlas, Space, coords_for
-from .report import metrics_table, overlap_table
-from .store import THUMB_SIDE, thumb_dir, write_thumbs
+from explorer.atlas.build import coords_for
+from explorer.atlas.report import metrics_table, overlap_table
+from explorer.atlas.store import THUMB_SIDE, thumb_dir, write_thumbs
+from explorer.atlas.types import Atlas, Space
+from explorer.core import files
+from explorer.core.errors import BadImageError, ExplorerError
+from explorer.datasets import ImageSet
+from explorer.images import io as imaging
+from explorer.images import plots
+from explorer.spaces import embed as embeddings
 
 __all__ = ["figure_html", "load_saved", "points_frame", "save"]
 

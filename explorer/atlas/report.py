@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .. import metrics
-from .build import Atlas, coords_for
+from explorer.analysis import metrics
+from explorer.atlas.build import coords_for
+from explorer.atlas.types import Atlas
 
 __all__ = [
     "COUNTED",

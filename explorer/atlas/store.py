@@ -1,6 +1,6 @@
 """Open atlases by id (the UI keeps only the id), and the hover thumbnails the app serves.
 
-:data:`STORE` is a :class:`~explorer.runtime.LRU` bounded by count and by memory
+:data:`STORE` is a :class:`~explorer.core.lru.LRU` bounded by count and by memory
 (``EXPLORER_MAX_ATLASES``, ``EXPLORER_ATLAS_MEMORY_MB``); thumbnails are written once per image
 content, atomically, under the process's temporary folder (:func:`thumb_dir`).
 """
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from .. import files, settings
-from ..errors import ExplorerError
-from ..runtime import LRU
+from explorer.core import files, settings
+from explorer.core.errors import ExplorerError
+from explorer.core.lru import LRU
 
 if TYPE_CHECKING:
-    from .build import Atlas
+    from explorer.atlas.types import Atlas
 
 __all__ = ["STORE", "THUMB_SIDE", "AtlasStore", "atlas_nbytes", "thumb_dir", "write_thumbs"]
 

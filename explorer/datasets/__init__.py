@@ -1,7 +1,7 @@
 """Labelled image sets for the semantic atlas: bundled, zip, folder, uploads, Hugging Face Hub.
 
 Every source becomes an :class:`ImageSet`: RGB images (each read through
-:func:`explorer.imaging.load_image`, so hostile files are refused the same way as single
+:func:`explorer.images.io.load_image`, so hostile files are refused the same way as single
 uploads, then downsized so the longer side is at most :data:`MAX_SIDE`), one label per image,
 a display path per image, and the files that were skipped with the reason why.
 
@@ -19,14 +19,14 @@ Sources, one module each:
 * :func:`load_source` (``sources``) -- picks one of the above from a string.
 
 The type, the shared limits (:func:`max_set_images`, :func:`max_zip_bytes`, read through
-``explorer.settings.get()`` at call time) and the errors live in ``imageset``. All user-facing
-failures raise :class:`DatasetError` (an :class:`~explorer.errors.ExplorerError`) with a
+``explorer.core.settings.get()`` at call time) and the errors live in ``imageset``. All user-facing
+failures raise :class:`DatasetError` (an :class:`~explorer.core.errors.ExplorerError`) with a
 sentence that says what to do.
 """
 
 from __future__ import annotations
 
-from .archives import (
+from explorer.datasets.archives import (
     ARCHIVE_EXTENSIONS,
     BOMB_MIN_BYTES,
     BOMB_RATIO,
@@ -37,8 +37,8 @@ from .archives import (
     from_zip,
     label_from_filename,
 )
-from .augmented import AUGMENTED_DESCRIPTION, augmented_set
-from .imageset import (
+from explorer.datasets.augmented import AUGMENTED_DESCRIPTION, augmented_set
+from explorer.datasets.imageset import (
     DEFAULT_LABELING,
     MAX_SIDE,
     MIN_IMAGES,
@@ -50,10 +50,10 @@ from .imageset import (
     max_set_images,
     max_zip_bytes,
 )
-from .sources import load_source
-from .streaming import from_hub
-from .teaching import APPEARANCES, SOURCES, teaching_set
-from .teaching import describe as describe_teaching_set
+from explorer.datasets.sources import load_source
+from explorer.datasets.streaming import from_hub
+from explorer.datasets.teaching import APPEARANCES, SOURCES, teaching_set
+from explorer.datasets.teaching import describe as describe_teaching_set
 
 __all__ = [
     "APPEARANCES",

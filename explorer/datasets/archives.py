@@ -1,6 +1,6 @@
 """Image sets from files: a zip of class folders, a local folder of them, or uploaded images.
 
-Every file goes through :func:`explorer.imaging.load_image`, so hostile files are refused the
+Every file goes through :func:`explorer.images.io.load_image`, so hostile files are refused the
 same way as single uploads, and is then downsized (:func:`~.imageset.downsize`).
 
 * :func:`from_zip` -- a zip of class folders, read in memory (nothing is ever extracted).
@@ -24,10 +24,9 @@ from typing import Any
 
 from PIL import Image
 
-from .. import imaging
-from ..errors import BadImageError
-from ..runtime import Progress, no_progress
-from .imageset import (
+from explorer.core.errors import BadImageError
+from explorer.core.progress import Progress, no_progress
+from explorer.datasets.imageset import (
     DatasetError,
     ImageSet,
     Skip,
@@ -38,6 +37,7 @@ from .imageset import (
     max_zip_bytes,
     resolve_limit,
 )
+from explorer.images import io as imaging
 
 __all__ = [
     "ARCHIVE_EXTENSIONS",

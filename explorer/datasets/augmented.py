@@ -6,7 +6,7 @@ space -- the VAE's too -- "groups by meaning" here. The set the app opens is the
 
 Built from scikit-image's bundled public-domain / CC0 photos with labelled augmentations (see
 :func:`augmented_set` for the construction and the licences). The decoded photos are kept per
-process in a :class:`~explorer.runtime.LRU` (:data:`SAMPLES`).
+process in a :class:`~explorer.core.lru.LRU` (:data:`SAMPLES`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from skimage.exposure import match_histograms
 
-from .. import imaging
-from ..runtime import LRU
-from .imageset import MAX_SIDE, ImageSet, downsize
+from explorer.core.lru import LRU
+from explorer.datasets.imageset import MAX_SIDE, ImageSet, downsize
+from explorer.images import io as imaging
 
 __all__ = ["AUGMENTED_DESCRIPTION", "SAMPLES", "augmented_set"]
 

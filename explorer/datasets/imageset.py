@@ -5,7 +5,7 @@ display path per image, and the files that were left out, each a :class:`Skip` w
 why. Loaders (``archives``, ``bundled``, ``streaming``) end with :func:`finish`, which checks the
 minimums and builds the set.
 
-Limits are read through :func:`explorer.settings.get` at call time:
+Limits are read through :func:`explorer.core.settings.get` at call time:
 
 * ``EXPLORER_MAX_SET_IMAGES`` (10,000; 1,000 public): the most images in a set.
 * ``EXPLORER_MAX_ZIP_MB`` (2048; 500 public): the largest total uncompressed size of a zip.
@@ -22,8 +22,8 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from .. import settings
-from ..errors import ExplorerError, ModelUnavailableError
+from explorer.core import settings
+from explorer.core.errors import ExplorerError, ModelUnavailableError
 
 __all__ = [
     "DEFAULT_LABELING",

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .archives import from_folder, from_zip
-from .augmented import augmented_set
-from .imageset import DatasetError, ImageSet
-from .streaming import from_hub, is_hub_id
-from .teaching import teaching_set
+from explorer.datasets.archives import from_folder, from_zip
+from explorer.datasets.augmented import augmented_set
+from explorer.datasets.imageset import DatasetError, ImageSet
+from explorer.datasets.streaming import from_hub, is_hub_id
+from explorer.datasets.teaching import teaching_set
 
 __all__ = ["load_source"]
 

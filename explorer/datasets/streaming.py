@@ -1,7 +1,7 @@
 """Image sets streamed from a Hugging Face dataset (needs internet): :func:`from_hub`.
 
-The Hub's reachability is checked first (:func:`explorer.hub.hub_unreachable_reason`, bounded by
-:data:`explorer.hub.HUB_TIMEOUT_S`), so offline use fails at once with a sentence that says what
+The Hub's reachability is checked first (:func:`explorer.models.hub.hub_unreachable_reason`, bounded by
+:data:`explorer.models.hub.HUB_TIMEOUT_S`), so offline use fails at once with a sentence that says what
 to do instead.
 """
 
@@ -16,11 +16,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import imaging
-from ..errors import BadImageError
-from ..hub import HUB_TIMEOUT_S, hub_unreachable_reason
-from ..runtime import Progress, no_progress
-from .imageset import (
+from explorer.core.errors import BadImageError
+from explorer.core.progress import Progress, no_progress
+from explorer.datasets.imageset import (
     DatasetError,
     DatasetUnavailableError,
     ImageSet,
@@ -29,6 +27,8 @@ from .imageset import (
     finish,
     resolve_limit,
 )
+from explorer.images import io as imaging
+from explorer.models.hub import HUB_TIMEOUT_S, hub_unreachable_reason
 
 __all__ = ["HUB_ID", "from_hub", "is_hub_id"]
 

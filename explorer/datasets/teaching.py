@@ -5,7 +5,7 @@ Every source photo (what it shows: its *meaning*) is recoloured into every *appe
 colour. A space that groups by meaning (CLIP, DINOv2) puts a sepia cat near a blue cat; a
 space that follows colour, tone and layout (a VAE's latents) puts it near a sepia rocket.
 Variants of one photo share a *source* id, so metrics can leave them out of each other's
-neighbourhoods (:func:`explorer.metrics.knn_accuracy_grouped`): otherwise a recoloured copy
+neighbourhoods (:func:`explorer.analysis.metrics.knn_accuracy_grouped`): otherwise a recoloured copy
 finds its own photo by layout alone and any space looks as if it "knew" the meaning.
 
 Only files that ship inside the scikit-image and scikit-learn wheels are used, each under a
@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from skimage.exposure import match_histograms
 
-from .. import imaging
-from .imageset import ImageSet
+from explorer.datasets.imageset import ImageSet
+from explorer.images import io as imaging
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from typing import Literal
 
 import gradio as gr
 
-from .. import public, registry
+from explorer.core import public
+from explorer.models import registry
 
 Need = Literal["lab", "atlas"]
 

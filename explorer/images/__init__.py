@@ -1,0 +1,1 @@
+"""Images: robust loading and preparation (io), pictures made for display, plotly figures."""

@@ -1,0 +1,1 @@
+"""The VAE lab: encode, round trip, generations, compare, interpolate, edit (see :mod:`.actions`)."""

@@ -1,0 +1,1 @@
+"""Models before and after loading: specs, the registry, the Hub, devices, VAEs, embedders."""

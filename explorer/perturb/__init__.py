@@ -1,0 +1,1 @@
+"""The perturbation lab: ladders of perturbed images (ladder) and how far each space moves (measure)."""

@@ -1,0 +1,1 @@
+"""AE vs VAE vs VQ-VAE on scikit-learn's digits: models (digits), cached training (cache), figures."""

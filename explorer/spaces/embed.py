@@ -1,0 +1,265 @@
+"""One API for every embedding "space": VAE latents, CLIP, DINOv2 and a supervised ViT.
+
+A space is named ``"<family>:<model>"`` or by a bare family name, which means the family's
+default model:
+
+* ``vae:<VAE ref>`` -- the VAE's posterior mean at a small square resolution, flattened
+  (or pooled per channel). Any ref :func:`explorer.models.registry.resolve` accepts.
+* ``clip:<ref>``, ``dino:<ref>``, ``vit:<ref>`` -- an image embedder
+  (:func:`explorer.models.registry.resolve_embedder`): registry name, Hub id or local folder.
+* ``unet:<name>[@t<T>]`` -- a Stable Diffusion UNet's pooled mid-block output for the image's
+  latent noised to timestep T (default 200), see :mod:`explorer.spaces.unet`.
+
+:func:`embed` returns ``(N, D)`` float32 rows for any space and, given an
+:class:`~explorer.spaces.cache.EmbeddingCache`, only runs the model on images it has not seen
+under the same model, revision and preprocessing. Embedder rows are L2-normalised; VAE
+rows are *not* (they are raw scaled latents; cosine metrics normalise anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from explorer.core.errors import ExplorerError
+from explorer.core.progress import Progress
+from explorer.images import io as imaging
+from explorer.models import device as devices
+from explorer.models import embedders, registry
+from explorer.models.vae import VAE, load_vae
+from explorer.spaces.cache import EmbeddingCache
+from explorer.spaces.keys import image_hash, vae_cache_key
+
+FAMILIES = ("vae", "clip", "dino", "vit", "unet")
+Runner = Callable[[str, list[Image.Image], "Progress | None", dict], np.ndarray]
+"""Runs a space's model somewhere else (e.g. :class:`explorer.spaces.ray_engine.RayEngine`):
+``(space, images, progress, embed options) -> (N, D)`` rows in the images' order."""
+VAE_POOLINGS = ("flatten", "channel-mean", "channel-meanstd")
+
+
+def parse_space(ref: str, folder: str | None = None) -> tuple[str, str]:
+    """``"clip:clip-vit-b16"`` -> ``("clip", "clip-vit-b16")``; ``"dino"`` -> ``("dino",
+    <default dino model>)``. A bare registry model name (``"dinov2-base"``,
+    ``"sd-vae-ft-mse"``) is accepted too. Raises :class:`ExplorerError` on anything else."""
+    text = (ref or "").strip()
+    family, sep, model = text.partition(":")
+    family = family.strip().lower()
+    if sep and family in FAMILIES:
+        model = model.strip()
+        return family, model or _default_model(family, folder)
+    if not sep and family in FAMILIES:
+        return family, _default_model(family, folder)
+    if not sep and text:
+        if text.split("@", 1)[0] in registry.available_unets():
+            return "unet", text
+        if text in registry.available_embedders():
+            return registry.resolve_embedder(text).family, text
+        if text in registry.REGISTRY or text in registry.available_models(folder):
+            return "vae", text
+    raise ExplorerError(
+        f"Unknown embedding space {ref!r}. Use one of {', '.join(FAMILIES)}, optionally "
+        "followed by ':<model>' (for example 'clip:clip-vit-b16', 'dino:facebook/dinov2-base' "
+        "or 'vae:sdxl-vae')."
+    )
+
+
+def _default_model(family: str, folder: str | None = None) -> str:
+    if family == "unet":
+        found = registry.default_unet()
+        if found is None:
+            raise ExplorerError(
+                "No UNet space is available here: run `python -m explorer download sd15-unet` "
+                "once with internet (about 2 GB)."
+            )
+        return found
+    return registry.default_vae(folder) if family == "vae" else registry.default_embedder(family)
+
+
+# --------------------------------------------------------------------------- VAE as embedding
+
+
+def _pool_latents(z: torch.Tensor, pooling: str) -> np.ndarray:
+    if pooling == "flatten":
+        out = z.flatten(1)
+    elif pooling == "channel-mean":
+        out = z.mean(dim=(2, 3))
+    else:  # channel-meanstd
+        out = torch.cat([z.mean(dim=(2, 3)), z.std(dim=(2, 3), correction=0)], dim=1)
+    return out.float().numpy().astype(np.float32, copy=False)
+
+
+def _check_vae_pooling(pooling: str | None) -> str:
+    pooling = pooling or "flatten"
+    if pooling not in VAE_POOLINGS:
+        raise ExplorerError(
+            f"Unknown VAE pooling {pooling!r}; choose one of {', '.join(VAE_POOLINGS)}."
+        )
+    return pooling
+
+
+def vae_embedding(
+    vae: VAE,
+    images: Sequence[Image.Image],
+    resolution: int = 64,
+    pooling: str = "flatten",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Each image centre-cropped and resized to ``resolution`` squared, encoded -> its scaled
+    posterior mean, as one row.
+
+    ``pooling``: ``"flatten"`` -> ``(N, C*h*w)``; ``"channel-mean"`` -> the spatial mean of
+    each channel ``(N, C)``; ``"channel-meanstd"`` -> means then (population) stds ``(N, 2C)``.
+    Rows are NOT normalised: they are the latents themselves (cosine metrics normalise).
+    """
+    pooling = _check_vae_pooling(pooling)
+    images = list(images)
+    try:
+        prepared = [imaging.prepare(im, int(resolution), "square") for im in images]
+    except ValueError as exc:
+        raise ExplorerError(f"{exc}. Pick a VAE embedding resolution such as 64.") from exc
+    if not prepared:
+        return np.zeros((0, 0), np.float32)
+
+    def run(a: int, b: int) -> np.ndarray:
+        # Out of memory: run_batched halves the batch; only a single image is tiled.
+        x = imaging.to_tensor(prepared[a:b])
+        return _pool_latents(vae.encode(x, tiled=False if b - a > 1 else None).mean, pooling)
+
+    parts = devices.run_batched(
+        run,
+        len(prepared),
+        batch_size or devices.default_batch_size(vae.device),
+        progress,
+        f"encoding with {vae.name}",
+    )
+    return np.concatenate(parts, axis=0)
+
+
+# --------------------------------------------------------------------------- one entry point
+
+
+def embed(
+    space: str,
+    images: Sequence[Image.Image],
+    hashes: Sequence[str] | None = None,
+    cache: EmbeddingCache | None = None,
+    progress: Progress | None = None,
+    folder: str | None = None,
+    *,
+    pooling: str | None = None,
+    resolution: int = 64,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
+    runner: Runner | None = None,
+) -> np.ndarray:
+    """``images`` -> ``(N, D)`` float32 rows in ``space`` (see the module docstring).
+
+    ``hashes``: one content hash per image (default :func:`image_hash`). With ``cache``, rows
+    already stored under the same (family, model, revision, preprocessing) are read back and
+    the model runs only on the others (and is not even loaded when nothing is missing).
+    ``pooling``: dino/vit ``cls`` (default), ``mean`` or ``cls+mean``; vae ``flatten``
+    (default), ``channel-mean`` or ``channel-meanstd``; unet ``mean`` (default) or ``mean+down``.
+    ``resolution``: VAE input size.
+    ``folder``: where local TAESD-family checkpoints live (VAE spaces). ``runner``: computes
+    the missing rows elsewhere (a Ray cluster) instead of loading the model here; the cache
+    is read and written here all the same.
+    """
+    family, ref = parse_space(space, folder)
+    images = list(images)
+    if hashes is None:
+        hashes = [image_hash(im) for im in images]
+    elif len(hashes) != len(images):
+        raise ValueError(f"{len(hashes)} hashes for {len(images)} images")
+    device = torch.device(device) if device is not None else None
+
+    if family == "vae":
+        pooling = _check_vae_pooling(pooling)
+        spec = registry.resolve(ref, folder)
+        key = vae_cache_key(spec, resolution, pooling, device)
+
+        def key_after_load() -> tuple[str, str, str, str]:
+            return vae_cache_key(registry.resolve(ref, folder), resolution, pooling, device)
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            vae = load_vae(ref, folder, device)
+            return vae_embedding(vae, todo, resolution, pooling, batch_size, prog)
+
+    elif family == "unet":
+        from explorer.spaces import unet
+
+        name, timestep = unet.split_model(ref)
+        pooling = unet.check_pooling(pooling)
+        key = unet.unet_cache_key(name, timestep, pooling, device)
+
+        def key_after_load() -> tuple[str, str, str, str]:
+            return unet.unet_cache_key(name, timestep, pooling, device)
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            unet.check_cpu_budget(name, len(todo), device)
+            space = unet.load_unet(name, device)
+            return space.features(todo, timestep, pooling, None, batch_size, prog)
+
+    else:
+        spec = registry.resolve_embedder(ref)
+        if spec.family != family:
+            raise ExplorerError(
+                f"{spec.name} is a {spec.family} model, not {family}: use "
+                f"'{spec.family}:{ref}' or pick a {family} model "
+                f"({', '.join(registry.available_embedders(family))})."
+            )
+        key = embedders.embedder_cache_key(ref, device, pooling)
+
+        def key_after_load() -> tuple[str, str, str, str]:
+            return embedders.load_embedder(ref, device).cache_key(pooling)
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            embedder = embedders.load_embedder(ref, device)
+            return embedder.embed_images(todo, batch_size, prog, pooling)
+
+    if runner is not None:  # the model runs elsewhere; this process keeps the cache
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            options = {"folder": folder, "pooling": pooling, "resolution": resolution}
+            options.update(batch_size=batch_size, device=device)
+            return runner(f"{family}:{ref}", todo, prog, options)
+
+    if not images:
+        return np.zeros((0, 0), np.float32)
+    if cache is None or key[2] == "unknown":  # revision unknown until the weights are fetched
+        found, missing = {}, list(range(len(images)))
+    else:
+        found, missing = cache.get_many(key, hashes)
+    if found and progress is not None:
+        progress(len(found) / len(images), f"{len(found)}/{len(images)} embeddings from the cache")
+    new = compute([images[i] for i in missing], progress) if missing else None
+    dims = {len(v) for v in found.values()} | ({new.shape[1]} if new is not None else set())
+    if len(dims) > 1:  # vectors of another length under the same key: trust nothing stored
+        found, missing = {}, list(range(len(images)))
+        new = compute(images, progress)
+    if new is not None and cache is not None:
+        if key[2] == "unknown":
+            key = key_after_load()
+        if key[2] != "unknown":
+            cache.put_many(key, [hashes[i] for i in missing], new)
+    out = np.empty((len(images), new.shape[1] if new is not None else dims.pop()), np.float32)
+    if found:  # one fancy assignment, not a Python loop over rows
+        out[np.fromiter(found, np.int64, len(found))] = np.stack(list(found.values()))
+    if new is not None:
+        out[missing] = new
+    return out
+
+
+__all__ = [
+    "FAMILIES",
+    "VAE_POOLINGS",
+    "Runner",
+    "embed",
+    "image_hash",
+    "parse_space",
+    "vae_cache_key",
+    "vae_embedding",
+]

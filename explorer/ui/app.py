@@ -1,0 +1,165 @@
+"""The Gradio app (the only package that imports gradio): the lesson ("Start here"), the lab, the
+atlas, the autoencoders playground and the perturbations tabs, About."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+from explorer import atlas
+from explorer.core import files, public, settings
+from explorer.images import io as imaging
+from explorer.models import registry
+from explorer.ui import availability
+from explorer.ui.atlas import layout as atlas_layout
+from explorer.ui.components import ExplorerBlocks, plotly_js
+from explorer.ui.context import TabContext
+from explorer.ui.lab import layout as lab
+from explorer.ui.lesson import layout as lesson_tab
+from explorer.ui.perturb import layout as perturb_tab
+from explorer.ui.playground import layout as playground_tab
+
+INTRO = """
+# Latent Space Explorer
+A Stable Diffusion VAE is a **perceptual compressor**: it squeezes an image ~48× into a small
+latent grid that keeps colour, texture and layout — and is pushed towards a plain N(0, 1) by its
+KL term. That makes it great for diffusion and poor for *meaning*. Encode your own pictures and see
+what the latent holds, how well it comes back, and what happens in between.
+"""
+
+CSS = """
+.gradio-container {max-width: 1500px !important}
+#summary table {font-size: 0.9em}
+.playground-caption p {font-size: 0.85em; margin: 4px 0 -4px 0 !important}
+.offline-notice {border: 1px solid var(--color-accent) !important; margin-bottom: 8px}
+.offline-notice pre {margin: 4px 0 !important}
+.offline-notice button {margin: 0 0 10px 12px}
+.atlas-gallery .caption-label {max-width: 100% !important; white-space: normal !important;
+  font-size: 11px !important; line-height: 1.2; padding: 1px 4px !important}
+"""
+
+
+ABOUT = """
+## What you are looking at
+* **Latent maps** — the encoder's output, channel by channel. For a KL VAE it is the posterior
+  *mean*, multiplied by the model's scaling factor (and shifted, for SD3/FLUX) so that diffusion sees
+  roughly unit variance. Look for edges, colour blobs and layout: the channels are a re-coded,
+  8× smaller picture, not a list of concepts.
+* **Histogram vs N(0,1)** — the KL term pulls latents towards a standard normal. How close they get
+  (mean, std, KL to N(0,1)) is printed beside the plot.
+* **Round trip** — PSNR/SSIM of decode(encode(x)) against x, and where the error lands.
+* **Interpolate** — straight (lerp) and spherical (slerp) paths between two latents, decoded, next to
+  a plain pixel crossfade.
+* **Edit channels** — change one channel and decode: a channel carries colour or texture, not an
+  object.
+
+## Why VAE latents are a poor basis for similarity search
+Distances between VAE latents compare *pixels in disguise*: two photos of the same dog on different
+backgrounds are far apart; a red car and a red apple on white are close. CLIP and DINOv2 were trained
+so that distances track meaning.
+"""
+
+
+# The request queue, read when the demo is built (EXPLORER_CONCURRENCY, EXPLORER_QUEUE_SIZE).
+# * Concurrency: Gradio applies the limit to each event handler on its own (an event's
+#   concurrency_id defaults to its function), so 2 means at most two encodes, two round trips, two
+#   atlas builds, ... at once, and the total is capped by Gradio's 40 worker threads. Every model
+#   runs one forward pass at a time anyway (VAE.lock, Embedder.lock: one GPU job per model), so a
+#   second worker per handler only overlaps the CPU-side work (reading the upload, metrics,
+#   figures, image encoding) with a model call; more would oversubscribe a small CPU and hold more
+#   images in memory for no gain in throughput.
+# * Queue size: the most events *waiting* (all handlers together; running ones not counted). At
+#   0.1-2 s a job (bench/load.py, BENCHMARKS.md) 64 waiting events drain in well under a minute;
+#   past that a visitor is better told at once than left waiting, and the bound also caps what
+#   waiting requests hold. A full queue is refused by Gradio with HTTP 503 ("Queue is full. Max
+#   size is 64 and size is 64."): the browser shows "This application is currently busy. Please
+#   try again.", gradio_client raises QueueError("Queue is full! Please try again."). Both say
+#   what happened and what to do, and neither is customisable without patching Gradio.
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app as a gr.Blocks (not launched)."""
+    folder0 = str(registry.models_dir() or "")
+    names = registry.available_models(folder0 or None)
+    default = registry.default_vae(folder0 or None)
+    if default not in names:
+        names = [default, *names]
+    examples = [[str(p)] for p in imaging.example_images().values()]
+
+    # Pillow's own decompression-bomb guard at the app's limit (it refuses at twice this): no
+    # decoder, ours or a library's, opens an image far past what the app accepts
+    Image.MAX_IMAGE_PIXELS = settings.get().max_pixels
+    # Served where they are written (no second copy in Gradio's cache): plotly.js, hover
+    # thumbnails and the atlas exports (files.tmp_path(.., area="exports"), pruned by age and size)
+    exports = files.tmp_root() / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([str(plotly_js().parent), str(atlas.thumb_dir()), str(exports)])
+    # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted
+    # (public: every 10 min, older than an hour, and past EXPLORER_TMP_MAX_MB the oldest go, checked
+    # every minute: _cap_gradio_cache), so a long-running Space's disk stays bounded.
+    keep = (600, 3600) if public.public_mode() else (3600, 86400)
+    with ExplorerBlocks(title="Latent Space Explorer", delete_cache=keep) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs() as tabs:
+            ctx = TabContext(demo, tabs, names, default, folder0, examples)
+            lesson_tab.build(ctx)  # first: "Start here"
+            lab_ui = lab.build(ctx)
+            # The classroom tabs go before the atlas, not after it: with Gradio 6.31 any
+            # top-level tab after the atlas is drawn twice in the tab bar once clicked (its
+            # button repeated, the next tab's hidden) -- the same bug that moved About below.
+            playground_tab.build(ctx)
+            perturb_tab.build(ctx)
+            atlas_layout.build(ctx)
+        availability.wire(lab_ui.notice_btn, tabs, lab_ui.local)
+        # Below the tabs, not a tab after the atlas (drawn twice once clicked, as above).
+        with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):
+            gr.Markdown(ABOUT)
+    demo.queue(
+        default_concurrency_limit=settings.get().concurrency,
+        max_size=settings.get().queue_size,
+    )
+    if public.public_mode():
+        _cap_gradio_cache(demo)
+    return demo
+
+
+_gradio_cap: dict = {}  # the capping thread, its sweep, and the demo whose examples it spares
+
+
+def _cap_gradio_cache(demo: gr.Blocks) -> None:
+    """Public mode: Gradio's upload cache also gets a size cap (``EXPLORER_TMP_MAX_MB``, checked
+    every minute, oldest first; its own sweep only goes by age), sparing the files its examples
+    keep. One thread per process, for whichever demo was built last."""
+    _gradio_cap["demo"] = demo
+    if "thread" in _gradio_cap:
+        return
+
+    def kept() -> set[str]:
+        blocks = _gradio_cap["demo"].blocks.values()
+        return {str(f) for b in blocks for f in getattr(b, "keep_in_cache", ())}
+
+    def sweep() -> int:
+        # read at each sweep, as every public rule is: no cap once public mode is off
+        limit = settings.get().tmp_max_mb * 1024 * 1024 if public.public_mode() else math.inf
+        return files.cap_folder(Path(get_upload_folder()), limit, kept())
+
+    _gradio_cap["sweep"] = sweep
+    _gradio_cap["thread"] = files.every(files.PRUNE_EVERY_S, sweep, "Gradio cache cap")
+
+
+def launch_kwargs() -> dict:
+    """What ``demo.launch`` needs besides the server address (read from GRADIO_SERVER_* by Gradio)."""
+    kwargs: dict = {"css": CSS}
+    if public.public_mode():
+        kwargs["max_file_size"] = imaging.max_file_bytes()  # Gradio refuses larger uploads itself
+    return kwargs
+
+
+def launch(demo: gr.Blocks | None = None, **kwargs) -> None:
+    """Launch with the standard GRADIO_SERVER_NAME / GRADIO_SERVER_PORT variables honoured."""
+    demo = demo or build_demo()
+    demo.launch(**{**launch_kwargs(), **kwargs})

@@ -1,0 +1,439 @@
+"""The semantic atlas tab's handlers: a set opened in VAE / CLIP / DINOv2 / UNet space, and its
+queries (the layout and wiring are in :mod:`.atlas_layout`)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer import atlas, datasets
+from explorer.analysis import projection
+from explorer.core import files, public
+from explorer.core.errors import ExplorerError
+from explorer.core.gpu import ATLAS, QUERY, gpu
+from explorer.images import io as imaging
+from explorer.models import registry
+from explorer.spaces import cache, unet
+from explorer.ui.atlas.payload import payload, payload_empty
+from explorer.ui.atlas.views import status_markdown, text_search_note, verdict_markdown
+from explorer.ui.components import (
+    check_space_refs,
+    file_url,
+    progress_adapter,
+    space_refs,
+    user_errors,
+)
+
+FAMILY_CHOICES = {
+    "VAE": "vae",
+    "CLIP": "clip",
+    "DINOv2": "dino",
+    "ViT": "vit",
+    "UNet bottleneck": "unet",  # offered only where a UNet space is usable (see build)
+}
+SLOTS = atlas.MAX_SPACES
+GALLERY_SIDE = 6
+
+
+def _spaces(
+    checked, vae_model, clip_model, dino_model, vit_model, unet_model=None, unet_t=None
+) -> list[str]:
+    chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model, "vit": vit_model}
+    if "UNet bottleneck" in (checked or []):
+        if not unet_model:
+            raise ExplorerError(
+                "No UNet space is available here: run `python -m explorer download sd15-unet` "
+                "once with internet, or untick UNet bottleneck."
+            )
+        chosen["unet"] = unet.model_ref(unet_model, int(unet_t or unet.DEFAULT_TIMESTEP))
+    return space_refs(checked, FAMILY_CHOICES, chosen)
+
+
+def _shown_method(method: str) -> tuple[str, str]:
+    shown = projection.best_available(method)
+    note = ""
+    if shown != method:
+        note = (
+            f"UMAP is warming up (numba compiles its functions once, about a minute on a small "
+            f"CPU); showing {shown.upper()} meanwhile — the panels switch by themselves."
+        )
+    return shown, note
+
+
+def _empty_galleries() -> list:
+    return [gr.update(value=None, visible=False) for _ in range(SLOTS)]
+
+
+def _galleries(a: atlas.Atlas, results: dict[str, list[tuple[int, float]]], query: int | None):
+    out = []
+    for s in a.spaces:
+        items = []
+        if query is not None:
+            items.append((a.thumbs[query], f"#{query} {a.labels[query]} (selected)"))
+        items += [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.2f}") for i, sim in results[s.key]]
+        same = (
+            sum(a.labels[i] == a.labels[query] for i, _ in results[s.key])
+            if query is not None
+            else None
+        )
+        label = s.title + (
+            f" — {same}/{len(results[s.key])} share its label" if same is not None else ""
+        )
+        out.append(gr.update(value=items, label=label, visible=True))
+    return out + [gr.update(value=None, visible=False) for _ in range(SLOTS - len(a.spaces))]
+
+
+def _missing_families(a: atlas.Atlas) -> list[str]:
+    """The families that were asked for but could not be opened (e.g. CLIP offline)."""
+    opened = {s.family for s in a.spaces}
+    asked = [ref.split(":", 1)[0] for ref in a.failures]
+    return [f for f in dict.fromkeys(asked) if f not in opened]
+
+
+def atlas_cleared(_error: Exception) -> tuple:
+    """The atlas outputs emptied (a failed open leaves no earlier atlas beside its sentence)."""
+    hidden = gr.update(value=None, visible=False)
+    return (
+        None,
+        gr.skip(),
+        payload_empty(),
+        "",
+        None,
+        "",
+        hidden,
+        gr.update(visible=False),
+        *_empty_galleries(),
+    )
+
+
+def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
+    shown, note = _shown_method(method)
+    table = atlas.metrics_table(a, shown)
+    v = atlas.verdict(table, a.labels)
+    titles = {s.key: s.title.split(" · ")[0] for s in a.spaces}
+    if v is not None and v.single_label:  # numbers that mean nothing: the sentence says why
+        table = table.iloc[0:0]
+    names = a.images.labeling_names
+    return (
+        a.id,
+        shown,
+        payload(a, shown, file_url),
+        status_markdown(a, shown, note, extra_note),
+        table,
+        verdict_markdown(v, titles, _missing_families(a)),
+        gr.update(value=atlas.overlap_table(a), visible=len(a.spaces) > 1),
+        gr.update(
+            choices=names,
+            value=a.color_by or names[0],
+            interactive=len(names) > 1,
+            visible=True,
+        ),
+        *_empty_galleries(),
+    )
+
+
+def _check_spaces(
+    checked, vae_model, clip_model, dino_model, vit_model, folder, unet_model=None, unet_t=None
+) -> str | None:
+    """Public mode's rules for an atlas request (before any image is read); returns the folder."""
+    refs = _spaces(checked, vae_model, clip_model, dino_model, vit_model, unet_model, unet_t)
+    folder = check_space_refs([], folder)  # the folder first, as before
+    if not refs:
+        raise ExplorerError("Tick at least one space (VAE, CLIP, DINOv2 or ViT) first.")
+    check_space_refs(refs, folder)
+    return folder
+
+
+def _open(
+    image_set,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    progress,
+    unet_model=None,
+    unet_t=None,
+):
+    spaces = _spaces(checked, vae_model, clip_model, dino_model, vit_model, unet_model, unet_t)
+    a = atlas.build(
+        image_set,
+        spaces,
+        projection.best_available(method),
+        folder or None,
+        cache.shared(),
+        progress_adapter(progress),
+    )
+    atlas.STORE.put(a)
+    notes = [
+        unet.cpu_estimate_note(s.model, len(image_set)) for s in a.spaces if s.family == "unet"
+    ]
+    return _atlas_outputs(a, method, " ".join(n for n in notes if n))
+
+
+@gpu(ATLAS)
+@user_errors("Opening the teaching set")
+def on_atlas_bundled(
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    unet_model=None,
+    unet_t=None,
+    progress=gr.Progress(),
+):
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
+    progress(0, desc="building the teaching set")
+    return _open(
+        datasets.teaching_set(),
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        *unets,
+    )
+
+
+@gpu(ATLAS)
+@user_errors("Opening the uploaded images")
+def on_atlas_upload(
+    files,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    unet_model=None,
+    unet_t=None,
+    progress=gr.Progress(),
+):
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
+    paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+    if not paths:
+        raise ExplorerError("Upload a .zip of class folders, or several images, first.")
+    zips = [p for p in paths if p.lower().endswith(".zip")]
+    if zips and len(paths) > 1:
+        raise ExplorerError("Upload either one .zip or several images, not both.")
+    image_set = datasets.from_zip(zips[0]) if zips else datasets.from_files(paths)
+    return _open(
+        image_set,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        *unets,
+    )
+
+
+@gpu(ATLAS)
+@user_errors("Loading the Hugging Face dataset")
+def on_atlas_hub(
+    dataset_id,
+    per_class,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    unet_model=None,
+    unet_t=None,
+    progress=gr.Progress(),
+):
+    return _open_hub(
+        dataset_id,
+        per_class,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        unet_model,
+        unet_t,
+    )
+
+
+def _open_hub(
+    dataset_id,
+    per_class,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    progress,
+    unet_model=None,
+    unet_t=None,
+):
+    """The Hub opener's work, shared with the presets (so that a preset, itself a GPU handler,
+    does not call another GPU handler)."""
+    unets = (unet_model, unet_t)
+    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
+    image_set = datasets.from_hub(
+        (dataset_id or "").strip(), per_class=int(per_class), progress=progress_adapter(progress)
+    )
+    return _open(
+        image_set,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        *unets,
+    )
+
+
+@user_errors("Opening the saved atlas")
+def on_atlas_saved(folder_path, method):
+    public.check_folder(folder_path)
+    if not (folder_path or "").strip():
+        raise ExplorerError("Type the folder that `python -m explorer atlas` wrote first.")
+    a, saved_method = atlas.load_saved((folder_path or "").strip())
+    atlas.STORE.put(a)
+    return _atlas_outputs(a, saved_method, "(reopened from disk)")
+
+
+PRESETS = {
+    "forum": ("timm/mini-imagenet", 20),
+    "cifar": ("uoft-cs/cifar10", 30),
+}
+"""The online presets: (Hugging Face dataset id, images per class). ``forum`` replicates the
+question that started the project ("vae.encode for similarity search on mini-ImageNet")."""
+
+
+@gpu(ATLAS)
+@user_errors("Loading the preset")
+def on_atlas_preset(
+    preset,
+    checked,
+    vae_model,
+    clip_model,
+    dino_model,
+    vit_model,
+    method,
+    folder,
+    unet_model=None,
+    unet_t=None,
+    progress=gr.Progress(),
+):
+    if preset not in PRESETS:
+        raise ExplorerError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    dataset_id, per_class = PRESETS[preset]
+    return _open_hub(
+        dataset_id,
+        per_class,
+        checked,
+        vae_model,
+        clip_model,
+        dino_model,
+        vit_model,
+        method,
+        folder,
+        progress,
+        unet_model,
+        unet_t,
+    )
+
+
+@user_errors("Colouring the panels")
+def on_atlas_color(atlas_id, shown, labeling):
+    a = atlas.STORE.get(atlas_id)
+    names = a.images.labeling_names
+    if labeling not in names:
+        raise ExplorerError(f"This set has no labelling {labeling!r}; choose {', '.join(names)}.")
+    a.color_by = labeling
+    return payload(a, shown, file_url)
+
+
+N_OUTPUTS = 8 + SLOTS  # what every opener returns (see _atlas_outputs)
+
+
+@user_errors("Changing the projection")
+def on_atlas_method(atlas_id, method, progress=gr.Progress()):
+    if not atlas_id:
+        return (gr.skip(),) * N_OUTPUTS
+    a = atlas.STORE.get(atlas_id)
+    progress(0.2, desc=f"projecting ({method})")
+    return _atlas_outputs(a, method)
+
+
+def on_atlas_tick(atlas_id, method, shown):
+    """While UMAP warms up the panels show PCA; switch once it is ready."""
+    if not atlas_id or shown == method or projection.best_available(method) != method:
+        return (gr.skip(),) * N_OUTPUTS
+    return on_atlas_method(atlas_id, method)
+
+
+@user_errors("Finding neighbours")
+def on_atlas_select(atlas_id, shown, index):
+    a = atlas.STORE.get(atlas_id)
+    if index is None:
+        raise ExplorerError("Click a point, or type the number of an image, first.")
+    index = int(index)
+    res = atlas.neighbours(a, index, GALLERY_SIDE)
+    nb = {k: [i for i, _ in v] for k, v in res.items()}
+    return (
+        index,
+        payload(a, shown, file_url, selected=index, neighbors=nb, update=True),
+        *_galleries(a, res, index),
+    )
+
+
+def on_atlas_click(atlas_id, shown, evt: gr.EventData):
+    data = evt._data or {}
+    return on_atlas_select(atlas_id, shown, data.get("index"))
+
+
+@gpu(QUERY)
+@user_errors("Searching with an image")
+def on_atlas_query_image(atlas_id, image, folder):
+    folder = public.check_folder(folder, str(registry.models_dir() or ""))
+    a = atlas.STORE.get(atlas_id)
+    if image is None:
+        raise ExplorerError("Upload a query image first.")
+    res = atlas.query_image(
+        a, imaging.load_image(image), GALLERY_SIDE, folder or None, cache.shared()
+    )
+    return _galleries(a, res, None)
+
+
+@gpu(QUERY)
+@user_errors("Text search")
+def on_atlas_text(atlas_id, shown, text):
+    a = atlas.STORE.get(atlas_id)
+    top, _scores = atlas.text_query(a, text, 8)
+    items = [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.3f}") for i, sim in top]
+    note = text_search_note(a, text, top)
+    return items, note, payload(a, shown, file_url, highlight=[i for i, _ in top], update=True)
+
+
+@user_errors("Export")
+def on_atlas_export(atlas_id, shown):
+    a = atlas.STORE.get(atlas_id)
+    written = atlas.save(a, files.tmp_path("atlas", area="exports"), shown)
+    return [str(written[k]) for k in ("points", "metrics", "overlap", "html")]

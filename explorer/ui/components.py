@@ -1,0 +1,279 @@
+"""Shared UI pieces: the safe image input, user-facing errors, progress, static files."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import plotly
+from PIL import Image
+
+from explorer.core import files, public
+from explorer.core.errors import ExplorerError
+from explorer.core.progress import Progress
+from explorer.images import io as imaging
+from explorer.models import registry
+
+log = logging.getLogger("explorer")
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+_PLOTLY_SOURCE = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@functools.cache
+def plotly_js() -> Path:
+    """plotly.js, copied once into the app's own static folder and served from there: its URL
+    names no installation path (the virtual environment is the operator's business)."""
+    out = files.tmp_root() / "static" / f"plotly-{plotly.__version__}.min.js"
+    if not out.exists():
+        files.atomic_write(out, _PLOTLY_SOURCE.read_bytes())
+    return out
+
+
+class SafeImage(gr.Image):
+    """gr.Image whose upload is handed to our own loader untouched, as a file path.
+
+    Gradio's own preprocessing opens the file with Pillow before our code runs, and decodes a
+    ``data:`` URL sent without a file (a paste, or an API call) whole, whatever its size or
+    pixel count, before any check of ours. Here an uploaded file is passed on as its path, and
+    a ``data:`` URL is only base64-decoded (held to the upload size limit) and written, as it
+    came, to Gradio's cache: every image reaches ``imaging.load_image``, whose byte and
+    megapixel limits apply before any decode, and which refuses bad input with a sentence.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        url = getattr(payload, "url", None) or ""
+        try:
+            if url.startswith("data:"):
+                return _data_url_to_cache(url, self.GRADIO_CACHE)
+            if getattr(payload, "path", None):
+                return str(payload.path)
+        except ExplorerError as exc:
+            raise gr.Error(str(exc)) from exc
+        raise gr.Error(  # a web address, or nothing: never fetched, never read as a path
+            "No image file arrived with this request (links are not downloaded). "
+            "Upload a PNG, JPEG, WebP or GIF file."
+        )
+
+
+def _data_url_to_cache(url: str, cache_dir: str) -> str:
+    """A data: URL's bytes (undecoded, size-checked) -> a file in Gradio's cache; its path."""
+    from gradio import processing_utils
+
+    data = imaging.data_url_bytes(url)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    path = (folder / "pasted-image").resolve()
+    if not path.exists():
+        files.atomic_write(path, data)
+    return str(path)
+
+
+class ExplorerBlocks(gr.Blocks):
+    """gr.Blocks whose every refusal is a sentence.
+
+    Gradio answers an exception that is not a ``gr.Error`` with a bare "Error" (its message is
+    hidden unless ``show_error``): a request with too few values, a value of the wrong kind (a
+    number for an image, a list for a slider) or a path outside the upload folder fails in
+    Gradio's own input processing, before any handler. Those become one sentence naming the
+    inputs the endpoint takes; an unexpected failure inside a handler (all of them already turn
+    ``ExplorerError`` into ``gr.Error``) is logged and answered with a short sentence.
+    """
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        labels = (
+            ", ".join(_input_label(b) for b in block_fn.inputs if not isinstance(b, gr.State))
+            or "no values"
+        )
+        if len(inputs or []) < len(block_fn.inputs):
+            raise gr.Error(
+                f"This request sent {len(inputs or [])} values; this action takes "
+                f"{len(block_fn.inputs)} ({labels}). Send them as the app's API page describes."
+            )
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error as exc:
+            # Gradio's own "Value: 'x' (type: <class 'str'>) is not in the list of choices: [..]"
+            text = re.sub(r" \(type: <class '\w+'>\)", "", str(exc.message or "")).rstrip(".")
+            if "is not in the list of choices" in text:
+                raise gr.Error(f"{text[:300]}. Pick one of the choices.") from exc
+            raise
+        except Exception as exc:
+            log.info("refused a request's values: %s: %s", type(exc).__name__, exc)
+            raise gr.Error(
+                "A value in this request is not of the kind this action takes "
+                f"({labels}). Use the app's page, or send the values its API page describes."
+            ) from exc
+
+    async def call_function(self, *args, **kwargs):
+        try:
+            return await super().call_function(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ExplorerError as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            log.exception("a handler failed")
+            raise gr.Error(
+                f"This request could not be answered ({type(exc).__name__}); nothing was "
+                "changed. Check its values, or try again from the app's page."
+            ) from exc
+
+
+def _input_label(block) -> str:
+    label = getattr(block, "label", None)
+    return f"{label or type(block).__name__.lower()}"
+
+
+def cache_image_atomically(img: Image.Image | np.ndarray, cache_dir: str, fmt: str = "webp") -> str:
+    """Save an output image into Gradio's cache the way Gradio does (a folder named by the
+    content hash), but atomically; returns the file's path.
+
+    Gradio's own ``save_pil_to_cache`` rewrites an existing file of identical content in place,
+    so when two sessions produce the same image at once (a blank error map, say) one of them can
+    be served a file truncated to 0 bytes ("Too little data for declared Content-Length";
+    found by bench/load.py). Written once under a temporary name and renamed, the file is always
+    whole, and an existing copy is reused.
+    """
+    from gradio import processing_utils
+
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(processing_utils._convert(img, np.uint8, force_copy=False))
+    data = processing_utils.encode_pil_to_bytes(img, fmt)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    path = (folder / f"image.{fmt}").resolve()
+    if not path.exists():
+        files.atomic_write(path, data)
+    return str(path)
+
+
+class ImageOut(gr.Image):
+    """An output gr.Image whose PIL / array values reach Gradio's cache atomically."""
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def postprocess(self, value):
+        if isinstance(value, Image.Image | np.ndarray):
+            value = cache_image_atomically(value, self.GRADIO_CACHE, self.format or "webp")
+        return super().postprocess(value)
+
+
+def user_errors(action: str) -> Callable:
+    """Decorator: ExplorerError -> gr.Error with its sentence; anything else -> a logged, short gr.Error."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except ExplorerError as exc:
+                raise gr.Error(str(exc)) from exc
+            except Exception as exc:
+                log.exception("%s failed", action)
+                raise gr.Error(
+                    f"{action} failed: {type(exc).__name__}: {exc}. Try another image, a smaller "
+                    "resolution or another model."
+                ) from exc
+
+        return inner
+
+    return wrap
+
+
+def error_markdown(message: str) -> str:
+    """A failure's sentence as the markdown shown where the result would have been."""
+    return f"> **⚠ Not done.** {message}"
+
+
+def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Callable:
+    """``fn`` (which raises gr.Error with a sentence) as a UI handler whose failure is shown where
+    the result would be and stays until the next action: the sentence goes to output ``slot``
+    (a Markdown), every other output is cleared (``cleared``: their empty values, or a function
+    of the gr.Error returning them; default None each), and no toast or "Error" badge appears.
+    ``slot`` None: one extra Markdown output at the end, emptied on success."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+        except gr.Error as exc:
+            out = list(cleared(exc) if callable(cleared) else cleared or [None] * n_outputs)
+            if slot is None:
+                return (*out, error_markdown(exc.message))
+            out[slot] = error_markdown(exc.message)
+            return tuple(out)
+        if slot is None:
+            return (*(result if isinstance(result, tuple) else (result,)), "")
+        return result
+
+    return inner
+
+
+def listen(
+    event: Callable,
+    api: gr.Button | None,
+    fn: Callable,
+    inputs: list,
+    outputs: list,
+    *,
+    api_name: str | None = None,
+    slot: int | None,
+    cleared=None,
+    status: gr.Markdown | None = None,
+    **kwargs,
+) -> None:
+    """Wire ``fn`` twice: to ``event`` (a UI trigger's listener, e.g. ``button.click``) with its
+    failure shown in place (:func:`in_place`; ``status``: the extra Markdown when ``slot`` is
+    None), and, under ``api_name``, to the hidden ``api`` button, where it raises as before so
+    that API clients get an error, not a value. Both share one concurrency limit."""
+    ui_outputs = [*outputs, status] if slot is None else outputs
+    cid = api_name or fn.__name__
+    event(
+        in_place(fn, len(outputs), slot, cleared),
+        inputs,
+        ui_outputs,
+        api_name=False,
+        concurrency_id=cid,
+        **kwargs,
+    )
+    if api is not None and api_name:
+        api.click(fn, inputs, outputs, api_name=api_name, concurrency_id=cid)
+
+
+def progress_adapter(progress: gr.Progress) -> Progress:
+    return lambda f, desc: progress(f, desc=desc)
+
+
+def file_url(path: str) -> str:
+    """The URL under which the app serves a file from one of its static folders."""
+    return f"/gradio_api/file={path}"
+
+
+def space_refs(checked, choices: dict[str, str], models: dict[str, str]) -> list[str]:
+    """Ticked family labels (``"CLIP"``) -> ``family:model`` refs, in ``choices``' order."""
+    return [f"{fam}:{models[fam]}" for label, fam in choices.items() if label in (checked or [])]
+
+
+def check_space_refs(refs: list[str], folder: str | None) -> str | None:
+    """Public mode's rules for a request naming spaces (before any image is read): the folder
+    must be the operator's own and every model a listed one. Returns the folder (None if none)."""
+    allowed = str(registry.models_dir() or "")
+    folder = public.check_folder(folder, allowed)
+    known = registry.available_models(allowed or None) + registry.available_embedders()
+    known += registry.available_unets()
+    for ref in refs:
+        family, _, model = ref.partition(":")
+        public.check_model(model.split("@", 1)[0] if family == "unet" else model, known)
+    return folder or None

@@ -1,0 +1,1 @@
+"""The VAE lab tab."""

@@ -1,0 +1,1 @@
+"""The autoencoder playground tab."""

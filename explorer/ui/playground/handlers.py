@@ -1,0 +1,91 @@
+"""The Autoencoders tab's handlers: train the three models (cached), the latent plane, interpolation."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from explorer.core.errors import ExplorerError
+from explorer.images import plots
+from explorer.playground import digits as pg
+from explorer.playground import figures as figs
+from explorer.playground.cache import get_trained
+from explorer.ui.components import progress_adapter, user_errors
+from explorer.ui.playground.views import TITLES, _grid, _interp, _table, what_the_numbers_show
+
+
+def _configs(beta, codebook_size, epochs, seed) -> dict[str, pg.TrainConfig]:
+    try:
+        return {
+            "ae": pg.TrainConfig("ae", epochs=epochs, seed=seed),
+            "vae": pg.TrainConfig("vae", epochs=epochs, seed=seed, beta=beta),
+            "vq": pg.TrainConfig("vq", epochs=epochs, seed=seed, codebook_size=codebook_size),
+        }
+    except (TypeError, ValueError) as exc:
+        raise ExplorerError(
+            f"Those settings cannot be trained ({exc}). Use 1-2000 epochs, β in 0-100, a "
+            "codebook of 2-512 codes and a seed >= 0."
+        ) from exc
+
+
+def _train_all(cfgs: dict[str, pg.TrainConfig], progress) -> dict[str, pg.Trained]:
+    out = {}
+    for k, (model, cfg) in enumerate(cfgs.items()):
+
+        def prog(f: float, desc: str, k=k, model=model) -> None:
+            progress((k + min(max(f, 0.0), 1.0)) / len(cfgs), f"{TITLES[model]}: {desc}")
+
+        prog(0.0, "training (or loading from the cache)")
+        out[model] = get_trained(cfg, prog)
+    return out
+
+
+def _pair(a, b) -> tuple[int, int]:
+    try:
+        da, db = int(a), int(b)
+    except (TypeError, ValueError):
+        raise ExplorerError("Pick two digits between 0 and 9 to interpolate between.") from None
+    if not (0 <= da <= 9 and 0 <= db <= 9) or da != a or db != b:
+        raise ExplorerError("Pick two digits between 0 and 9 to interpolate between.")
+    labels = pg.digits()[1]
+    return int(np.argmax(labels == da)), int(np.argmax(labels == db))
+
+
+@user_errors("Training the autoencoders")
+def on_playground(
+    beta, codebook_size, epochs, seed, wide, digit_a, digit_b, progress=gr.Progress()
+):
+    cfgs = _configs(beta, codebook_size, epochs, seed)
+    i, j = _pair(digit_a, digit_b)
+    models = _train_all(cfgs, progress_adapter(progress))
+    progress(0.97, desc="measuring and drawing")
+    metrics = {k: pg.evaluate(t) for k, t in models.items()}
+    scatters, grids, samples, interps = [], [], [], []
+    for model, trained in models.items():
+        z, y = figs.latents(trained)
+        marks = pg.codebook(trained) if model == "vq" else None
+        scatters.append(
+            plots.latent_scatter(z, y, f"{TITLES[model]}: latents of 1,797 digits", marks)
+        )
+        grids.append(_grid(trained, wide))
+        samples.append(figs.tile_images(figs.prior_samples(trained, 32, seed=0), cols=8, scale=5))
+        interps.append(_interp(trained, i, j))
+    usage = figs.codebook_usage(models["vq"])
+    chart = figs.bar_chart(usage)
+    note = what_the_numbers_show(metrics, int((usage > 0).sum()), len(usage))
+    return (*scatters, *grids, *samples, *interps, chart, _table(metrics), note)
+
+
+@user_errors("Drawing the latent plane")
+def on_playground_plane(beta, codebook_size, epochs, seed, wide, progress=gr.Progress()):
+    models = _train_all(_configs(beta, codebook_size, epochs, seed), progress_adapter(progress))
+    return tuple(_grid(t, wide) for t in models.values())
+
+
+@user_errors("Interpolating")
+def on_playground_interp(
+    beta, codebook_size, epochs, seed, digit_a, digit_b, progress=gr.Progress()
+):
+    i, j = _pair(digit_a, digit_b)
+    models = _train_all(_configs(beta, codebook_size, epochs, seed), progress_adapter(progress))
+    return tuple(_interp(t, i, j) for t in models.values())

@@ -1,0 +1,109 @@
+"""The Autoencoders tab's words, tables and figures: what the numbers show, the metrics table, the
+decoded grids and interpolations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from explorer.playground import digits as pg
+from explorer.playground import figures as figs
+
+INTRO = """
+Why does Stable Diffusion use a **variational** autoencoder? Three tiny autoencoders with the same
+2-D latent are trained on scikit-learn's 1,797 handwritten 8×8 digits: a plain **AE**
+(reconstruction only), a **VAE** (+ β·KL to N(0, I)) and a **VQ-VAE** (the latent snapped to one
+of K codebook vectors). Then we *sample the prior* — N(0, I) for AE and VAE, a random code for the
+VQ-VAE — and decode, the way a generator would. A few seconds of CPU per model; trained models
+are cached, so a second visitor with the same settings waits for nothing.
+"""
+
+
+TITLES = {"ae": "AE (plain)", "vae": "VAE", "vq": "VQ-VAE"}
+
+
+COLUMNS = list(figs.CSV_COLUMNS)
+
+
+GRID_N = 15
+
+
+def _grid(trained: pg.Trained, wide: bool) -> np.ndarray:
+    grid = figs.decoded_grid(trained, GRID_N, 6.0 if wide else 3.0)
+    return figs.tile_images(figs.grid_tiles(grid, GRID_N), cols=GRID_N, scale=4, gap=1)
+
+
+def _interp(trained: pg.Trained, i: int, j: int) -> np.ndarray:
+    return figs.tile_images(figs.interpolate(trained, i, j, 10), cols=5, scale=6)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def what_the_numbers_show(m: dict[str, dict[str, float]], codes_used: int, codes: int) -> str:
+    """The evaluate() numbers of ae / vae / vq -> a few sentences that say what they show (the
+    comparisons come out the way the numbers are, not the way the textbook says)."""
+    ae, vae, vq = m["ae"], m["vae"], m["vq"]
+    out = []
+    if vae["prior_kl"] < ae["prior_kl"]:
+        out.append(
+            f"The VAE's latents match the prior far better: KL to N(0, I) is "
+            f"**{vae['prior_kl']:.3g}** nats against **{ae['prior_kl']:.3g}** for the plain AE, "
+            "whose codes drift wherever reconstruction wants them."
+        )
+    else:
+        out.append(
+            f"This run the VAE's KL to N(0, I) (**{vae['prior_kl']:.3g}** nats) is *not* below the "
+            f"AE's (**{ae['prior_kl']:.3g}**): try more epochs or a larger β."
+        )
+    ratio = vae["recon_mse"] / max(ae["recon_mse"], 1e-12)
+    if ratio > 1.0:
+        out.append(
+            f"The price is sharpness: the VAE reconstructs worse (MSE **{vae['recon_mse']:.4f}** "
+            f"vs **{ae['recon_mse']:.4f}**, {ratio:.1f}×)."
+        )
+    else:
+        out.append(
+            f"Here the VAE even reconstructs as well as the AE (MSE {vae['recon_mse']:.4f} vs "
+            f"{ae['recon_mse']:.4f})."
+        )
+    conf = {k: m[k]["sample_confidence"] for k in ("ae", "vae", "vq")}
+    best = max(conf, key=conf.get)
+    line = (
+        f"The digit classifier is most confident about the **{TITLES[best]}**'s prior samples "
+        f"({', '.join(f'{TITLES[k]} {_pct(v)}' for k, v in conf.items())})."
+    )
+    if conf["ae"] >= conf["vae"]:
+        line += (
+            " So the AE's samples are *not* worse by this measure: confidence says a sample looks "
+            "like some digit, not that the prior covers all of them — look at the samples below "
+            "(and at the wide plane's holes) before crediting the VAE."
+        )
+    else:
+        line += " Decoding N(0, I) lands on digits more often when the prior was trained for."
+    out.append(line)
+    out.append(
+        f"5-NN digit accuracy in the 2-D latent: AE {_pct(ae['latent_knn5'])}, VAE "
+        f"{_pct(vae['latent_knn5'])}, VQ-VAE {_pct(vq['latent_knn5'])}. The VQ-VAE uses "
+        f"**{codes_used} of its {codes} codes**."
+    )
+    return "**What the numbers show.** " + " ".join(out)
+
+
+def _table(m: dict[str, dict[str, float]]) -> pd.DataFrame:
+    rows = []
+    for model, v in m.items():
+        rows.append(
+            {
+                "model": model,
+                **{
+                    k: (None if math.isnan(v[k]) else round(v[k], 5))
+                    for k in COLUMNS
+                    if k != "model"
+                },
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
