@@ -85,8 +85,9 @@ class ExplorerBlocks(gr.Blocks):
     hidden unless ``show_error``): a request with too few values, a value of the wrong kind (a
     number for an image, a list for a slider) or a path outside the upload folder fails in
     Gradio's own input processing, before any handler. Those become one sentence naming the
-    inputs the endpoint takes; an unexpected failure inside a handler (all of them already turn
-    ``ExplorerError`` into ``gr.Error``) is logged and answered with a short sentence.
+    inputs the endpoint takes; a failure inside a handler goes through :func:`user_error`, the one
+    translation of errors into sentences (the handlers' ``@user_errors`` and the in-place display
+    use it too).
     """
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
@@ -117,16 +118,8 @@ class ExplorerBlocks(gr.Blocks):
     async def call_function(self, *args, **kwargs):
         try:
             return await super().call_function(*args, **kwargs)
-        except gr.Error:
-            raise
-        except ExplorerError as exc:
-            raise gr.Error(str(exc)) from exc
         except Exception as exc:
-            log.exception("a handler failed")
-            raise gr.Error(
-                f"This request could not be answered ({type(exc).__name__}); nothing was "
-                "changed. Check its values, or try again from the app's page."
-            ) from exc
+            raise user_error(exc) from exc
 
 
 def _input_label(block) -> str:
@@ -168,24 +161,33 @@ class ImageOut(gr.Image):
         return super().postprocess(value)
 
 
+def user_error(exc: BaseException, action: str | None = None) -> gr.Error:
+    """The one translation of a failure into what a visitor reads: a ``gr.Error`` stays as it is,
+    an :class:`ExplorerError` becomes its sentence, and anything else is logged (with its
+    traceback) and answered with a sentence that names the action, never the exception's text
+    (which can hold paths, values or internals)."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, ExplorerError):
+        return gr.Error(str(exc))
+    log.error("%s failed", action or "a request", exc_info=exc)
+    what = f"{action} failed" if action else "This request could not be answered"
+    return gr.Error(
+        f"{what} ({type(exc).__name__}); nothing was changed. Check its values, try another "
+        "image, a smaller resolution or another model, or try again from the app's page."
+    )
+
+
 def user_errors(action: str) -> Callable:
-    """Decorator: ExplorerError -> gr.Error with its sentence; anything else -> a logged, short gr.Error."""
+    """Decorator: the handler's failures through :func:`user_error`, named by ``action``."""
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def inner(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except ExplorerError as exc:
-                raise gr.Error(str(exc)) from exc
             except Exception as exc:
-                log.exception("%s failed", action)
-                raise gr.Error(
-                    f"{action} failed: {type(exc).__name__}: {exc}. Try another image, a smaller "
-                    "resolution or another model."
-                ) from exc
+                raise user_error(exc, action) from exc
 
         return inner
 
@@ -198,7 +200,7 @@ def error_markdown(message: str) -> str:
 
 
 def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Callable:
-    """``fn`` (which raises gr.Error with a sentence) as a UI handler whose failure is shown where
+    """``fn`` as a UI handler whose failure is shown where
     the result would be and stays until the next action: the sentence goes to output ``slot``
     (a Markdown), every other output is cleared (``cleared``: their empty values, or a function
     of the gr.Error returning them; default None each), and no toast or "Error" badge appears.
@@ -208,7 +210,8 @@ def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Ca
     def inner(*args, **kwargs):
         try:
             result = fn(*args, **kwargs)
-        except gr.Error as exc:
+        except Exception as raised:
+            exc = user_error(raised)
             out = list(cleared(exc) if callable(cleared) else cleared or [None] * n_outputs)
             if slot is None:
                 return (*out, error_markdown(exc.message))

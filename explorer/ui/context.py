@@ -21,3 +21,4 @@ class TabContext:
     examples: list[list[str]] = field(default_factory=list)  # the lab's example images
     folder: gr.Textbox | None = None  # the lab's models-folder box (set by the lab's build)
     local: gr.Accordion | None = None  # the lab's Local checkpoints accordion (likewise)
+    api: gr.Button | None = None  # the hidden trigger of the API endpoints (components.listen)

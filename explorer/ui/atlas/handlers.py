@@ -1,5 +1,5 @@
 """The semantic atlas tab's handlers: a set opened in VAE / CLIP / DINOv2 / UNet space, and its
-queries (the layout and wiring are in :mod:`.atlas_layout`)."""
+queries (the layout and wiring are in :mod:`.layout`; what an opener is asked, in :mod:`.request`)."""
 
 from __future__ import annotations
 
@@ -14,38 +14,12 @@ from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.spaces import cache, unet
 from explorer.ui.atlas.payload import payload, payload_empty
+from explorer.ui.atlas.request import OpenRequest, opener
 from explorer.ui.atlas.views import status_markdown, text_search_note, verdict_markdown
-from explorer.ui.components import (
-    check_space_refs,
-    file_url,
-    progress_adapter,
-    space_refs,
-    user_errors,
-)
+from explorer.ui.components import file_url, progress_adapter, user_errors
 
-FAMILY_CHOICES = {
-    "VAE": "vae",
-    "CLIP": "clip",
-    "DINOv2": "dino",
-    "ViT": "vit",
-    "UNet bottleneck": "unet",  # offered only where a UNet space is usable (see build)
-}
 SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
-
-
-def _spaces(
-    checked, vae_model, clip_model, dino_model, vit_model, unet_model=None, unet_t=None
-) -> list[str]:
-    chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model, "vit": vit_model}
-    if "UNet bottleneck" in (checked or []):
-        if not unet_model:
-            raise ExplorerError(
-                "No UNet space is available here: run `python -m explorer download sd15-unet` "
-                "once with internet, or untick UNet bottleneck."
-            )
-        chosen["unet"] = unet.model_ref(unet_model, int(unet_t or unet.DEFAULT_TIMESTEP))
-    return space_refs(checked, FAMILY_CHOICES, chosen)
 
 
 def _shown_method(method: str) -> tuple[str, str]:
@@ -131,37 +105,12 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
     )
 
 
-def _check_spaces(
-    checked, vae_model, clip_model, dino_model, vit_model, folder, unet_model=None, unet_t=None
-) -> str | None:
-    """Public mode's rules for an atlas request (before any image is read); returns the folder."""
-    refs = _spaces(checked, vae_model, clip_model, dino_model, vit_model, unet_model, unet_t)
-    folder = check_space_refs([], folder)  # the folder first, as before
-    if not refs:
-        raise ExplorerError("Tick at least one space (VAE, CLIP, DINOv2 or ViT) first.")
-    check_space_refs(refs, folder)
-    return folder
-
-
-def _open(
-    image_set,
-    checked,
-    vae_model,
-    clip_model,
-    dino_model,
-    vit_model,
-    method,
-    folder,
-    progress,
-    unet_model=None,
-    unet_t=None,
-):
-    spaces = _spaces(checked, vae_model, clip_model, dino_model, vit_model, unet_model, unet_t)
+def _open(image_set, req: OpenRequest, progress):
     a = atlas.build(
         image_set,
-        spaces,
-        projection.best_available(method),
-        folder or None,
+        req.spaces(),
+        projection.best_available(req.method),
+        req.folder or None,
         cache.shared(),
         progress_adapter(progress),
     )
@@ -169,57 +118,23 @@ def _open(
     notes = [
         unet.cpu_estimate_note(s.model, len(image_set)) for s in a.spaces if s.family == "unet"
     ]
-    return _atlas_outputs(a, method, " ".join(n for n in notes if n))
+    return _atlas_outputs(a, req.method, " ".join(n for n in notes if n))
 
 
 @gpu(ATLAS)
 @user_errors("Opening the teaching set")
-def on_atlas_bundled(
-    checked,
-    vae_model,
-    clip_model,
-    dino_model,
-    vit_model,
-    method,
-    folder,
-    unet_model=None,
-    unet_t=None,
-    progress=gr.Progress(),
-):
-    unets = (unet_model, unet_t)
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
+@opener()
+def on_atlas_bundled(req: OpenRequest, progress=gr.Progress()):
+    req = req.checked_for_public()
     progress(0, desc="building the teaching set")
-    return _open(
-        datasets.teaching_set(),
-        checked,
-        vae_model,
-        clip_model,
-        dino_model,
-        vit_model,
-        method,
-        folder,
-        progress,
-        *unets,
-    )
+    return _open(datasets.teaching_set(), req, progress)
 
 
 @gpu(ATLAS)
 @user_errors("Opening the uploaded images")
-def on_atlas_upload(
-    files,
-    checked,
-    vae_model,
-    clip_model,
-    dino_model,
-    vit_model,
-    method,
-    folder,
-    unet_model=None,
-    unet_t=None,
-    progress=gr.Progress(),
-):
-    unets = (unet_model, unet_t)
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
+@opener("files")
+def on_atlas_upload(files, req: OpenRequest, progress=gr.Progress()):
+    req = req.checked_for_public()
     paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
     if not paths:
         raise ExplorerError("Upload a .zip of class folders, or several images, first.")
@@ -227,85 +142,24 @@ def on_atlas_upload(
     if zips and len(paths) > 1:
         raise ExplorerError("Upload either one .zip or several images, not both.")
     image_set = datasets.from_zip(zips[0]) if zips else datasets.from_files(paths)
-    return _open(
-        image_set,
-        checked,
-        vae_model,
-        clip_model,
-        dino_model,
-        vit_model,
-        method,
-        folder,
-        progress,
-        *unets,
-    )
+    return _open(image_set, req, progress)
 
 
 @gpu(ATLAS)
 @user_errors("Loading the Hugging Face dataset")
-def on_atlas_hub(
-    dataset_id,
-    per_class,
-    checked,
-    vae_model,
-    clip_model,
-    dino_model,
-    vit_model,
-    method,
-    folder,
-    unet_model=None,
-    unet_t=None,
-    progress=gr.Progress(),
-):
-    return _open_hub(
-        dataset_id,
-        per_class,
-        checked,
-        vae_model,
-        clip_model,
-        dino_model,
-        vit_model,
-        method,
-        folder,
-        progress,
-        unet_model,
-        unet_t,
-    )
+@opener("dataset_id", "per_class")
+def on_atlas_hub(dataset_id, per_class, req: OpenRequest, progress=gr.Progress()):
+    return _open_hub(dataset_id, per_class, req, progress)
 
 
-def _open_hub(
-    dataset_id,
-    per_class,
-    checked,
-    vae_model,
-    clip_model,
-    dino_model,
-    vit_model,
-    method,
-    folder,
-    progress,
-    unet_model=None,
-    unet_t=None,
-):
+def _open_hub(dataset_id, per_class, req: OpenRequest, progress):
     """The Hub opener's work, shared with the presets (so that a preset, itself a GPU handler,
     does not call another GPU handler)."""
-    unets = (unet_model, unet_t)
-    folder = _check_spaces(checked, vae_model, clip_model, dino_model, vit_model, folder, *unets)
+    req = req.checked_for_public()
     image_set = datasets.from_hub(
         (dataset_id or "").strip(), per_class=int(per_class), progress=progress_adapter(progress)
     )
-    return _open(
-        image_set,
-        checked,
-        vae_model,
-        clip_model,
-        dino_model,
-        vit_model,
-        method,
-        folder,
-        progress,
-        *unets,
-    )
+    return _open(image_set, req, progress)
 
 
 @user_errors("Opening the saved atlas")
@@ -328,36 +182,12 @@ question that started the project ("vae.encode for similarity search on mini-Ima
 
 @gpu(ATLAS)
 @user_errors("Loading the preset")
-def on_atlas_preset(
-    preset,
-    checked,
-    vae_model,
-    clip_model,
-    dino_model,
-    vit_model,
-    method,
-    folder,
-    unet_model=None,
-    unet_t=None,
-    progress=gr.Progress(),
-):
+@opener("preset")
+def on_atlas_preset(preset, req: OpenRequest, progress=gr.Progress()):
     if preset not in PRESETS:
         raise ExplorerError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     dataset_id, per_class = PRESETS[preset]
-    return _open_hub(
-        dataset_id,
-        per_class,
-        checked,
-        vae_model,
-        clip_model,
-        dino_model,
-        vit_model,
-        method,
-        folder,
-        progress,
-        unet_model,
-        unet_t,
-    )
+    return _open_hub(dataset_id, per_class, req, progress)
 
 
 @user_errors("Colouring the panels")

@@ -12,7 +12,6 @@ from explorer.models import registry
 from explorer.spaces import unet
 from explorer.ui import availability
 from explorer.ui.atlas.handlers import (
-    FAMILY_CHOICES,
     GALLERY_SIDE,
     SLOTS,
     atlas_cleared,
@@ -31,6 +30,7 @@ from explorer.ui.atlas.handlers import (
     on_atlas_upload,
 )
 from explorer.ui.atlas.payload import payload_empty
+from explorer.ui.atlas.request import FAMILY_CHOICES
 from explorer.ui.components import STATIC, SafeImage, file_url, listen, plotly_js
 from explorer.ui.context import TabContext
 

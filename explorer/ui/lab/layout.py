@@ -301,7 +301,7 @@ def build(ctx: TabContext) -> SimpleNamespace:
         slot=2,
         cleared=(gr.skip(), gr.skip(), None),
     )
-    ctx.folder, ctx.local = folder, local
+    ctx.folder, ctx.local, ctx.api = folder, local, api
     return SimpleNamespace(
         image=image, model=model, folder=folder, local=local, notice_btn=notice_btn
     )

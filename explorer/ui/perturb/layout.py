@@ -12,6 +12,7 @@ from explorer.perturb import ladder as perturb
 from explorer.ui.components import (
     ImageOut,
     SafeImage,
+    listen,
 )
 from explorer.ui.context import TabContext
 from explorer.ui.perturb.handlers import on_perturb, on_perturb_strip
@@ -63,10 +64,22 @@ def build(ctx: TabContext) -> None:
         with gr.Accordion("The numbers", open=False):
             table = gr.Dataframe(headers=list(perturb.COLUMNS), interactive=False)
 
-    run_btn.click(
-        on_perturb,
-        [image, families, vae_space, clip_space, dino_space, folder, which],
-        [plot, notice, strip, table],
-        api_name="perturb",
-    )
-    which.change(on_perturb_strip, [image, which], [strip], api_name="perturb_strip")
+        listen(
+            run_btn.click,
+            ctx.api,
+            on_perturb,
+            [image, families, vae_space, clip_space, dino_space, folder, which],
+            [plot, notice, strip, table],
+            api_name="perturb",
+            slot=1,
+        )
+        listen(
+            which.change,
+            ctx.api,
+            on_perturb_strip,
+            [image, which],
+            [strip],
+            api_name="perturb_strip",
+            slot=None,
+            status=notice,
+        )

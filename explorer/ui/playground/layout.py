@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.playground import digits as pg
-from explorer.ui.components import ImageOut
+from explorer.ui.components import ImageOut, listen
 from explorer.ui.context import TabContext
 from explorer.ui.playground.handlers import on_playground, on_playground_interp, on_playground_plane
 from explorer.ui.playground.views import COLUMNS, INTRO, TITLES
@@ -62,18 +62,34 @@ def build(ctx: TabContext) -> None:
             "leave-one-out 5-NN digit accuracy in the 2-D latent."
         )
 
-    settings = [beta, codebook_size, epochs, seed]
-    train_btn.click(
-        on_playground,
-        [*settings, wide, digit_a, digit_b],
-        [*scatters, *grids, *samples, *interps, usage, table, note],
-        api_name="playground",
-    )
-    wide.change(on_playground_plane, [*settings, wide], grids, api_name="playground_plane")
-    for box in (digit_a, digit_b):
-        box.change(
-            on_playground_interp,
-            [*settings, digit_a, digit_b],
-            interps,
-            api_name=False,
+        settings = [beta, codebook_size, epochs, seed]
+        outputs = [*scatters, *grids, *samples, *interps, usage, table, note]
+        listen(
+            train_btn.click,
+            ctx.api,
+            on_playground,
+            [*settings, wide, digit_a, digit_b],
+            outputs,
+            api_name="playground",
+            slot=len(outputs) - 1,
         )
+        listen(
+            wide.change,
+            ctx.api,
+            on_playground_plane,
+            [*settings, wide],
+            grids,
+            api_name="playground_plane",
+            slot=None,
+            status=note,
+        )
+        for box in (digit_a, digit_b):
+            listen(
+                box.change,
+                None,
+                on_playground_interp,
+                [*settings, digit_a, digit_b],
+                interps,
+                slot=None,
+                status=note,
+            )

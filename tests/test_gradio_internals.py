@@ -1,0 +1,68 @@
+"""The few Gradio internals the app relies on, checked for shape. Gradio is pinned to one minor
+version (requirements.txt and pyproject.toml); when an upgrade changes one of these, this test
+fails with a sentence naming what changed and where the app uses it."""
+
+from __future__ import annotations
+
+import inspect
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio import processing_utils
+
+
+def _params(fn) -> list[str]:
+    return list(inspect.signature(fn).parameters)
+
+
+def test_blocks_preprocess_data_keeps_its_parameters():
+    got = _params(gr.Blocks.preprocess_data)
+    assert got[:5] == ["self", "block_fn", "inputs", "state", "explicit_call"], (
+        f"gr.Blocks.preprocess_data now takes {got}: ui.components.ExplorerBlocks.preprocess_data "
+        "overrides it and passes (block_fn, inputs, state, explicit_call) on; adapt the override."
+    )
+
+
+def test_blocks_call_function_is_still_the_coroutine_handlers_run_in():
+    assert inspect.iscoroutinefunction(gr.Blocks.call_function), (
+        "gr.Blocks.call_function is no longer a coroutine: ui.components.ExplorerBlocks awaits "
+        "it to translate handler failures into sentences; adapt the override."
+    )
+    assert "block_fn" in _params(gr.Blocks.call_function), (
+        "gr.Blocks.call_function lost its block_fn parameter (ExplorerBlocks passes *args on)."
+    )
+
+
+def test_processing_utils_convert_still_converts_to_uint8():
+    assert hasattr(processing_utils, "_convert"), (
+        "gradio.processing_utils._convert is gone: ui.components.cache_image_atomically uses it "
+        "to turn float arrays into uint8 the way Gradio's own image output does."
+    )
+    out = processing_utils._convert(np.array([[0.0, 0.5, 1.0]]), np.uint8, force_copy=False)
+    assert out.dtype == np.uint8 and out.tolist() == [[0, 128, 255]], (
+        f"gradio.processing_utils._convert(float -> uint8) now gives {out.tolist()}."
+    )
+
+
+def test_event_data_keeps_the_raw_payload_in__data():
+    evt = gr.EventData(None, {"index": 3})
+    assert getattr(evt, "_data", None) == {"index": 3}, (
+        "gr.EventData no longer keeps the event's payload in ._data: the atlas's point_click "
+        "handler (ui.atlas.handlers.on_atlas_click) reads the clicked index from it."
+    )
+
+
+def test_gradio_is_the_pinned_minor_version():
+    from pathlib import Path
+
+    pinned = next(
+        line.split("==")[1].split()[0]
+        for line in (Path(__file__).parents[1] / "requirements.txt").read_text().splitlines()
+        if line.startswith("gradio==")
+    )
+    if gr.__version__.rsplit(".", 1)[0] != pinned.rsplit(".", 1)[0]:
+        pytest.fail(
+            f"Gradio {gr.__version__} is installed, the app is pinned to {pinned}: the internals "
+            "above were checked against the pinned minor version."
+        )
