@@ -19,6 +19,7 @@ rows are *not* (they are raw scaled latents; cosine metrics normalise anyway).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,7 +34,13 @@ from explorer.models.vae import VAE, load_vae
 from explorer.spaces.cache import EmbeddingCache
 from explorer.spaces.keys import image_hash, vae_cache_key
 
-FAMILIES = ("vae", "clip", "dino", "vit", "unet")
+FAMILIES = (
+    "vae",
+    "clip",
+    "dino",
+    "vit",
+    "unet",
+)  # the keys of PLANS, in the order errors list them
 Runner = Callable[[str, list[Image.Image], "Progress | None", dict], np.ndarray]
 """Runs a space's model somewhere else (e.g. :class:`explorer.spaces.ray_engine.RayEngine`):
 ``(space, images, progress, embed options) -> (N, D)`` rows in the images' order."""
@@ -142,6 +149,87 @@ def vae_embedding(
 # --------------------------------------------------------------------------- one entry point
 
 
+@dataclass(frozen=True)
+class Options:
+    """How a space is asked for: see :func:`embed`'s keyword arguments."""
+
+    folder: str | None = None
+    pooling: str | None = None
+    resolution: int = 64
+    batch_size: int | None = None
+    device: torch.device | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one space's rows are had: ``key`` names them in the cache now, ``key_after_load()``
+    once the model is loaded (a revision unknown before a download is known then), and
+    ``compute(images, progress)`` makes the ``(n, D)`` rows of the images not in the cache."""
+
+    key: tuple[str, str, str, str]
+    key_after_load: Callable[[], tuple[str, str, str, str]]
+    compute: Callable[[list[Image.Image], Progress | None], np.ndarray]
+
+
+def _vae_plan(family: str, ref: str, o: Options) -> Plan:
+    pooling = _check_vae_pooling(o.pooling)
+
+    def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+        vae = load_vae(ref, o.folder, o.device)
+        return vae_embedding(vae, todo, o.resolution, pooling, o.batch_size, prog)
+
+    return Plan(
+        vae_cache_key(registry.resolve(ref, o.folder), o.resolution, pooling, o.device),
+        lambda: vae_cache_key(registry.resolve(ref, o.folder), o.resolution, pooling, o.device),
+        compute,
+    )
+
+
+def _unet_plan(family: str, ref: str, o: Options) -> Plan:
+    from explorer.spaces import unet
+
+    name, timestep = unet.split_model(ref)
+    pooling = unet.check_pooling(o.pooling)
+
+    def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+        unet.check_cpu_budget(name, len(todo), o.device)
+        space = unet.load_unet(name, o.device)
+        return space.features(todo, timestep, pooling, None, o.batch_size, prog)
+
+    key = unet.unet_cache_key(name, timestep, pooling, o.device)
+    return Plan(key, lambda: unet.unet_cache_key(name, timestep, pooling, o.device), compute)
+
+
+def _embedder_plan(family: str, ref: str, o: Options) -> Plan:
+    spec = registry.resolve_embedder(ref)
+    if spec.family != family:
+        raise ExplorerError(
+            f"{spec.name} is a {spec.family} model, not {family}: use "
+            f"'{spec.family}:{ref}' or pick a {family} model "
+            f"({', '.join(registry.available_embedders(family))})."
+        )
+
+    def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+        embedder = embedders.load_embedder(ref, o.device)
+        return embedder.embed_images(todo, o.batch_size, prog, o.pooling)
+
+    return Plan(
+        embedders.embedder_cache_key(ref, o.device, o.pooling),
+        lambda: embedders.load_embedder(ref, o.device).cache_key(o.pooling),
+        compute,
+    )
+
+
+PLANS: dict[str, Callable[[str, str, Options], Plan]] = {
+    "vae": _vae_plan,
+    "clip": _embedder_plan,
+    "dino": _embedder_plan,
+    "vit": _embedder_plan,
+    "unet": _unet_plan,
+}
+"""One entry per family: ``(family, model ref, options) -> Plan``."""
+
+
 def embed(
     space: str,
     images: Sequence[Image.Image],
@@ -175,57 +263,16 @@ def embed(
     elif len(hashes) != len(images):
         raise ValueError(f"{len(hashes)} hashes for {len(images)} images")
     device = torch.device(device) if device is not None else None
-
-    if family == "vae":
-        pooling = _check_vae_pooling(pooling)
-        spec = registry.resolve(ref, folder)
-        key = vae_cache_key(spec, resolution, pooling, device)
-
-        def key_after_load() -> tuple[str, str, str, str]:
-            return vae_cache_key(registry.resolve(ref, folder), resolution, pooling, device)
-
-        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
-            vae = load_vae(ref, folder, device)
-            return vae_embedding(vae, todo, resolution, pooling, batch_size, prog)
-
-    elif family == "unet":
-        from explorer.spaces import unet
-
-        name, timestep = unet.split_model(ref)
-        pooling = unet.check_pooling(pooling)
-        key = unet.unet_cache_key(name, timestep, pooling, device)
-
-        def key_after_load() -> tuple[str, str, str, str]:
-            return unet.unet_cache_key(name, timestep, pooling, device)
-
-        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
-            unet.check_cpu_budget(name, len(todo), device)
-            space = unet.load_unet(name, device)
-            return space.features(todo, timestep, pooling, None, batch_size, prog)
-
-    else:
-        spec = registry.resolve_embedder(ref)
-        if spec.family != family:
-            raise ExplorerError(
-                f"{spec.name} is a {spec.family} model, not {family}: use "
-                f"'{spec.family}:{ref}' or pick a {family} model "
-                f"({', '.join(registry.available_embedders(family))})."
-            )
-        key = embedders.embedder_cache_key(ref, device, pooling)
-
-        def key_after_load() -> tuple[str, str, str, str]:
-            return embedders.load_embedder(ref, device).cache_key(pooling)
-
-        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
-            embedder = embedders.load_embedder(ref, device)
-            return embedder.embed_images(todo, batch_size, prog, pooling)
+    options = Options(folder, pooling, resolution, batch_size, device)
+    plan = PLANS[family](family, ref, options)
+    key, compute = plan.key, plan.compute
 
     if runner is not None:  # the model runs elsewhere; this process keeps the cache
 
         def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
-            options = {"folder": folder, "pooling": pooling, "resolution": resolution}
-            options.update(batch_size=batch_size, device=device)
-            return runner(f"{family}:{ref}", todo, prog, options)
+            asked = {"folder": folder, "pooling": pooling, "resolution": resolution}
+            asked.update(batch_size=batch_size, device=device)
+            return runner(f"{family}:{ref}", todo, prog, asked)
 
     if not images:
         return np.zeros((0, 0), np.float32)
@@ -242,7 +289,7 @@ def embed(
         new = compute(images, progress)
     if new is not None and cache is not None:
         if key[2] == "unknown":
-            key = key_after_load()
+            key = plan.key_after_load()
         if key[2] != "unknown":
             cache.put_many(key, [hashes[i] for i in missing], new)
     out = np.empty((len(images), new.shape[1] if new is not None else dims.pop()), np.float32)
@@ -255,7 +302,9 @@ def embed(
 
 __all__ = [
     "FAMILIES",
+    "PLANS",
     "VAE_POOLINGS",
+    "Plan",
     "Runner",
     "embed",
     "image_hash",
