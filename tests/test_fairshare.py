@@ -1,4 +1,4 @@
-"""explorer.core.fairshare: visitor keys, per-address and per-session slots, budgets, fair order,
+"""explorer.core.fairshare and .visitors: visitor keys, per-address and per-session slots, budgets, fair order,
 listeners. A fake clock throughout: no test waits."""
 
 from __future__ import annotations
@@ -8,19 +8,14 @@ import threading
 
 import pytest
 
-from explorer.core.fairshare import (
-    FairShare,
-    Known,
-    Limits,
+from explorer.core.fairshare import FairShare, Known, Limits, Refused, fair_pick, parse_known
+from explorer.core.visitors import (
     Listeners,
-    Refused,
     Visitor,
     address_key,
     client_address,
     current_visitor,
     describe_forwarded,
-    fair_pick,
-    parse_known,
     use_visitor,
     visitor,
 )

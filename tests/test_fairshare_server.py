@@ -31,8 +31,9 @@ from gradio import queueing
 from starlette.middleware import Middleware
 
 from explorer.core.bodylimit import BodyLimit
-from explorer.core.fairshare import FairShare, Limits, Refused, use_visitor, visitor
+from explorer.core.fairshare import FairShare, Limits, Refused
 from explorer.core.gate import VisitorGate
+from explorer.core.visitors import use_visitor, visitor
 
 pytestmark = pytest.mark.app
 

@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from explorer.core.fairshare import FairShare, Limits, Listeners, Visitor
+from explorer.core.fairshare import FairShare, Limits
 from explorer.core.gate import VisitorGate
+from explorer.core.visitors import Listeners, Visitor
 
 
 def stand_in():

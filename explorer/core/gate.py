@@ -2,14 +2,14 @@
 record of which sessions listen, so that waiting requests nobody listens for are dropped.
 
 * ``POST {prefix}/queue/join`` and ``POST {prefix}/call[/v2]/{api_name}`` (how the page, the
-  Python client and ``curl`` put a request in the queue): the visitor (:func:`fairshare.visitor`
+  Python client and ``curl`` put a request in the queue): the visitor (:func:`visitors.visitor`
   of the connection's address, ``X-Forwarded-For`` read only with ``proxy_hops`` > 0, and the
   body's ``session_hash``) reserves a slot with :meth:`FairShare.reserve` before Gradio sees the
   request; a refusal is HTTP 429 with ``{"detail": sentence}`` (Gradio's page shows the detail of
   any refusal but a 503) and ``Retry-After`` where known. Gradio's answer binds the slot to its
   event id; any other answer gives it back.
 * ``GET {prefix}/queue/data?session_hash=S`` and ``GET {prefix}/call[/v2]/{api_name}/{event_id}``
-  (the event streams): :class:`fairshare.Listeners` counts them open while they run.
+  (the event streams): :class:`visitors.Listeners` counts them open while they run.
 * With ``queued`` and ``drop``, a task on the server's event loop (started by the first request)
   drops, every ``sweep_every`` s, each waiting request whose session has had no stream open for
   ``grace`` s (:meth:`Listeners.stale`).
@@ -31,7 +31,8 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMa
 from typing import Any
 from urllib.parse import parse_qs
 
-from .fairshare import FairShare, Listeners, Refused, Visitor, visitor
+from .fairshare import FairShare, Refused
+from .visitors import Listeners, Visitor, visitor
 
 __all__ = ["VisitorGate", "scope_visitor"]
 
