@@ -11,10 +11,12 @@ The probe is one fixed scikit-learn pipeline, the same for every space (:data:`P
 Why a fixed PCA width and not nested CV over C: the PCA step is an orthogonal projection (no
 whitening), so the L2 penalty means the same thing after it, and when a training fold has at most
 ``PCA_WIDTH + 1`` rows (the 112-image teaching set) it keeps every direction the training rows
-span; the L2-regularised solution lies in that span, so the probe is then exactly logistic
-regression on the standardised features. Past that size it caps the fit at 128 dimensions, so a
-probe at 10,000 × 2,048 costs about a second per fold on one core (nested CV over C would cost the
-inner folds × the grid of C on the full width). ``C`` is not tuned: one value for every space.
+span; the L2-regularised solution lies in that span, so the probe is then logistic regression
+on the standardised features (up to the solver's tolerance). Past that size it caps the fit at
+128 dimensions: at 10,000 × 2,048 a fold costs ~1.4 s of PCA and ~0.2 s of logistic regression on
+2 idle cores, several times more on busy ones (bench/evidence_cost.py); nested CV over C would
+multiply the full-width fit by the inner folds × the grid of C. ``C`` is not tuned: one value
+for every space.
 
 Folds: ``StratifiedGroupKFold`` when groups are given (no group in both the training and the test
 rows of a fold), else ``StratifiedKFold``; both shuffled with ``seed``. The number of folds is
