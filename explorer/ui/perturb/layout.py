@@ -9,10 +9,8 @@ from explorer.core import public
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.perturb import ladder as perturb
-from explorer.ui.components import (
-    ImageOut,
-    SafeImage,
-)
+from explorer.ui import availability
+from explorer.ui.components import ImageOut, SafeImage, listen
 from explorer.ui.context import TabContext
 from explorer.ui.perturb.handlers import on_perturb, on_perturb_strip
 from explorer.ui.perturb.views import FAMILY_CHOICES, INTRO
@@ -23,6 +21,8 @@ def build(ctx: TabContext) -> None:
     names, default, folder = ctx.names, ctx.default, ctx.folder
     astronaut = imaging.example_images().get("astronaut")
     with gr.Tab("Perturbations", id="perturb"):
+        ctx.notices.append(availability.panel("perturb", ctx.folder0 or None))
+        api = gr.Button(visible=False)  # the API endpoint's trigger (see components.listen)
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
@@ -39,6 +39,7 @@ def build(ctx: TabContext) -> None:
                 vae_space = gr.Dropdown(
                     names, value=default, label="VAE", allow_custom_value=not public.public_mode()
                 )
+                ctx.vae_lists.append(vae_space)
                 clip_space = gr.Dropdown(
                     registry.available_embedders("clip"),
                     value=registry.default_embedder("clip"),
@@ -63,10 +64,13 @@ def build(ctx: TabContext) -> None:
         with gr.Accordion("The numbers", open=False):
             table = gr.Dataframe(headers=list(perturb.COLUMNS), interactive=False)
 
-    run_btn.click(
+    listen(  # a failure is shown in the notice's place; the API endpoint raises
+        run_btn.click,
+        api,
         on_perturb,
         [image, families, vae_space, clip_space, dino_space, folder, which],
         [plot, notice, strip, table],
         api_name="perturb",
+        slot=1,
     )
     which.change(on_perturb_strip, [image, which], [strip], api_name="perturb_strip")
