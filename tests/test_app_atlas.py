@@ -98,7 +98,7 @@ def test_select_leaves_its_own_recolourings_out_unless_asked(atlas_client):
     groups, labels = ts.groups, ts.labels
     own = [i for i, g in enumerate(groups) if g == groups[5] and i != 5]
     for keep in (False, True):
-        index, payload, *galleries = client.predict(5, keep, api_name="/atlas_select")
+        _index, payload, *galleries = client.predict(5, keep, api_name="/atlas_select")
         data = json.loads(payload)
         for (key, ids), g in zip(data["neighbors"].items(), galleries, strict=False):
             mine = sum(i in own for i in ids)
@@ -108,8 +108,9 @@ def test_select_leaves_its_own_recolourings_out_unless_asked(atlas_client):
                 assert f"{mine} of the 6 are that same photo" in g["label"]
             else:
                 assert mine == 0, key
-                assert f"6 nearest other photos; its own {len(own)} recolourings left out" in (
-                    g["label"]
+                assert (
+                    f"6 nearest other photos; its own {len(own)} recolourings left out"
+                    in (g["label"])
                 )
 
 

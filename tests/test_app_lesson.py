@@ -118,7 +118,7 @@ def test_step7_atlas(client, model):
     full = atlas.metrics_table(st.teaching_atlas(model, None), "pca")
     want = full[full.space == "vae"]
     ranked = sorted(
-        (st.knn5(want, name) + (name,) for name in ("source", "appearance", "meaning")),
+        ((*st.knn5(want, name), name) for name in ("source", "appearance", "meaning")),
         key=lambda r: -r[0],
     )
     # the three readings, highest first, each with its chance level, re-derived from the run

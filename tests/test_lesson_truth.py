@@ -96,7 +96,9 @@ def test_neighbour_captions_say_what_was_left_out_and_count_from_the_list():
             assert mine == 6 and f"{mine} of the 6 are that same photo" in caption
             assert "inflate the count" in caption
         else:
-            assert mine == 0 and "6 nearest other photos; its own 6 recolourings left out" in caption
+            assert (
+                mine == 0 and "6 nearest other photos; its own 6 recolourings left out" in caption
+            )
 
 
 def test_an_outside_query_that_is_a_teaching_photo_leaves_that_photo_out(astronaut):
@@ -133,9 +135,7 @@ def test_the_teaching_set_opens_coloured_by_its_source_photos():
 
 
 def _table(rows: list[tuple[str, float, float]], space: str = "vae") -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"space": space, "labels": n, "knn5": k, "chance": c} for n, k, c in rows]
-    )
+    return pd.DataFrame([{"space": space, "labels": n, "knn5": k, "chance": c} for n, k, c in rows])
 
 
 @pytest.mark.parametrize(

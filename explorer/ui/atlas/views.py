@@ -13,6 +13,7 @@ from explorer.atlas import (
     ranked_readings,
     unet_position,
 )
+from explorer.models.specs import DOWNLOAD_HINT
 
 
 def _pct(x: float) -> str:
@@ -235,7 +236,13 @@ def export_verdict(a: Atlas, method: str) -> str:
 def status_markdown(a: Atlas, shown: str, note: str = "", extra_note: str = "") -> str:
     """The line above the panels: the set's summary, its spaces, the map shown, the spaces that
     were left out and why."""
-    failures = "".join(f"\n- **{ref}** left out: {msg}" for ref, msg in a.failures.items())
+    hint = DOWNLOAD_HINT  # said once, after the spaces it applies to
+    failures = "".join(
+        f"\n- **{ref}** left out: {msg.replace(hint, '').strip()}"
+        for ref, msg in a.failures.items()
+    )
+    if any(hint in m for m in a.failures.values()):
+        failures += f"\n\n{hint}"
     return (
         f"**{a.images.summary()}** Spaces: {', '.join(s.title for s in a.spaces)}; "
         f"map: {shown.upper()}. {note} {extra_note}{failures}"
