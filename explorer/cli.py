@@ -221,7 +221,11 @@ def _atlas(args: argparse.Namespace) -> None:
             progress,
             runner=runner,
         )
-        files = atlas.save(built, args.out, args.method)
+        from explorer.ui.atlas.payload import colour_note
+        from explorer.ui.atlas.views import export_verdict
+
+        verdict = export_verdict(built, args.method)
+        files = atlas.save(built, args.out, args.method, verdict, colour_note(built))
     for ref, msg in built.failures.items():
         print(f"warning: {ref} left out: {msg}", file=sys.stderr)
     print(atlas.metrics_table(built, args.method).to_string(index=False))

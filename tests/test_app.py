@@ -66,7 +66,9 @@ def test_roundtrip(client, astronaut):
     orig, recon, err, md, table = client.predict(
         handle_file(astronaut), *COMMON.values(), "sample", 3, api_name="/roundtrip"
     )
-    assert _img(orig).size == _img(recon).size == _img(err).size == (256, 256)
+    assert _img(orig).size == _img(recon).size == (256, 256)
+    w, h = _img(err).size  # the error map, with its colour bar (8-bit levels) under it
+    assert w == 256 and h > 256
     assert "PSNR" in md and "sample" in md
     row = dict(zip(table["headers"], table["data"][0], strict=True))
     assert row["model"] == "test-kl" and 0 < row["PSNR (dB)"] < 60
@@ -81,11 +83,16 @@ def test_generations(client, astronaut):
 
 
 def test_compare(client, astronaut):
-    a, b, _ea, _eb, table = client.predict(
+    a, b, _ea, _eb, table, note = client.predict(
         handle_file(astronaut), "test-kl", "test-tiny", 256, "square", "", api_name="/compare"
     )
     assert [r[0] for r in table["data"]] == ["test-kl", "test-tiny"]
     assert _img(a).size == _img(b).size
+    assert "**test-kl**: PSNR" in note and "Both sides" not in note
+    *_, note = client.predict(
+        handle_file(astronaut), "test-tiny", "test-tiny", 64, "square", "", api_name="/compare"
+    )
+    assert "**Both sides are test-tiny**" in note  # never a silent comparison with itself
 
 
 def test_interpolate(client, examples):

@@ -47,11 +47,11 @@ def test_bundled_set_opens_with_three_panels_and_metrics(atlas_client):
     ]
     for r in rows:
         assert 0 <= r["knn5"] <= 1 and 0 < r["chance"] < 1 and 0 <= r["trustworthiness"] <= 1
-    assert "112 images in 7 classes" in status and "5-neighbour vote" in verdict
+    assert "112 images in 7 classes" in status and "5 nearest neighbours" in verdict
     assert "map: PCA" in status
-    # one colour and one marker shape per class, as many as there are classes
-    assert len(data["colors"]) == len(data["classes"]) == 7 and len(set(data["colors"])) == 7
-    assert data["color_by"] == "meaning"
+    # coloured by source photo (each tight cluster is one photo), one colour per class
+    assert data["color_by"] == "source" and "each colour is one photo" in data["note"]
+    assert len(data["colors"]) == len(data["classes"]) == 16 and len(set(data["colors"])) == 16
 
 
 def test_colour_by_another_labelling(atlas_client):
@@ -79,7 +79,39 @@ def test_select_returns_neighbours_in_every_space(atlas_client):
     assert all(5 not in v and len(v) == 6 for v in data["neighbors"].values())
     shown = [g for g in galleries if g["visible"]]
     assert len(shown) == 3 and all(len(g["value"]) == 7 for g in shown)  # the query + 6 neighbours
-    assert shown[1]["label"].startswith("CLIP") and "share its label" in shown[1]["label"]
+    assert shown[1]["label"].startswith("CLIP") and "share its meaning" in shown[1]["label"]
+
+
+def _teaching():
+    from explorer import datasets
+
+    return datasets.teaching_set()
+
+
+def test_select_leaves_its_own_recolourings_out_unless_asked(atlas_client):
+    """The lists follow the metrics' rule (a photo's other versions left out) and say so; the
+    toggle brings them back and the caption says what they do to the count."""
+    import json
+
+    client, _ = atlas_client
+    ts = _teaching()
+    groups, labels = ts.groups, ts.labels
+    own = [i for i, g in enumerate(groups) if g == groups[5] and i != 5]
+    for keep in (False, True):
+        _index, payload, *galleries = client.predict(5, keep, api_name="/atlas_select")
+        data = json.loads(payload)
+        for (key, ids), g in zip(data["neighbors"].items(), galleries, strict=False):
+            mine = sum(i in own for i in ids)
+            same = sum(labels[i] == labels[5] for i in ids)
+            assert f"{same}/6 share its meaning" in g["label"], key
+            if keep:
+                assert f"{mine} of the 6 are that same photo" in g["label"]
+            else:
+                assert mine == 0, key
+                assert (
+                    f"6 nearest other photos; its own {len(own)} recolourings left out"
+                    in (g["label"])
+                )
 
 
 def test_select_out_of_range_is_a_clear_message(atlas_client):
@@ -98,9 +130,17 @@ def test_text_query_ranks_and_highlights(atlas_client):
 
 
 def test_query_image(atlas_client, astronaut):
+    """The astronaut is one of the teaching set's photos: its 7 versions are left out."""
     client, _ = atlas_client
     galleries = client.predict(handle_file(astronaut), "", api_name="/atlas_query_image")
-    assert [len(g["value"]) for g in galleries if g["visible"]] == [6, 6, 6]
+    shown = [g for g in galleries if g["visible"]]
+    assert [len(g["value"]) for g in shown] == [6, 6, 6]
+    ts = _teaching()
+    own = {i for i, g in enumerate(ts.groups) if g == "skimage:astronaut.png"}
+    for g in shown:
+        ids = [int(item["caption"].split()[0][1:]) for item in g["value"]]
+        assert not own & set(ids)
+        assert f"the {len(own)} recolourings of this photo left out" in g["label"]
 
 
 def test_method_switch_and_export(atlas_client):
@@ -125,6 +165,8 @@ def test_method_switch_and_export(atlas_client):
     for cls, colour in zip(app["classes"], app["colors"], strict=True):
         assert f'"name":"{cls}"' in page and f'"color":"{colour}"' in page
     assert "How well each space groups the set" in page and "appearance" in page
+    assert page.count('"data:image/jpeg;base64,') == len(app["labels"])  # hover thumbnails
+    assert "its own photo" in page  # the verdict
     assert page.count("plotly.js v") <= 2 and len(page) < 6_000_000
 
 

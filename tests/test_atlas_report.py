@@ -114,11 +114,15 @@ def test_several_labellings_read_per_space_and_compare_on_the_main_one():
         "clip": 1.0,
     }
     words = verdict_markdown(v, {"vae": "VAE latents", "clip": "CLIP"})
-    assert (
-        "**VAE latents**: a 5-neighbour vote recovers the *meaning* of 10% of images (chance 7%) "
-        "and the *appearance* of 88% of images (chance 14%)" in words
+    assert (  # in the order of the numbers, each beside its chance level
+        "- **VAE latents**: its palette among other photos **88%** (chance 14%) ≫ its meaning "
+        "among other photos **10%** (chance 7%: no better than chance)" in words
     )
-    assert "it would read 100% for meaning" in words
+    assert (
+        "- **CLIP**: its meaning among other photos **90%** (chance 7%) ≫ its palette among "
+        "other photos **20%** (chance 14%: no better than chance)" in words
+    )
+    assert "meaning would read 100%" in words
     assert words.endswith("**clip** groups this set by meaning best.")
 
 

@@ -68,7 +68,7 @@ def test_channel_grid_layout(channels, shared):
         assert y_domains[i] == ys[row], f"channel {i} is not in row {row}"
     # each subplot is titled with its channel, in reading order
     titles = [a.text for a in fig.layout.annotations]
-    assert titles[:channels] == [f"ch {i}" for i in range(channels)]
+    assert [t.split(" · ")[0] for t in titles[:channels]] == [f"ch {i}" for i in range(channels)]
 
 
 @pytest.mark.parametrize("channels", [4, 16, 32])
@@ -86,19 +86,19 @@ def test_channel_grid_shared_scale(channels):
 
 @pytest.mark.parametrize("channels", [4, 16, 32])
 def test_channel_grid_per_channel_scale(channels):
+    """Per channel: each map on its own symmetric range, one shared bar read as a fraction of
+    that range, the range itself in the map's title (no unreadable bar per small map)."""
     z = _latent(channels)
     fig = channel_grid(z, shared_scale=False)
-    assert sum(bool(t.showscale) for t in fig.data) == channels
+    assert sum(bool(t.showscale) for t in fig.data) == 1
+    titles = [a.text for a in fig.layout.annotations][:channels]
     for i, t in enumerate(fig.data):
-        assert t.zmin <= z[i].min() + 1e-6 and t.zmax >= z[i].max() - 1e-6, f"channel {i}"
-        assert max(abs(t.zmin), abs(t.zmax)) == pytest.approx(np.abs(z[i]).max(), rel=1e-6)
-        # its colourbar sits beside its own subplot
-        xd = _axis(fig, "x", t.xaxis or "x").domain
-        yd = _axis(fig, "y", t.yaxis or "y").domain
-        assert xd[1] <= t.colorbar.x <= xd[1] + 0.05
-        assert yd[0] <= t.colorbar.y <= yd[1]
-    # channels have different scales here, so their ranges differ
-    assert len({t.zmax for t in fig.data}) == channels
+        bound = np.abs(z[i]).max()
+        assert (t.zmin, t.zmax) == (-1.0, 1.0), f"channel {i}"
+        np.testing.assert_allclose(np.asarray(t.z)[::-1] * bound, z[i], rtol=1e-5, atol=1e-6)
+        assert titles[i] == f"ch {i} · ±{bound:.2g}"
+    # channels have different scales here, so their titles differ
+    assert len(set(titles)) == channels
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -107,10 +107,12 @@ def test_channel_grid_shows_row_0_at_the_top(channels, shared):
     z = _latent(channels, h=7, w=4)
     fig = channel_grid(z, shared_scale=shared)
     for i, t in enumerate(fig.data):
-        np.testing.assert_array_equal(_shown_top_to_bottom(fig, t), z[i])
-        if t.customdata is not None:  # the hover label names the latent's own row index
-            shown_rows = _shown_top_to_bottom(fig, t, "customdata")
-            np.testing.assert_array_equal(shown_rows[:, 0], np.arange(7))
+        scale = 1.0 if shared else np.abs(z[i]).max()
+        np.testing.assert_allclose(_shown_top_to_bottom(fig, t) * scale, z[i], rtol=1e-5)
+        # the hover label names the latent's own row index and its raw value
+        shown = _shown_top_to_bottom(fig, t, "customdata")
+        np.testing.assert_array_equal(shown[:, 0, 0], np.arange(7))
+        np.testing.assert_allclose(shown[..., 1], z[i], rtol=1e-6)
 
 
 def test_heatmap_shows_row_0_at_the_top():

@@ -367,33 +367,60 @@ def neighbour_overlap(x_a: np.ndarray, x_b: np.ndarray, k: int = 10) -> float:
     return float((shared / ia.shape[1]).mean())
 
 
-def nearest(x: np.ndarray, i: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and cosine similarities of the k points most similar to point i (itself excluded).
+def _allowed(n: int, exclude: np.ndarray | None) -> np.ndarray:
+    """(N,) bool: the points a neighbour list may return (``exclude``: (N,) bool, True = never)."""
+    if exclude is None:
+        return np.ones(n, bool)
+    exclude = np.asarray(exclude, bool)
+    if exclude.shape != (n,):
+        raise ValueError(f"exclude has shape {exclude.shape}; give one flag per point ({n}).")
+    return ~exclude
 
-    Best first, ties by lower index; k is capped at N − 1.
+
+def _best(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if k < 1:
+        return np.zeros(0, np.int64), np.zeros(0, s.dtype)
+    idx, sim = _top_k(s[None, :], k)
+    return idx[0], sim[0]
+
+
+def nearest(
+    x: np.ndarray, i: int, k: int = 5, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N,D) rows, point i -> indices and cosine similarities in [-1, 1] of the k points most
+    similar to point i (itself excluded, and every point flagged in ``exclude``, an (N,) bool
+    mask: e.g. the other variants of its own photo).
+
+    Best first, ties by lower index; k is capped at the number of candidates.
     """
     xn = _unit_rows(x)
     n = xn.shape[0]
     if not -n <= i < n:
         raise IndexError(f"Point {i} does not exist; there are {n} points.")
     i = i % n
+    ok = _allowed(n, exclude)
+    ok[i] = False
     s = xn @ xn[i]
-    s[i] = -np.inf
-    idx, sim = _top_k(s[None, :], min(k, n - 1))
-    return idx[0], sim[0]
+    s[~ok] = -np.inf
+    return _best(s, min(k, int(ok.sum())))
 
 
-def top_k_similar(x: np.ndarray, q: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and cosine similarities of the k rows of ``x`` most similar to query vector ``q``.
+def top_k_similar(
+    x: np.ndarray, q: np.ndarray, k: int = 10, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N,D) rows, (D,) query -> indices and cosine similarities in [-1, 1] of the k rows most
+    similar to ``q``, leaving out the rows flagged in ``exclude`` ((N,) bool).
 
-    Best first, ties by lower index; k is capped at N.
+    Best first, ties by lower index; k is capped at the number of candidates.
     """
     xn = _unit_rows(x)
     qn = _unit_rows(np.asarray(q).reshape(1, -1))[0]
     if qn.shape[0] != xn.shape[1]:
         raise ValueError(f"The query has {qn.shape[0]} dimensions but the rows have {xn.shape[1]}.")
-    idx, sim = _top_k((xn @ qn)[None, :], min(k, xn.shape[0]))
-    return idx[0], sim[0]
+    ok = _allowed(xn.shape[0], exclude)
+    s = xn @ qn
+    s[~ok] = -np.inf
+    return _best(s, min(k, int(ok.sum())))
 
 
 def space_metrics(

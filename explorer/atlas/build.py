@@ -20,7 +20,7 @@ from explorer.atlas.store import thumb_dir, write_thumbs
 from explorer.atlas.types import FAMILY_TITLES, Atlas, Space
 from explorer.core.errors import ExplorerError
 from explorer.core.progress import Progress, no_progress
-from explorer.datasets import ImageSet
+from explorer.datasets import ImageSet, teaching
 from explorer.models import embedders, registry
 from explorer.spaces import embed as embeddings
 from explorer.spaces.cache import EmbeddingCache
@@ -33,9 +33,12 @@ __all__ = [
     "Space",
     "build",
     "coords_for",
+    "default_colouring",
     "default_spaces",
     "from_arrays",
+    "group_mask",
     "neighbours",
+    "query_group",
     "query_image",
     "text_query",
 ]
@@ -50,6 +53,16 @@ MAX_QUERY_CHARS = 300  # CLIP reads 77 tokens; a longer sentence only costs time
 def default_spaces(folder: str | None = None) -> list[str]:
     """``vae:<default VAE>``, ``clip``, ``dino``: the three panels the product is about."""
     return [f"vae:{registry.default_vae(folder)}", "clip", "dino"]
+
+
+def default_colouring(image_set: ImageSet) -> str | None:
+    """The labelling a set's panels open coloured by: where the set groups its images (the
+    teaching set's source photos), the labelling that *is* the grouping -- every tight cluster a
+    space draws is then coloured as what it is, one photo in its variants, and never read as a
+    cluster of meaning; else None (the set's main labelling)."""
+    if image_set.groups is None:
+        return None
+    return next((k for k, v in image_set.labelings.items() if v == image_set.groups), None)
 
 
 def _keys(families: Sequence[str]) -> list[str]:
@@ -133,6 +146,7 @@ def build(
         failures=failures,
         thumbs=write_thumbs(image_set.images, hashes, thumb_dir()),
         source=image_set.name,
+        color_by=default_colouring(image_set),
     )
     progress(0.88, f"projecting ({method})")
     coords_for(atlas, method)
@@ -200,20 +214,47 @@ def coords_for(atlas: Atlas, method: str) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- queries
 
 
-def neighbours(atlas: Atlas, index: int, k: int = 6) -> dict[str, list[tuple[int, float]]]:
+def group_mask(atlas: Atlas, group: str | None) -> np.ndarray | None:
+    """(N,) bool: the images of the set whose group (source photo) is ``group``; None when the
+    set has no groups or ``group`` is None."""
+    groups = atlas.images.groups
+    if groups is None or group is None:
+        return None
+    return np.asarray([g == group for g in groups], bool)
+
+
+def neighbours(
+    atlas: Atlas, index: int, k: int = 6, *, own_group: bool = False
+) -> dict[str, list[tuple[int, float]]]:
     """``{space key: [(index, cosine in [-1, 1]), ...]}``: image ``index``'s ``k`` nearest
-    neighbours in every space, best first (itself excluded)."""
+    neighbours in every space, best first (itself excluded).
+
+    Where the set groups its images (variants of one source photo), the other images of its
+    own group are left out too, as the metrics leave them out; ``own_group=True`` keeps them."""
     n = len(atlas.images)
     if not 0 <= int(index) < n:
         raise ExplorerError(
             f"Image #{index} is not in this set: pick a number between 0 and {n - 1}."
         )
+    groups = atlas.images.groups
+    exclude = None if own_group or groups is None else group_mask(atlas, groups[int(index)])
     k = max(1, min(k, n - 1))
     out = {}
     for s in atlas.spaces:
-        idx, sim = metrics.nearest(atlas.embeddings[s.key], int(index), k)
+        idx, sim = metrics.nearest(atlas.embeddings[s.key], int(index), k, exclude)
         out[s.key] = [(int(i), float(v)) for i, v in zip(idx, sim, strict=True)]
     return out
+
+
+def query_group(atlas: Atlas, image: Image.Image) -> str | None:
+    """The group (source photo) of the set that an outside ``image`` is a version of: for the
+    teaching set, the source photo it is (:func:`explorer.datasets.teaching.match_source`);
+    None for a set without groups or an image that is none of its photos."""
+    groups = atlas.images.groups
+    if groups is None:
+        return None
+    src = teaching.match_source(image)
+    return src.id if src is not None and src.id in set(groups) else None
 
 
 def query_image(
@@ -222,13 +263,19 @@ def query_image(
     k: int = 6,
     folder: str | None = None,
     cache: EmbeddingCache | None = None,
+    *,
+    own_group: bool = False,
 ) -> dict[str, list[tuple[int, float]]]:
     """``{space key: [(index, cosine in [-1, 1]), ...]}``: an outside image embedded in every
-    space of the atlas, and its top ``k`` matches in each, best first."""
+    space of the atlas, and its top ``k`` matches in each, best first. When the image is one of
+    the set's source photos (:func:`query_group`), that photo's versions are left out, as for a
+    click; ``own_group=True`` keeps them."""
+    exclude = None if own_group else group_mask(atlas, query_group(atlas, image))
     out = {}
     for s in atlas.spaces:
         q = embeddings.embed(f"{s.family}:{s.model}", [image], None, cache, None, folder)[0]
-        idx, sim = metrics.top_k_similar(atlas.embeddings[s.key], q, min(k, len(atlas.images)))
+        x = atlas.embeddings[s.key]
+        idx, sim = metrics.top_k_similar(x, q, min(k, len(atlas.images)), exclude)
         out[s.key] = [(int(i), float(v)) for i, v in zip(idx, sim, strict=True)]
     return out
 

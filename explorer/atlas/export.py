@@ -7,6 +7,8 @@ atomically (:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopen
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import json
 import uuid
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from explorer.atlas.build import coords_for
+from explorer.atlas.build import coords_for, default_colouring
 from explorer.atlas.report import metrics_table, overlap_table
 from explorer.atlas.store import THUMB_SIDE, thumb_dir, write_thumbs
 from explorer.atlas.types import Atlas, Space
@@ -47,16 +49,59 @@ def points_frame(atlas: Atlas, method: str) -> pd.DataFrame:
     return df
 
 
-def figure_html(atlas: Atlas, method: str) -> str:
-    """A standalone HTML page (plotly.js inlined, works offline) with one panel per space."""
+HTML_THUMB_SIDES = (64, 48, 32)  # the sides tried for the page's hover thumbnails, largest first
+HTML_THUMBS_MB = 4.0  # the most the page's thumbnails may weigh together (a teacher mails it)
+
+
+def _jpeg_uri(path: str, side: int) -> str:
+    with Image.open(path) as im:
+        small = im.convert("RGB")
+        small.thumbnail((side, side))
+        buf = io.BytesIO()
+        small.save(buf, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def html_thumbs(atlas: Atlas, budget_mb: float = HTML_THUMBS_MB) -> tuple[list[str | None], str]:
+    """The exported page's hover thumbnails: one ``data:`` JPEG URI per image (None where left
+    out) at the largest of :data:`HTML_THUMB_SIDES` whose estimated total fits ``budget_mb``,
+    and a sentence saying what was done ('' when every image has its thumbnail)."""
+    n = len(atlas.thumbs)
+    if not n:
+        return [], "No thumbnails: this atlas has none."
+    budget = budget_mb * 1024 * 1024
+    probe = atlas.thumbs[:: max(1, n // 32)][:32]
+    for side in HTML_THUMB_SIDES:
+        mean = sum(len(_jpeg_uri(t, side)) for t in probe) / len(probe)
+        if mean * n <= budget:
+            return [_jpeg_uri(t, side) for t in atlas.thumbs], ""
+    keep = int(budget // mean)
+    uris: list[str | None] = [_jpeg_uri(t, side) for t in atlas.thumbs[:keep]]
+    return uris + [None] * (n - keep), (
+        f"Hover thumbnails for the first {keep:,} of {n:,} images only: all of them would pass "
+        f"the page's {budget_mb:g} MB cap."
+    )
+
+
+def figure_html(atlas: Atlas, method: str, verdict_html: str = "", note: str = "") -> str:
+    """A standalone HTML page (plotly.js inlined, works offline) with one panel per space, a
+    hover thumbnail of each image (within :data:`HTML_THUMBS_MB`), ``verdict_html`` (the
+    verdict, already HTML and escaped) and ``note`` (plain text, escaped here) above the panels,
+    and the metrics table below."""
     xy = coords_for(atlas, method)
     table = metrics_table(atlas, method).to_html(index=False, border=0, float_format="%.3f")
+    thumbs, thumbs_note = html_thumbs(atlas)
+    notes = " ".join(t for t in (note, thumbs_note) if t)
+    intro = verdict_html + (f"<p><em>{html.escape(notes)}</em></p>" if notes else "")
+    colour = atlas.color_by or atlas.images.labeling_names[0]
     return plots.atlas_html(
         [(s.title, xy[s.key]) for s in atlas.spaces],
         atlas.images.labeling(atlas.color_by),
         atlas.images.paths,
-        title=f"{atlas.source} · {method} · coloured by {atlas.color_by or atlas.images.labeling_names[0]}",
+        title=html.escape(f"{atlas.source} · {method} · coloured by {colour}"),
         table_html="<h3>How well each space groups the set</h3>" + table,
+        thumbs=thumbs,
+        intro_html=intro,
     )
 
 
@@ -70,8 +115,11 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
-    """Write points.csv, metrics.csv, overlap.csv, atlas.html, embeddings.npz, thumbs/, atlas.json."""
+def save(
+    atlas: Atlas, out: str | Path, method: str, verdict_html: str = "", note: str = ""
+) -> dict[str, Path]:
+    """Write points.csv, metrics.csv, overlap.csv, atlas.html (with ``verdict_html`` and
+    ``note``: see :func:`figure_html`), embeddings.npz, thumbs/, atlas.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = {
@@ -87,7 +135,8 @@ def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
     files.atomic_write(written["points"], _csv(points_frame(atlas, method)))
     files.atomic_write(written["metrics"], _csv(table[columns]))
     files.atomic_write(written["overlap"], _csv(overlap_table(atlas)))
-    files.atomic_write(written["html"], figure_html(atlas, method).encode("utf-8"))
+    page = figure_html(atlas, method, verdict_html, note)
+    files.atomic_write(written["html"], page.encode("utf-8"))
     files.atomic_write(written["embeddings"], _npz(atlas.embeddings))
     tdir = out / "thumbs"
     tdir.mkdir(exist_ok=True)
@@ -177,4 +226,5 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         thumbs,
         meta.get("source", ""),
     )
+    atlas.color_by = default_colouring(image_set)
     return atlas, method

@@ -18,12 +18,15 @@ from explorer.atlas.build import coords_for
 from explorer.atlas.types import Atlas
 
 __all__ = [
+    "ABOVE_CHANCE",
     "COUNTED",
     "MIN_PER_CLASS",
     "TIE",
     "Verdict",
     "metrics_table",
+    "near_chance",
     "overlap_table",
+    "ranked_readings",
     "unet_position",
     "verdict",
 ]
@@ -189,6 +192,19 @@ def verdict(table: pd.DataFrame, labels: Sequence[str] | None = None) -> Verdict
         readings=readings,
         counted=counted,
     )
+
+
+def ranked_readings(v: Verdict, space: str) -> list[tuple[str, float, float]]:
+    """``space``'s readings of a set with several labellings -> ``[(labelling, knn5, chance)]``
+    ordered by 5-NN accuracy, highest first (ties keep the table's order): what the space keeps
+    of each labelling, in the order its numbers give."""
+    rows = [(name, *per[space]) for name, per in v.readings.items() if space in per]
+    return sorted(rows, key=lambda r: -r[1])
+
+
+def near_chance(knn5: float, chance: float) -> bool:
+    """A score within :data:`ABOVE_CHANCE` of its chance level reads as chance."""
+    return knn5 <= chance + ABOVE_CHANCE
 
 
 SEMANTIC = ("clip", "dino", "vit")  # spaces trained for meaning (with text or labels or neither)

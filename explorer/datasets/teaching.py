@@ -362,12 +362,46 @@ def teaching_set(size: int = 128, seed: int = 0) -> ImageSet:
     )
 
 
+_MATCH_SIDE = 32
+_MATCH_TOLERANCE = 0.04  # mean absolute grey difference (0..1) that still counts as "that photo"
+_MATCH_REFERENCE_SIZE = 256
+
+
+def _match_thumb(im: Image.Image) -> np.ndarray:
+    small = ImageOps.fit(im.convert("L"), (_MATCH_SIDE, _MATCH_SIDE), Image.Resampling.BILINEAR)
+    return np.asarray(small, np.float64) / 255.0
+
+
+@lru_cache(maxsize=1)
+def _source_thumbs() -> dict[str, np.ndarray]:
+    out = {}
+    for src in SOURCES:
+        photo = source_photo(src, _MATCH_REFERENCE_SIZE)
+        if photo is not None:
+            out[src.id] = _match_thumb(photo)
+    return out
+
+
+def match_source(image: Image.Image) -> Source | None:
+    """Which of :data:`SOURCES` ``image`` is (the same picture, whatever its file format or
+    size: a 32×32 grey centre square within 4 % on average), or None."""
+    thumb = _match_thumb(image)
+    best, best_err = None, _MATCH_TOLERANCE
+    by_id = {s.id: s for s in SOURCES}
+    for sid, ref in _source_thumbs().items():
+        err = float(np.abs(thumb - ref).mean())
+        if err < best_err:
+            best, best_err = by_id[sid], err
+    return best
+
+
 __all__ = [
     "APPEARANCES",
     "SOURCES",
     "Appearance",
     "Source",
     "describe",
+    "match_source",
     "recolour",
     "source_photo",
     "teaching_set",

@@ -16,7 +16,17 @@ from PIL import Image
 from explorer.core import files
 from explorer.images.io import to_numpy_hwc, to_rgb
 
-__all__ = ["INFERNO_LUT", "code_map_image", "code_palette", "error_heatmap", "hstack", "save_gif"]
+__all__ = [
+    "INFERNO_LUT",
+    "captioned",
+    "code_map_image",
+    "code_palette",
+    "error_heatmap",
+    "error_scale",
+    "hstack",
+    "save_gif",
+    "with_colour_bar",
+]
 
 
 # matplotlib's "inferno" sampled at 10 evenly spaced points (the same list as plotly's
@@ -88,6 +98,55 @@ def code_map_image(indices: np.ndarray, size: int, scale: int = 1) -> Image.Imag
     )
 
 
+def _abs_error(a: Image.Image, b: Image.Image) -> np.ndarray:
+    if a.size != b.size:
+        raise ValueError(f"images must have the same size, got {a.size} and {b.size}")
+    return np.abs(to_numpy_hwc(a) - to_numpy_hwc(b)).mean(axis=2)
+
+
+def _auto_vmax(err: np.ndarray) -> float:
+    vmax = float(np.percentile(err, 99)) if err.size else 0.0
+    if not vmax > 1e-12:
+        vmax = float(err.max()) if err.size and err.max() > 1e-12 else 1.0
+    return vmax
+
+
+def error_scale(a: Image.Image, b: Image.Image) -> float:
+    """Two same-size images -> the mean |a - b| over RGB (pixels in [0, 1]) that
+    :func:`error_heatmap` draws brightest by default: its 99th percentile (or the maximum, or 1
+    for identical images)."""
+    return _auto_vmax(_abs_error(a, b))
+
+
+def with_colour_bar(heatmap: Image.Image, vmax: float, what: str = "error") -> Image.Image:
+    """An :func:`error_heatmap` picture, vmax in [0, 1] pixel units -> the same picture with a
+    horizontal inferno bar under it, labelled in 8-bit levels: ``0`` at the left, ``vmax·255``
+    at the right ("mean |error| per pixel, of 255")."""
+    from PIL import ImageDraw, ImageFont
+
+    w, h = heatmap.size
+    bar_h, text_h = max(8, h // 40), max(14, h // 22)
+    out = Image.new("RGB", (w, h + bar_h + text_h + 6), (255, 255, 255))
+    out.paste(heatmap.convert("RGB"), (0, 0))
+    ramp = INFERNO_LUT[np.linspace(0, 255, w).round().astype(np.intp)]
+    out.paste(Image.fromarray(np.repeat(ramp[None], bar_h, axis=0), "RGB"), (0, h + 2))
+    draw = ImageDraw.Draw(out)
+    try:
+        font = ImageFont.load_default(size=max(10, text_h - 3))
+    except TypeError:  # Pillow before 10.1: one size only
+        font = ImageFont.load_default()
+    levels = vmax * 255
+    right = f"{levels:.1f}/255 or more" if levels < 9.95 else f"{levels:.0f}/255 or more"
+    y = h + bar_h + 3
+    draw.text((2, y), "0", fill=(40, 40, 40), font=font)
+    label = f"mean |{what}| per pixel"
+    lw = draw.textlength(label, font=font)
+    draw.text(((w - lw) / 2, y), label, fill=(40, 40, 40), font=font)
+    rw = draw.textlength(right, font=font)
+    draw.text((w - rw - 2, y), right, fill=(40, 40, 40), font=font)
+    return out
+
+
 def error_heatmap(a: Image.Image, b: Image.Image, vmax: float | None = None) -> Image.Image:
     """Two same-size images -> RGB heatmap of mean |a - b| over RGB (values in [0, 1]).
 
@@ -98,17 +157,32 @@ def error_heatmap(a: Image.Image, b: Image.Image, vmax: float | None = None) -> 
     Raises:
         ValueError: the images differ in size, or ``vmax`` is not positive.
     """
-    if a.size != b.size:
-        raise ValueError(f"images must have the same size, got {a.size} and {b.size}")
-    err = np.abs(to_numpy_hwc(a) - to_numpy_hwc(b)).mean(axis=2)
+    err = _abs_error(a, b)
     if vmax is None:
-        vmax = float(np.percentile(err, 99)) if err.size else 0.0
-        if not vmax > 1e-12:
-            vmax = float(err.max()) if err.size and err.max() > 1e-12 else 1.0
+        vmax = _auto_vmax(err)
     elif not (np.isfinite(vmax) and vmax > 0):
         raise ValueError(f"vmax must be a positive number, got {vmax!r}")
     idx = np.rint(np.clip(err / vmax, 0.0, 1.0) * 255.0).astype(np.intp)
     return Image.fromarray(INFERNO_LUT[idx], mode="RGB")
+
+
+def captioned(image: Image.Image, text: str) -> Image.Image:
+    """An image with a line of ``text`` above it, on white (the caption's height ~8 % of the
+    image's, at least 16 px)."""
+    from PIL import ImageDraw, ImageFont
+
+    w, h = image.size
+    th = max(16, h // 12)
+    out = Image.new("RGB", (w, h + th + 4), (255, 255, 255))
+    out.paste(image.convert("RGB"), (0, th + 4))
+    draw = ImageDraw.Draw(out)
+    try:
+        font = ImageFont.load_default(size=th - 2)
+    except TypeError:  # Pillow before 10.1: one size only
+        font = ImageFont.load_default()
+    tw = draw.textlength(text, font=font)
+    draw.text(((w - tw) / 2, 1), text, fill=(30, 30, 30), font=font)
+    return out
 
 
 def hstack(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 
@@ -23,40 +24,43 @@ def grid_columns(channels: int) -> int:
 
 
 def channel_grid(z: np.ndarray, shared_scale: bool = True, title: str = "") -> go.Figure:
-    """(C,h,w) latent -> a grid of heatmaps, one per channel, with colourbars.
+    """(C,h,w) latent -> a grid of heatmaps, one per channel, under one colour bar.
 
-    ``shared_scale``: one symmetric colour scale (and one colourbar) for all channels, so channels
-    can be compared; otherwise each channel has its own range and its own small colourbar.
+    ``shared_scale``: one symmetric colour scale for all channels, so channels can be compared
+    (the bar in latent units); otherwise each channel is drawn on its own symmetric range, its
+    bound in its title (``ch 3 · ±2.1``), and the one bar reads as a fraction of that bound:
+    no unreadable bar per map. Hovering shows the raw value either way.
     """
     z = np.asarray(z, np.float32)
     c, h, w = z.shape
     cols = grid_columns(c)
     rows = math.ceil(c / cols)
+    bound = float(np.percentile(np.abs(z), 99.5)) or 1.0
+    own = [float(np.abs(z[i]).max()) or 1.0 for i in range(c)]
+    names = [f"ch {i}" if shared_scale else f"ch {i} · ±{own[i]:.2g}" for i in range(c)]
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[f"ch {i}" for i in range(c)],
-        horizontal_spacing=0.06 if shared_scale else 0.09,
+        subplot_titles=names,
+        horizontal_spacing=0.06 if shared_scale else 0.03,
         vertical_spacing=0.22 / rows + 0.02,
     )
-    bound = float(np.percentile(np.abs(z), 99.5)) or 1.0
+    ys = np.broadcast_to(np.arange(h)[::-1, None], (h, w))
     for i in range(c):
         r, col = divmod(i, cols)
         ch = z[i][::-1]  # plotly draws row 0 at the bottom
-        if shared_scale:
-            zmin, zmax = -bound, bound
-        else:
-            lo, hi = float(ch.min()), float(ch.max())
-            m = max(abs(lo), abs(hi)) or 1.0
-            zmin, zmax = -m, m
+        m = bound if shared_scale else own[i]
         trace = go.Heatmap(
-            z=ch,
-            zmin=zmin,
-            zmax=zmax,
+            z=ch if shared_scale else ch / m,
+            zmin=-m if shared_scale else -1.0,
+            zmax=m if shared_scale else 1.0,
             colorscale=DIVERGING,
-            showscale=shared_scale and i == 0,
-            hovertemplate=f"ch {i}<br>x %{{x}}, y %{{customdata}}<br>value %{{z:.3f}}<extra></extra>",
-            customdata=np.broadcast_to(np.arange(h)[::-1, None], (h, w)),
+            showscale=i == 0,
+            hovertemplate=(
+                f"ch {i}<br>x %{{x}}, y %{{customdata[0]}}<br>value %{{customdata[1]:.3f}}"
+                "<extra></extra>"
+            ),
+            customdata=np.stack([ys, ch], axis=-1),
         )
         fig.add_trace(trace, row=r + 1, col=col + 1)
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
@@ -65,23 +69,8 @@ def channel_grid(z: np.ndarray, shared_scale: bool = True, title: str = "") -> g
         n = i + 1 if i else ""
         fig.layout[f"yaxis{n}"].update(scaleanchor=f"x{n}", constrain="domain")
         fig.layout[f"xaxis{n}"].update(constrain="domain")
-    if not shared_scale:
-        # one small colourbar beside each subplot, placed from the subplot's own domain
-        for i, trace in enumerate(fig.data):
-            xa = fig.layout[f"xaxis{i + 1 if i else ''}"].domain
-            ya = fig.layout[f"yaxis{i + 1 if i else ''}"].domain
-            trace.showscale = True
-            trace.colorbar = {
-                "x": xa[1] + 0.004,
-                "y": (ya[0] + ya[1]) / 2,
-                "len": (ya[1] - ya[0]),
-                "thickness": 6,
-                "xpad": 0,
-                "tickfont": {"size": 8},
-                "nticks": 3,
-            }
-    else:
-        fig.data[0].colorbar = {"title": {"text": "value"}, "thickness": 12}
+    bar = "value" if shared_scale else "÷ the channel's<br>own ±bound"
+    fig.data[0].colorbar = {"title": {"text": bar}, "thickness": 12}
     # roughly square cells for a ~900 px wide plot, so colourbars match their maps
     height = max(260, int(rows * (900 / cols * 0.85 + 28) + 70))
     fig.update_layout(
@@ -199,18 +188,49 @@ GL_ABOVE = 2000
 """Atlas panels with more points than this are drawn with WebGL (the app's atlas.js agrees)."""
 
 
+HOVER_JS = """
+<div id="atlas-hover" style="position:fixed;display:none;pointer-events:none;z-index:9;
+ background:#fff;border:1px solid #999;padding:2px;box-shadow:0 1px 4px #0004"><img
+ id="atlas-hover-img" style="display:block;width:96px;height:96px;object-fit:cover"></div>
+<script>
+(function () {
+  const thumbs = JSON.parse(document.getElementById("atlas-thumbs").textContent);
+  const box = document.getElementById("atlas-hover");
+  const img = document.getElementById("atlas-hover-img");
+  const plot = document.querySelector(".plotly-graph-div");
+  plot.on("plotly_hover", (ev) => {
+    const p = ev.points[0];
+    const src = thumbs[p.customdata];
+    if (!src) { box.style.display = "none"; return; }
+    img.src = src;
+    box.style.left = (ev.event.clientX + 14) + "px";
+    box.style.top = (ev.event.clientY + 14) + "px";
+    box.style.display = "block";
+  });
+  plot.on("plotly_unhover", () => { box.style.display = "none"; });
+})();
+</script>
+"""
+"""The exported page's hover thumbnail: the point's image (``customdata`` indexes the
+thumbnails, JSON in ``#atlas-thumbs``) beside the pointer."""
+
+
 def atlas_html(
     panels: Sequence[tuple[str, np.ndarray]],
     labels: Sequence[str],
     paths: Sequence[str],
     title: str = "",
     table_html: str = "",
+    thumbs: Sequence[str | None] | None = None,
+    intro_html: str = "",
 ) -> str:
     """``(panel title, (N,2) map)`` per space, N labels and paths -> a standalone HTML page
     (plotly.js inlined once, works offline): the panels side by side with the app's colours and
     marker shapes (:func:`class_styles`), the point count under each title, a legend of every
     class, and ``table_html`` (the metrics table) below. Past :data:`GL_ABOVE` points the panels
-    are WebGL (``scattergl``) with smaller markers, as in the app."""
+    are WebGL (``scattergl``) with smaller markers, as in the app. ``thumbs``: one image URL
+    (a ``data:`` URI, say) or None per point, shown beside the pointer on hover
+    (:data:`HOVER_JS`); ``intro_html`` goes above the panels (the verdict)."""
     classes = list(dict.fromkeys(labels))
     colours, symbols = class_styles(len(classes))
     n = len(labels)
@@ -235,6 +255,7 @@ def atlas_html(
                     legendgroup=cls,
                     showlegend=j == 0,
                     text=[f"#{i} {paths[i]}" for i in ids],
+                    customdata=ids,
                     marker={
                         "size": 4 if gl else 8,
                         "color": colours[c],
@@ -258,9 +279,15 @@ def atlas_html(
         margin={"l": 10, "r": 10, "t": 70, "b": 10},
     )
     page = fig.to_html(include_plotlyjs=True, full_html=True, default_width="100%")
+    style = 'style="font-family:sans-serif;margin:12px"'
+    if intro_html:
+        page = page.replace("<body>", f"<body><div {style}>{intro_html}</div>", 1)
     if table_html:
-        block = f'<div style="font-family:sans-serif;margin:12px">{table_html}</div>'
-        page = page.replace("</body>", block + "</body>")
+        page = page.replace("</body>", f"<div {style}>{table_html}</div></body>")
+    if thumbs is not None:
+        data = json.dumps(list(thumbs)).replace("</", "<\\/")
+        script = f'<script type="application/json" id="atlas-thumbs">{data}</script>'
+        page = page.replace("</body>", script + HOVER_JS + "</body>")
     return page
 
 

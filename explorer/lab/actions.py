@@ -195,8 +195,10 @@ def codes(enc: Encoded) -> Codes | None:
 @dataclass
 class RoundTrip:
     """decode(encode(x)) beside x: images, PSNR (dB) / SSIM in [-1, 1] against the original,
-    the compression ratio, timings, and what was decoded (``source``: "mean" or "sample", or
-    "codes" for a VQ model: its latent snapped to the codebook)."""
+    the compression ratio, timings, and what was decoded (``source``: a KL VAE's posterior
+    "mean" or a "sample", "latent" for a deterministic autoencoder, which has one latent and
+    no posterior, or "codes" for a VQ model: its latent snapped to the codebook);
+    ``error_vmax``: the mean |error| (pixels in [0, 1]) the error map draws brightest."""
 
     original: Image.Image
     reconstruction: Image.Image
@@ -208,6 +210,7 @@ class RoundTrip:
     decode_s: float
     model: str
     source: str
+    error_vmax: float = 1.0
 
 
 def _decode_timed(vae: VAE, z: torch.Tensor) -> tuple[Image.Image, float]:
@@ -229,8 +232,12 @@ def roundtrip(
     (dB) and SSIM in [-1, 1] against the original."""
     enc = encode(image, model, resolution, mode, folder)
     z = enc.posterior.sample(seed) if source == "sample" else enc.posterior.mean
-    used = "sample" if source == "sample" and enc.posterior.std is not None else "mean"
-    used = "codes" if enc.vae.quantized else used
+    if enc.vae.quantized:
+        used = "codes"
+    elif enc.posterior.std is None:
+        used = "latent"
+    else:
+        used = "sample" if source == "sample" else "mean"
     recon, decode_s = _decode_timed(enc.vae, z)
     a, b = imaging.to_numpy_hwc(enc.image), imaging.to_numpy_hwc(recon)
     return RoundTrip(
@@ -244,6 +251,7 @@ def roundtrip(
         decode_s,
         enc.vae.name,
         used,
+        pictures.error_scale(enc.image, recon),
     )
 
 
@@ -384,7 +392,8 @@ def interpolate(
 class Edit:
     """One latent channel edited: the unedited and edited decodes and their difference map, the
     (h,w) channel before and after, PSNR (dB) of the edit against the unedited decode, and the
-    mean absolute pixel change (pixels in [0, 1]). ``codes_changed`` (VQ models only, else
+    mean absolute pixel change (pixels in [0, 1]); ``difference_vmax``: the change the
+    difference map draws brightest (its 99th percentile, pixels in [0, 1]). ``codes_changed`` (VQ models only, else
     None): the fraction of latent pixels whose nearest code the edit changed -- the decoder sees
     the codes, so an edit that changes none changes nothing."""
 
@@ -396,6 +405,7 @@ class Edit:
     psnr_vs_baseline: float
     mean_abs_change: float
     codes_changed: float | None = None
+    difference_vmax: float = 1.0
 
 
 MAX_EDIT_AMOUNT = 100.0  # latents live in about [-4, 4]: a larger edit only shows saturation
@@ -444,4 +454,5 @@ def edit(
         p,
         float(np.abs(a - b).mean()),
         changed,
+        pictures.error_scale(base, edited),
     )

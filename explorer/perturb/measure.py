@@ -19,19 +19,18 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image
 
 from explorer import datasets
 from explorer.core.errors import ExplorerError, ModelUnavailableError
 from explorer.core.progress import Progress
 from explorer.datasets import teaching
 from explorer.images import io as imaging
+from explorer.models.specs import DOWNLOAD_HINT
 from explorer.perturb import ladder as perturb
 from explorer.spaces import embed as embeddings
 
 SIZE = 256  # the ladders' side: bounded cost for a public app
-_MATCH_SIDE = 32
-_MATCH_TOLERANCE = 0.04  # mean absolute grey difference (0..1) that still counts as "that photo"
 
 
 @dataclass(frozen=True)
@@ -54,32 +53,9 @@ class Measured:
     refs: References
 
 
-def _thumb(im: Image.Image) -> np.ndarray:
-    small = ImageOps.fit(im.convert("L"), (_MATCH_SIDE, _MATCH_SIDE), Image.Resampling.BILINEAR)
-    return np.asarray(small, np.float64) / 255.0
-
-
-@lru_cache(maxsize=1)
-def _source_thumbs() -> dict[str, np.ndarray]:
-    out = {}
-    for src in teaching.SOURCES:
-        photo = teaching.source_photo(src, SIZE)
-        if photo is not None:
-            out[src.id] = _thumb(photo)
-    return out
-
-
 def match_source(image: Image.Image) -> teaching.Source | None:
-    """Which teaching-set source photo ``image`` is (the same picture, whatever its file format
-    or size: a 32×32 grey centre square within 4 % on average), or None."""
-    thumb = _thumb(image)
-    best, best_err = None, _MATCH_TOLERANCE
-    by_id = {s.id: s for s in teaching.SOURCES}
-    for sid, ref in _source_thumbs().items():
-        err = float(np.abs(thumb - ref).mean())
-        if err < best_err:
-            best, best_err = by_id[sid], err
-    return best
+    """Which teaching-set source photo ``image`` is, or None (:func:`teaching.match_source`)."""
+    return teaching.match_source(image)
 
 
 @lru_cache(maxsize=2)
@@ -121,6 +97,24 @@ def space_embedder(space: str, folder: str | None = None, cache=None, size: int 
     return fn
 
 
+TITLES = {"vae": "VAE", "clip": "CLIP", "dino": "DINOv2"}
+
+
+def space_title(space: str) -> str:
+    """``vae:local:taef2`` -> ``VAE (local:taef2)``: a space as a person reads it."""
+    family, _, model = space.partition(":")
+    return f"{TITLES.get(family, family)} ({model})" if model else TITLES.get(family, family)
+
+
+def failure_detail(failures: dict[str, str]) -> str:
+    """Each failed space's reason, with the advice they share (the download command) said once."""
+    hint = DOWNLOAD_HINT
+    detail = " ".join(
+        f"{space_title(s)}: {m.replace(hint, '').strip()}" for s, m in failures.items()
+    )
+    return detail + (f" {hint}" if any(hint in m for m in failures.values()) else "")
+
+
 def measure(
     image: Image.Image,
     spaces: Sequence[str],
@@ -141,19 +135,27 @@ def measure(
     tables, failures = [], {}
     for k, space in enumerate(spaces):
         if progress:
-            progress(0.1 + 0.85 * k / len(spaces), f"embedding in {space}")
+            progress(0.1 + 0.85 * k / len(spaces), f"{space_title(space)}: embedding the ladders")
         try:
             fn = space_embedder(space, folder, cache, size)
             tables.append(perturb.distances({space: fn}, ladders, refs.unrelated))
         except ModelUnavailableError as exc:
             failures[space] = str(exc)
     if not tables:
-        detail = " ".join(f"{s}: {m}" for s, m in failures.items())
-        raise ExplorerError(f"No space could be used. {detail}")
+        raise ExplorerError(f"No space could be used. {failure_detail(failures)}")
     if progress:
         progress(1.0, "done")
     table = pd.concat(tables, ignore_index=True)
     return Measured(table, ladders, failures, refs)
 
 
-__all__ = ["SIZE", "Measured", "References", "match_source", "measure", "references"]
+__all__ = [
+    "SIZE",
+    "Measured",
+    "References",
+    "failure_detail",
+    "match_source",
+    "measure",
+    "references",
+    "space_title",
+]

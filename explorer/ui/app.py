@@ -19,16 +19,20 @@ from explorer.ui.atlas import layout as atlas_layout
 from explorer.ui.components import ExplorerBlocks, plotly_js
 from explorer.ui.context import TabContext
 from explorer.ui.lab import layout as lab
+from explorer.ui.lesson import handlers as lesson_handlers
 from explorer.ui.lesson import layout as lesson_tab
+from explorer.ui.lesson import steps as lesson_steps
 from explorer.ui.perturb import layout as perturb_tab
 from explorer.ui.playground import layout as playground_tab
 
-INTRO = """
+INTRO = f"""
 # Latent Space Explorer
-A Stable Diffusion VAE is a **perceptual compressor**: it squeezes an image ~48× into a small
-latent grid that keeps colour, texture and layout — and is pushed towards a plain N(0, 1) by its
-KL term. That makes it great for diffusion and poor for *meaning*. Encode your own pictures and see
-what the latent holds, how well it comes back, and what happens in between.
+A Stable Diffusion VAE is a **perceptual compressor**: it squeezes an image into a small latent
+grid (with {lesson_steps.SD_VAE}: 8× smaller on each side, 4 channels, {lesson_steps.sd_ratio():.0f}×
+fewer numbers; other models differ, and every tab says what the model that ran did), and its KL
+term pushes that grid towards a plain N(0, 1). What such a latent keeps — the photo, its colours,
+its meaning? — is measured here, never assumed: encode your own pictures, see how well they come
+back and what lies in between.
 """
 
 CSS = """
@@ -47,21 +51,30 @@ ABOUT = """
 ## What you are looking at
 * **Latent maps** — the encoder's output, channel by channel. For a KL VAE it is the posterior
   *mean*, multiplied by the model's scaling factor (and shifted, for SD3/FLUX) so that diffusion sees
-  roughly unit variance. Look for edges, colour blobs and layout: the channels are a re-coded,
-  8× smaller picture, not a list of concepts.
-* **Histogram vs N(0,1)** — the KL term pulls latents towards a standard normal. How close they get
-  (mean, std, KL to N(0,1)) is printed beside the plot.
+  roughly unit variance; for a tiny autoencoder its one latent; for a VQ model the continuous
+  latent before it is snapped to the codebook. Look for edges, colour blobs and layout: the grid is
+  a re-coded, smaller picture (8× smaller on each side for the SD VAEs and the TAESD family).
+* **Histogram vs N(0,1)** — a KL VAE's KL term pulls latents towards a standard normal; a tiny
+  autoencoder has no KL term and a VQ model no Gaussian prior (the lab says which kind ran). How
+  close the values get (mean, std, KL to N(0,1)) is printed beside the plot.
 * **Round trip** — PSNR/SSIM of decode(encode(x)) against x, and where the error lands.
 * **Interpolate** — straight (lerp) and spherical (slerp) paths between two latents, decoded, next to
   a plain pixel crossfade.
-* **Edit channels** — change one channel and decode: a channel carries colour or texture, not an
-  object.
+* **Edit channels** — change one channel and decode, and see where the change lands in pixels.
 
-## Why VAE latents are a poor basis for similarity search
-Distances between VAE latents compare *pixels in disguise*: two photos of the same dog on different
-backgrounds are far apart; a red car and a red apple on white are close. CLIP and DINOv2 were trained
-so that distances track meaning.
+## What a VAE latent keeps, and why that matters for similarity search
+Distances between VAE latents compare re-coded pictures. What they keep is measured on the teaching
+set (16 photos, each in 7 palettes): how often a vote of an image's 5 nearest neighbours finds its
+own photo, its palette among *other* photos, and its meaning among other photos, each against its
+chance level. CLIP and DINOv2 were trained so that distances track meaning; the Semantic atlas
+measures them the same way where they can be opened.
 """
+
+ABOUT_PENDING = (
+    "*Not measured yet in this session:* run step 7 of *Start here*, or open the teaching set in "
+    "the Semantic atlas, and this paragraph states what the VAE's neighbours share, with that "
+    "run's numbers, in the order they give."
+)
 
 
 # The request queue, read when the demo is built (EXPLORER_CONCURRENCY, EXPLORER_QUEUE_SIZE).
@@ -104,9 +117,10 @@ def build_demo() -> gr.Blocks:
     keep = (600, 3600) if public.public_mode() else (3600, 86400)
     with ExplorerBlocks(title="Latent Space Explorer", delete_cache=keep) as demo:
         gr.Markdown(INTRO)
+        about = gr.Markdown(ABOUT_PENDING, elem_id="about-measured", render=False)
         with gr.Tabs() as tabs:
-            ctx = TabContext(demo, tabs, names, default, folder0, examples)
-            lesson_tab.build(ctx)  # first: "Start here"
+            ctx = TabContext(demo, tabs, names, default, folder0, examples, about=about)
+            lesson_ui = lesson_tab.build(ctx)  # first: "Start here"
             lab_ui = lab.build(ctx)
             # The classroom tabs go before the atlas, not after it: with Gradio 6.31 any
             # top-level tab after the atlas is drawn twice in the tab bar once clicked (its
@@ -114,10 +128,22 @@ def build_demo() -> gr.Blocks:
             playground_tab.build(ctx)
             perturb_tab.build(ctx)
             atlas_layout.build(ctx)
-        availability.wire(lab_ui.notice_btn, tabs, lab_ui.local)
+        for notice in ctx.notices:
+            availability.wire(notice, tabs, lab_ui.local)
+        # A scanned folder is the app's state: every tab's notice, VAE lists and the lesson's
+        # model follow it.
+        notices = [c for n in ctx.notices for c in (n.group, n.text, n.button)]
+        lab_ui.scanned.then(
+            models_changed(ctx.notices),
+            [lab_ui.folder, lesson_ui.state, *ctx.vae_lists],
+            [lesson_ui.state, lesson_ui.line, *notices, *ctx.vae_lists],
+            api_name=False,
+            show_progress="hidden",
+        )
         # Below the tabs, not a tab after the atlas (drawn twice once clicked, as above).
         with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):
             gr.Markdown(ABOUT)
+            about.render()
     demo.queue(
         default_concurrency_limit=settings.get().concurrency,
         max_size=settings.get().queue_size,
@@ -125,6 +151,30 @@ def build_demo() -> gr.Blocks:
     if public.public_mode():
         _cap_gradio_cache(demo)
     return demo
+
+
+def models_changed(notices: list[availability.Notice]):
+    """The handler that follows *Scan folder*: (folder, lesson state, each VAE list's value) ->
+    the lesson's state and model line, every notice's (group, text, button) and every VAE list
+    (choices for the folder, the value kept while it runs, else the first usable). A path that
+    is no folder (its sentence is the scan's) or public mode changes nothing."""
+
+    def fn(folder, state, *current):
+        n = 2 + 3 * len(notices) + len(current)
+        try:
+            folder = availability.scanned_folder(folder)
+        except ValueError:
+            return (gr.skip(),) * n
+        if public.public_mode():
+            return (gr.skip(),) * n
+        model = availability.pick_vae((state or {}).get("model"), folder)
+        new = lesson_handlers.lesson_state(model, folder)
+        names = registry.available_models(folder)
+        lists = [gr.update(choices=names, value=availability.pick_vae(v, folder)) for v in current]
+        updates = [u for nt in notices for u in availability.notice_updates(nt.need, folder)]
+        return (new, lesson_handlers.runs_on(new), *updates, *lists)
+
+    return fn
 
 
 _gradio_cap: dict = {}  # the capping thread, its sweep, and the demo whose examples it spares

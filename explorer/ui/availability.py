@@ -1,10 +1,13 @@
-"""What runs here without a download: the notice at the top of the lab and the atlas (which models
-are usable now, how to get the rest, one click to the *Local checkpoints* section) and the
-usable-first choice of Compare's second VAE. Everything is read from the registry's
+"""What runs here without a download: the notice at the top of the lesson, the lab, the atlas and
+the perturbations (which models are usable now, how to get the rest, one click to the *Local
+checkpoints* section), the usable-first choice of Compare's second VAE, and the model a list
+shows once a folder is scanned. Everything is read from the registry's
 ``is_usable`` (registered in code, local files, or in the Hugging Face cache; no network)."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Literal
 
 import gradio as gr
@@ -12,7 +15,8 @@ import gradio as gr
 from explorer.core import public
 from explorer.models import registry
 
-Need = Literal["lab", "atlas"]
+Need = Literal["lesson", "lab", "atlas", "perturb"]
+NEEDS_EMBEDDERS = ("atlas", "perturb")  # the places that also use CLIP and DINOv2
 
 LOCAL_ID = "local-checkpoints"
 FOLDER_ID = "models-folder"
@@ -50,7 +54,7 @@ def second_vae(names: list[str], first: str, folder: str | None = None) -> str:
 def _needed(need: Need) -> list[str]:
     """What `python -m explorer download` fetches that this place of the app uses."""
     vaes = [s.name for s in registry.REGISTRY.values() if s.default]
-    return vaes + (registry.default_embedders() if need == "atlas" else [])
+    return vaes + (registry.default_embedders() if need in NEEDS_EMBEDDERS else [])
 
 
 def _code_list(names: list[str]) -> str:
@@ -59,21 +63,29 @@ def _code_list(names: list[str]) -> str:
 
 def notice_markdown(need: Need, folder: str | None = None) -> str:
     """The notice's text, or "" when every model this place needs is usable now (or in public
-    mode, where a visitor can neither download nor point at a folder)."""
+    mode, where a visitor can neither download nor point at a folder).
+
+    Once some VAE runs, one line: what is usable, what is not downloaded, the command. While
+    none does: the full notice, with the command as a block and the local-checkpoint route."""
     if public.public_mode():
         return ""
     missing = [n for n in _needed(need) if not registry.is_usable(n, folder)]
     if not missing:
         return ""
     local = registry.local_models(folder)
-    usable = [f"`{n}`" + (" (local checkpoint)" if n in local else "") for n in usable_vaes(folder)]
-    if need == "atlas":
+    vaes = usable_vaes(folder)
+    usable = [f"`{n}`" + (" (local checkpoint)" if n in local else "") for n in vaes]
+    if need in NEEDS_EMBEDDERS:
         usable += [f"`{n}`" for n in registry.available_embedders() if registry.is_usable(n)]
-    what = "VAE" if need == "lab" else "model"
+    if vaes:
+        return (
+            f"**Usable now, without the internet:** {', '.join(usable)}. **Not downloaded "
+            f"yet:** {_code_list(missing)} (`{DOWNLOAD_CMD}` fetches them, once, with internet)."
+        )
+    what = "VAE" if need in ("lab", "lesson") else "model"
     lines = [
-        f"**Usable now, without the internet:** {', '.join(usable)}."
-        if usable
-        else f"**No {what} can run yet:** none is downloaded and no local checkpoint folder is set."
+        f"**No {what} can run yet:** none is downloaded and no local checkpoint folder is set."
+        + (f" Usable: {', '.join(usable)}." if usable else "")
     ]
     lines.append(
         f"**Not downloaded yet:** {_code_list(missing)}. They download by themselves on first use "
@@ -87,23 +99,70 @@ def notice_markdown(need: Need, folder: str | None = None) -> str:
     )
 
 
-def panel(need: Need, folder: str | None = None) -> gr.Button | None:
-    """The notice (inside the open layout), or nothing when it has nothing to say; returns the
-    button that opens the local-checkpoint section."""
+@dataclass
+class Notice:
+    """One place's notice: its group (hidden when there is nothing to say), its text and the
+    button that opens *Local checkpoints* (shown only while no VAE runs)."""
+
+    need: Need
+    group: gr.Group
+    text: gr.Markdown
+    button: gr.Button
+
+
+def _collapsed(need: Need, folder: str | None) -> bool:
+    return bool(usable_vaes(folder)) or public.public_mode()
+
+
+def panel(need: Need, folder: str | None = None) -> Notice:
+    """The notice (inside the open layout), hidden when it has nothing to say; updated by
+    :func:`notice_updates` when the models change (a scanned folder)."""
     text = notice_markdown(need, folder)
-    if not text:
-        return None
-    with gr.Group(elem_id=f"offline-notice-{need}", elem_classes="offline-notice"):
-        gr.Markdown(text, elem_id=f"offline-notice-{need}-text", padding=True)
+    with gr.Group(
+        elem_id=f"offline-notice-{need}", elem_classes="offline-notice", visible=bool(text)
+    ) as group:
+        md = gr.Markdown(text, elem_id=f"offline-notice-{need}-text", padding=True)
         with gr.Row():
-            return gr.Button(
+            button = gr.Button(
                 "Open “Local checkpoints”",
                 variant="primary",
                 size="sm",
                 scale=0,
                 min_width=240,
                 elem_id=f"offline-notice-{need}-open",
+                visible=not _collapsed(need, folder),
             )
+    return Notice(need, group, md, button)
+
+
+def notice_updates(need: Need, folder: str | None = None) -> tuple:
+    """(group, text, button) updates of :func:`panel`'s notice for the models usable now."""
+    text = notice_markdown(need, folder)
+    return (
+        gr.update(visible=bool(text)),
+        gr.update(value=text),
+        gr.update(visible=not _collapsed(need, folder)),
+    )
+
+
+def scanned_folder(folder: str | None) -> str | None:
+    """A models-folder box's value -> the folder to read models from (None: none set), or
+    raises ValueError for a path that is no folder (nothing should change then)."""
+    folder = (folder or "").strip()
+    if not folder:
+        return None
+    if not os.path.isdir(os.path.expanduser(folder)):
+        raise ValueError(folder)
+    return folder
+
+
+def pick_vae(current: str | None, folder: str | None) -> str:
+    """The VAE a model list shows for ``folder``: ``current`` while it runs, else the first
+    usable one (local checkpoints first), else ``current``."""
+    if current and registry.is_usable(current, folder):
+        return current
+    local = [n for n in registry.local_models(folder) if registry.is_usable(n, folder)]
+    return next(iter(local + usable_vaes(folder)), current or registry.default_vae(folder))
 
 
 def open_local(*_) -> tuple:
@@ -111,8 +170,9 @@ def open_local(*_) -> tuple:
     return gr.Tabs(selected="lab"), gr.Accordion(open=True)
 
 
-def wire(button: gr.Button | None, tabs: gr.Tabs, local: gr.Accordion) -> None:
+def wire(notice: Notice | gr.Button | None, tabs: gr.Tabs, local: gr.Accordion) -> None:
     """Connect a notice's button: open the section, then focus its folder box."""
+    button = notice.button if isinstance(notice, Notice) else notice
     if button is None:
         return
     button.click(open_local, None, [tabs, local], api_name=False, queue=False).then(

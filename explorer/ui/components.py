@@ -236,14 +236,15 @@ def listen(
     cleared=None,
     status: gr.Markdown | None = None,
     **kwargs,
-) -> None:
+):
     """Wire ``fn`` twice: to ``event`` (a UI trigger's listener, e.g. ``button.click``) with its
     failure shown in place (:func:`in_place`; ``status``: the extra Markdown when ``slot`` is
     None), and, under ``api_name``, to the hidden ``api`` button, where it raises as before so
-    that API clients get an error, not a value. Both share one concurrency limit."""
+    that API clients get an error, not a value. Both share one concurrency limit. Returns the
+    UI listener's dependency (for a ``.then``)."""
     ui_outputs = [*outputs, status] if slot is None else outputs
     cid = api_name or fn.__name__
-    event(
+    dep = event(
         in_place(fn, len(outputs), slot, cleared),
         inputs,
         ui_outputs,
@@ -253,6 +254,7 @@ def listen(
     )
     if api is not None and api_name:
         api.click(fn, inputs, outputs, api_name=api_name, concurrency_id=cid)
+    return dep
 
 
 def progress_adapter(progress: gr.Progress) -> Progress:

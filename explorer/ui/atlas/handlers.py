@@ -13,10 +13,18 @@ from explorer.core.gpu import ATLAS, QUERY, gpu
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.spaces import cache, unet
-from explorer.ui.atlas.payload import payload, payload_empty
+from explorer.ui.atlas.payload import colour_note, payload, payload_empty
 from explorer.ui.atlas.request import OpenRequest, opener
-from explorer.ui.atlas.views import status_markdown, text_search_note, verdict_markdown
+from explorer.ui.atlas.views import (
+    export_verdict,
+    group_noun,
+    neighbour_caption,
+    status_markdown,
+    text_search_note,
+    verdict_markdown,
+)
 from explorer.ui.components import file_url, progress_adapter, user_errors
+from explorer.ui.lesson.steps import about_measured
 
 SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
@@ -37,22 +45,39 @@ def _empty_galleries() -> list:
     return [gr.update(value=None, visible=False) for _ in range(SLOTS)]
 
 
-def _galleries(a: atlas.Atlas, results: dict[str, list[tuple[int, float]]], query: int | None):
+def _galleries(
+    a: atlas.Atlas,
+    results: dict[str, list[tuple[int, float]]],
+    query: int | None,
+    *,
+    own_group: bool = False,
+    query_group: str | None = None,
+):
+    """One gallery per space: the selected image (a click) and its neighbours, each captioned
+    with what the list is (which images were left out) and how many share the selection's
+    label, counted from ``results``."""
+    groups = a.images.groups
+    group = groups[query] if query is not None and groups is not None else query_group
+    label_name = a.images.labeling_names[0]
     out = []
     for s in a.spaces:
         items = []
         if query is not None:
             items.append((a.thumbs[query], f"#{query} {a.labels[query]} (selected)"))
         items += [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.2f}") for i, sim in results[s.key]]
-        same = (
-            sum(a.labels[i] == a.labels[query] for i, _ in results[s.key])
-            if query is not None
-            else None
+        hits = [i for i, _ in results[s.key]]
+        caption = neighbour_caption(
+            s.title,
+            k=len(hits),
+            same=None if query is None else sum(a.labels[i] == a.labels[query] for i in hits),
+            label_name=label_name,
+            group_size=None if group is None else sum(g == group for g in groups),
+            own=None if group is None else sum(groups[i] == group for i in hits),
+            own_group=own_group,
+            clicked=query is not None,
+            noun=group_noun(a.images.name),
         )
-        label = s.title + (
-            f" — {same}/{len(results[s.key])} share its label" if same is not None else ""
-        )
-        out.append(gr.update(value=items, label=label, visible=True))
+        out.append(gr.update(value=items, label=caption, visible=True))
     return out + [gr.update(value=None, visible=False) for _ in range(SLOTS - len(a.spaces))]
 
 
@@ -93,7 +118,7 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
         payload(a, shown, file_url),
         status_markdown(a, shown, note, extra_note),
         table,
-        verdict_markdown(v, titles, _missing_families(a)),
+        verdict_markdown(v, titles, _missing_families(a), group_noun(a.images.name)),
         gr.update(value=atlas.overlap_table(a), visible=len(a.spaces) > 1),
         gr.update(
             choices=names,
@@ -200,6 +225,31 @@ def on_atlas_color(atlas_id, shown, labeling):
     return payload(a, shown, file_url)
 
 
+def on_atlas_opened(atlas_id):
+    """After an open: the *own recolourings* toggle shown where the set groups its images, the
+    text search where the atlas has a CLIP space (five updates)."""
+    try:
+        a = atlas.STORE.get(atlas_id)
+    except ExplorerError:  # the open failed: its sentence is shown, the rest stays as it was
+        return (gr.skip(),) * 5
+    grouped, clip = a.images.groups is not None, a.clip_space() is not None
+    return (gr.update(visible=grouped), *(gr.update(visible=clip) for _ in range(4)))
+
+
+def about_from_atlas(atlas_id):
+    """After an open: the About section's measured paragraph, when the set is the teaching set
+    (grouped, with a VAE space); else left as it is."""
+    try:
+        a = atlas.STORE.get(atlas_id)
+    except ExplorerError:
+        return gr.skip()
+    vae = next((s for s in a.spaces if s.family == "vae"), None)
+    if a.images.groups is None or vae is None:
+        return gr.skip()
+    table = atlas.metrics_table(a, projection.best_available("pca"))
+    return about_measured(table[table.space == vae.key].assign(space="vae"), vae.model)
+
+
 N_OUTPUTS = 8 + SLOTS  # what every opener returns (see _atlas_outputs)
 
 
@@ -220,36 +270,47 @@ def on_atlas_tick(atlas_id, method, shown):
 
 
 @user_errors("Finding neighbours")
-def on_atlas_select(atlas_id, shown, index):
+def on_atlas_select(atlas_id, shown, index, own_group=False):
     a = atlas.STORE.get(atlas_id)
     if index is None:
         raise ExplorerError("Click a point, or type the number of an image, first.")
     index = int(index)
-    res = atlas.neighbours(a, index, GALLERY_SIDE)
+    res = atlas.neighbours(a, index, GALLERY_SIDE, own_group=bool(own_group))
     nb = {k: [i for i, _ in v] for k, v in res.items()}
     return (
         index,
         payload(a, shown, file_url, selected=index, neighbors=nb, update=True),
-        *_galleries(a, res, index),
+        *_galleries(a, res, index, own_group=bool(own_group)),
     )
 
 
-def on_atlas_click(atlas_id, shown, evt: gr.EventData):
+def on_atlas_click(atlas_id, shown, evt: gr.EventData, own_group=False):
     data = evt._data or {}
-    return on_atlas_select(atlas_id, shown, data.get("index"))
+    return on_atlas_select(atlas_id, shown, data.get("index"), own_group)
+
+
+def on_atlas_own_group(atlas_id, shown, index, own_group):
+    """The *show its own recolourings* toggle: the selection's neighbours again, under the new
+    rule (nothing when no image is selected)."""
+    if not atlas_id or index is None:
+        return (gr.skip(),) * (2 + SLOTS)
+    return on_atlas_select(atlas_id, shown, index, own_group)
 
 
 @gpu(QUERY)
 @user_errors("Searching with an image")
-def on_atlas_query_image(atlas_id, image, folder):
+def on_atlas_query_image(atlas_id, image, folder, own_group=False):
     folder = public.check_folder(folder, str(registry.models_dir() or ""))
     a = atlas.STORE.get(atlas_id)
     if image is None:
         raise ExplorerError("Upload a query image first.")
+    photo = imaging.load_image(image)
     res = atlas.query_image(
-        a, imaging.load_image(image), GALLERY_SIDE, folder or None, cache.shared()
+        a, photo, GALLERY_SIDE, folder or None, cache.shared(), own_group=bool(own_group)
     )
-    return _galleries(a, res, None)
+    return _galleries(
+        a, res, None, own_group=bool(own_group), query_group=atlas.query_group(a, photo)
+    )
 
 
 @gpu(QUERY)
@@ -265,5 +326,11 @@ def on_atlas_text(atlas_id, shown, text):
 @user_errors("Export")
 def on_atlas_export(atlas_id, shown):
     a = atlas.STORE.get(atlas_id)
-    written = atlas.save(a, files.tmp_path("atlas", area="exports"), shown)
+    written = atlas.save(
+        a,
+        files.tmp_path("atlas", area="exports"),
+        shown,
+        verdict_html=export_verdict(a, shown),
+        note=colour_note(a),
+    )
     return [str(written[k]) for k in ("points", "metrics", "overlap", "html")]

@@ -14,6 +14,7 @@ from explorer.ui import availability
 from explorer.ui.atlas.handlers import (
     GALLERY_SIDE,
     SLOTS,
+    about_from_atlas,
     atlas_cleared,
     on_atlas_bundled,
     on_atlas_click,
@@ -21,6 +22,8 @@ from explorer.ui.atlas.handlers import (
     on_atlas_export,
     on_atlas_hub,
     on_atlas_method,
+    on_atlas_opened,
+    on_atlas_own_group,
     on_atlas_preset,
     on_atlas_query_image,
     on_atlas_saved,
@@ -56,6 +59,13 @@ PRESETS_NOTE = (
     "or 30 of each CIFAR-10 class. Offline, you get a sentence saying so."
 )
 
+OWN_GROUP_LABEL = "Show each image's own recolourings among its neighbours"
+OWN_GROUP_INFO = (
+    "Off, as in the metrics: the other versions of a clicked image's photo are left out, so the "
+    "list shows which *other* photos the space puts near it. On: they come back, fill the list "
+    "by layout alone and inflate the share-its-label count (the table's 'same photo counted' "
+    "row)."
+)
 METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
 
 
@@ -64,7 +74,7 @@ def build(ctx: TabContext) -> None:
     notice at its top opens the lab's *Local checkpoints*."""
     names, default, folder = ctx.names, ctx.default, ctx.folder
     with gr.Tab("Semantic atlas", id="atlas"):
-        availability.wire(availability.panel("atlas", ctx.folder0 or None), ctx.tabs, ctx.local)
+        ctx.notices.append(availability.panel("atlas", ctx.folder0 or None))
         api = gr.Button(visible=False)  # the API endpoints' trigger (see common.listen)
         gr.Markdown(ATLAS_INTRO)
         atlas_id = gr.State(None)
@@ -127,6 +137,7 @@ def build(ctx: TabContext) -> None:
                         label="VAE",
                         allow_custom_value=not public.public_mode(),
                     )
+                    ctx.vae_lists.append(vae_space)
                     clip_space, dino_space, vit_space = (
                         gr.Dropdown(
                             registry.available_embedders(family),
@@ -172,6 +183,13 @@ def build(ctx: TabContext) -> None:
             "### Neighbours\nClick a point in any panel (or type its number): it is "
             "starred in every panel, and its nearest neighbours in each space appear below."
         )
+        own_group = gr.Checkbox(
+            False,
+            label=OWN_GROUP_LABEL,
+            info=OWN_GROUP_INFO,
+            visible=False,  # shown for a set whose images come in versions of one photo
+            elem_id="atlas-own-group",
+        )
         with gr.Row():
             selected = gr.Number(label="Image #", precision=0, minimum=0)
             select_btn = gr.Button("Show neighbours")
@@ -193,8 +211,9 @@ def build(ctx: TabContext) -> None:
             )
             for _ in range(SLOTS)
         ]
-        gr.Markdown("### Text search (CLIP)")
-        with gr.Row():
+        clip_now = any(registry.is_usable(n) for n in registry.available_embedders("clip"))
+        text_title = gr.Markdown("### Text search (CLIP)", visible=clip_now)
+        with gr.Row(visible=clip_now) as text_row:
             text = gr.Textbox(
                 label="A sentence",
                 placeholder="a photo of a cat",
@@ -202,8 +221,9 @@ def build(ctx: TabContext) -> None:
                 max_length=atlas.MAX_QUERY_CHARS,
             )
             text_btn = gr.Button("Search", scale=1)
-        text_note = gr.Markdown()
+        text_note = gr.Markdown(visible=clip_now)
         text_results = gr.Gallery(
+            visible=clip_now,
             label="Best CLIP matches",
             columns=8,
             height=190,
@@ -235,10 +255,14 @@ def build(ctx: TabContext) -> None:
         "atlas_hub": (hub_btn, on_atlas_hub, [hub_id, per_class, *space_inputs]),
         "atlas_saved": (saved_btn, on_atlas_saved, [saved_dir, proj_method]),
     }
+    # after an open: the toggle where the set has groups, text search where it has CLIP
+    after_open = [own_group, text_title, text_row, text_note, text_results]
     for name, (btn, fn, inputs) in opens.items():
         listen(
             btn.click, api, fn, inputs, atlas_outputs, api_name=name, slot=3, cleared=atlas_cleared
-        )
+        ).then(
+            on_atlas_opened, [atlas_id], after_open, api_name=False, show_progress="hidden"
+        ).then(about_from_atlas, [atlas_id], [ctx.about], api_name=False, show_progress="hidden")
     color_by.input(
         on_atlas_color, [atlas_id, shown_method, color_by], [atlas_view], api_name="atlas_color"
     )
@@ -255,14 +279,22 @@ def build(ctx: TabContext) -> None:
     select_outputs = [selected, atlas_view, *galleries]
     select_btn.click(
         on_atlas_select,
-        [atlas_id, shown_method, selected],
+        [atlas_id, shown_method, selected, own_group],
         select_outputs,
         api_name="atlas_select",
     )
-    atlas_view.point_click(on_atlas_click, [atlas_id, shown_method], select_outputs, api_name=False)
+    atlas_view.point_click(
+        on_atlas_click, [atlas_id, shown_method, own_group], select_outputs, api_name=False
+    )
+    own_group.input(
+        on_atlas_own_group,
+        [atlas_id, shown_method, selected, own_group],
+        select_outputs,
+        api_name=False,
+    )
     query_btn.click(
         on_atlas_query_image,
-        [atlas_id, query_img, folder],
+        [atlas_id, query_img, folder, own_group],
         galleries,
         api_name="atlas_query_image",
     )

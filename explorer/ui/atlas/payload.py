@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -70,6 +71,29 @@ def sample_note(shown: int, total: int) -> str:
         f"The panels draw {shown:,} of the {total:,} images: a sample with a fixed seed that keeps "
         "every class's share (EXPLORER_DISPLAY_MAX_POINTS caps what the browser receives). The "
         f"metrics table, the neighbours and the searches use all {total:,}."
+    )
+
+
+def colour_note(atlas: Atlas) -> str:
+    """The one-line legend note of a set that groups its images (variants of one photo): what a
+    tight cluster is under the colouring shown ('' for a set without groups)."""
+    images = atlas.images
+    if images.groups is None:
+        return ""
+    size = max(Counter(images.groups).values())
+    shown = atlas.color_by or images.labeling_names[0]
+    by_group = images.labeling(shown) == images.groups
+    if by_group:
+        return (
+            f"Coloured by {shown}: each colour is one photo, in its {size} versions — a tight "
+            "single-colour cluster is one photo, not a group of photos with one meaning. Colour "
+            "by another labelling to see whether different photos sit together."
+        )
+    return (
+        f"Coloured by {shown}: a tight cluster of {size} is usually one photo in its {size} "
+        "versions (colour by source to check), so a single-colour cluster here is not by itself "
+        f"evidence that the space groups different photos by {shown}: the table's numbers leave "
+        "a photo's own versions out."
     )
 
 
@@ -168,7 +192,7 @@ def payload(
             "color_by": atlas.color_by or atlas.images.labeling_names[0],
             "thumb_prefix": prefix,
             "thumbs": [u[len(prefix) :] for u in urls] if urls else None,
-            "note": sample_note(int(ids.size), n),
+            "note": " ".join(t for t in (colour_note(atlas), sample_note(int(ids.size), n)) if t),
         }
     )
     return json.dumps(out)

@@ -4,37 +4,80 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from explorer.atlas import MIN_PER_CLASS, Atlas, Verdict, unet_position
+from explorer.atlas import (
+    MIN_PER_CLASS,
+    TIE,
+    Atlas,
+    Verdict,
+    near_chance,
+    ranked_readings,
+    unet_position,
+)
+from explorer.models.specs import DOWNLOAD_HINT
 
 
 def _pct(x: float) -> str:
     return f"{x:.0%}"
 
 
-def _space_readings(v: Verdict, titles: dict[str, str]) -> list[str]:
-    """One line per space: how often a 5-neighbour vote recovers each labelling, against chance
-    (and, where same-photo neighbours were left out, what counting them would have said)."""
+READING_NAMES = {
+    "source": "its own photo",
+    "appearance": "its palette among other photos",
+    "meaning": "its meaning among other photos",
+}
+"""How a grouped set's labellings read in the hierarchy (the teaching set's three)."""
+
+
+def _reading_name(name: str, grouped: bool) -> str:
+    if grouped and name in READING_NAMES:
+        return READING_NAMES[name]
+    return f"its {name}"
+
+
+def _gap(a: float, b: float) -> str:
+    """The sign between two consecutive scores of a hierarchy, highest first."""
+    if a - b >= 0.25:
+        return " ≫ "
+    return " > " if a - b > TIE else " ≈ "
+
+
+def hierarchy(v: Verdict, space: str, grouped: bool | None = None) -> str:
+    """What ``space`` keeps of each labelling, in the order its 5-NN scores give, each with its
+    chance level: ``its own photo **100%** (chance 6%) ≫ its palette among other photos
+    **88%** (chance 14%) ≫ …`` (Markdown). ``grouped``: name the group-aware readings as
+    such (default: where the verdict has a same-photo-counted row or a ``source`` labelling)."""
+    if grouped is None:  # a same-photo-counted row, or a labelling that is the photo itself
+        grouped = bool(v.counted) or "source" in v.readings
+    ranked = ranked_readings(v, space)
+    text = ""
+    for j, (name, knn5, chance) in enumerate(ranked):
+        if j:
+            text += _gap(ranked[j - 1][1], knn5)
+        flat = ": no better than chance" if near_chance(knn5, chance) else ""
+        text += f"{_reading_name(name, grouped)} **{_pct(knn5)}** (chance {_pct(chance)}{flat})"
+    return text
+
+
+def _space_readings(v: Verdict, titles: dict[str, str], noun: str) -> list[str]:
+    """One line per space: the hierarchy of its readings, and, where same-photo neighbours were
+    left out, what counting them would have said."""
     lines = []
     for space in v.knn5:
-        parts = []
-        for name, per_space in v.readings.items():
-            if space in per_space:
-                knn5, chance = per_space[space]
-                parts.append(f"the *{name}* of {_pct(knn5)} of images (chance {_pct(chance)})")
-        line = f"- **{titles.get(space, space)}**: a 5-neighbour vote recovers " + " and ".join(
-            parts
-        )
+        line = f"- **{titles.get(space, space)}**: {hierarchy(v, space)}"
         if space in v.counted:
             line += (
-                f"; with near-duplicates of the same photo counted as neighbours it would read "
-                f"{_pct(v.counted[space])} for {v.labeling}"
+                f"; with each photo's own {noun} counted as its neighbours, {v.labeling} would "
+                f"read {_pct(v.counted[space])}"
             )
         lines.append(line + ".")
     return lines
 
 
 def verdict_markdown(
-    v: Verdict | None, titles: dict[str, str] | None = None, missing: Sequence[str] = ()
+    v: Verdict | None,
+    titles: dict[str, str] | None = None,
+    missing: Sequence[str] = (),
+    noun: str = "versions",
 ) -> str:
     """A :class:`~explorer.atlas.Verdict` -> the sentences under the panels (Markdown; "" for
     no verdict).
@@ -44,13 +87,17 @@ def verdict_markdown(
     With several (the teaching set's meaning, appearance, source): one line per space saying how
     often its neighbours recover each labelling against chance, then the comparison on the main
     labelling. ``titles``: display names of the spaces; ``missing``: the families that could not
-    be opened (e.g. CLIP offline), named with what they would add.
+    be opened (e.g. CLIP offline), named with what they would add; ``noun``: what the set calls
+    a photo's other versions.
     """
     if v is None:
         return ""
     titles = titles or {}
     if len(v.readings) > 1:
-        text = "\n".join(_space_readings(v, titles)) + "\n\n"
+        text = (
+            "How often a vote of an image's 5 nearest neighbours recovers each labelling, in the "
+            "order the numbers give:\n\n" + "\n".join(_space_readings(v, titles, noun)) + "\n\n"
+        )
     else:
         parts = [f"**{space}** {acc:.0%}" for space, acc in v.knn5.items()]
         text = f"Leave-one-out 5-NN label accuracy: {', '.join(parts)} (chance {v.chance:.0%}). "
@@ -119,10 +166,83 @@ def unet_markdown(v: Verdict, titles: dict[str, str] | None = None) -> str:
     )
 
 
+GROUP_NOUNS = {"teaching": "recolourings"}
+"""What a set calls the other images of one source photo (default: versions)."""
+
+
+def group_noun(set_name: str) -> str:
+    return GROUP_NOUNS.get(set_name, "versions")
+
+
+def neighbour_caption(
+    title: str,
+    *,
+    k: int,
+    same: int | None,
+    label_name: str,
+    group_size: int | None,
+    own: int | None,
+    own_group: bool,
+    clicked: bool,
+    noun: str = "versions",
+) -> str:
+    """A neighbour gallery's caption: what the list is and what it says.
+
+    ``k`` images listed, ``same`` of them sharing the clicked image's ``label_name`` label (None
+    for an outside query), ``group_size`` images in the selection's own group (source photo;
+    None without one), ``own`` of the listed images from that group, ``own_group``: whether the
+    group was kept in the list (else it was left out, as the metrics leave it out)."""
+    label = "label" if label_name == "label" else label_name
+    shared = f"{same}/{k} share its {label}" if same is not None else ""
+    if group_size is None:  # no groups: the plain list
+        what = f"{k} nearest" if clicked else f"{k} best matches"
+        return f"{title} — {what}" + (f": {shared}" if shared else "")
+    others = group_size - 1 if clicked else group_size
+    whose = f"its own {others} {noun}" if clicked else f"the {others} {noun} of this photo"
+    if not own_group:
+        what = f"{k} nearest other photos" if clicked else f"{k} best matches among other photos"
+        return f"{title} — {what}; {whose} left out" + (f" · {shared}" if shared else "")
+    what = f"{k} nearest" if clicked else f"{k} best matches"
+    text = f"{title} — {what} with {whose} counted: {own} of the {k} are that same photo"
+    if shared:
+        text += f", so {shared}"
+    return text + (
+        " — near-duplicates fill the list and inflate the count (the metrics leave them out)"
+        if own
+        else ""
+    )
+
+
+def markdown_html(text: str) -> str:
+    """Markdown (the verdict) -> HTML for the exported page; raw HTML in it is escaped."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).render(text)
+
+
+def export_verdict(a: Atlas, method: str) -> str:
+    """The verdict shown under the app's panels, as the exported page's HTML."""
+    from explorer import atlas as atlas_mod
+
+    table = atlas_mod.metrics_table(a, method)
+    v = atlas_mod.verdict(table, a.labels)
+    titles = {s.key: s.title.split(" · ")[0] for s in a.spaces}
+    opened = {s.family for s in a.spaces}
+    missing = [f for f in dict.fromkeys(r.split(":", 1)[0] for r in a.failures) if f not in opened]
+    md = verdict_markdown(v, titles, missing, group_noun(a.images.name))
+    return markdown_html(md) if md else ""
+
+
 def status_markdown(a: Atlas, shown: str, note: str = "", extra_note: str = "") -> str:
     """The line above the panels: the set's summary, its spaces, the map shown, the spaces that
     were left out and why."""
-    failures = "".join(f"\n- **{ref}** left out: {msg}" for ref, msg in a.failures.items())
+    hint = DOWNLOAD_HINT  # said once, after the spaces it applies to
+    failures = "".join(
+        f"\n- **{ref}** left out: {msg.replace(hint, '').strip()}"
+        for ref, msg in a.failures.items()
+    )
+    if any(hint in m for m in a.failures.values()):
+        failures += f"\n\n{hint}"
     return (
         f"**{a.images.summary()}** Spaces: {', '.join(s.title for s in a.spaces)}; "
         f"map: {shown.upper()}. {note} {extra_note}{failures}"

@@ -13,6 +13,7 @@ from explorer.core.errors import BadImageError, ExplorerError
 from explorer.core.gpu import LAB, gpu
 from explorer.lab import actions as lab
 from explorer.models import registry
+from explorer.ui import availability
 from explorer.ui.components import progress_adapter, user_errors
 from explorer.ui.lab import views
 
@@ -74,7 +75,7 @@ def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     return (
         rt.original,
         rt.reconstruction,
-        rt.error,
+        views.error_picture(rt.error, rt.error_vmax),
         views.roundtrip_summary(rt, source),
         pd.DataFrame([views.roundtrip_row(rt)]),
     )
@@ -96,7 +97,15 @@ def on_compare(image, model_a, model_b, resolution, mode, folder):
     folder = checked(folder, resolution, model_a, model_b)
     c = lab.compare(image, model_a, model_b, int(resolution), mode, folder)
     table = pd.DataFrame([views.roundtrip_row(c.a), views.roundtrip_row(c.b)])
-    return c.a.reconstruction, c.b.reconstruction, c.a.error, c.b.error, table
+    note = views.compare_note(c, usable=availability.usable_vaes(folder))
+    return (
+        c.a.reconstruction,
+        c.b.reconstruction,
+        views.error_picture(c.a.error, c.a.error_vmax),
+        views.error_picture(c.b.error, c.b.error_vmax),
+        table,
+        note,
+    )
 
 
 @gpu(LAB)
@@ -128,7 +137,8 @@ def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
         image, model, int(channel), op, float(amount), int(seed), int(resolution), mode, folder
     )
     fig = views.edit_figure(ed, int(channel), op)
-    return ed.baseline, ed.edited, ed.difference, fig, views.edit_note(ed)
+    diff = views.error_picture(ed.difference, ed.difference_vmax, "change")
+    return ed.baseline, ed.edited, diff, fig, views.edit_note(ed)
 
 
 @user_errors("Scanning the models folder")
@@ -154,4 +164,5 @@ def on_scan(folder, current):
         msg = "No `*_encoder` / `*_decoder` checkpoint pairs found there."
         value = current
     update = gr.update(choices=names, value=value)
-    return update, gr.update(choices=names), msg
+    second = availability.second_vae(names, value, folder or None)
+    return update, gr.update(choices=names, value=second), msg

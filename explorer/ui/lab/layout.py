@@ -32,7 +32,8 @@ def build(ctx: TabContext) -> SimpleNamespace:
     ``ctx.local`` (the models-folder box and its accordion) and returns its components."""
     names, default, examples, folder0 = ctx.names, ctx.default, ctx.examples, ctx.folder0
     with gr.Tab("VAE lab", id="lab"):
-        notice_btn = availability.panel("lab", folder0 or None)
+        notice = availability.panel("lab", folder0 or None)
+        ctx.notices.append(notice)
         api = gr.Button(visible=False)  # the API endpoints' trigger (see common.listen)
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
@@ -268,10 +269,9 @@ def build(ctx: TabContext) -> SimpleNamespace:
         api,
         on_compare,
         [image, model, model_b, resolution, mode, folder],
-        [cmp_a, cmp_b, cmp_ea, cmp_eb, cmp_table],
+        [cmp_a, cmp_b, cmp_ea, cmp_eb, cmp_table, cmp_md],
         api_name="compare",
-        slot=None,
-        status=cmp_md,
+        slot=5,
     )
     listen(
         interp_btn.click,
@@ -291,7 +291,7 @@ def build(ctx: TabContext) -> SimpleNamespace:
         api_name="edit",
         slot=4,
     )
-    listen(
+    scanned = listen(
         scan.click,
         api,
         on_scan,
@@ -303,5 +303,5 @@ def build(ctx: TabContext) -> SimpleNamespace:
     )
     ctx.folder, ctx.local, ctx.api = folder, local, api
     return SimpleNamespace(
-        image=image, model=model, folder=folder, local=local, notice_btn=notice_btn
+        image=image, model=model, folder=folder, local=local, notice=notice, scanned=scanned
     )

@@ -12,6 +12,7 @@ from explorer.core import files
 from explorer.images import pictures, plots
 from explorer.lab.actions import (
     Codes,
+    Comparison,
     Edit,
     Encoded,
     Generations,
@@ -150,16 +151,15 @@ def roundtrip_row(rt: RoundTrip) -> dict:
 def roundtrip_summary(rt: RoundTrip, asked: str = "mean") -> str:
     """The sentence above the round trip's images (Markdown); ``asked``: what the user chose to
     decode ("mean" or "sample"), said when the model could not do it."""
-    source = (
-        "decoded from its codes: the latent snapped to the codebook"
-        if rt.source == "codes"
-        else f"decoded from the posterior {rt.source}"
-    )
+    source = {
+        "codes": "decoded from its codes: the latent snapped to the codebook",
+        "latent": "decoded from its latent: a deterministic autoencoder has no posterior",
+    }.get(rt.source, f"decoded from the posterior {rt.source}")
     text = (
         f"**PSNR {fmt_db(rt.psnr)} dB · SSIM {rt.ssim:.4f}** · {rt.ratio:.1f}× fewer numbers in the latent · "
         f"encode {rt.encode_s * 1000:.0f} ms, decode {rt.decode_s * 1000:.0f} ms "
-        f"({rt.model}, {source}). The error map is the mean absolute "
-        "error per pixel: bright where fine detail — text, faces, high-frequency texture — was lost."
+        f"({rt.model}, {source}). The error map is the mean absolute error per pixel, "
+        f"brightest at {_levels(rt.error_vmax)} (its bar below): bright where fine detail was lost."
     )
     if asked == "sample" and rt.source != "sample":
         text += (
@@ -168,6 +168,38 @@ def roundtrip_summary(rt: RoundTrip, asked: str = "mean") -> str:
             + (", and a VQ model decodes that latent's codes." if rt.source == "codes" else ".")
         )
     return text
+
+
+def _levels(vmax: float) -> str:
+    """A change in [0, 1] pixel units as 8-bit levels: ``"12/255"``."""
+    levels = vmax * 255
+    return f"{levels:.1f}/255" if levels < 9.95 else f"{levels:.0f}/255"
+
+
+def error_picture(heatmap, vmax: float, what: str = "error"):
+    """An error or difference heatmap with its colour bar in pixel units (8-bit levels)."""
+    return pictures.with_colour_bar(heatmap, vmax, what)
+
+
+def compare_note(c: Comparison, usable: list[str]) -> str:
+    """The line above the comparison: which two models ran, and, when they are one model, why
+    (only one usable) -- so that a comparison of a model with itself is never silent."""
+    a, b = c.a.model, c.b.model
+    if a != b:
+        return (
+            f"**{a}**: PSNR {fmt_db(c.a.psnr)} dB, SSIM {c.a.ssim:.4f} · **{b}**: PSNR "
+            f"{fmt_db(c.b.psnr)} dB, SSIM {c.b.ssim:.4f}."
+        )
+    why = (
+        f"it is the only VAE that runs here without a download ({', '.join(usable)})"
+        if usable == [a]
+        else "the same model is chosen on both sides"
+    )
+    return (
+        f"**Both sides are {a}**: {why}, so this compares the model with itself (the two rows "
+        "match). Pick another second VAE, or make one usable (a local checkpoint folder, or "
+        "`python -m explorer download`), to compare two."
+    )
 
 
 def generations_table(g: Generations) -> pd.DataFrame:
@@ -219,11 +251,17 @@ def edit_figure(ed: Edit, channel: int, op: str) -> go.Figure:
 
 def edit_note(ed: Edit) -> str:
     """The sentence above the edit's images (Markdown)."""
+    p = ed.psnr_vs_baseline
+    seen = (
+        " — too small to see side by side; the map is stretched to show where it lands"
+        if p >= 40
+        else ""
+    )
     return (
-        f"Edited decode vs unedited decode: **{fmt_db(ed.psnr_vs_baseline)} dB PSNR**, mean "
-        f"absolute change {ed.mean_abs_change:.4f} (pixels in [0, 1]). The difference map (scaled to "
-        "its own 99th percentile) shows where this channel's change lands in pixels."
-        + _edit_vq_note(ed)
+        f"Edited decode vs unedited decode: **{fmt_db(p)} dB PSNR**, mean absolute change "
+        f"{_levels(ed.mean_abs_change)} per pixel. The difference map is drawn brightest at "
+        f"{_levels(ed.difference_vmax)} (its 99th percentile; the bar under it is in 8-bit "
+        f"levels){seen}." + _edit_vq_note(ed)
     )
 
 

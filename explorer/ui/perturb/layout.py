@@ -9,11 +9,8 @@ from explorer.core import public
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.perturb import ladder as perturb
-from explorer.ui.components import (
-    ImageOut,
-    SafeImage,
-    listen,
-)
+from explorer.ui import availability
+from explorer.ui.components import ImageOut, SafeImage, listen
 from explorer.ui.context import TabContext
 from explorer.ui.perturb.handlers import on_perturb, on_perturb_strip
 from explorer.ui.perturb.views import FAMILY_CHOICES, INTRO
@@ -24,6 +21,7 @@ def build(ctx: TabContext) -> None:
     names, default, folder = ctx.names, ctx.default, ctx.folder
     astronaut = imaging.example_images().get("astronaut")
     with gr.Tab("Perturbations", id="perturb"):
+        ctx.notices.append(availability.panel("perturb", ctx.folder0 or None))
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
@@ -40,6 +38,7 @@ def build(ctx: TabContext) -> None:
                 vae_space = gr.Dropdown(
                     names, value=default, label="VAE", allow_custom_value=not public.public_mode()
                 )
+                ctx.vae_lists.append(vae_space)
                 clip_space = gr.Dropdown(
                     registry.available_embedders("clip"),
                     value=registry.default_embedder("clip"),

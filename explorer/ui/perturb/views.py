@@ -81,8 +81,12 @@ def what_to_notice(measured: perturb_lab.Measured, asked: list[str]) -> str:
         reason = why.split(". ")[0].rstrip(".")
         lines.append(
             f"**{_title(space)}** is not available here ({reason}). "
-            f"{EXPECTED.get(family, 'It would show how a learned space moves')}; get it with "
-            "`python -m explorer download` (needs internet once), then run again."
+            f"{EXPECTED.get(family, 'It would show how a learned space moves')}."
+        )
+    if measured.failures:
+        lines.append(
+            "Get the missing models with `python -m explorer download` (needs internet once), "
+            "then run again."
         )
     if not measured.refs.same_meaning:
         lines.append(

@@ -31,7 +31,8 @@ def build(ctx: TabContext) -> None:
         with gr.Row(equal_height=True):
             wide = gr.Checkbox(
                 value=False,
-                label="Wider plane (decode [-6, 6]² instead of [-3, 3]²: holes show up)",
+                label="Wider plane: the square each model's own latents span, instead of "
+                "[-3, 3]² (where N(0, I) draws fall)",
             )
             digit_a = gr.Number(
                 value=0, precision=0, minimum=0, maximum=9, label="Interpolate from digit"

@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
+from explorer.images import pictures
 from explorer.playground import digits as pg
 from explorer.playground import figures as figs
 
@@ -30,9 +32,25 @@ COLUMNS = list(figs.CSV_COLUMNS)
 GRID_N = 15
 
 
-def _grid(trained: pg.Trained, wide: bool) -> np.ndarray:
-    grid = figs.decoded_grid(trained, GRID_N, 6.0 if wide else 3.0)
-    return figs.tile_images(figs.grid_tiles(grid, GRID_N), cols=GRID_N, scale=4, gap=1)
+PLANE = 3.0  # the plain plane: [-3, 3]², where N(0, I) draws fall
+
+
+def plane_extent(trained: pg.Trained, wide: bool) -> float:
+    """Half the side of the latent square a grid decodes: :data:`PLANE`, or (``wide``) the
+    square that holds the model's own training latents (the 99.5th percentile of their
+    absolute coordinates, rounded up, at least :data:`PLANE`): where an AE's latents leave gaps
+    inside it, the decoder was never trained."""
+    if not wide:
+        return PLANE
+    z = figs.latents(trained)[0]
+    return max(PLANE, float(math.ceil(np.percentile(np.abs(z), 99.5))))
+
+
+def _grid(trained: pg.Trained, wide: bool) -> Image.Image:
+    e = plane_extent(trained, wide)
+    grid = figs.decoded_grid(trained, GRID_N, e)
+    tiles = figs.tile_images(figs.grid_tiles(grid, GRID_N), cols=GRID_N, scale=4, gap=1)
+    return pictures.captioned(Image.fromarray(tiles).convert("RGB"), f"z in [-{e:g}, {e:g}]²")
 
 
 def _interp(trained: pg.Trained, i: int, j: int) -> np.ndarray:
@@ -80,7 +98,7 @@ def what_the_numbers_show(m: dict[str, dict[str, float]], codes_used: int, codes
         line += (
             " So the AE's samples are *not* worse by this measure: confidence says a sample looks "
             "like some digit, not that the prior covers all of them — look at the samples below "
-            "(and at the wide plane's holes) before crediting the VAE."
+            "(and at the wider plane, which spans the AE's whole latent range) before crediting the VAE."
         )
     else:
         line += " Decoding N(0, I) lands on digits more often when the prior was trained for."
