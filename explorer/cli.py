@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from explorer.core import settings
@@ -337,6 +338,7 @@ def _unet_sweep(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
+    start = time.perf_counter()
     with tqdm(total=100, desc="sweep", unit="%", file=sys.stderr) as bar:
 
         def progress(f: float, desc: str) -> None:
@@ -353,6 +355,7 @@ def _unet_sweep(args: argparse.Namespace) -> None:
             references=references,
             progress=progress,
         )
+    print(f"the sweep took {time.perf_counter() - start:,.0f} s", file=sys.stderr)
     files = sweep.write(result, args.out)
     html = Path(args.out) / "sweep.html"
     parts = []

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-
-from explorer.core.safe_text import escape_html
 
 DIVERGING = "RdBu_r"
 SEQUENTIAL = "Viridis"
@@ -463,16 +462,16 @@ def sweep_heatmap(
 ) -> go.Figure:
     """(P,B,T) scores in [0,1] -> P heatmaps side by side (rows: blocks in forward order, top to
     bottom; columns: timesteps), one shared colour scale drawn as a strip on the right with a
-    line at each reference score (``(name, score)``) and at ``chance``. Names are shown as text
-    (HTML-escaped)."""
+    line at each reference score (``(name, score)``) and at ``chance``. Names and titles are
+    shown as text (``& < >`` escaped; a newline breaks a title)."""
     v = np.asarray(values, np.float64)
     p = v.shape[0]
     fig = make_subplots(
         rows=1,
         cols=p + 1,
-        column_widths=[1.0] * p + [0.12],
-        horizontal_spacing=0.05,
-        subplot_titles=[escape_html(t) for t in panels] + ["scale"],
+        column_widths=[1.0] * p + [0.1],
+        horizontal_spacing=0.06,
+        subplot_titles=[_text(t) for t in panels] + [""],
     )
     xs = [str(t) for t in timesteps]
     for i in range(p):
@@ -487,8 +486,8 @@ def sweep_heatmap(
                 showscale=False,
                 texttemplate="%{z:.2f}",
                 textfont={"size": 10},
-                hovertemplate=f"{escape_html(panels[i])}<br>block %{{y}}, t=%{{x}}<br>"
-                f"{escape_html(label)} %{{z:.3f}}<extra></extra>",
+                hovertemplate=f"{_text(panels[i])}<br>block %{{y}}, t=%{{x}}<br>"
+                f"{_text(label)} %{{z:.3f}}<extra></extra>",
             ),
             row=1,
             col=i + 1,
@@ -512,10 +511,12 @@ def sweep_heatmap(
         row=1,
         col=p + 1,
     )
-    lines = [(escape_html(n), float(s)) for n, s in references if s is not None and np.isfinite(s)]
+    lines = [(_text(n), float(s)) for n, s in references if s is not None and np.isfinite(s)]
     if chance is not None and np.isfinite(chance):
         lines.append(("chance", float(chance)))
-    heights = _spread([s for _, s in lines], 0.045)
+    height = max(380, 160 + 40 * len(blocks))
+    top, bottom = 110, 50
+    heights = _spread([s for _, s in lines], 14 / (height - top - bottom))  # 14 px apart
     xa, ya = f"x{p + 1}", f"y{p + 1}"
     for (name, s), h in zip(lines, heights, strict=True):
         dash = "dot" if name == "chance" else "solid"
@@ -523,15 +524,24 @@ def sweep_heatmap(
             type="line", x0=-0.5, x1=0.5, y0=s, y1=s, xref=xa, yref=ya,
             line={"color": "#d62728" if name == "chance" else "white", "width": 2, "dash": dash},
         )  # fmt: skip
+        # in the strip's domain coordinates: an annotation outside an axis's range is hidden
         fig.add_annotation(
-            x=0.55, y=h, xref=xa, yref=ya, text=f"{name} {s:.2f}", showarrow=False,
-            xanchor="left", font={"size": 11},
+            x=1.15, y=h, xref=f"{xa} domain", yref=ya, text=f"{name} {s:.2f}",
+            showarrow=False, xanchor="left", font={"size": 11},
         )  # fmt: skip
     fig.update_xaxes(showticklabels=False, range=[-0.5, 0.5], row=1, col=p + 1)
-    fig.update_yaxes(range=[0, 1], side="right", title_text=escape_html(label), row=1, col=p + 1)
+    fig.update_yaxes(range=[0, 1], side="left", row=1, col=p + 1)
     fig.update_layout(
-        title=escape_html(title),
-        height=max(300, 120 + 34 * len(blocks)),
-        margin={"l": 60, "r": 190, "t": 70, "b": 50},
+        title={"text": _text(title), "x": 0.01, "y": 1 - 38 / height, "yanchor": "middle"},
+        height=height,
+        margin={"l": 60, "r": 190, "t": top, "b": bottom},
     )
     return fig
+
+
+def _text(s: object) -> str:
+    """Text shown in a figure: ``& < >`` escaped (plotly reads a few HTML tags), line breaks as
+    ``<br>``."""
+    return "<br>".join(
+        html.escape(line, quote=False) for line in ("" if s is None else str(s)).splitlines()
+    )

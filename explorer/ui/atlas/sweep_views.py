@@ -18,6 +18,12 @@ PROMPT_TITLES = {
     "neutral": f'(b) neutral caption "{unet_blocks.NEUTRAL_CAPTION}"',
     "label": f'(c) "{unet_blocks.LABEL_TEMPLATE}" (leaks the label)',
 }
+PANEL_TITLES = {
+    "empty": "(a) empty prompt\n ",
+    "neutral": f'(b) neutral caption\n"{unet_blocks.NEUTRAL_CAPTION}"',
+    "label": f'(c) "{unet_blocks.LABEL_TEMPLATE}"\nleaks the label',
+}
+"""The heatmaps' titles (two lines each)."""
 METRIC_NAMES = {"probe": "linear probe", "knn5": "5-NN vote"}
 
 
@@ -161,14 +167,15 @@ def sweep_figure(result, labels: str, metric: str = "probe"):
     name = METRIC_NAMES.get(metric, metric)
     return plots.sweep_heatmap(
         values,
-        panels=[PROMPT_TITLES[p] for p in prompts],
+        panels=[PANEL_TITLES[p] for p in prompts],
         blocks=blocks,
         timesteps=timesteps,
         references=reference_lines(result, labels, metric),
         chance=reading.chance,
         title=(
             f"{name} accuracy on “{display_name(labels, max_chars=40)}” by UNet block and "
-            f"timestep · {display_name(result.plan.unet, max_chars=40)}, {result.n_images} images"
+            f"timestep\n{display_name(result.plan.unet, max_chars=40)}, {result.n_images} images, "
+            f"{result.plan.seeds} noise draw{'s' if result.plan.seeds != 1 else ''} per cell"
         ),
         label=f"{name} accuracy",
     )
