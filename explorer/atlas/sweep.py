@@ -17,7 +17,9 @@ Arrays and tables in and out: the words are in :mod:`explorer.ui.atlas.sweep_vie
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,16 +294,28 @@ def score_cells(
     image_set: ImageSet,
     plan: SweepPlan,
     progress: Progress = no_progress,
+    *,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Every (block, timestep, prompt) cell scored per labelling -> the sweep table
-    (:data:`COLUMNS`; prompts, then timesteps, then blocks in forward order)."""
-    rows = []
+    (:data:`COLUMNS`; prompts, then timesteps, then blocks in forward order). ``workers``: cells
+    scored at once in threads (default: up to 4, one per CPU); the table does not depend on it."""
     chances = knn_chances(image_set)
     order = [(b, t, p) for p in plan.prompts for t in plan.timesteps for b in plan.blocks]
-    for i, (block, t, prompt) in enumerate(order):
-        for r in score(cells[(block, t, prompt)], image_set, chances):
-            rows.append({"block": block, "timestep": t, "prompt": prompt, **r})
-        progress((i + 1) / len(order), f"scored {i + 1}/{len(order)} cells")
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    scored: list[list[dict] | None] = [None] * len(order)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {
+            pool.submit(score, cells[key], image_set, chances): i for i, key in enumerate(order)
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            scored[futures[future]] = future.result()
+            progress(done / len(order), f"scored {done}/{len(order)} cells")
+    rows = [
+        {"block": b, "timestep": t, "prompt": p, **r}
+        for (b, t, p), part in zip(order, scored, strict=True)
+        for r in part or []
+    ]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -42,7 +42,7 @@ from explorer.core.errors import ExplorerError
 from explorer.core.progress import Progress
 from explorer.images import io as imaging
 from explorer.models import hub, registry
-from explorer.models.device import default_batch_size, pick_device, run_batched
+from explorer.models.device import MODEL_CACHE, default_batch_size, pick_device, run_batched
 from explorer.spaces import unet
 
 __all__ = [
@@ -239,6 +239,10 @@ def draw_seeds(image_hash: str, draws: int) -> list[int]:
 @lru_cache(maxsize=16)
 def _config(name: str) -> str:
     spec = registry.resolve_unet(name)
+    for kind in ("cuda", "mps", "cpu"):  # a loaded space: its own config
+        space = MODEL_CACHE.get(("unet", spec.name, kind))
+        if space is not None:
+            return json.dumps(dict(space.unet.config))
     if spec.build is not None:
         net = spec.build()[0]
         return json.dumps(dict(net.config))
