@@ -76,7 +76,10 @@ def panel(visible: bool) -> SweepPanel:
                 label="Timesteps (of 1000)",
                 scale=3,
             )
-            seeds = gr.Slider(1, 4, value=4, step=1, label="Noise draws per cell", scale=1)
+            seeds = gr.Slider(
+                1, 4, value=4, step=1, label="Noise draws per cell", scale=1,
+                elem_id="atlas-sweep-seeds",
+            )  # fmt: skip
         prompts = gr.CheckboxGroup(
             [(PROMPT_TITLES[p], p) for p in unet_blocks.PROMPTS],
             value=list(unet_blocks.PROMPTS),

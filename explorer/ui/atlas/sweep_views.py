@@ -31,6 +31,17 @@ def _pct(x: float) -> str:
     return f"{x:.0%}"
 
 
+def _flop(x: float) -> str:
+    for scale, unit in ((1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP")):
+        if x >= scale:
+            return f"{x / scale:,.1f} {unit}"
+    return f"{x / 1e6:,.1f} MFLOP"
+
+
+def _n(k: int, word: str) -> str:
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
+
+
 def _points(d: float) -> str:
     return f"{abs(d) * 100:.0f} points"
 
@@ -38,10 +49,10 @@ def _points(d: float) -> str:
 def cost_sentence(plan: SweepPlan, n: int, cost: unet_blocks.Cost) -> str:
     """What the sweep will run and cost, one paragraph (plain text)."""
     passes = (
-        f"{n:,} images × {len(plan.timesteps)} timesteps × {plan.seeds} noise draws × "
-        f"{len(plan.prompts)} prompts = {cost.passes:,} UNet passes, each through "
+        f"{n:,} images × {_n(len(plan.timesteps), 'timestep')} × {_n(plan.seeds, 'noise draw')}"
+        f" × {_n(len(plan.prompts), 'prompt')} = {cost.passes:,} UNet passes, each through "
         f"{cost.deepest} ({cost.per_pass_flops / 1e9:,.1f} GFLOP per image per timestep and draw; "
-        f"{cost.flops / 1e12:,.1f} TFLOP in all; hooks on {len(plan.blocks)} blocks in each pass)"
+        f"{_flop(cost.flops)} in all; hooks on {len(plan.blocks)} blocks in each pass)"
     )
     if cost.seconds is not None:
         when = f"on this CPU about {cost.seconds:,.0f} s (the model's rough CPU figure, scaled by FLOPs)"
