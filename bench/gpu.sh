@@ -6,6 +6,8 @@
 # with whatever time is left. Writes OUTDIR/results.md, results.json, results.jsonl, tests.txt
 # (and the caller's log). Carried wheels in .whl/ (diffusers, plotly, gradio_client) are
 # installed into /tmp/site when a package is missing. --smoke: tiny sizes, runs on a CPU.
+# ONLY=sweep: just the UNet sweep measurement (bench/unet_sweep.py: the app's sweep of the
+# teaching set with SD 1.5's architecture, random weights) in OUTDIR/unet_sweep/.
 set -u
 OUT=${1:?usage: bench/gpu.sh OUTDIR [--smoke]}
 SMOKE=${2:-}
@@ -35,11 +37,20 @@ step() {
     echo "== $name done rc=$rc at ${SECONDS}s"
 }
 B=($PY bench/gpu_bench.py --out "$OUT" $SMOKE)
+SWEEP=($PY -m bench.unet_sweep --out "$OUT/unet_sweep" ${SMOKE:+--smoke})
+if [ "${ONLY:-}" = "sweep" ]; then
+    step sweep $(( TOTAL - 15 )) 10 "${SWEEP[@]}" --budget $(( TOTAL - 150 ))
+    cat "$OUT/unet_sweep/unet_sweep.md" 2>/dev/null
+    echo "== total ${SECONDS}s"; exit 0
+fi
 
 step info    45 330 "${B[@]}" --part info
 step vae    140 250 "${B[@]}" --part vae --budget 105
 step embed   50 200 "${B[@]}" --part embed --budget 30
 step oom     50 150 "${B[@]}" --part oom
+# the UNet sweep: one (timestep, draw, prompt) pass over the teaching set timed, the whole
+# 9,408-pass sweep extrapolated, and run when it fits (ONLY=sweep gives it the whole lease)
+step sweep  120 130 "${SWEEP[@]}" --budget 60
 # the app's paths vs the bare library calls (section 1), on the card
 [ -z "$SMOKE" ] && step vsref   60 110 $PY -m bench.vs_reference --out "$OUT/vs_reference" --device cuda \
     --vae-size 512 --kl-size 512 --vae-batch 8 --embed-batch 64 --repeats 5 --parts vae,embed

@@ -1,10 +1,12 @@
-"""Command line: `python -m explorer download | models | roundtrip | atlas | autoencoders | perturb`."""
+"""Command line: `python -m explorer download | models | roundtrip | atlas | unet-sweep | autoencoders |
+perturb`."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from explorer.core import settings
@@ -60,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         "--unet",
         default=None,
         metavar="MODEL",
-        help="a UNet space (e.g. sd15-unet): the SD UNet's mid-block features of the noised latent",
+        help="a UNet space (e.g. sd15-unet, or sd15-unet@t100/up1/s4 for one block of a "
+        "sweep): the SD UNet's pooled features of the noised latent",
     )
     a.add_argument(
         "--timestep",
@@ -85,6 +88,48 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="with --engine ray: the cluster (auto, or ray://head:10001); default a local Ray",
     )
+
+    sw = sub.add_parser(
+        "unet-sweep",
+        help="score a UNet's blocks x timesteps x prompts on a labelled set (kNN-5 and a linear "
+        "probe); write sweep.csv, references.csv and sweep.html",
+    )
+    sw.add_argument("source", help="as for atlas: a folder, a .zip, a Hub dataset id or 'bundled'")
+    sw.add_argument("--out", required=True, help="folder to write sweep.csv, references.csv, ...")
+    sw.add_argument(
+        "--unet", default=None, metavar="MODEL", help="a UNet space (default: the usable one)"
+    )
+    sw.add_argument(
+        "--timesteps", default=None, metavar="T,T,...", help="default 0,50,100,200,400,600,800"
+    )
+    sw.add_argument(
+        "--blocks",
+        default=None,
+        metavar="B,B,...",
+        help="e.g. down0..3,mid,up0..3 (default: every block)",
+    )
+    sw.add_argument(
+        "--seeds", type=int, default=4, help="noise draws averaged per cell (default 4)"
+    )
+    sw.add_argument(
+        "--prompts",
+        default=None,
+        metavar="P,P,...",
+        help="empty,neutral,label (default: all three)",
+    )
+    sw.add_argument(
+        "--references",
+        default=None,
+        metavar="SPACE,...",
+        help="spaces scored beside the sweep: vae/clip/dino refs and the baselines pixels, colour, "
+        "texture (default: the UNet's own VAE and the three baselines; 'none' for none)",
+    )
+    sw.add_argument("--max-images", type=int, default=None)
+    sw.add_argument("--per-class", type=int, default=20, help="images per class for a Hub dataset")
+    sw.add_argument("--split", default="train", help="split of a Hub dataset")
+    sw.add_argument("--models-dir", default=None)
+    sw.add_argument("--engine", choices=["local", "ray"], default="local")
+    sw.add_argument("--address", default=None, help="with --engine ray: the cluster")
 
     ae = sub.add_parser(
         "autoencoders",
@@ -179,11 +224,12 @@ def _atlas(args: argparse.Namespace) -> None:
     if args.timestep is not None and not args.unet:
         raise ExplorerError("--timestep sets the UNet space's noise level: give --unet MODEL too.")
     if args.unet:
-        from explorer.spaces import unet
+        from explorer.spaces import unet, unet_blocks
 
-        name, t = unet.split_model(args.unet)
-        t = t if args.timestep is None else unet.split_model(f"{name}@t{args.timestep}")[1]
-        chosen.append(f"unet:{unet.model_ref(name, t)}")
+        ref = unet_blocks.parse_ref(args.unet)  # name@tT, or a block ref: name@tT/up1/s4
+        if args.timestep is not None:
+            ref = ref.with_(timesteps=(unet.split_model(f"{ref.name}@t{args.timestep}")[1],))
+        chosen.append(f"unet:{ref.ref}")
     spaces = chosen or atlas.default_spaces(args.models_dir)
     runner = None
     if args.engine == "ray":
@@ -234,6 +280,112 @@ def _atlas(args: argparse.Namespace) -> None:
     )
 
 
+def _reference_features(names: list[str], image_set, folder, cache, runner) -> dict:
+    from explorer.atlas import FAMILY_TITLES
+    from explorer.spaces import baselines
+    from explorer.spaces import embed as embeddings
+
+    out = {}
+    hashes = image_set.keys or None
+    for name in names:
+        if name in baselines.BASELINES:
+            out[name] = baselines.baseline_features(name, image_set.images)
+            continue
+        family, model = embeddings.parse_space(name, folder)
+        x = embeddings.embed(
+            f"{family}:{model}", image_set.images, hashes, cache, None, folder, runner=runner
+        )
+        out[f"{FAMILY_TITLES.get(family, family).split(' ')[0]} {model}"] = x
+    return out
+
+
+def _unet_sweep(args: argparse.Namespace) -> None:
+    import html as html_text
+
+    from explorer import datasets
+    from explorer.atlas import sweep
+    from explorer.models import registry
+    from explorer.spaces import unet_blocks
+    from explorer.spaces.cache import EmbeddingCache
+    from explorer.ui.atlas import sweep_views
+
+    plan = sweep.make_plan(
+        args.unet,
+        timesteps=args.timesteps,
+        blocks=args.blocks,
+        seeds=args.seeds,
+        prompts=args.prompts,
+    )
+    runner = None
+    if args.engine == "ray":
+        from explorer.spaces.ray_engine import RayEngine, require_ray
+
+        require_ray()
+        runner = RayEngine(address=args.address).start()
+    elif args.address:
+        raise ExplorerError("--address only applies with --engine ray.")
+    if args.references is None:
+        refs = [f"vae:{registry.resolve_unet(plan.unet).vae}", "pixels", "colour", "texture"]
+    else:
+        refs = [r.strip() for r in args.references.split(",") if r.strip() and r.strip() != "none"]
+    kw = {"max_images": args.max_images}
+    if not Path(args.source).exists() and args.source not in ("bundled", "augmented"):
+        kw.update(per_class=args.per_class, split=args.split)
+    image_set = datasets.load_source(args.source, **kw)
+    print(image_set.summary(), file=sys.stderr)
+    device = getattr(runner, "device", None)
+    cost = sweep.sweep_cost(plan, len(image_set), device)
+    print(sweep_views.cost_sentence(plan, len(image_set), cost), file=sys.stderr)
+    unet_blocks.check_budget(cost, "This sweep")
+    cache = EmbeddingCache()
+    references = _reference_features(refs, image_set, args.models_dir, cache, runner)
+
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    with tqdm(total=100, desc="sweep", unit="%", file=sys.stderr) as bar:
+
+        def progress(f: float, desc: str) -> None:
+            bar.set_description(desc[:60])
+            bar.n = round(100 * min(max(f, 0.0), 1.0))
+            bar.refresh()
+
+        result = sweep.run(
+            image_set,
+            plan,
+            cache=cache,
+            runner=runner,
+            device=device,
+            references=references,
+            progress=progress,
+        )
+    print(f"the sweep took {time.perf_counter() - start:,.0f} s", file=sys.stderr)
+    files = sweep.write(result, args.out)
+    html = Path(args.out) / "sweep.html"
+    parts = []
+    for labels in image_set.labeling_names:
+        reading = sweep.prompt_reading(result.table, labels, "probe")
+        text = sweep_views.reading_markdown(
+            reading,
+            main_labels=result.main_labels,
+            model=plan.unet,
+            n_images=result.n_images,
+            seeds=plan.seeds,
+        )
+        plain = html_text.unescape(text).replace("**", "")  # the panel's Markdown as text
+        print(f"\n## {labels}\n{plain}")
+        for metric in ("probe", "knn5"):
+            fig = sweep_views.sweep_figure(result, labels, metric)
+            parts.append(fig.to_html(include_plotlyjs=not parts, full_html=False))
+    try:
+        html.write_text(
+            "<!doctype html><meta charset='utf-8'><title>UNet sweep</title>" + "".join(parts)
+        )
+    except OSError as exc:
+        raise ExplorerError(f"Cannot write {html}: {exc}. Check the --out path.") from exc
+    print(f"wrote {files['sweep']}, {files['references']} and {html}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -267,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:22s} {un.source:50s} {un.description}")
         elif args.command == "atlas":
             _atlas(args)
+        elif args.command == "unet-sweep":
+            _unet_sweep(args)
         elif args.command == "autoencoders":
             _autoencoders(args)
         elif args.command == "perturb":

@@ -31,7 +31,10 @@ class Space:
 
     @property
     def title(self) -> str:
-        return f"{FAMILY_TITLES.get(self.family, self.family)} · {self.model}"
+        family = FAMILY_TITLES.get(self.family, self.family)
+        if self.family == "unet" and "/" in self.model:  # another block than the bottleneck
+            family = "UNet features"
+        return f"{family} · {self.model}"
 
 
 @dataclass

@@ -8,7 +8,9 @@ default model:
 * ``clip:<ref>``, ``dino:<ref>``, ``vit:<ref>`` -- an image embedder
   (:func:`explorer.models.registry.resolve_embedder`): registry name, Hub id or local folder.
 * ``unet:<name>[@t<T>]`` -- a Stable Diffusion UNet's pooled mid-block output for the image's
-  latent noised to timestep T (default 200), see :mod:`explorer.spaces.unet`.
+  latent noised to timestep T (default 200), see :mod:`explorer.spaces.unet`;
+  ``unet:<name>@t<T>/<block>[/s<S>][/p:<caption>]`` -- any block, averaged over S noise draws,
+  under a caption (:mod:`explorer.spaces.unet_blocks`).
 
 :func:`embed` returns ``(N, D)`` float32 rows for any space and, given an
 :class:`~explorer.spaces.cache.EmbeddingCache`, only runs the model on images it has not seen
@@ -186,18 +188,30 @@ def _vae_plan(family: str, ref: str, o: Options) -> Plan:
 
 
 def _unet_plan(family: str, ref: str, o: Options) -> Plan:
-    from explorer.spaces import unet
+    from explorer.spaces import unet, unet_blocks
 
-    name, timestep = unet.split_model(ref)
-    pooling = unet.check_pooling(o.pooling)
+    parsed = unet_blocks.parse_ref(ref)
+    key = unet_blocks.block_cache_key(parsed, o.pooling, o.device)  # checks the pooling too
+    if parsed.plain:
+        name, timestep = parsed.name, parsed.timesteps[0]
+        pooling = unet.check_pooling(o.pooling)
 
-    def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
-        unet.check_cpu_budget(name, len(todo), o.device)
-        space = unet.load_unet(name, o.device)
-        return space.features(todo, timestep, pooling, None, o.batch_size, prog)
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            unet.check_cpu_budget(name, len(todo), o.device)
+            space = unet.load_unet(name, o.device)
+            return space.features(todo, timestep, pooling, None, o.batch_size, prog)
 
-    key = unet.unet_cache_key(name, timestep, pooling, o.device)
-    return Plan(key, lambda: unet.unet_cache_key(name, timestep, pooling, o.device), compute)
+    else:
+
+        def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+            cost = unet_blocks.ref_cost(parsed, len(todo), o.device)
+            unet_blocks.check_budget(cost, f"The UNet space {parsed.ref} on {len(todo)} images")
+            space = unet.load_unet(parsed.name, o.device)
+            return unet_blocks.block_rows(
+                space, todo, parsed, batch_size=o.batch_size, progress=prog
+            )
+
+    return Plan(key, lambda: unet_blocks.block_cache_key(parsed, o.pooling, o.device), compute)
 
 
 def _embedder_plan(family: str, ref: str, o: Options) -> Plan:

@@ -12,7 +12,9 @@ appends the spatial mean of every down block's output.
 The noise is fixed per image: its seed is the first 60 bits of the image's content hash
 (:func:`explorer.spaces.keys.image_hash`), so a result repeats, and two copies of an image get the
 same noise. The model part of a space ref may carry the timestep: ``unet:sd15-unet@t200``
-(:func:`split_model`; default :data:`DEFAULT_TIMESTEP`).
+(:func:`split_model`; default :data:`DEFAULT_TIMESTEP`). Other blocks, several timesteps, the
+mean over noise draws and captions (``unet:sd15-unet@t100/up1/s4``) are in
+:mod:`explorer.spaces.unet_blocks`; a plain ref keeps this module's features and cache key.
 
 GPU by default: on a CPU the SD 1.5 UNet takes seconds per image, so :func:`cpu_estimate_note`
 says how long before a run, and in public mode :func:`check_cpu_budget` refuses sets whose
@@ -94,7 +96,11 @@ def split_model(model: str) -> tuple[str, int]:
 
 
 def model_ref(name: str, timestep: int) -> str:
-    """``("sd15-unet", 200)`` -> ``"sd15-unet@t200"`` (the inverse of :func:`split_model`)."""
+    """``("sd15-unet", 200)`` -> ``"sd15-unet@t200"`` (the inverse of :func:`split_model`); a
+    name that already carries its timestep (``"sd15-unet@t100/up1/s4"``, see
+    :mod:`explorer.spaces.unet_blocks`) is returned as it is."""
+    if "@" in (name or ""):
+        return name.strip()
     return f"{name}@t{int(timestep)}"
 
 
@@ -217,9 +223,23 @@ def empty_prompt_states(
 
 
 class UNetSpace:
-    """A loaded UNet space: the UNet, its text encoder's empty-prompt states and the VAE."""
+    """A loaded UNet space: the UNet, its text encoder (and its empty-prompt states) and the VAE.
+    ``caption_states`` holds the states of other captions once asked for
+    (:mod:`explorer.spaces.unet_blocks`)."""
 
-    def __init__(self, spec: UNetSpec, unet, text_states, vae: VAE, device, dtype, revision):
+    def __init__(
+        self,
+        spec: UNetSpec,
+        unet,
+        text_states,
+        vae: VAE,
+        device,
+        dtype,
+        revision,
+        *,
+        text_encoder=None,
+        tokenizer=None,
+    ):
         self.spec = spec
         self.unet = unet
         self.text_states = text_states
@@ -229,6 +249,9 @@ class UNetSpace:
         self.revision = revision
         self.scheduler = sd_scheduler()
         self.lock = threading.Lock()
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.caption_states: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
     def features(
@@ -325,7 +348,17 @@ def _load(spec: UNetSpec, vae: VAE, device: torch.device) -> UNetSpace:
     unet = unet.to(device).eval().requires_grad_(False)
     text = text.to(device).eval().requires_grad_(False)
     states = empty_prompt_states(text, tokenizer, device)
-    return UNetSpace(spec, unet, states, vae, device, dtype, hub.model_revision(spec))
+    return UNetSpace(
+        spec,
+        unet,
+        states,
+        vae,
+        device,
+        dtype,
+        hub.model_revision(spec),
+        text_encoder=text,
+        tokenizer=tokenizer,
+    )
 
 
 def load_unet(ref: str, device: torch.device | str | None = None) -> UNetSpace:

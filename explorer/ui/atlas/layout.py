@@ -11,6 +11,7 @@ from explorer.core import public
 from explorer.models import registry
 from explorer.spaces import unet
 from explorer.ui import availability
+from explorer.ui.atlas import sweep as sweep_panel
 from explorer.ui.atlas.handlers import (
     GALLERY_SIDE,
     SLOTS,
@@ -233,6 +234,7 @@ def build(ctx: TabContext) -> None:
         with gr.Row():
             export_btn = gr.Button("Download coordinates, metrics and figures")
             export_files = gr.File(label="Atlas files", file_count="multiple")
+        sweep_ui = sweep_panel.panel(bool(unets))  # the UNet sweep, at the end of the tab
     space_inputs = [
         *(families, vae_space, clip_space, dino_space, vit_space, proj_method, folder),
         *(unet_space, unet_t),
@@ -304,4 +306,13 @@ def build(ctx: TabContext) -> None:
     text.submit(on_atlas_text, text_inputs, text_outputs, api_name=False)
     export_btn.click(
         on_atlas_export, [atlas_id, shown_method], export_files, api_name="atlas_export"
+    )
+    sweep_panel.wire(
+        sweep_ui,
+        api=api,
+        atlas_id=atlas_id,
+        unet_model=unet_space,
+        method=proj_method,
+        folder=folder,
+        atlas_outputs=atlas_outputs,
     )
