@@ -17,9 +17,9 @@ images per model); projections (PCA, UMAP, t-SNE), ``metrics.space_metrics`` and
 cache are MEASURED at 1k and 10k points (random clustered embeddings of each space's width).
 Prints Markdown tables (for BENCHMARKS.md) on stdout, progress on stderr.
 
-    python bench/atlas_scale.py             # the full run (~15 min on 2 busy CPU cores)
-    python bench/atlas_scale.py --quick     # a ~1 minute smoke run (1k only, small samples)
-    python bench/atlas_scale.py --help      # sample sizes, t-SNE cap, cold numba cache, ...
+    python -m bench.atlas_scale             # the full run (~15 min on 2 busy CPU cores)
+    python -m bench.atlas_scale --quick     # a ~1 minute smoke run (1k only, small samples)
+    python -m bench.atlas_scale --help      # sample sizes, t-SNE cap, cold numba cache, ...
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import cpu_name, sd_vae_module
 
@@ -355,7 +353,7 @@ def cache_bench(sizes, pool, device, cold_max: int) -> tuple[list[dict], str]:
     if TAEF2.is_dir():
         space, what = f"vae:{TAEF2}", "TAEF2 VAE (real weights), 64 px, 2048-d"
     else:
-        from tests import tiny_models  # the repository root is on sys.path (top of this file)
+        from tests import tiny_models  # python -m bench.X puts the repository root on sys.path
 
         tiny_models.register()
         space, what = "vae:test-tiny", "test-tiny VAE (TAEF2 checkpoint absent), 64 px"

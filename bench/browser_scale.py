@@ -2,7 +2,7 @@
 click, JS heap, payload bytes. A benchmark, not a test.
 
 Two ways in, both drawing with the app's own explorer/static/atlas.js and the JSON of
-explorer/ui/atlas_payload.py, on synthetic atlases (bench/synthetic_atlas.py: clustered points,
+explorer/ui/atlas/payload.py, on synthetic atlases (bench.synthetic_atlas: clustered points,
 labels, generated 24 px thumbnails):
 
 * ``page``: atlas.js in a bare page served by this script, fed the real ``payload()`` JSON; a
@@ -12,7 +12,7 @@ labels, generated 24 px thumbnails):
   through "A saved atlas folder"; first paint counts from the click on "Open the folder", so it
   includes loading the folder and computing the metrics on every point.
 
-    python bench/browser_scale.py OUT [--sizes 1000 10000 50000] [--app-sizes 1000 10000]
+    python -m bench.browser_scale [OUT] [--sizes 1000 10000 50000] [--app-sizes 1000 10000]
 
 Writes OUT/browser_scale.json and OUT/browser_scale.md (Markdown table for BENCHMARKS.md).
 """
@@ -33,12 +33,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench.common import RESULTS, cpu_name
+from bench.synthetic_atlas import LOCATE, write
 
-from common import cpu_name  # noqa: E402
-from synthetic_atlas import LOCATE, write  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CHROMIUM = os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -310,7 +308,7 @@ def markdown(rows: list[dict], info: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", type=Path)
+    ap.add_argument("out", type=Path, nargs="?", default=RESULTS / "browser_scale")
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 50000])
     ap.add_argument("--app-sizes", type=int, nargs="*", default=[1000, 10000])
     ap.add_argument("--data", type=Path, default=Path("/tmp/browser-scale-atlases"))

@@ -1,9 +1,13 @@
-"""What the benchmarks share: the machine they ran on, and models built from published configs."""
+"""What the benchmarks share: where results go, the machine they ran on, and models built from
+published configs."""
 
 from __future__ import annotations
 
 import platform
 from pathlib import Path
+
+# Each benchmark that writes files writes them to RESULTS / its name unless told otherwise.
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cpu_name() -> str:

@@ -1,5 +1,5 @@
-"""The costs around the models (issue 13, section 5), measured as ratios within one run:
-``python -m bench.costs --out DIR [--parts reopen,metrics,lab] [--n 2000] [--points 10000]``.
+"""The costs around the models, measured as ratios within one run:
+``python -m bench.costs [--out DIR] [--parts reopen,metrics,lab] [--n 2000] [--points 10000]``.
 
 * reopen: a set read from a folder of JPEG files, first embed (TAEF2 VAE, 64 px; measured on
   ``--cold`` images, extrapolated) vs re-opening it from the embedding cache: the keys (SHA-256 of
@@ -11,7 +11,7 @@
 * lab: one 512² round trip through ``lab.roundtrip`` (TAEF2, real weights; its encode cache
   cleared) vs the bare module's ``decoder(encoder(x))`` on the same tensor, interleaved.
 
-Writes DIR/costs.json and DIR/costs.md.
+Writes DIR/costs.json and DIR/costs.md (DIR: bench/results/costs unless --out says).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.atlas_scale import distinct_images, image_pool, machine_info, synthetic_embeddings
+from bench.common import RESULTS
 from bench.vs_reference import TAEF2, ab
 
 
@@ -240,7 +241,7 @@ def markdown(out: dict, info, args) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=RESULTS / "costs", help="default: %(default)s")
     p.add_argument("--parts", default="reopen,metrics,lab")
     p.add_argument("--n", type=int, default=2000, help="images in the re-open set")
     p.add_argument("--cold", type=int, default=200, help="images the first embed is timed on")

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# GPU benchmark + CUDA checks for one short lease: bash bench/gpu.sh OUTDIR [--smoke]
+# GPU benchmark + CUDA checks for one short lease: bash bench/gpu.sh [OUTDIR] [--smoke]
+# (OUTDIR: bench/results/gpu by default; a temporary folder for --smoke alone)
 #
-# Runs bench/gpu_bench.py's parts in order, each under a hard time limit taken from what is left
-# of TOTAL seconds (default 420), then the CUDA-relevant test files, then torch.compile variants
+# Runs bench.gpu_bench's parts in order, each under a hard time limit taken from what is left
+# of TOTAL seconds (default 450), then the CUDA-relevant test files, then torch.compile variants
 # with whatever time is left. Writes OUTDIR/results.md, results.json, results.jsonl, tests.txt
 # (and the caller's log). Carried wheels in .whl/ (diffusers, plotly, gradio_client) are
 # installed into /tmp/site when a package is missing. --smoke: tiny sizes, runs on a CPU.
 # ONLY=sweep: just the UNet sweep measurement (bench/unet_sweep.py: the app's sweep of the
 # teaching set with SD 1.5's architecture, random weights) in OUTDIR/unet_sweep/.
 set -u
-OUT=${1:?usage: bench/gpu.sh OUTDIR [--smoke]}
+if [ "${1:-}" = "--smoke" ]; then set -- "$(mktemp -d)" --smoke; fi  # a smoke run keeps out of results/
+OUT=${1:-bench/results/gpu}
 SMOKE=${2:-}
 TOTAL=${TOTAL:-450}
 cd "$(dirname "$0")/.."
@@ -36,7 +38,7 @@ step() {
     (( rc == 124 || rc == 137 )) && echo "== $name: hit its ${t}s limit"
     echo "== $name done rc=$rc at ${SECONDS}s"
 }
-B=($PY bench/gpu_bench.py --out "$OUT" $SMOKE)
+B=($PY -m bench.gpu_bench --out "$OUT" $SMOKE)
 SWEEP=($PY -m bench.unet_sweep --out "$OUT/unet_sweep" ${SMOKE:+--smoke})
 if [ "${ONLY:-}" = "sweep" ]; then
     step sweep $(( TOTAL - 15 )) 10 "${SWEEP[@]}" --budget $(( TOTAL - 150 ))
@@ -56,22 +58,13 @@ step sweep  120 130 "${SWEEP[@]}" --budget 60
     --vae-size 512 --kl-size 512 --vae-batch 8 --embed-batch 64 --repeats 5 --parts vae,embed
 
 # CUDA-relevant tests: no gradio app, no umap; the device is picked automatically (cuda > cpu).
-# (the package is being restructured: take whichever of these files exist)
 TESTS=""
-for f in faults models vae registry embeddings taesd cache lab pipeline latents metrics; do
-    [ -f "tests/test_$f.py" ] && TESTS="$TESTS tests/test_$f.py"
+for f in faults vae registry embeddings taesd cache lab latents metrics; do
+    TESTS="$TESTS tests/test_$f.py"
 done
 PYTEST="$PY -m pytest -p no:cacheprovider -v --tb=short -rfEs --durations=8 --continue-on-collection-errors -m 'not app and not weights' -k 'not offline' --timeout 60$TESTS"
-$PY - <<'EOF' 2>&1 | tee "$OUT/tests.txt"
-import importlib
-for m in ("explorer.models", "explorer.runtime", "explorer.vae"):
-    try:
-        mod = importlib.import_module(m)
-    except ImportError:
-        continue
-    if hasattr(mod, "pick_device"):
-        print("tests will run on:", mod.pick_device()); break
-EOF
+$PY -c "from explorer.models.device import pick_device; print('tests will run on:', pick_device())" \
+    2>&1 | tee "$OUT/tests.txt"
 if [ -n "$SMOKE" ]; then
     TESTS="tests/test_latents.py tests/test_metrics.py"
     PYTEST="$PY -m pytest -p no:cacheprovider -v --tb=short -rfEs --durations=8 $TESTS"

@@ -36,13 +36,8 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # The SD 1.x VAE, as in stabilityai/sd-vae-ft-mse's config.json: four blocks of
 # [128, 256, 512, 512] channels (three 2x downsamplings: /8), two resnets per block,
@@ -168,25 +163,6 @@ def time_it(fn, dev, warmup: int = 2, iters: int = 5, min_time: float = 0.0) -> 
 
 def deadline_from(args) -> float:
     return time.monotonic() + args.budget if args.budget else float("inf")
-
-
-def app_attr(name: str):
-    """``name`` from the app's modules: explorer.models today; registry/vae/embedders/runtime
-    after the split. Raises AttributeError if none has it."""
-    for mod in (
-        "explorer.models",
-        "explorer.models.vae",
-        "explorer.models.device",
-        "explorer.models.registry",
-        "explorer.models.embedders",
-    ):
-        try:
-            m = importlib.import_module(mod)
-        except ImportError:
-            continue
-        if hasattr(m, name):
-            return getattr(m, name)
-    raise AttributeError(f"no explorer module defines {name!r}")
 
 
 # ------------------------------------------------------------------------------------ models
@@ -454,7 +430,7 @@ def part_vae(args) -> None:
     if dev.type != "cuda":  # half precision convolutions crawl on a CPU: check the logic in fp32
         dtypes = {"fp32": torch.float32}
     # (cudnn.benchmark, dtype, channels_last, all batches?) in priority order: the budget may
-    # cut the tail. The app today runs fp16, NCHW, cudnn.benchmark off.
+    # cut the tail. The app runs fp16, NCHW, cudnn.benchmark off.
     plan = [
         (False, "fp16", False, True),
         (False, "fp16", True, True),
@@ -648,12 +624,10 @@ def part_embed(args) -> None:
     torch, dev = device_and_torch(args.device)
     deadline = deadline_from(args)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    try:
-        app_batch = app_attr("default_batch_size")(dev)
-    except Exception as exc:
-        app_batch = None
-        say(f"default_batch_size not found: {exc}")
-    batches = [4, 8] if SMOKE else sorted({32, 64, app_batch or 256})
+    from explorer.models.device import default_batch_size
+
+    app_batch = default_batch_size(dev)
+    batches = [4, 8] if SMOKE else sorted({32, 64, app_batch})
     n_loop = 4 if SMOKE else 64
     record(part="embed", kind="app_batch_size", device=dev.type, batch=app_batch)
     dname = str(dtype).replace("torch.", "")
@@ -719,8 +693,9 @@ def app_embed_e2e(torch, dev, dtype, models, deadline) -> None:
     import transformers as tf
     from PIL import Image
 
-    Embedder = app_attr("Embedder")
-    EMBEDDERS = app_attr("EMBEDDERS")
+    from explorer.models.embedders import Embedder
+    from explorer.models.specs import EMBEDDERS
+
     rng = np.random.default_rng(0)
     n = 16 if SMOKE else 256
     images = [
@@ -808,12 +783,12 @@ def part_oom(args) -> None:
     ``torch.cuda.memory_stats()['num_ooms']`` proves the OOMs were real. On a CPU (--smoke)
     the OOMs are injected instead, to check the logic only.
     """
-    os.environ.setdefault("EXPLORER_TEST_MODELS", "1")  # the test models, before the split
-    with contextlib.suppress(ImportError):  # after the split: a plugin, tests/tiny_models.py
-        importlib.import_module("tests.tiny_models").register()
+    from explorer.models.device import run_batched
+    from explorer.models.vae import load_vae
+    from tests import tiny_models  # the test models test-kl and test-tiny
+
+    tiny_models.register()
     torch, dev = device_and_torch(args.device)
-    load_vae = app_attr("load_vae")
-    run_batched = app_attr("run_batched")
     cap = _Capture()
     logging.getLogger("explorer").addHandler(cap)
     logging.getLogger("explorer").setLevel(logging.WARNING)

@@ -30,10 +30,10 @@ Bounded: ``--sessions`` x ``--requests`` requests at most, and no new request af
 ``--max-seconds`` (a request still running then is abandoned and counted as a timeout).
 Prints Markdown (for BENCHMARKS.md) on stdout, progress on stderr.
 
-    python bench/load.py                          # 32 sessions x 20 requests
-    python bench/load.py --sessions 8 --requests 6 --max-seconds 120
-    python bench/load.py --atlas upload --public --exports  # a public Space's worst case
-    EXPLORER_PLUGINS=tests.tiny_models python app.py &  python bench/load.py --url http://127.0.0.1:7860/
+    python -m bench.load                          # 32 sessions x 20 requests
+    python -m bench.load --sessions 8 --requests 6 --max-seconds 120
+    python -m bench.load --atlas upload --public --exports  # a public Space's worst case
+    EXPLORER_PLUGINS=tests.tiny_models python app.py &  python -m bench.load --url http://127.0.0.1:7860/
 """
 
 from __future__ import annotations
@@ -58,8 +58,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import cpu_name
 
@@ -528,7 +526,7 @@ def launch_app(folder: Path):
     os.environ.setdefault("EXPLORER_CACHE_DIR", str(folder / "embedding-cache"))
     os.environ.setdefault("GRADIO_TEMP_DIR", str(folder / "gradio"))  # its own, to measure
     from explorer.ui.app import build_demo, launch_kwargs
-    from tests import tiny_models  # the repository root is on sys.path (top of this file)
+    from tests import tiny_models  # python -m bench.X puts the repository root on sys.path
 
     tiny_models.register()
 

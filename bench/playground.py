@@ -1,6 +1,6 @@
 """Time the autoencoder playground's trainings (ae, vae, vq with default configs) on this machine.
 
-    python bench/playground.py [--repeats 3] [--epochs N]
+    python -m bench.playground [--repeats 3] [--epochs N]
 
 Prints a markdown table: wall-clock seconds per model (median and min of the repeats), CPU
 seconds of this process (which, unlike wall time, barely moves when other work shares the
@@ -16,12 +16,8 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 

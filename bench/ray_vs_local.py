@@ -11,7 +11,7 @@ then the Ray engine (``RayEngine``: actor start, model load per actor, the batch
 Also the largest difference between the two engines' rows. Writes ``ray_vs_local.json`` and
 ``ray_vs_local.md`` to the folder given::
 
-    python bench/ray_vs_local.py /tmp/ray-bench [--cpus 2] [--repeat 2]
+    python -m bench.ray_vs_local [OUT] [--cpus 2] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("EXPLORER_PLUGINS", "tests.tiny_models")
 os.chdir(ROOT)  # the Ray workers import tests.tiny_models from here
 
-from bench.common import cpu_name  # noqa: E402
+from bench.common import RESULTS, cpu_name  # noqa: E402
 
 TAEF2 = ROOT.parent / "shared" / "weights" / "taef2"
 SPACES = ("vae:local:taef2", "clip:test-clip")
@@ -38,7 +37,13 @@ SPACES = ("vae:local:taef2", "clip:test-clip")
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("out", type=Path, help="folder for ray_vs_local.json and .md")
+    p.add_argument(
+        "out",
+        type=Path,
+        nargs="?",
+        default=RESULTS / "ray_vs_local",
+        help="folder for ray_vs_local.json and .md (default: %(default)s)",
+    )
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray (default 2)")
     p.add_argument("--repeat", type=int, default=2, help="Ray runs per space (default 2)")
     args = p.parse_args()

@@ -1,8 +1,8 @@
 """A synthetic atlas of any size, without models or image files: clustered points in three
 spaces, labels, and small generated thumbnails, saved as a folder the app reopens ("A saved
-atlas folder"). For the browser benchmark (bench/browser_scale.py) and its test.
+atlas folder"). For the browser benchmark (bench.browser_scale) and its test.
 
-    python bench/synthetic_atlas.py 50000 /tmp/atlas-50k   # writes the folder, prints its path
+    python -m bench.synthetic_atlas 50000 /tmp/atlas-50k   # writes the folder, prints its path
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from explorer import atlas
 

@@ -1,12 +1,13 @@
 """UMAP's cold start, end to end: the CLI's first UMAP atlas in a fresh process with an empty
 numba cache (cold) vs the same command again with the cache in place (warm):
-``python -m bench.umap_cold --out DIR [--pairs 2]``.
+``python -m bench.umap_cold [--out DIR] [--pairs 2]``.
 
 Each pair runs a cold process (a new, empty ``NUMBA_CACHE_DIR``) then a warm one (the folder the
 cold run filled), so a busy machine slows both alike; the medians are compared. The command is
 ``python -m explorer atlas bundled --method umap`` with the tiny test models
 (``EXPLORER_PLUGINS=tests.tiny_models``), so the models cost little and the time is Python start,
-imports, numba compilation or cache loading, and the fits. Writes DIR/umap_cold.json and .md.
+imports, numba compilation or cache loading, and the fits. Writes DIR/umap_cold.json and .md (DIR: bench/results/umap_cold
+unless --out says).
 
 In a cold run the CLI starts a low-priority child that compiles UMAP into the empty cache while
 it imports and embeds (``projection.precompile_umap``); its CPU is counted in the cold run's CPU
@@ -26,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.common import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +72,7 @@ def run_cli(numba_dir: Path, work: Path, method: str = "umap") -> tuple[float, f
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=RESULTS / "umap_cold", help="default: %(default)s")
     p.add_argument("--pairs", type=int, default=2)
     p.add_argument("--no-pca", action="store_true", help="skip the --method pca runs")
     args = p.parse_args()

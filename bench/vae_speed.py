@@ -4,7 +4,7 @@ Timing depends on the architecture, not the weights, so the full SD VAE and TAES
 their published configs with random weights (no download needed); TAEF2 uses the real checkpoint
 from ../shared/weights/taef2 when it is there. Prints a Markdown table for BENCHMARKS.md.
 
-    python bench/vae_speed.py [--size 512] [--repeats 3]
+    python -m bench.vae_speed [--size 512] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import cpu_name, sd_vae_module
 from explorer.models import checkpoints

@@ -1,11 +1,12 @@
 """The app's encode, decode and embedding paths against the bare library call on the same model,
-batch, dtype and device: ``python -m bench.vs_reference --out DIR [--device cpu] [--repeats 5]``.
+batch, dtype and device: ``python -m bench.vs_reference [--out DIR] [--device cpu] [--repeats 5]``.
 
 Each comparison runs the app path (A) and the reference (B) interleaved in one loop, in
 alternating order (ABBA...), after one untimed warm-up of each; the medians are compared, so a
 machine busy with other work slows both sides alike. ``ratio`` = app throughput / reference
 throughput = reference time / app time (goal >= 0.95). Also: batched vs one image at a time for
-atlas embedding. Writes DIR/vs_reference.json and DIR/vs_reference.md.
+atlas embedding. Writes DIR/vs_reference.json and DIR/vs_reference.md (DIR: bench/results/vs_reference
+unless --out says).
 
 Models: diffusers AutoencoderKL with the sd-vae-ft-mse config and diffusers AutoencoderTiny
 (default = TAESD config), both seeded random weights, built from config (no Hub); the project's
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from bench.atlas_scale import clip_b32, dinov2_small, image_pool, machine_info, table
-from bench.common import sd_vae_module
+from bench.common import RESULTS, sd_vae_module
 
 TAEF2 = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "taef2"
 
@@ -373,7 +374,9 @@ def markdown(rows, info, args, elapsed) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--out", type=Path, default=RESULTS / "vs_reference", help="default: %(default)s"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--vae-size", type=int, default=512, help="TAESD / TAEF2 image side")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -22,10 +21,10 @@ for _var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRAN
     os.environ.pop(_var, None)
 
 from tests import tiny_models  # noqa: E402  (after the environment above)
+from tests.helpers import ROOT, free_port  # noqa: E402
 
 tiny_models.register()
 
-ROOT = Path(__file__).resolve().parents[1]
 TAEF2_DIR = ROOT.parent / "shared" / "weights" / "taef2"
 TAEF2_REASON = (
     "real TAEF2 weights not found at ../shared/weights/taef2 (only present in the team's checkouts)"
@@ -49,6 +48,14 @@ def examples() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def astronaut(examples) -> Path:
     return examples["astronaut"]
+
+
+@pytest.fixture(scope="module")
+def image64(astronaut):
+    """The astronaut example prepared at 64x64: a (1, 3, 64, 64) float tensor in [0, 1]."""
+    from explorer.images import io as imaging
+
+    return imaging.to_tensor(imaging.prepare(imaging.load_image(astronaut), 64))
 
 
 @pytest.fixture(scope="session")
@@ -90,12 +97,6 @@ def hf_cache(tmp_path, monkeypatch):
         return snapshot
 
     return add
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, features
 
+from tests.helpers import noise_image
+
 Expect = Literal["ok", "refuse"]
 
 
@@ -51,12 +53,6 @@ WHITE = (255, 255, 255)
 BOMB_SIDE = 30_000  # the decompression bomb's declared width and height
 PNG16_SIZE = (256, 16)  # width, height of the 16-bit gradient
 EXIF_SIZE = (40, 20)  # stored width, height of the EXIF-rotated JPEG (displayed as 20x40)
-
-
-def _noise(w: int, h: int, seed: int) -> Image.Image:
-    """Random RGB noise: compresses badly, so truncating the file cuts into pixel data."""
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), mode="RGB")
 
 
 def _wide_gradient(w: int, h: int) -> Image.Image:
@@ -122,7 +118,7 @@ def _cases() -> list[tuple[str, str, Expect, bytes, str]]:
         cases.append((name, filename, expect, content, note))
 
     # --- refuse -------------------------------------------------------------------------
-    jpeg = _save(_noise(96, 96, seed=1), "JPEG", quality=90)
+    jpeg = _save(noise_image(1, (96, 96)), "JPEG", quality=90)
     add(
         "truncated_jpeg",
         "truncated.jpg",
@@ -130,7 +126,7 @@ def _cases() -> list[tuple[str, str, Expect, bytes, str]]:
         jpeg[: len(jpeg) * 6 // 10],
         "JPEG cut at 60% of its bytes: the scan data ends early (interrupted download).",
     )
-    png = _save(_noise(96, 96, seed=2), "PNG")
+    png = _save(noise_image(2, (96, 96)), "PNG")
     add(
         "truncated_png",
         "truncated.png",
@@ -303,7 +299,7 @@ def _cases() -> list[tuple[str, str, Expect, bytes, str]]:
         "progressive_jpeg",
         "progressive.jpg",
         "ok",
-        _save(_noise(64, 48, seed=4), "JPEG", quality=85, progressive=True),
+        _save(noise_image(4, (64, 48)), "JPEG", quality=85, progressive=True),
         "Progressive JPEG.",
     )
     return cases
@@ -469,7 +465,7 @@ def _zip_nested(path: Path, with_images: bool) -> None:
 def _zip_corrupt_member(path: Path) -> None:
     """A sound archive whose fifth image has 64 bytes of its compressed data flipped."""
     victim = "lsx_blue/lsx_blue_corrupt.png"
-    data = bytearray(_good_zip_bytes({victim: _save(_noise(48, 48, seed=7), "PNG")}))
+    data = bytearray(_good_zip_bytes({victim: _save(noise_image(7, (48, 48)), "PNG")}))
     info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(victim)
     off = info.header_offset
     name_len, extra_len = struct.unpack("<HH", data[off + 26 : off + 30])
@@ -481,7 +477,7 @@ def _zip_corrupt_member(path: Path) -> None:
 
 def _zip_hostile_members(path: Path) -> None:
     """Good images plus image-corpus files inside the class folders (truncated, bomb, text)."""
-    jpeg = _save(_noise(96, 96, seed=1), "JPEG", quality=90)
+    jpeg = _save(noise_image(1, (96, 96)), "JPEG", quality=90)
     path.write_bytes(
         _good_zip_bytes(
             {
@@ -567,7 +563,7 @@ def build_zip_corpus(folder: Path) -> dict[str, CorpusCase]:
         "A zip holding nothing but another zip.",
         "No readable images",
     )
-    good = _good_zip_bytes({"lsx_red/lsx_late.png": _save(_noise(64, 64, seed=5), "PNG")})
+    good = _good_zip_bytes({"lsx_red/lsx_late.png": _save(noise_image(5, (64, 64)), "PNG")})
     add(
         "zip_truncated",
         "truncated.zip",

@@ -10,17 +10,12 @@ import pytest
 from corpus import build_corpus
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image
+
+from tests.helpers import image_of, rows_of
 
 pytestmark = pytest.mark.app
 
 COMMON = {"model": "test-kl", "resolution": 256, "mode": "square", "folder": ""}
-
-
-def _img(path) -> Image.Image:
-    if isinstance(path, dict):
-        path = path.get("path") or path.get("value")
-    return Image.open(path)
 
 
 def test_api_lists_every_endpoint(client):
@@ -42,7 +37,7 @@ def test_encode(client, astronaut):
         handle_file(astronaut), *COMMON.values(), "shared", api_name="/encode"
     )
     assert "4×32×32" in summary and "48.0×" in summary
-    assert _img(preview).size == (256, 256)
+    assert image_of(preview).size == (256, 256)
     assert len(stats["data"]) == 4  # one row per channel
     assert usage["visible"] is False  # the codebook-usage plot is for VQ models only
     assert grid["type"] == "plotly"
@@ -55,22 +50,25 @@ def test_encode(client, astronaut):
 
 
 def test_encode_per_channel_16(client, astronaut):
-    summary, _grid, *_, stats, _usage = client.predict(
+    summary, grid, *_, stats, _usage = client.predict(
         handle_file(astronaut), "test-kl16", 128, "fit", "", "per-channel", api_name="/encode"
     )
     assert "16×16×16" in summary
-    assert len(stats["data"]) == 16
+    assert len(stats["data"]) == 16  # one row per channel
+    figure = json.loads(grid["plot"])
+    assert [t["type"] for t in figure["data"]] == ["heatmap"] * 16  # one map per channel
+    assert figure["layout"]["title"]["text"] == "16 latent channels (16×16), per-channel scale"
 
 
 def test_roundtrip(client, astronaut):
     orig, recon, err, md, table = client.predict(
         handle_file(astronaut), *COMMON.values(), "sample", 3, api_name="/roundtrip"
     )
-    assert _img(orig).size == _img(recon).size == (256, 256)
-    w, h = _img(err).size  # the error map, with its colour bar (8-bit levels) under it
+    assert image_of(orig).size == image_of(recon).size == (256, 256)
+    w, h = image_of(err).size  # the error map, with its colour bar (8-bit levels) under it
     assert w == 256 and h > 256
     assert "PSNR" in md and "sample" in md
-    row = dict(zip(table["headers"], table["data"][0], strict=True))
+    row = rows_of(table)[0]
     assert row["model"] == "test-kl" and 0 < row["PSNR (dB)"] < 60
 
 
@@ -79,7 +77,7 @@ def test_generations(client, astronaut):
         handle_file(astronaut), *COMMON.values(), 3, api_name="/generations"
     )
     assert [r[0] for r in table["data"]] == [1, 2, 3]
-    assert _img(last).size == (256, 256)
+    assert image_of(last).size == (256, 256)
 
 
 def test_compare(client, astronaut):
@@ -87,7 +85,7 @@ def test_compare(client, astronaut):
         handle_file(astronaut), "test-kl", "test-tiny", 256, "square", "", api_name="/compare"
     )
     assert [r[0] for r in table["data"]] == ["test-kl", "test-tiny"]
-    assert _img(a).size == _img(b).size
+    assert image_of(a).size == image_of(b).size
     assert "**test-kl**: PSNR" in note and "Both sides" not in note
     *_, note = client.predict(
         handle_file(astronaut), "test-tiny", "test-tiny", 64, "square", "", api_name="/compare"
@@ -106,9 +104,9 @@ def test_interpolate(client, examples):
         "",
         api_name="/interpolate",
     )
-    g = _img(gif)
+    g = image_of(gif)
     assert g.format == "GIF" and g.n_frames >= 5
-    assert _img(strip).height == 128 and _img(strip).width > 5 * 128
+    assert image_of(strip).height == 128 and image_of(strip).width > 5 * 128
     assert "5 frames" in note
 
 
@@ -116,7 +114,7 @@ def test_edit(client, astronaut):
     base, new, _diff, _fig, note = client.predict(
         handle_file(astronaut), *COMMON.values(), 2, "zero", 1.0, 0, api_name="/edit"
     )
-    assert _img(base).size == _img(new).size == (256, 256)
+    assert image_of(base).size == image_of(new).size == (256, 256)
     assert "PSNR" in note
 
 
@@ -156,7 +154,7 @@ def test_taef2_folder_from_the_ui(client, taef2_dir, astronaut):
         0,
         api_name="/roundtrip",
     )
-    row = dict(zip(table["headers"], table["data"][0], strict=True))
+    row = rows_of(table)[0]
     assert row["PSNR (dB)"] >= 30
 
 

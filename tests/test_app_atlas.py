@@ -11,6 +11,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from tests.helpers import rows_of
+
 pytestmark = pytest.mark.app
 
 SPACES = (["VAE", "CLIP", "DINOv2"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", "")
@@ -24,10 +26,6 @@ def atlas_client(app_url):
     return client, out
 
 
-def _table(df) -> list[dict]:
-    return [dict(zip(df["headers"], row, strict=True)) for row in df["data"]]
-
-
 def test_bundled_set_opens_with_three_panels_and_metrics(atlas_client):
     _, out = atlas_client
     payload, status, metrics_df, verdict = out[0], out[1], out[2], out[3]  # state is not returned
@@ -36,11 +34,11 @@ def test_bundled_set_opens_with_three_panels_and_metrics(atlas_client):
     data = json.loads(payload)
     assert [p["key"] for p in data["panels"]] == ["vae", "clip", "dino"]
     n = len(data["labels"])
-    assert n >= 60 and all(len(p["x"]) == n for p in data["panels"])
+    assert n == 112 and all(len(p["x"]) == n for p in data["panels"])
     assert len(data["thumbs"]) == n and (data["thumb_prefix"] + data["thumbs"][0]).startswith(
         "/gradio_api/file="
     )
-    rows = _table(metrics_df)
+    rows = rows_of(metrics_df)
     labellings = ["meaning", "appearance", "source", "meaning (same photo counted)"]
     assert [(r["space"], r["labels"]) for r in rows] == [
         (space, lab) for space in ("vae", "clip", "dino") for lab in labellings

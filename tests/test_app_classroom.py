@@ -6,27 +6,20 @@ import base64
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image
 
 from explorer.images import io as imaging
 from explorer.perturb import ladder as perturb
 from explorer.perturb import measure as perturb_lab
 from explorer.playground import digits as pg
 from explorer.playground.cache import get_trained
+from tests.helpers import frame_of, image_of
 
 pytestmark = pytest.mark.app
 
 EPOCHS = 3
-
-
-def _img(path) -> Image.Image:
-    if isinstance(path, dict):
-        path = path.get("path") or path.get("value")
-    return Image.open(path)
 
 
 def _values(v) -> np.ndarray:
@@ -34,10 +27,6 @@ def _values(v) -> np.ndarray:
     if isinstance(v, dict):
         return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
     return np.asarray(v)
-
-
-def _frame(table: dict) -> pd.DataFrame:
-    return pd.DataFrame(table["data"], columns=table["headers"])
 
 
 def test_playground(client):
@@ -51,10 +40,10 @@ def test_playground(client):
         assert sum(len(_values(t["x"])) for t in data[:10]) == pg.N_DIGITS
     assert len(_values(json.loads(scatters[2]["plot"])["data"][10]["x"])) == 16  # K codes
     for g in grids:
-        assert _img(g).size == (15 * 33 + 1, 15 * 33 + 1)
-    assert all(_img(s).width > 0 for s in samples) and _img(usage).width > 0
-    assert {_img(i).size for i in interps} == {(5 * 50 + 2, 2 * 50 + 2)}
-    df = _frame(table)
+        assert image_of(g).size == (15 * 33 + 1, 15 * 33 + 1)
+    assert all(image_of(s).width > 0 for s in samples) and image_of(usage).width > 0
+    assert {image_of(i).size for i in interps} == {(5 * 50 + 2, 2 * 50 + 2)}
+    df = frame_of(table)
     assert list(df.columns) == [
         "model",
         "recon_mse",
@@ -86,7 +75,7 @@ def test_playground(client):
 def test_playground_wide_plane(client):
     client.predict(1.0, 16, EPOCHS, 0, False, 3, 8, api_name="/playground")
     grids = client.predict(1.0, 16, EPOCHS, 0, True, api_name="/playground_plane")
-    assert len(grids) == 3 and _img(grids[0]).size == (15 * 33 + 1, 15 * 33 + 1)
+    assert len(grids) == 3 and image_of(grids[0]).size == (15 * 33 + 1, 15 * 33 + 1)
 
 
 def test_playground_bad_settings_are_a_sentence(client):
@@ -105,7 +94,7 @@ def test_perturb_on_the_astronaut(client, astronaut):
         "flip",
         api_name="/perturb",
     )
-    df = _frame(table)
+    df = frame_of(table)
     assert list(df.columns) == list(perturb.COLUMNS)
     assert set(df.space) == {"vae:test-tiny", "clip:test-clip"}
     assert (df[df.strength == 0].distance == 0).all()
@@ -133,7 +122,7 @@ def test_perturb_on_the_astronaut(client, astronaut):
     flip = df[(df.perturbation == "flip") & (df.strength == 1) & (df.space == "vae:test-tiny")]
     assert f"{100 * flip.distance.iloc[0]:.0f} %" in notice
     assert notice.startswith("**What to notice.**") and "same meaning (person)" in notice
-    assert _img(strip).size == (2 * 128 + 4, 128)  # flip: the photo and its mirror image
+    assert image_of(strip).size == (2 * 128 + 4, 128)  # flip: the photo and its mirror image
 
 
 def test_perturb_unavailable_space_is_a_sentence_not_a_stand_in(client, astronaut):
@@ -147,7 +136,7 @@ def test_perturb_unavailable_space_is_a_sentence_not_a_stand_in(client, astronau
         "blur",
         api_name="/perturb",
     )
-    assert set(_frame(table).space) == {"vae:test-tiny"}
+    assert set(frame_of(table).space) == {"vae:test-tiny"}
     assert "DINOv2 (dinov2-small)** is not available here" in notice
     assert "python -m explorer download" in notice
 
@@ -155,4 +144,4 @@ def test_perturb_unavailable_space_is_a_sentence_not_a_stand_in(client, astronau
 def test_perturb_strip(client, astronaut):
     strip = client.predict(handle_file(astronaut), "blur", api_name="/perturb_strip")
     n = len(perturb.PERTURBATIONS[perturb.NAMES.index("blur")].strengths)
-    assert _img(strip).size == (n * 128 + (n - 1) * 4, 128)
+    assert image_of(strip).size == (n * 128 + (n - 1) * 4, 128)

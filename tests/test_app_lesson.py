@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
 import pytest
-from PIL import Image
 
 from explorer import atlas
 from explorer.images import io as imaging
@@ -17,18 +15,9 @@ from explorer.playground import digits as pg
 from explorer.playground.cache import get_trained
 from explorer.ui.lesson import steps as st
 from explorer.ui.lesson import views as lt
+from tests.helpers import frame_of, image_of
 
 pytestmark = pytest.mark.app
-
-
-def _frame(table: dict) -> pd.DataFrame:
-    return pd.DataFrame(table["data"], columns=table["headers"])
-
-
-def _img(value) -> Image.Image:
-    if isinstance(value, dict):
-        value = value.get("path") or value.get("value")
-    return Image.open(value)
 
 
 def _numbers(text: str, unit: str) -> list[float]:
@@ -42,8 +31,8 @@ def model() -> str:
 
 def test_step1_autoencoders(client):
     image, table, note = client.predict(api_name="/lesson_1")
-    df = _frame(table).set_index("model")
-    assert list(df.index) == ["ae", "vae"] and _img(image).width > 0
+    df = frame_of(table).set_index("model")
+    assert list(df.index) == ["ae", "vae"] and image_of(image).width > 0
     m = {k: pg.evaluate(get_trained(pg.TrainConfig(k))) for k in ("ae", "vae")}  # cached
     for k in ("ae", "vae"):
         assert df.prior_kl[k] == pytest.approx(m[k]["prior_kl"], abs=1e-6)
@@ -58,9 +47,9 @@ def test_step2_latent_maps(client, model, astronaut):
     assert f"{stats.ratio:.1f}× fewer numbers" in note
     c, h, w = stats.latent.shape
     assert f"{c}-channel {w}×{h} grid (/8" in note and f"With **{model}**" in note
-    values = dict(zip(_frame(table).what, _frame(table).value, strict=True))
+    values = dict(zip(frame_of(table).what, frame_of(table).value, strict=True))
     assert values["compression"] == f"{stats.ratio:.1f}×" and values["model"] == model
-    assert _img(image).height == st.RESOLUTION
+    assert image_of(image).height == st.RESOLUTION
 
 
 def test_step3_round_trip(client, model, astronaut):
@@ -72,9 +61,9 @@ def test_step3_round_trip(client, model, astronaut):
     assert psnrs[1] == pytest.approx(round(gens.psnr[-1], 1), abs=1e-9)
     assert f"SSIM **{rt.ssim:.3f}**" in note
     assert f"**{st.detail_error_ratio(rt):.1f}×**" in note
-    df = _frame(table)
+    df = frame_of(table)
     assert df.psnr_db.tolist() == pytest.approx([round(p, 2) for p in gens.psnr])
-    assert _img(image).size[1] == st.RESOLUTION
+    assert image_of(image).size[1] == st.RESOLUTION
 
 
 def test_step4_kl_prior(client, model, astronaut):
@@ -84,7 +73,7 @@ def test_step4_kl_prior(client, model, astronaut):
     assert f"mean **{g['mean']:.2f}**" in note and f"std **{g['std']:.2f}**" in note
     assert f"**{g['kl_to_standard_normal']:.3f} nats**" in note
     if stats.std is None:
-        assert "deterministic" in note and "deterministic" in _frame(table).value.iloc[-1]
+        assert "deterministic" in note and "deterministic" in frame_of(table).value.iloc[-1]
     else:
         assert "posterior std" in note
     assert plot is not None
@@ -98,19 +87,19 @@ def test_step5_interpolation(client, model, examples):
     )  # fmt: skip
     a, b = it.endpoint_psnr
     assert f"**{a:.1f} / {b:.1f} dB**" in note
-    assert _frame(table).psnr_db.tolist()[:2] == pytest.approx([round(a, 2), round(b, 2)])
-    assert _img(image).width == it.strip.width
+    assert frame_of(table).psnr_db.tolist()[:2] == pytest.approx([round(a, 2), round(b, 2)])
+    assert image_of(image).width == it.strip.width
 
 
 def test_step6_perturbations(client, model):
     image, table, note = client.predict(api_name="/lesson_6")
-    df = _frame(table).set_index("change")
+    df = frame_of(table).set_index("change")
     flip, blur = df.distance["mirror image (flip)"], df.distance["blur 1 px"]
     hue, grey = df.distance["hue turned 180°"], df.distance["greyscale"]
     assert f"**{flip:.0%}** of the way" in note and f"a 1 px blur **{blur:.0%}**" in note
     assert f"a 180° hue turn **{hue:.0%}**" in note and f"greyscale **{grey:.0%}**" in note
     assert ("moves it more than any colour change" in note) == (flip > max(hue, grey))
-    assert "offline" in note and _img(image).width > 0 and f"With **{model}**" in note
+    assert "offline" in note and image_of(image).width > 0 and f"With **{model}**" in note
 
 
 def test_step7_atlas(client, model):
@@ -130,7 +119,7 @@ def test_step7_atlas(client, model):
     assert quoted and f"With **{model}**" in note
     unet = full[(full.space == "unet") & (full.labels == "meaning")]  # the tiny UNet: usable
     assert f"meaning right for {unet.knn5.iloc[0]:.0%} of images" in note
-    got = _frame(table)
+    got = frame_of(table)
     got = got[got.space == "vae"].set_index("labels")
     for k, _, name in ranked:
         assert got.knn5[name] == pytest.approx(k)

@@ -22,16 +22,7 @@ from explorer.analysis.metrics import (
     top_k_similar,
     trustworthiness,
 )
-
-
-def clusters(n_per: int = 200, n_clusters: int = 3, dim: int = 64, noise: float = 0.05, seed=0):
-    """Well-separated Gaussian clusters around random (nearly orthogonal) directions."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_clusters, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    labels = np.repeat(np.arange(n_clusters), n_per)
-    x = centres[labels] + noise * rng.normal(size=(labels.size, dim))
-    return x, labels
+from tests.helpers import clusters
 
 
 def unit(x):
@@ -61,13 +52,13 @@ def knn_accuracy_reference(x, labels, k):
 
 
 def test_knn_accuracy_separated_clusters_is_perfect():
-    x, labels = clusters()
+    x, labels = clusters(200)
     assert knn_accuracy(x, labels, k=5) >= 0.99
     assert knn_accuracy(x, labels, k=10) >= 0.99
 
 
 def test_knn_accuracy_shuffled_labels_is_near_chance():
-    x, labels = clusters()
+    x, labels = clusters(200)
     shuffled = np.random.default_rng(1).permutation(labels)
     assert chance_level(shuffled) == pytest.approx(1 / 3)  # balanced: also 1/K
     for k in (5, 10):
@@ -117,7 +108,7 @@ def test_chance_level_is_the_majority_share():
 
 
 def test_silhouette_separated_clusters():
-    x, labels = clusters()
+    x, labels = clusters(200)
     assert silhouette(x, labels) > 0.5
     assert abs(silhouette(x, np.random.default_rng(1).permutation(labels))) < 0.05
 
@@ -149,7 +140,7 @@ def test_trustworthiness_identity_is_one_and_random_is_lower():
     assert trustworthiness(circle, circle, k=5) == pytest.approx(1.0)
     assert trustworthiness(circle, circle, k=10) == pytest.approx(1.0)
 
-    x, _ = clusters(n_per=100)
+    x, _ = clusters(100)
     identity = trustworthiness(x[:, :2], x[:, :2] / np.linalg.norm(x[:, :2], axis=1)[:, None])
     random_map = trustworthiness(x, rng.normal(size=(x.shape[0], 2)))
     assert identity == pytest.approx(1.0)
@@ -267,7 +258,7 @@ def test_blocked_results_equal_single_block(monkeypatch):
 
 
 def test_space_metrics_agrees_with_the_single_metrics():
-    x, labels = clusters(n_per=60)
+    x, labels = clusters(60)
     xy = np.random.default_rng(0).normal(size=(x.shape[0], 2))
     row = space_metrics(x, xy, labels)
     assert set(row) == {"knn5", "knn10", "chance", "silhouette", "trustworthiness"}
@@ -282,7 +273,7 @@ def test_space_metrics_agrees_with_the_single_metrics():
 
 
 def test_metric_help_is_one_sentence_per_column():
-    x, labels = clusters(n_per=5)
+    x, labels = clusters(5)
     assert set(space_metrics(x, None, labels)) <= set(METRIC_HELP)
     for key, text in METRIC_HELP.items():
         assert text.endswith(".") and text.count(". ") == 0, key

@@ -1,4 +1,4 @@
-"""Hostile files through every upload path of the running app (issue 4, part 2).
+"""Hostile files through every upload path of the running app.
 
 Each image of ``tests/corpus.py`` goes through (a) the lab's ``/encode``, (b) the atlas query
 image ``/atlas_query_image`` (in a session with an open set) and (c) ``/atlas_upload`` beside

@@ -157,7 +157,7 @@ def _panel_heights(page) -> list[float]:
 @pytest.mark.slow
 def test_atlas_panels_keep_their_height_while_idle(page):
     """An idle page must not grow: the panels measured twice, 20 s apart, are the same height
-    (they used to grow ~15 px/s through a resize feedback loop)."""
+    (a resize feedback loop between the panels and their box would grow them ~15 px/s)."""
     page.locator(".atlas-panel").first.locator("path.point").first.wait_for()
     before = _panel_heights(page)
     page_before = page.evaluate("() => document.body.scrollHeight")
@@ -168,7 +168,7 @@ def test_atlas_panels_keep_their_height_while_idle(page):
 
 
 def test_every_tab_appears_once(page):
-    """Clicking through the tabs never draws a tab twice (a last "About" tab used to double)."""
+    """Clicking through the tabs never draws a tab twice (e.g. a last "About" tab drawn twice)."""
     for name in ("Semantic atlas", "VAE lab"):
         page.get_by_role("tab", name=name).first.click()
         page.wait_for_timeout(500)

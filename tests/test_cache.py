@@ -19,18 +19,14 @@ from explorer.models.vae import load_vae
 from explorer.spaces import cache as cache_mod
 from explorer.spaces import embed as embeddings
 from explorer.spaces.cache import EmbeddingCache
+from tests.helpers import noise_image
 
 KEY = ("dino", "facebook/dinov2-small", "abc123", "BitImageProcessorPil:0;pooling=cls;float32")
 
 
-def _noise(seed: int, size=(40, 30)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-
-
 @pytest.fixture(scope="module")
 def images() -> list[Image.Image]:
-    return [_noise(i, (30 + 7 * i, 40)) for i in range(6)]
+    return [noise_image(i, (30 + 7 * i, 40)) for i in range(6)]
 
 
 def _hashes(n: int, prefix: str = "img") -> list[str]:
@@ -218,7 +214,7 @@ def test_cache_hit_runs_no_model(tmp_path, images):
     assert seen == []
     np.testing.assert_array_equal(again, first)
     # one new image: only it goes through the model, in its place in the output
-    extra = _noise(99)
+    extra = noise_image(99, (40, 30))
     with count_images(emb.model) as seen:
         mixed = embeddings.embed("dino", [images[0], extra, images[1]], cache=c)
     assert seen == [1]

@@ -23,24 +23,17 @@ from explorer.images import io as imaging
 from explorer.models import embedders, registry
 from explorer.models.vae import load_vae
 from explorer.spaces import embed as embeddings
-from tests.conftest import ROOT
+from tests.helpers import ROOT, noise_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-def _noise(seed: int, size: tuple[int, int], mode: str = "RGB") -> Image.Image:
-    rng = np.random.default_rng(seed)
-    w, h = size
-    im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-    return im.convert(mode) if mode != "RGB" else im
 
 
 @pytest.fixture(scope="module")
 def images() -> list[Image.Image]:
     """Mixed sizes and modes, as a folder of real images would have."""
     sizes = [(40, 50), (64, 48), (33, 33), (80, 40), (50, 70)]
-    ims = [_noise(i, s) for i, s in enumerate(sizes)]
-    return [*ims, _noise(9, (48, 48), "L")]
+    ims = [noise_image(i, s) for i, s in enumerate(sizes)]
+    return [*ims, noise_image(9, (48, 48), "L")]
 
 
 def _normalise(x: torch.Tensor) -> np.ndarray:

@@ -20,7 +20,7 @@ from explorer.ui.components import (
     user_error,
     user_errors,
 )
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 SECRET = "/root/.cache/secret-path token=abc123"
 

@@ -1,7 +1,7 @@
 """A prototype of per-visitor admission in a real Gradio server: a minimal gr.Blocks on 127.0.0.1
 behind stand-in proxies (also on 127.0.0.1) that append the client's address to X-Forwarded-For,
 as a Hugging Face Space's proxy does. One "flooding" visitor (203.0.113.66) joins the queue under a
-fresh session id each time, as in issue 22; another (198.51.100.7) must still be served.
+fresh session id each time; another (198.51.100.7) must still be served.
 
 The Gradio glue lives here, not in the app (it is what ``explorer/ui`` would wire in, see
 /work/briefs/fairshare_design.md): :class:`FairBlocks` sets the visitor for a handler's pricing,
@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from explorer.core.bodylimit import BodyLimit
 from explorer.core.fairshare import FairShare, Limits, Refused
 from explorer.core.gate import VisitorGate
 from explorer.core.visitors import use_visitor, visitor
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.app
 
@@ -179,12 +179,6 @@ def build(cls: type[gr.Blocks]) -> gr.Blocks:
         gr.Button("priced").click(priced, box, out, api_name="priced", concurrency_limit=4)
     demo.queue(max_size=6, default_concurrency_limit=1)
     return demo
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(demo: gr.Blocks, middleware: list | None = None) -> int:

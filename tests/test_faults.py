@@ -16,7 +16,6 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image
 
 from explorer import atlas
 from explorer.analysis import metrics
@@ -28,6 +27,7 @@ from explorer.models import embedders, hub, registry, taesd
 from explorer.models.vae import load_vae
 from explorer.spaces import embed as embeddings
 from explorer.spaces.cache import EmbeddingCache
+from tests.helpers import noise_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 HINT = "python -m explorer download"
@@ -64,11 +64,6 @@ def _rel(a, b) -> float:
     return float((a - b).norm() / (b - b.mean()).norm())
 
 
-def _noise(seed: int, size=(48, 40)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-
-
 @pytest.fixture(scope="module")
 def astro(astronaut):
     loaded = imaging.load_image(astronaut)
@@ -88,7 +83,7 @@ def _settings(module) -> tuple:
 
 
 def test_embedder_out_of_memory_is_retried_in_smaller_batches_through_embed(monkeypatch):
-    images = [_noise(i) for i in range(6)]
+    images = [noise_image(i, (48, 40)) for i in range(6)]
     expected = embeddings.embed("dino:test-dino", images, batch_size=1)
     emb = embedders.load_embedder("test-dino")
     calls = inject(monkeypatch, emb.model, _oom(), lambda i, x: x.shape[0] > 2)
@@ -98,7 +93,7 @@ def test_embedder_out_of_memory_is_retried_in_smaller_batches_through_embed(monk
 
 
 def test_vae_embedding_out_of_memory_halves_the_batch():
-    images = [_noise(i) for i in range(6)]
+    images = [noise_image(i, (48, 40)) for i in range(6)]
     vae = load_vae("test-kl")
     expected = embeddings.vae_embedding(vae, images, batch_size=1)
     with pytest.MonkeyPatch.context() as mp:
@@ -110,9 +105,9 @@ def test_vae_embedding_out_of_memory_halves_the_batch():
 
 def test_vae_embedding_of_one_large_image_falls_back_to_tiles(monkeypatch):
     vae = load_vae("test-tiny")
-    expected = embeddings.vae_embedding(vae, [_noise(1, (256, 256))], resolution=256)
+    expected = embeddings.vae_embedding(vae, [noise_image(1, (256, 256))], resolution=256)
     calls = inject(monkeypatch, vae.module.encoder, _oom())
-    out = embeddings.vae_embedding(vae, [_noise(1, (256, 256))], resolution=256)
+    out = embeddings.vae_embedding(vae, [noise_image(1, (256, 256))], resolution=256)
     assert calls == [(1, 3, 256, 256)]  # the tiled retry runs the encoder's layers in pieces
     assert _rel(out, expected) < 0.05
 
@@ -303,7 +298,7 @@ def _remove_hooks():
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "shard-is-a-file"])
 def test_damaged_cache_is_recomputed_end_to_end(tmp_path, damage):
-    images = [_noise(i) for i in range(5)]
+    images = [noise_image(i, (48, 40)) for i in range(5)]
     vae = load_vae("test-tiny")
     first = embeddings.embed("vae:test-tiny", images, cache=EmbeddingCache(tmp_path))
     (segment,) = tmp_path.rglob("*.vec")
@@ -328,7 +323,7 @@ def test_damaged_cache_is_recomputed_end_to_end(tmp_path, damage):
 
 
 def test_atlas_build_failing_in_its_second_space_leaves_nothing_half_done(tmp_path, monkeypatch):
-    images = [_noise(i) for i in range(6)]
+    images = [noise_image(i, (48, 40)) for i in range(6)]
     image_set = ImageSet("faults", images, ["a", "b"] * 3, [f"{i}.png" for i in range(6)])
     hashes = [embeddings.image_hash(im) for im in images]
     spaces = ["vae:test-tiny", "dino:test-dino", "vit:test-vit"]
@@ -355,7 +350,7 @@ def test_atlas_build_failing_in_its_second_space_leaves_nothing_half_done(tmp_pa
 
 def test_roundtrip_failing_in_decode_keeps_the_encoding_consistent(monkeypatch):
     vae = load_vae("test-tiny")
-    image = _noise(1234, (64, 64))
+    image = noise_image(1234, (64, 64))
     x = imaging.to_tensor(imaging.prepare(image, 64))
     expected = vae.decode(vae.encode(x).mean)
     with monkeypatch.context() as mp:
@@ -370,7 +365,7 @@ def test_roundtrip_failing_in_decode_keeps_the_encoding_consistent(monkeypatch):
 
 def test_encode_failing_stores_nothing(monkeypatch):
     vae = load_vae("test-tiny")
-    image = _noise(4321, (64, 64))
+    image = noise_image(4321, (64, 64))
     with monkeypatch.context() as mp:
         inject(mp, vae.module.encoder, RuntimeError("encoder broke"))
         with pytest.raises(RuntimeError, match="encoder broke"):

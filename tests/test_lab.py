@@ -15,32 +15,36 @@ from explorer.analysis import metrics
 from explorer.core.errors import ExplorerError
 from explorer.images import io as imaging
 from explorer.lab import actions as lab
+from tests.helpers import rgb_array
 
 RES = 64  # small: the test models are random, only the plumbing matters here
-
-
-def _arr(im: Image.Image) -> np.ndarray:
-    return np.asarray(im.convert("RGB"))
 
 
 def test_roundtrip_test_kl(astronaut):
     rt = lab.roundtrip(astronaut, "test-kl", RES)
     assert rt.original.size == rt.reconstruction.size == rt.error.size == (RES, RES)
-    np.testing.assert_array_equal(_arr(rt.original), _arr(lab.prepare_input(astronaut, RES)))
+    np.testing.assert_array_equal(
+        rgb_array(rt.original), rgb_array(lab.prepare_input(astronaut, RES))
+    )
     assert math.isfinite(rt.psnr) and math.isfinite(rt.ssim)
     # PSNR and SSIM computed independently, from the two images' 8-bit pixels: by hand
     # (10 log10(255² / MSE)) and by scikit-image on uint8 data
-    a8, b8 = _arr(rt.original).astype(np.float64), _arr(rt.reconstruction).astype(np.float64)
+    a8, b8 = (
+        rgb_array(rt.original).astype(np.float64),
+        rgb_array(rt.reconstruction).astype(np.float64),
+    )
     mse = float(np.mean((a8 - b8) ** 2))
     assert mse > 0
     assert rt.psnr == pytest.approx(10 * math.log10(255.0**2 / mse), rel=1e-9)
     assert rt.psnr == pytest.approx(
-        peak_signal_noise_ratio(_arr(rt.original), _arr(rt.reconstruction), data_range=255),
+        peak_signal_noise_ratio(
+            rgb_array(rt.original), rgb_array(rt.reconstruction), data_range=255
+        ),
         rel=1e-9,
     )
     assert rt.ssim == pytest.approx(
         structural_similarity(
-            _arr(rt.original), _arr(rt.reconstruction), channel_axis=-1, data_range=255
+            rgb_array(rt.original), rgb_array(rt.reconstruction), channel_axis=-1, data_range=255
         ),
         rel=1e-9,
     )
@@ -49,7 +53,7 @@ def test_roundtrip_test_kl(astronaut):
     assert rt.model == "test-kl" and rt.source == "mean"
     assert rt.encode_s >= 0 and rt.decode_s >= 0
     # the error map is black where nothing changed and brightest where the error is largest
-    err = _arr(rt.error).astype(np.float64).sum(-1)
+    err = rgb_array(rt.error).astype(np.float64).sum(-1)
     diff = np.abs(a8 - b8).mean(-1)
     assert err.ravel()[np.argmax(diff)] > err.ravel()[np.argmin(diff)]
 
@@ -58,7 +62,7 @@ def test_roundtrip_decodes_the_posterior_mean(astronaut):
     enc = lab.encode(astronaut, "test-kl16", RES)
     expected = imaging.to_pil(enc.vae.decode(enc.posterior.mean))[0]
     rt = lab.roundtrip(astronaut, "test-kl16", RES)
-    np.testing.assert_array_equal(_arr(rt.reconstruction), _arr(expected))
+    np.testing.assert_array_equal(rgb_array(rt.reconstruction), rgb_array(expected))
     assert rt.ratio == 12.0
 
 
@@ -68,16 +72,16 @@ def test_sample_differs_from_mean_for_a_kl_vae(astronaut):
     s1b = lab.roundtrip(astronaut, "test-kl", RES, source="sample", seed=1)
     s2 = lab.roundtrip(astronaut, "test-kl", RES, source="sample", seed=2)
     assert s1.source == "sample"
-    assert not np.array_equal(_arr(s1.reconstruction), _arr(mean.reconstruction))
-    assert np.array_equal(_arr(s1.reconstruction), _arr(s1b.reconstruction))
-    assert not np.array_equal(_arr(s1.reconstruction), _arr(s2.reconstruction))
+    assert not np.array_equal(rgb_array(s1.reconstruction), rgb_array(mean.reconstruction))
+    assert np.array_equal(rgb_array(s1.reconstruction), rgb_array(s1b.reconstruction))
+    assert not np.array_equal(rgb_array(s1.reconstruction), rgb_array(s2.reconstruction))
 
 
 def test_sample_equals_mean_for_a_deterministic_model(astronaut):
     mean = lab.roundtrip(astronaut, "test-tiny", RES, source="mean")
     sample = lab.roundtrip(astronaut, "test-tiny", RES, source="sample", seed=1)
     assert sample.source == "latent"  # reported as what was actually decoded: its one latent
-    np.testing.assert_array_equal(_arr(sample.reconstruction), _arr(mean.reconstruction))
+    np.testing.assert_array_equal(rgb_array(sample.reconstruction), rgb_array(mean.reconstruction))
     assert sample.psnr == mean.psnr
 
 
@@ -89,7 +93,7 @@ def test_generations(astronaut):
     assert all(math.isfinite(p) for p in psnrs)
     # generation 1 is a single round trip
     first = lab.roundtrip(astronaut, "test-kl", RES)
-    np.testing.assert_array_equal(_arr(images[0]), _arr(first.reconstruction))
+    np.testing.assert_array_equal(rgb_array(images[0]), rgb_array(first.reconstruction))
     assert psnrs[0] == pytest.approx(first.psnr, rel=1e-12)
     # generation 2 is the round trip of generation 1 (from its float decode, so compare loosely)
     ref = imaging.to_numpy_hwc(lab.prepare_input(astronaut, RES))
@@ -116,12 +120,12 @@ def test_interpolate(examples, method):
     enc_b = lab.encode(b_path, "test-kl", RES)
     decoded_a = imaging.to_pil(enc_a.vae.decode(enc_a.posterior.mean))[0]
     decoded_b = imaging.to_pil(enc_b.vae.decode(enc_b.posterior.mean))[0]
-    np.testing.assert_array_equal(_arr(res.frames[0]), _arr(decoded_a))
-    np.testing.assert_array_equal(_arr(res.frames[-1]), _arr(decoded_b))
-    assert not np.array_equal(_arr(res.frames[1]), _arr(res.frames[0]))
+    np.testing.assert_array_equal(rgb_array(res.frames[0]), rgb_array(decoded_a))
+    np.testing.assert_array_equal(rgb_array(res.frames[-1]), rgb_array(decoded_b))
+    assert not np.array_equal(rgb_array(res.frames[1]), rgb_array(res.frames[0]))
     # the pixel crossfade starts at A and ends at B
-    np.testing.assert_array_equal(_arr(res.crossfade[0]), _arr(enc_a.image))
-    np.testing.assert_array_equal(_arr(res.crossfade[-1]), _arr(enc_b.image))
+    np.testing.assert_array_equal(rgb_array(res.crossfade[0]), rgb_array(enc_a.image))
+    np.testing.assert_array_equal(rgb_array(res.crossfade[-1]), rgb_array(enc_b.image))
     # endpoint PSNRs are those of the decoded endpoints against the inputs
     assert res.endpoint_psnr[0] == pytest.approx(
         metrics.psnr(imaging.to_numpy_hwc(enc_a.image), imaging.to_numpy_hwc(decoded_a))
@@ -143,7 +147,7 @@ def test_interpolate_errors(astronaut):
 def test_edit_that_changes_nothing(astronaut):
     ed = lab.edit(astronaut, "test-kl", 1, "scale", 1.0, resolution=RES)
     assert ed.psnr_vs_baseline == math.inf
-    np.testing.assert_array_equal(_arr(ed.baseline), _arr(ed.edited))
+    np.testing.assert_array_equal(rgb_array(ed.baseline), rgb_array(ed.edited))
     np.testing.assert_array_equal(ed.channel_before, ed.channel_after)
 
 
@@ -155,7 +159,7 @@ def test_edit_zero_channel(astronaut):
     assert math.isfinite(ed.psnr_vs_baseline)
     assert ed.baseline.size == ed.edited.size == ed.difference.size == (RES, RES)
     base = imaging.to_pil(enc.vae.decode(enc.posterior.mean))[0]
-    np.testing.assert_array_equal(_arr(ed.baseline), _arr(base))
+    np.testing.assert_array_equal(rgb_array(ed.baseline), rgb_array(base))
 
 
 def test_edit_bad_channel_is_a_user_error(astronaut):

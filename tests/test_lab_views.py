@@ -12,12 +12,9 @@ from PIL import Image
 from explorer.core import files
 from explorer.lab import actions as lab
 from explorer.ui.lab import views
+from tests.helpers import rgb_array
 
 RES = 64
-
-
-def _arr(im: Image.Image) -> np.ndarray:
-    return np.asarray(im.convert("RGB"))
 
 
 def test_fmt_db():
@@ -106,7 +103,7 @@ def test_interpolation_gifs_and_note(examples, method):
     with Image.open(gif_path) as gif:
         assert gif.format == "GIF" and gif.size == (RES, RES)
         assert gif.n_frames == 2 * steps - 2
-        frames = [_arr(f).astype(np.float64) for f in res.frames]
+        frames = [rgb_array(f).astype(np.float64) for f in res.frames]
         for k in range(gif.n_frames):
             gif.seek(k)
             shown = np.asarray(gif.convert("RGB"), np.float64)

@@ -18,10 +18,10 @@ from gradio_client.utils import QueueError
 from PIL import Image
 
 from bench import load
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.app
 
-ROOT = Path(__file__).resolve().parents[1]
 N_SESSIONS = 6
 N_REQUESTS = 8  # opening the session's own set, then each of the seven mixed endpoints once
 
@@ -117,8 +117,6 @@ def _wait_for(condition, what: str, seconds: float = 30) -> None:
 def test_a_full_queue_is_refused_with_a_clear_message(monkeypatch, tmp_path):
     """The real app with EXPLORER_QUEUE_SIZE=1, EXPLORER_CONCURRENCY=1: one round trip runs (held
     inside the model's lock, so nothing depends on timing), one waits, the next is refused."""
-    from conftest import free_port
-
     from explorer.models.vae import load_vae
     from explorer.ui.app import build_demo
 

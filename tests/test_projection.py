@@ -8,12 +8,8 @@ that fit UMAP are in ``TestUmap`` and have "umap" in their names: deselect them 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,21 +17,12 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from explorer.analysis import projection
 from explorer.analysis.projection import METHODS, best_available, project, umap_ready, warm_up_umap
+from tests.helpers import clusters, run_python_json
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1, 2, 3, 10, 200)
 needs_umap = pytest.mark.skipif(
     os.environ.get("EXPLORER_SKIP_UMAP") == "1", reason="EXPLORER_SKIP_UMAP=1"
 )
-
-
-def clusters(n_per: int = 50, n_clusters: int = 3, dim: int = 64, noise: float = 0.05, seed=0):
-    """Well-separated Gaussian clusters around random (nearly orthogonal) directions."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_clusters, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    labels = np.repeat(np.arange(n_clusters), n_per)
-    return centres[labels] + noise * rng.normal(size=(labels.size, dim)), labels
 
 
 def map_knn_accuracy(xy, labels, k=5):
@@ -57,24 +44,6 @@ def check_map(y, n):
     if n >= 2:
         np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-5)
         assert np.abs(y).max() == pytest.approx(1.0)
-
-
-def run_python(code: str, **env: str) -> dict:
-    """Run code in a fresh interpreter at the repository root; it prints one JSON object."""
-    full_env = {**os.environ, **env}
-    for key, value in env.items():
-        if value is None:
-            full_env.pop(key)
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------ PCA and t-SNE
@@ -120,7 +89,7 @@ def test_pca_is_the_principal_plane_of_the_unit_rows():
 
 @pytest.mark.parametrize("method", ["pca", "tsne"])
 def test_separated_clusters_stay_separated(method):
-    x, labels = clusters()
+    x, labels = clusters(50)
     assert map_knn_accuracy(project(x, method), labels) >= 0.98
 
 
@@ -150,13 +119,13 @@ def test_numba_cache_dir_is_set_at_import(tmp_path):
         "print(json.dumps({'env': os.environ['NUMBA_CACHE_DIR'], 'numba': config.CACHE_DIR,"
         " 'umap': 'umap' in sys.modules}))"
     )
-    got = run_python(code, NUMBA_CACHE_DIR=None, XDG_CACHE_HOME=str(tmp_path))
+    got = run_python_json(code, NUMBA_CACHE_DIR=None, XDG_CACHE_HOME=str(tmp_path))
     expected = tmp_path / "latent-space-explorer" / "numba"
     assert got == {"env": str(expected), "numba": str(expected), "umap": False}
     assert expected.is_dir()
 
     mine = tmp_path / "mine"
-    got = run_python(code, NUMBA_CACHE_DIR=str(mine), XDG_CACHE_HOME=str(tmp_path))
+    got = run_python_json(code, NUMBA_CACHE_DIR=str(mine), XDG_CACHE_HOME=str(tmp_path))
     assert got["env"] == got["numba"] == str(mine)  # a user's setting wins
 
 
@@ -169,7 +138,7 @@ class TestUmap:
     def test_umap_best_available_before_and_after_warm_up_in_a_fresh_process(self):
         code = (
             "import json, os, pathlib, sys\n"
-            "from explorer import projection as p\n"
+            "from explorer.analysis import projection as p\n"
             "out = {'imported': 'umap' in sys.modules, 'ready': p.umap_ready(),"
             " 'before': p.best_available('umap')}\n"
             "out['returned'] = repr(p.warm_up_umap(background=False))\n"
@@ -178,7 +147,7 @@ class TestUmap:
             " cached=any(pathlib.Path(os.environ['NUMBA_CACHE_DIR']).rglob('*.nbi')))\n"
             "print(json.dumps(out))"
         )
-        got = run_python(code)
+        got = run_python_json(code)
         assert got == {
             "imported": False,  # importing explorer.analysis.projection must not pay for umap
             "ready": False,
@@ -195,7 +164,7 @@ class TestUmap:
         cache = tmp_path / "numba"
         code = (
             "import json, sys\n"
-            "from explorer import projection as p\n"
+            "from explorer.analysis import projection as p\n"
             "started = p.precompile_umap()\n"
             "out = {'started': started, 'running_again': p.precompile_umap()}\n"
             "p._wait_for_child()\n"
@@ -203,7 +172,7 @@ class TestUmap:
             " again=p.precompile_umap(), imported='umap' in sys.modules)\n"
             "print(json.dumps(out))"
         )
-        got = run_python(code, NUMBA_CACHE_DIR=str(cache))
+        got = run_python_json(code, NUMBA_CACHE_DIR=str(cache))
         assert got == {
             "started": True,  # empty cache: a child compiles
             "running_again": False,  # one child at a time
@@ -216,12 +185,15 @@ class TestUmap:
         assert sum(f.suffix == ".nbc" for f in files) >= 7  # compiled code, not just indexes
         code = (
             "import json, numpy as np\n"
-            "from explorer import projection as p\n"
+            "from explorer.analysis import projection as p\n"
             "x = np.random.default_rng(0).normal(size=(300, 24))\n"
             "y = p.project(x, 'umap')\n"
             "print(json.dumps({'shape': list(y.shape), 'started': p.precompile_umap()}))"
         )
-        assert run_python(code, NUMBA_CACHE_DIR=str(cache)) == {"shape": [300, 2], "started": False}
+        assert run_python_json(code, NUMBA_CACHE_DIR=str(cache)) == {
+            "shape": [300, 2],
+            "started": False,
+        }
         after = {f: f.stat().st_mtime_ns for f in cache.rglob("*") if f.is_file()}
         assert after == files  # the fit loaded every function from the cache: nothing new written
 
@@ -252,7 +224,7 @@ class TestUmap:
         check_map(project(data(20, dim=1), "umap"), 20)
 
     def test_umap_separated_clusters_stay_separated(self):
-        x, labels = clusters()
+        x, labels = clusters(50)
         for k in (None, 5):
             assert map_knn_accuracy(project(x, "umap", n_neighbors=k), labels) >= 0.98
         assert umap_ready()

@@ -7,7 +7,6 @@ import os
 import pickle
 import shutil
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,9 @@ from explorer.core import public
 from explorer.core.errors import ModelUnavailableError
 from explorer.images import io as imaging
 from explorer.models import checkpoints
+from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.app
-ROOT = Path(__file__).resolve().parents[1]
 SPACES = ["VAE", "CLIP", "DINOv2"]
 # Gradio's own check of a closed dropdown answers first; the handlers check again (see below)
 REFUSED = r"only runs the models in its list|is not in the list of choices"
@@ -31,8 +30,6 @@ REFUSED = r"only runs the models in its list|is not in the list of choices"
 @pytest.fixture(scope="module")
 def public_client(request):
     """A second app, built and launched with EXPLORER_PUBLIC=1 (the rules are read per request)."""
-    from conftest import free_port
-
     from explorer.ui.app import build_demo, launch_kwargs
 
     old = {k: os.environ.get(k) for k in ("EXPLORER_PUBLIC", "EXPLORER_MAX_FILE_MB")}

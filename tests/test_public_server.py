@@ -1,7 +1,7 @@
 """Public mode against a real server process, started as an operator would start it: ``python
 app.py`` from a working directory that is not the repository, with ``EXPLORER_PUBLIC=1``, a
 models folder of the operator's own and a temporary directory of its own (so its disk can be
-measured). Issue 11, section 3: the holes found by trying as a hostile visitor would.
+measured), tried as a hostile visitor would try it.
 
 The server is a subprocess (one for the module) so that its memory is its own to measure.
 """
@@ -25,9 +25,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import ROOT, free_port
+
 pytestmark = [pytest.mark.app, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 LAB = ["test-tiny", 64, "square", "", "shared"]
 UNET = ["test-tiny-unet", 200]  # the atlas's UNet model and timestep (unticked: unused)
 MAX_FILE_MB = 1
@@ -47,8 +48,6 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Server:
-    from conftest import free_port
-
     base = tmp_path_factory.mktemp("public-server")
     cwd, models, tmp, gtmp = (base / n for n in ("elsewhere", "operator-models-x7q", "tmp", "gr"))
     for p in (cwd, models, tmp, gtmp):

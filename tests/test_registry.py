@@ -8,9 +8,6 @@ What is "in the Hugging Face cache" is decided by a cache folder of the test's o
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -31,23 +28,9 @@ from explorer.models.registry import (
     resolve,
 )
 from tests import tiny_models
+from tests.helpers import run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = json.dumps({"_class_name": "AutoencoderKL"}).encode()
-
-
-def run_python(code: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-    """``python -c code`` from the repository root, without any EXPLORER_* setting of ours, with
-    the tests' own (empty) Hugging Face cache."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("EXPLORER_")}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture

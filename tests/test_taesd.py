@@ -542,7 +542,8 @@ def taef2():
 
 
 @pytest.fixture(scope="module")
-def astronaut() -> torch.Tensor:
+def astronaut512() -> torch.Tensor:
+    """scikit-image's astronaut at 512x512: a (1, 3, 512, 512) float tensor in [0, 1]."""
     data = pytest.importorskip("skimage.data")
     from PIL import Image
 
@@ -553,16 +554,16 @@ def astronaut() -> torch.Tensor:
 
 @pytest.mark.weights
 @pytest.mark.slow
-def test_real_taef2_round_trip(taef2, astronaut):
+def test_real_taef2_round_trip(taef2, astronaut512):
     assert taef2.variant.latent_channels == 32 and taef2.variant.pool
     assert "TAEF2" in taef2.variant.describe()
     with torch.inference_mode():
-        z = taef2.encode(astronaut)
+        z = taef2.encode(astronaut512)
         assert z.shape == (1, 32, 64, 64)
         recon = taef2.decode(z)
-        assert recon.shape == astronaut.shape
-        psnr = _psnr(recon, astronaut)
+        assert recon.shape == astronaut512.shape
+        psnr = _psnr(recon, astronaut512)
         assert psnr >= 30.0, f"round-trip PSNR {psnr:.2f} dB, README measured about 31 dB"
         noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
-        noise_psnr = _psnr(taef2.decode(noise), astronaut)
+        noise_psnr = _psnr(taef2.decode(noise), astronaut512)
     assert noise_psnr < 15.0, f"random latent decodes to {noise_psnr:.2f} dB, too close"

@@ -9,19 +9,15 @@ import numpy as np
 from PIL import Image
 
 from explorer.ui.components import ImageOut, cache_image_atomically
-
-
-def _img(seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+from tests.helpers import noise_image
 
 
 def test_same_image_same_whole_file_written_once(tmp_path):
-    a = cache_image_atomically(_img(), str(tmp_path))
+    a = cache_image_atomically(noise_image(0, (64, 64)), str(tmp_path))
     inode = Image.open(a).size, os.stat(a).st_ino
-    b = cache_image_atomically(_img(), str(tmp_path))
+    b = cache_image_atomically(noise_image(0, (64, 64)), str(tmp_path))
     assert a == b and (Image.open(b).size, os.stat(b).st_ino) == inode
-    assert cache_image_atomically(_img(1), str(tmp_path)) != a
+    assert cache_image_atomically(noise_image(1, (64, 64)), str(tmp_path)) != a
     with Image.open(a) as im:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")).shape, (64, 64, 3))
 
@@ -35,7 +31,7 @@ def test_arrays_like_gradio(tmp_path):
 
 def test_readers_never_see_a_partial_file_while_sessions_write_the_same_image(tmp_path):
     """Sessions producing the same image at once while another session downloads it."""
-    img = _img()
+    img = noise_image(0, (64, 64))
     path = cache_image_atomically(img, str(tmp_path))
     size = os.path.getsize(path)
     stop, seen = threading.Event(), []
@@ -61,6 +57,6 @@ def test_readers_never_see_a_partial_file_while_sessions_write_the_same_image(tm
 def test_image_out_postprocess_goes_through_the_atomic_cache(tmp_path):
     out = ImageOut(interactive=False)
     out.GRADIO_CACHE = str(tmp_path)
-    data = out.postprocess(_img())
-    assert data.path == cache_image_atomically(_img(), str(tmp_path))
+    data = out.postprocess(noise_image(0, (64, 64)))
+    assert data.path == cache_image_atomically(noise_image(0, (64, 64)), str(tmp_path))
     assert out.postprocess(None) is None

@@ -12,17 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer.images import io as imaging
 from explorer.models import vae as vae_module
 from explorer.models.registry import available_models, local_models, resolve
 from explorer.models.vae import Posterior, load_vae
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def image64(astronaut) -> torch.Tensor:
-    return imaging.to_tensor(imaging.prepare(imaging.load_image(astronaut), 64))
 
 
 def test_load_vae_is_shared():

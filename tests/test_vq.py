@@ -14,7 +14,6 @@ import torch
 from explorer import cli
 from explorer.analysis import vq
 from explorer.core.errors import ModelUnavailableError
-from explorer.images import io as imaging
 from explorer.images import pictures
 from explorer.lab import actions as lab
 from explorer.models import registry
@@ -29,11 +28,6 @@ RES = 64
 @pytest.fixture(scope="module")
 def vqvae():
     return load_vae("test-vq")
-
-
-@pytest.fixture(scope="module")
-def image64(astronaut) -> torch.Tensor:
-    return imaging.to_tensor(imaging.prepare(imaging.load_image(astronaut), RES))
 
 
 def _brute_force(z: np.ndarray, book: np.ndarray) -> np.ndarray:

@@ -169,7 +169,7 @@ def precompile_umap() -> bool:
 
     Does nothing (-> False) when the cache is already marked as holding that code, when umap is
     already imported here, or when a child is running; -> True when it started one. A failed
-    child costs nothing but time: the fit compiles in-process as before.
+    child costs nothing but time: the fit then compiles in-process.
     """
     global _child
     marker = _compiled_marker()

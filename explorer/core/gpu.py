@@ -11,7 +11,7 @@ https://huggingface.co/docs/hub/spaces-zerogpu.
 
 :func:`gpu` applies ``spaces.GPU`` only where the ``spaces`` package is importable and ``SPACE_ID``
 is set (a Space); elsewhere it returns the handler unchanged, so a local run, the tests and a
-CPU or T4 Space without ``spaces`` behave exactly as before. On a Space that is not on ZeroGPU the
+CPU or T4 Space without ``spaces`` run the plain handlers. On a Space that is not on ZeroGPU the
 Hub's docs say the decorator has no effect.
 
 Durations (seconds of GPU time asked for, per call):

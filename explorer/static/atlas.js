@@ -1,6 +1,6 @@
 // Side-by-side, linked scatter panels for the semantic atlas (runs inside a gr.HTML component).
 // `element`, `props`, `trigger` and `watch` are provided by Gradio's gr.HTML js_on_load.
-// props.value is a JSON string (explorer/ui/atlas_payload.py): {base, panels:[{key,title,count,x,y}],
+// props.value is a JSON string (explorer/ui/atlas/payload.py): {base, panels:[{key,title,count,x,y}],
 // n, ids (set index of each drawn point, null when all are drawn), labels, classes, colors,
 // symbols, thumb_prefix, thumbs, note, selected, neighbors:{key:[idx]}, highlight:[idx],
 // extra:{idx:{key:[x,y]}}, message}; or a click's update {base, update:true, selected, neighbors,

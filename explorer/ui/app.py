@@ -124,7 +124,7 @@ def build_demo() -> gr.Blocks:
             lab_ui = lab.build(ctx)
             # The classroom tabs go before the atlas, not after it: with Gradio 6.31 any
             # top-level tab after the atlas is drawn twice in the tab bar once clicked (its
-            # button repeated, the next tab's hidden) -- the same bug that moved About below.
+            # button repeated, the next tab's hidden); About sits below the tabs for the same reason.
             playground_tab.build(ctx)
             perturb_tab.build(ctx)
             atlas_layout.build(ctx)

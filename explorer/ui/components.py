@@ -239,9 +239,9 @@ def listen(
 ):
     """Wire ``fn`` twice: to ``event`` (a UI trigger's listener, e.g. ``button.click``) with its
     failure shown in place (:func:`in_place`; ``status``: the extra Markdown when ``slot`` is
-    None), and, under ``api_name``, to the hidden ``api`` button, where it raises as before so
-    that API clients get an error, not a value. Both share one concurrency limit. Returns the
-    UI listener's dependency (for a ``.then``)."""
+    None), and, under ``api_name``, to the hidden ``api`` button, where it raises, so that API
+    clients get an error, not a value. Both share one concurrency limit. Returns the UI
+    listener's dependency (for a ``.then``)."""
     ui_outputs = [*outputs, status] if slot is None else outputs
     cid = api_name or fn.__name__
     dep = event(

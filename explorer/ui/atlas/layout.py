@@ -1,5 +1,5 @@
 """The semantic atlas tab's layout and wiring: the controls, panels, tables and galleries, each
-event bound to its handler in :mod:`.atlas_tab`."""
+event bound to its handler in :mod:`.handlers`."""
 
 from __future__ import annotations
 
@@ -250,7 +250,7 @@ def build(ctx: TabContext) -> None:
         color_by,
         *galleries,
     ]
-    opens = {  # a failure is shown in the status line; the API endpoints raise as before
+    opens = {  # a failure is shown in the status line; the API endpoints raise
         "atlas_bundled": (bundled_btn, on_atlas_bundled, space_inputs),
         "atlas_preset": (preset_btn, on_atlas_preset, [preset, *space_inputs]),
         "atlas_upload": (upload_btn, on_atlas_upload, [uploads, *space_inputs]),

@@ -232,7 +232,7 @@ def build(ctx: TabContext) -> SimpleNamespace:
     encode_outputs = [summary, grid, preview, std_plot, hist, stats, code_usage]
     encode_in = [*common, scale]
     # Every failure is shown in place (a sentence where the result would be, the rest cleared);
-    # the API endpoints, on the hidden button, raise as before.
+    # the API endpoints, on the hidden button, raise, so that API clients get an error.
     listen(encode_btn.click, api, on_encode, encode_in, encode_outputs, api_name="encode", slot=0)
     listen(scale.change, None, on_encode, encode_in, encode_outputs, slot=0)
     listen(
