@@ -383,6 +383,14 @@ def nearest(x: np.ndarray, i: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     return idx[0], sim[0]
 
 
+def neighbour_lists(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N,D) embeddings -> (N,k) int32 indices and float32 cosine similarities of every point's
+    k most similar points, best first, itself excluded, ties by lower index (row i holds what
+    :func:`nearest` gives for i); k is capped at N − 1. Shares the blocked pass of the metrics."""
+    idx, sim = cosine_knn(_unit_rows(x), k)
+    return idx.astype(np.int32), np.array(sim, np.float32)
+
+
 def top_k_similar(x: np.ndarray, q: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Indices and cosine similarities of the k rows of ``x`` most similar to query vector ``q``.
 

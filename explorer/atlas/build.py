@@ -202,7 +202,8 @@ def coords_for(atlas: Atlas, method: str) -> dict[str, np.ndarray]:
 
 def neighbours(atlas: Atlas, index: int, k: int = 6) -> dict[str, list[tuple[int, float]]]:
     """``{space key: [(index, cosine in [-1, 1]), ...]}``: image ``index``'s ``k`` nearest
-    neighbours in every space, best first (itself excluded)."""
+    neighbours in every space, best first (itself excluded); read from the atlas's
+    ``neighbour_lists`` where they are long enough (a saved atlas carries them)."""
     n = len(atlas.images)
     if not 0 <= int(index) < n:
         raise ExplorerError(
@@ -211,7 +212,11 @@ def neighbours(atlas: Atlas, index: int, k: int = 6) -> dict[str, list[tuple[int
     k = max(1, min(k, n - 1))
     out = {}
     for s in atlas.spaces:
-        idx, sim = metrics.nearest(atlas.embeddings[s.key], int(index), k)
+        lists = atlas.neighbour_lists.get(s.key)
+        if lists is not None and lists[0].shape[0] == n and k <= lists[0].shape[1]:
+            idx, sim = lists[0][int(index), :k], lists[1][int(index), :k]
+        else:
+            idx, sim = metrics.nearest(atlas.embeddings[s.key], int(index), k)
         out[s.key] = [(int(i), float(v)) for i, v in zip(idx, sim, strict=True)]
     return out
 

@@ -15,15 +15,21 @@ from explorer.models import registry
 from explorer.spaces import cache, unet
 from explorer.ui.atlas.payload import payload, payload_empty
 from explorer.ui.atlas.request import OpenRequest, opener
-from explorer.ui.atlas.views import status_markdown, text_search_note, verdict_markdown
+from explorer.ui.atlas.views import (
+    reopened_note,
+    status_markdown,
+    text_search_note,
+    verdict_markdown,
+)
 from explorer.ui.components import file_url, progress_adapter, user_errors
 
 SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
 
 
-def _shown_method(method: str) -> tuple[str, str]:
-    shown = projection.best_available(method)
+def _shown_method(method: str, a: atlas.Atlas | None = None) -> tuple[str, str]:
+    # a map the atlas holds already (a saved one's) is shown at once, UMAP warm or not
+    shown = method if a is not None and method in a.coords else projection.best_available(method)
     note = ""
     if shown != method:
         note = (
@@ -80,7 +86,7 @@ def atlas_cleared(_error: Exception) -> tuple:
 
 
 def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
-    shown, note = _shown_method(method)
+    shown, note = _shown_method(method, a)
     table = atlas.metrics_table(a, shown)
     v = atlas.verdict(table, a.labels)
     titles = {s.key: s.title.split(" · ")[0] for s in a.spaces}
@@ -169,7 +175,7 @@ def on_atlas_saved(folder_path, method):
         raise ExplorerError("Type the folder that `python -m explorer atlas` wrote first.")
     a, saved_method = atlas.load_saved((folder_path or "").strip())
     atlas.STORE.put(a)
-    return _atlas_outputs(a, saved_method, "(reopened from disk)")
+    return _atlas_outputs(a, saved_method, reopened_note(a.reopened))
 
 
 PRESETS = {
