@@ -166,8 +166,9 @@ def pixel_values(
 
 class Packed(NamedTuple):
     """A batch ready for the device: ``pixels`` ``(B, H, W, 3)`` uint8 (pinned where CUDA is
-    available), zero-padded to the batch's largest image; ``sizes`` each image's ``(h, w)``
-    there; ``resized`` whether Pillow already resized (and cropped) it on the CPU."""
+    available), each image at the top left of the batch's largest size (the rest is not read);
+    ``sizes`` each image's ``(h, w)`` there; ``resized`` whether Pillow already resized (and
+    cropped) it on the CPU."""
 
     pixels: torch.Tensor
     sizes: list[tuple[int, int]]
@@ -195,7 +196,8 @@ def pack(images: Sequence[Image.Image], recipe: Recipe, *, threads: int | None =
     )
     sizes = [(a.shape[0], a.shape[1]) for a, _ in ready]
     hmax, wmax = max(h for h, _ in sizes), max(w for _, w in sizes)
-    pixels = torch.zeros(
+    # not zeroed: past each image's own size its weights are zero, so what lies there is unread
+    pixels = torch.empty(
         (len(ready), hmax, wmax, 3), dtype=torch.uint8, pin_memory=torch.cuda.is_available()
     )
     view = pixels.numpy()

@@ -206,8 +206,9 @@ def _pass(x: torch.Tensor, b: Band, side: str) -> torch.Tensor:
 
 
 def resize_u8(x: torch.Tensor, by: Band, bx: Band) -> torch.Tensor:
-    """``(B, C, H, W)`` pixel values 0..255 (any dtype; images smaller than ``H × W`` zero-padded
-    at the bottom and right), the batch's vertical and horizontal :class:`Band` s -> ``(B, C, h,
+    """``(B, C, H, W)`` pixel values 0..255 (any dtype; an image smaller than ``H × W`` at the top
+    left, whatever lies past it: its weights there are zero), the batch's vertical and horizontal
+    :class:`Band` s -> ``(B, C, h,
     w)`` float32 values 0..255: the pixels of Pillow's resize (horizontal pass, then vertical)
     and centre crop, on ``x``'s device."""
     return _pass(_pass(x.float(), bx, "right"), by, "left")
