@@ -168,11 +168,14 @@ class Packed(NamedTuple):
     """A batch ready for the device: ``pixels`` ``(B, H, W, 3)`` uint8 (pinned where CUDA is
     available), each image at the top left of the batch's largest size (the rest is not read);
     ``sizes`` each image's ``(h, w)`` there; ``resized`` whether Pillow already resized (and
-    cropped) it on the CPU."""
+    cropped) it on the CPU; ``by``, ``bx`` the vertical and horizontal resize-and-crop weights
+    (:func:`explorer.images.resample.digits`)."""
 
     pixels: torch.Tensor
     sizes: list[tuple[int, int]]
     resized: list[bool]
+    by: resample.Digits
+    bx: resample.Digits
 
 
 def _device_ready(im: Image.Image, recipe: Recipe) -> tuple[np.ndarray, bool]:
@@ -208,15 +211,19 @@ def pack(images: Sequence[Image.Image], recipe: Recipe, *, threads: int | None =
 
     for _ in pool.imap_ordered(put, enumerate(ready), threads=threads):
         pass
-    return Packed(pixels, sizes, [r for _, r in ready])
+    resized = [r for _, r in ready]
+    by, bx = _bands(sizes, resized, recipe)
+    return Packed(pixels, sizes, resized, resample.digits(by), resample.digits(bx))
 
 
-def _bands(packed: Packed, recipe: Recipe) -> tuple[resample.Band, resample.Band]:
+def _bands(
+    sizes: list[tuple[int, int]], resized: list[bool], recipe: Recipe
+) -> tuple[resample.Band, resample.Band]:
     """The batch's vertical and horizontal resize-and-crop windows; identity for an image
     Pillow already resized."""
     f = int(recipe.resample)
     hs, ws, rhs, rws, chs, cws = [], [], [], [], [], []
-    for (h, w), done in zip(packed.sizes, packed.resized, strict=True):
+    for (h, w), done in zip(sizes, resized, strict=True):
         rh, rw = (h, w) if done else recipe.resized(h, w)
         ch, cw = (h, w) if done else recipe.output(h, w)
         for seq, v in zip((hs, ws, rhs, rws, chs, cws), (h, w, rh, rw, ch, cw), strict=True):
@@ -269,5 +276,5 @@ def pixel_values_on(
     if out_hw is None:
         raise ValueError("pixel_values_on needs a recipe with a fixed output size")
     x = packed.pixels.to(device, non_blocking=True).permute(0, 3, 1, 2)
-    v = resample.resize_u8(x, *_bands(packed, recipe))  # (B, 3, h, w), 0..255
+    v = resample.resize_u8(x, packed.by, packed.bx)  # (B, 3, h, w), 0..255
     return _normaliser(recipe, str(device))(v).to(dtype)

@@ -27,7 +27,18 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FILTERS", "MAX_WINDOW", "Band", "band", "resize_u8", "taps", "weights", "window"]
+__all__ = [
+    "FILTERS",
+    "MAX_WINDOW",
+    "Band",
+    "Digits",
+    "band",
+    "digits",
+    "resize_u8",
+    "taps",
+    "weights",
+    "window",
+]
 
 PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed-point weights for 8-bit images
 DIGIT_BITS = 8
@@ -164,51 +175,75 @@ def band(sizes: Sequence[int], resized: Sequence[int], crop: Sequence[int], resa
     return Band(start, coeff)
 
 
-def _digits(w: np.ndarray) -> list[np.ndarray]:
-    """Integer weights -> float32 digits ``d_i`` with ``w = Σ d_i · 2**(8·i)``: the low ones in
-    [0, 256), the top one signed and small."""
-    out, rest = [], w.astype(np.int64)
+class Digits(NamedTuple):
+    """A :class:`Band` ready for a device: ``start`` ``(B, n)`` int64 and its weights split into
+    float32 digits ``(B, n, K)`` each, ``w = Σ digits[i] · 2**(8·i)`` (the low ones in [0, 256),
+    the top one signed and small), as tensors (pinned where CUDA is available)."""
+
+    start: torch.Tensor
+    digits: tuple[torch.Tensor, ...]
+
+
+def digits(b: Band) -> Digits:
+    """A :class:`Band` -> its :class:`Digits` (CPU work: can run before the device needs it)."""
+    import torch
+
+    pin = torch.cuda.is_available()
+    out, rest = [], b.coeff.astype(np.int64)
     for _ in range((PRECISION_BITS + 1) // DIGIT_BITS):
-        out.append((rest & ((1 << DIGIT_BITS) - 1)).astype(np.float32))
+        out.append(rest & ((1 << DIGIT_BITS) - 1))
         rest = rest >> DIGIT_BITS  # floor division: exact for negative weights too
-    out.append(rest.astype(np.float32))
-    return out
+    out.append(rest)
+
+    def tensor(a: np.ndarray, dtype) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype))
+        return t.pin_memory() if pin else t
+
+    return Digits(tensor(b.start, np.int64), tuple(tensor(d, np.float32) for d in out))
 
 
-def _dense(start: torch.Tensor, digit: np.ndarray, width: int) -> torch.Tensor:
-    """(B, n) window starts and (B, n, K) weights (one digit) -> (B, 1, n, width) on the
-    starts' device."""
+def _dense(start: torch.Tensor, digit: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, n) window starts and (B, n, K) weights (one digit), on the device -> (B, n, width)."""
     import torch
 
-    dev = start.device
-    d = torch.from_numpy(digit).to(dev, non_blocking=True)
-    cols = (start[..., None] + torch.arange(digit.shape[2], device=dev)).clamp_(max=width - 1)
-    out = torch.zeros((digit.shape[0], digit.shape[1], width), dtype=torch.float32, device=dev)
-    return out.scatter_add_(2, cols, d)[:, None]  # clamped columns carry zero weights
+    k = digit.shape[2]
+    cols = (start[..., None] + torch.arange(k, device=start.device)).clamp_(max=width - 1)
+    out = torch.zeros((*digit.shape[:2], width), dtype=torch.float32, device=start.device)
+    return out.scatter_add_(2, cols, digit)  # clamped columns carry zero weights
 
 
-def _pass(x: torch.Tensor, b: Band, side: str) -> torch.Tensor:
-    """Integer-valued ``x`` (0..255) times a band's integer weights, rounded and clipped as
-    Pillow does: ``side="right"`` ``x @ wᵀ`` (horizontal), ``"left"`` ``w @ x`` (vertical)."""
+def _pass(x: torch.Tensor, d: Digits) -> torch.Tensor:
+    """``(B, R, W)`` integer values 0..255 times the weights ``(B, n, W)`` of ``d``, transposed:
+    ``(B, R, n)``, rounded and clipped as Pillow does, as float32. Every digit's product is an
+    exact integer in float32 (at most 255 · 255 · MAX_WINDOW < 2**24), their sum an int32 (as
+    Pillow's accumulator)."""
     import torch
 
-    width = x.shape[-1] if side == "right" else x.shape[-2]
-    start = torch.from_numpy(b.start).to(x.device, non_blocking=True)
+    dev = x.device
+    start = d.start.to(dev, non_blocking=True)
     total = None
-    for i, digit in enumerate(_digits(b.coeff)):
-        w = _dense(start, digit, width)
-        part = x @ w.transpose(-1, -2) if side == "right" else w @ x
-        part = part.to(torch.int64) << (DIGIT_BITS * i)  # each part an exact integer
+    for i, digit in enumerate(d.digits):
+        w = _dense(start, digit.to(dev, non_blocking=True), x.shape[-1])
+        part = torch.bmm(x, w.transpose(1, 2)).to(torch.int32)
+        part = part << (DIGIT_BITS * i) if i else part
         total = part if total is None else total.add_(part)
     # Pillow's clip8: (sum + 2**21) >> 22 (an arithmetic shift: floor), clipped to 0..255
     total = (total + (1 << (PRECISION_BITS - 1))) >> PRECISION_BITS
     return total.clamp_(0, 255).float()
 
 
-def resize_u8(x: torch.Tensor, by: Band, bx: Band) -> torch.Tensor:
-    """``(B, C, H, W)`` pixel values 0..255 (any dtype; an image smaller than ``H × W`` at the top
-    left, whatever lies past it: its weights there are zero), the batch's vertical and horizontal
-    :class:`Band` s -> ``(B, C, h,
-    w)`` float32 values 0..255: the pixels of Pillow's resize (horizontal pass, then vertical)
-    and centre crop, on ``x``'s device."""
-    return _pass(_pass(x.float(), bx, "right"), by, "left")
+def resize_u8(x: torch.Tensor, by: Band | Digits, bx: Band | Digits) -> torch.Tensor:
+    """``(B, C, H, W)`` pixel values 0..255 (any dtype; an image smaller than ``H × W`` at the
+    top left, whatever lies past it: its weights there are zero), the batch's vertical and
+    horizontal :class:`Band` s (or their :func:`digits`) -> ``(B, C, h, w)`` float32 values
+    0..255: the pixels of Pillow's resize (horizontal pass, then vertical) and centre crop, on
+    ``x``'s device."""
+    by = digits(by) if isinstance(by, Band) else by
+    bx = digits(bx) if isinstance(bx, Band) else bx
+    b, c, h, w = x.shape
+    tmp = _pass(x.float().reshape(b, c * h, w), bx)  # (B, C·H, w'): every row, horizontally
+    w2 = tmp.shape[-1]
+    cols = tmp.view(b, c, h, w2).transpose(2, 3).reshape(b, c * w2, h)  # (B, C·w', H)
+    out = _pass(cols, by)  # (B, C·w', h'): every column, vertically
+    h2 = out.shape[-1]
+    return out.view(b, c, w2, h2).transpose(2, 3).contiguous()
