@@ -8,7 +8,6 @@ atlas folder"). For the browser benchmark (bench.browser_scale) and its test.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -64,32 +63,19 @@ def synthetic_atlas(n: int, classes: int = 20, dim: int = 32, side: int = 24, se
 
 
 def write(n: int, out: Path) -> Path:
-    """A synthetic atlas of n points saved to ``out`` as the files the app reopens (atlas.json,
-    points.csv, embeddings.npz, thumbs/; the metrics are computed when it is opened, so they are
-    not written here); skipped when ``out`` already holds one of that size."""
+    """A synthetic atlas of n points saved to ``out`` by the app's own ``atlas.save`` (the
+    files the app reopens: atlas.json, points.csv, embeddings.npz, thumbs/, the metrics, overlap
+    and neighbour lists computed at save time, manifest.json); skipped when ``out`` already
+    holds one of that size with its manifest."""
     out = Path(out)
     meta_path = out / "atlas.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("n") == n:
+    if (
+        meta_path.exists()
+        and (out / "manifest.json").exists()
+        and json.loads(meta_path.read_text()).get("n") == n
+    ):
         return out
-    a = synthetic_atlas(n)
-    (out / "thumbs").mkdir(parents=True, exist_ok=True)
-    thumbs = []
-    for i, t in enumerate(a.thumbs):
-        shutil.copyfile(t, out / "thumbs" / f"{i:05d}.jpg")
-        thumbs.append(f"thumbs/{i:05d}.jpg")
-    atlas.points_frame(a, "pca").to_csv(out / "points.csv", index=False)
-    np.savez(out / "embeddings.npz", **a.embeddings)
-    meta = {
-        "source": a.source,
-        "method": "pca",
-        "n": n,
-        "spaces": [
-            {"key": s.key, "ref": s.ref, "family": s.family, "model": s.model} for s in a.spaces
-        ],
-        "failures": {},
-        "thumbs": thumbs,
-    }
-    meta_path.write_text(json.dumps(meta))
+    atlas.save(synthetic_atlas(n), out, "pca")
     return out
 
 

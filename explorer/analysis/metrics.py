@@ -405,6 +405,14 @@ def nearest(
     return _best(s, min(k, int(ok.sum())))
 
 
+def neighbour_lists(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N,D) embeddings -> (N,k) int32 indices and float32 cosine similarities of every point's
+    k most similar points, best first, itself excluded, ties by lower index (row i holds what
+    :func:`nearest` gives for i); k is capped at N − 1. Shares the blocked pass of the metrics."""
+    idx, sim = cosine_knn(_unit_rows(x), k)
+    return idx.astype(np.int32), np.array(sim, np.float32)
+
+
 def top_k_similar(
     x: np.ndarray, q: np.ndarray, k: int = 10, exclude: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

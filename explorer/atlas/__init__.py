@@ -8,7 +8,8 @@ What the UI and the CLI call for the atlas (no gradio here), one concern a modul
   the hover thumbnails;
 * ``report`` -- :func:`metrics_table`, :func:`overlap_table` and :func:`verdict` (a
   :class:`Verdict`: the reading of the numbers, as data);
-* ``export`` -- :func:`points_frame`, :func:`save`, :func:`load_saved`.
+* ``export`` -- :func:`points_frame`, :func:`save`, :func:`load_saved`; ``manifest`` -- the
+  content hashes a saved folder is checked by.
 
 The words (the verdict's sentence) and the JSON the browser draws live in ``explorer.ui``; the
 plotly page of ``atlas.html`` in ``explorer.images.plots``.
@@ -40,6 +41,7 @@ from explorer.atlas.report import (
     Verdict,
     metrics_table,
     near_chance,
+    overlap_k,
     overlap_table,
     ranked_readings,
     unet_position,
@@ -49,11 +51,12 @@ from explorer.atlas.store import (
     STORE,
     THUMB_SIDE,
     AtlasStore,
+    LazyImages,
     atlas_nbytes,
     thumb_dir,
     write_thumbs,
 )
-from explorer.atlas.types import FAMILY_TITLES, Atlas, Space
+from explorer.atlas.types import FAMILY_TITLES, Atlas, Reopened, Space
 
 __all__ = [
     "ABOVE_CHANCE",
@@ -68,6 +71,8 @@ __all__ = [
     "TIE",
     "Atlas",
     "AtlasStore",
+    "LazyImages",
+    "Reopened",
     "Space",
     "Verdict",
     "atlas_nbytes",
@@ -82,6 +87,7 @@ __all__ = [
     "metrics_table",
     "near_chance",
     "neighbours",
+    "overlap_k",
     "overlap_table",
     "points_frame",
     "query_group",

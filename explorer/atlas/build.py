@@ -227,7 +227,9 @@ def neighbours(
     atlas: Atlas, index: int, k: int = 6, *, own_group: bool = False
 ) -> dict[str, list[tuple[int, float]]]:
     """``{space key: [(index, cosine in [-1, 1]), ...]}``: image ``index``'s ``k`` nearest
-    neighbours in every space, best first (itself excluded).
+    neighbours in every space, best first (itself excluded); read from the atlas's
+    ``neighbour_lists`` where they are long enough (a saved atlas carries them) and nothing is
+    left out.
 
     Where the set groups its images (variants of one source photo), the other images of its
     own group are left out too, as the metrics leave them out; ``own_group=True`` keeps them."""
@@ -241,7 +243,16 @@ def neighbours(
     k = max(1, min(k, n - 1))
     out = {}
     for s in atlas.spaces:
-        idx, sim = metrics.nearest(atlas.embeddings[s.key], int(index), k, exclude)
+        lists = atlas.neighbour_lists.get(s.key)
+        if (
+            exclude is None
+            and lists is not None
+            and lists[0].shape[0] == n
+            and k <= lists[0].shape[1]
+        ):
+            idx, sim = lists[0][int(index), :k], lists[1][int(index), :k]
+        else:
+            idx, sim = metrics.nearest(atlas.embeddings[s.key], int(index), k, exclude)
         out[s.key] = [(int(i), float(v)) for i, v in zip(idx, sim, strict=True)]
     return out
 

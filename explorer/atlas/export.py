@@ -1,16 +1,20 @@
 """An atlas on disk: the points table, and a folder that can be reopened (CLI, export button).
 
-:func:`save` writes ``points.csv``, ``metrics.csv``, ``overlap.csv``, ``atlas.html`` (drawn by
-:func:`explorer.images.plots.atlas_html`), ``embeddings.npz``, ``thumbs/`` and ``atlas.json``, each file
-atomically (:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopens such a folder.
+:func:`save` writes ``points.csv``, ``metrics.csv``, ``overlap.csv``, ``neighbours.npz``,
+``atlas.html`` (drawn by :func:`explorer.images.plots.atlas_html`), ``embeddings.npz``,
+``thumbs/``, ``atlas.json`` and, last, ``manifest.json`` (their content hashes), each file
+atomically (:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopens such a folder,
+serving what the manifest vouches for as it was saved and recomputing the rest.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -18,10 +22,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from explorer.analysis import metrics
+from explorer.atlas import manifest
 from explorer.atlas.build import coords_for, default_colouring
-from explorer.atlas.report import metrics_table, overlap_table
-from explorer.atlas.store import THUMB_SIDE, thumb_dir, write_thumbs
-from explorer.atlas.types import Atlas, Space
+from explorer.atlas.manifest import DERIVED, MANIFEST, PRIMARY, Manifest, read_manifest
+from explorer.atlas.report import METRICS_COLUMNS, metrics_table, overlap_table
+from explorer.atlas.store import THUMB_SIDE, LazyImages, Serving, write_thumbs
+from explorer.atlas.types import Atlas, Reopened, Space
 from explorer.core import files
 from explorer.core.errors import BadImageError, ExplorerError
 from explorer.datasets import ImageSet
@@ -105,45 +112,63 @@ def figure_html(atlas: Atlas, method: str, verdict_html: str = "", note: str = "
     )
 
 
+NEIGHBOURS_SAVED = 10
+"""How many neighbours per point ``neighbours.npz`` keeps in each space (a click shows 6, the
+overlap table reads 10)."""
+THUMB_MAX_BYTES = 1 << 20  # a saved thumbnail (at most THUMB_SIDE px) is a few kB
+
+
 def _csv(df: pd.DataFrame) -> bytes:
     return df.to_csv(index=False).encode("utf-8")
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    # not compressed: float vectors hardly compress, and reopening should not wait on zlib
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def _lists(atlas: Atlas) -> dict[str, np.ndarray]:
+    """``idx_<key>`` / ``sim_<key>``: each space's neighbour lists (those the atlas holds, or
+    computed, :data:`NEIGHBOURS_SAVED` long)."""
+    k = min(NEIGHBOURS_SAVED, len(atlas.images) - 1)
+    out = {}
+    for s in atlas.spaces:
+        lists = atlas.neighbour_lists.get(s.key)
+        if lists is None or lists[0].shape[1] < k:
+            lists = metrics.neighbour_lists(atlas.embeddings[s.key], k)
+        out[f"idx_{s.key}"], out[f"sim_{s.key}"] = lists[0][:, :k], lists[1][:, :k]
+    return out
 
 
 def save(
     atlas: Atlas, out: str | Path, method: str, verdict_html: str = "", note: str = ""
 ) -> dict[str, Path]:
-    """Write points.csv, metrics.csv, overlap.csv, atlas.html (with ``verdict_html`` and
-    ``note``: see :func:`figure_html`), embeddings.npz, thumbs/, atlas.json."""
+    """Write points.csv, metrics.csv, overlap.csv, neighbours.npz, atlas.html (with
+    ``verdict_html`` and ``note``: see :func:`figure_html`), embeddings.npz, thumbs/, atlas.json
+    and, last, manifest.json (the SHA-256 of each; see :mod:`explorer.atlas.manifest`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = {
-        "points": out / "points.csv",
-        "metrics": out / "metrics.csv",
-        "overlap": out / "overlap.csv",
-        "html": out / "atlas.html",
-        "embeddings": out / "embeddings.npz",
-        "meta": out / "atlas.json",
-    }
+    (out / MANIFEST).unlink(missing_ok=True)  # until everything below is written
     table = metrics_table(atlas, method)
     columns = ["space", "labels", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
-    files.atomic_write(written["points"], _csv(points_frame(atlas, method)))
-    files.atomic_write(written["metrics"], _csv(table[columns]))
-    files.atomic_write(written["overlap"], _csv(overlap_table(atlas)))
-    page = figure_html(atlas, method, verdict_html, note)
-    files.atomic_write(written["html"], page.encode("utf-8"))
-    files.atomic_write(written["embeddings"], _npz(atlas.embeddings))
+    blobs = {
+        "points.csv": _csv(points_frame(atlas, method)),
+        "metrics.csv": _csv(table[columns]),
+        "overlap.csv": _csv(overlap_table(atlas)),
+        "neighbours.npz": _npz(_lists(atlas)),
+        "atlas.html": figure_html(atlas, method, verdict_html, note).encode("utf-8"),
+        "embeddings.npz": _npz(atlas.embeddings),
+    }
     tdir = out / "thumbs"
     tdir.mkdir(exist_ok=True)
-    thumbs = []
+    thumbs, thumb_hashes = [], []
     for i, t in enumerate(atlas.thumbs):
-        dst = files.atomic_write(tdir / f"{i:05d}.jpg", Path(t).read_bytes())
+        data = Path(t).read_bytes()
+        dst = files.atomic_write(tdir / f"{i:05d}.jpg", data)
         thumbs.append(f"thumbs/{dst.name}")
+        thumb_hashes.append(manifest.digest(data))
     meta = {
         "source": atlas.source,
         "method": method,
@@ -155,49 +180,80 @@ def save(
         "thumbs": thumbs,
         "models": table[["space", "model"]].to_dict("records"),
     }
-    files.atomic_write(written["meta"], json.dumps(meta, indent=2).encode("utf-8"))
-    return written
+    blobs["atlas.json"] = json.dumps(meta, indent=2).encode("utf-8")
+    for name, data in blobs.items():
+        files.atomic_write(out / name, data)
+    hashes = {name: manifest.digest(data) for name, data in blobs.items()}
+    files.atomic_write(out / MANIFEST, manifest.Manifest(hashes, thumb_hashes).to_json())
+    keys = {
+        "points": "points.csv",
+        "metrics": "metrics.csv",
+        "overlap": "overlap.csv",
+        "neighbours": "neighbours.npz",
+        "html": "atlas.html",
+        "embeddings": "embeddings.npz",
+        "meta": "atlas.json",
+        "manifest": MANIFEST,
+    }
+    return {k: out / name for k, name in keys.items()}
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _bad(folder: Path, why: object) -> ExplorerError:
+    return ExplorerError(f"Could not read the saved atlas in {folder}: {why}. Write it again.")
 
 
 def load_saved(folder: str | Path) -> tuple[Atlas, str]:
-    """Reopen a folder written by :func:`save` (or the CLI); returns the atlas and its method."""
+    """Reopen a folder written by :func:`save` (or the CLI); returns the atlas and its method.
+
+    The points, the maps and the embeddings are read back; the metrics, the overlap table, the
+    neighbour lists and the thumbnails are used as saved where ``manifest.json`` vouches for
+    them (their bytes, and the inputs they were computed from, hash to what was saved) and
+    recomputed otherwise (:attr:`Atlas.reopened` says which). Thumbnails are served as saved
+    (never re-encoded) and decoded only when asked for.
+    """
     folder = Path(folder).expanduser()
-    meta_path, points_path = folder / "atlas.json", folder / "points.csv"
-    if not meta_path.exists() or not points_path.exists():
+    if not (folder / "atlas.json").exists() or not (folder / "points.csv").exists():
         raise ExplorerError(
             f"{folder} is not a saved atlas: it needs atlas.json and points.csv, as written by "
             "`python -m explorer atlas SOURCE --out DIR`."
         )
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        points = pd.read_csv(points_path)
-        emb = np.load(folder / "embeddings.npz") if (folder / "embeddings.npz").exists() else None
-    except (OSError, ValueError) as exc:
-        raise ExplorerError(
-            f"Could not read the saved atlas in {folder}: {exc}. Write it again."
-        ) from exc
-    spaces = [Space(s["key"], s["ref"], s["family"], s["model"]) for s in meta["spaces"]]
+        raw = {name: _read(folder / name) for name in PRIMARY}
+        meta = json.loads(raw["atlas.json"] or b"")
+        points = pd.read_csv(io.BytesIO(raw["points.csv"] or b""))
+        emb = np.load(io.BytesIO(raw["embeddings.npz"])) if raw["embeddings.npz"] else None
+        spaces = [Space(s["key"], s["ref"], s["family"], s["model"]) for s in meta["spaces"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _bad(folder, exc) from exc
     method = meta.get("method", "umap")
-    root = folder.resolve()
-    images = []
-    for t in meta.get("thumbs", []):
-        path = (folder / str(t)).resolve()
-        try:
-            # only files inside the saved folder, read through the app's own loader and limits:
-            # an atlas.json naming an absolute or ../ path must not read the rest of the disk
-            if not path.is_relative_to(root):
-                raise BadImageError(f"{t} is outside the saved folder")
-            images.append(imaging.load_image(path))
-        except (BadImageError, OSError):
-            images.append(Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)))
     n = len(points)
-    if len(images) != n:
-        images = [Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)) for _ in range(n)]
-    # copied next to the other thumbnails, which the app serves
-    thumbs = write_thumbs(images, [embeddings.image_hash(im) for im in images], thumb_dir())
+    try:
+        coords = {
+            method: {
+                s.key: points[[f"x_{s.key}", f"y_{s.key}"]].to_numpy(np.float32) for s in spaces
+            }
+        }
+        if emb is not None:
+            embs = {s.key: np.asarray(emb[s.key], np.float32) for s in spaces}
+        else:  # without embeddings the 2-D maps stand in (neighbours are then map neighbours)
+            embs = {s.key: coords[method][s.key] for s in spaces}
+    except (KeyError, ValueError) as exc:
+        raise _bad(folder, f"a space's columns or embeddings are missing ({exc})") from exc
+    if any(e.shape[0] != n for e in embs.values()):
+        raise _bad(folder, f"embeddings.npz does not hold one row per point ({n} points)")
+    saved = read_manifest(folder)
+    changed = manifest.untrusted(saved, raw)
+    thumbs, checked = _serve_thumbs(folder, list(meta.get("thumbs", [])), saved, n)
     image_set = ImageSet(
         meta.get("source", folder.name),
-        images,
+        LazyImages(thumbs),
         points["label"].astype(str).tolist(),
         points["path"].astype(str).tolist(),
         [],
@@ -209,13 +265,6 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         },
         groups=points["group"].astype(str).tolist() if "group" in points.columns else None,
     )
-    coords = {
-        method: {s.key: points[[f"x_{s.key}", f"y_{s.key}"]].to_numpy(np.float32) for s in spaces}
-    }
-    if emb is not None:
-        embs = {s.key: emb[s.key] for s in spaces}
-    else:  # without embeddings the 2-D maps stand in (neighbours are then map neighbours)
-        embs = {s.key: coords[method][s.key] for s in spaces}
     atlas = Atlas(
         uuid.uuid4().hex,
         image_set,
@@ -227,4 +276,138 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         meta.get("source", ""),
     )
     atlas.color_by = default_colouring(image_set)
+    used = _derived(atlas, folder, method, saved) if saved is not None and not changed else []
+    atlas.reopened = Reopened(
+        folder=str(folder),
+        manifest=saved is not None,
+        changed=changed if saved is not None else [],
+        recomputed=[name for name in DERIVED if name not in used],
+        thumbs_checked=checked,
+    )
     return atlas, method
+
+
+def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[str]:
+    """Put the saved metrics, overlap table and neighbour lists whose bytes the manifest vouches
+    for into ``atlas`` -> the names of those used."""
+    used = []
+    models = {s.key: s.model for s in atlas.spaces}
+    n = len(atlas.images)
+    for name in DERIVED:
+        data = _read(folder / name)
+        if not saved.matches(name, data):
+            continue
+        try:
+            if name == "metrics.csv":
+                table = pd.read_csv(
+                    io.BytesIO(data), dtype={"space": str, "labels": str}, keep_default_na=False,
+                    na_values={c: [""] for c in METRICS_COLUMNS if c not in ("space", "labels")},
+                )  # fmt: skip
+                table.insert(1, "model", table["space"].map(models))
+                atlas.metrics[method] = table[METRICS_COLUMNS]
+            elif name == "overlap.csv":
+                table = pd.read_csv(io.BytesIO(data))
+                first = str(table.columns[0])
+                table[first] = table[first].astype(str)
+                atlas.overlaps[int(first.split("@", 1)[1])] = table
+            else:
+                lists = np.load(io.BytesIO(data))
+                for s in atlas.spaces:
+                    idx, sim = lists[f"idx_{s.key}"], lists[f"sim_{s.key}"]
+                    if idx.shape[0] != n or (idx.size and not 0 <= idx.min() <= idx.max() < n):
+                        raise ValueError(f"the neighbour lists of {s.key} do not fit")
+                    atlas.neighbour_lists[s.key] = (idx.astype(np.int32), sim.astype(np.float32))
+        except (KeyError, ValueError, IndexError):  # vouched for, yet unreadable: recompute
+            continue
+        used.append(name)
+    return used
+
+
+def _grey_thumbs(n: int, folder: Path) -> list[str]:
+    grey = Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200))
+    return write_thumbs([grey], [embeddings.image_hash(grey)], folder) * n
+
+
+def _serve_thumbs(
+    folder: Path, names: list[str], saved: Manifest | None, n: int
+) -> tuple[list[str], int]:
+    """The saved thumbnails, served from a fresh folder under the app's thumbnail folder ->
+    their paths and how many had to be checked by decoding them.
+
+    A file whose bytes hash to the manifest's entry is served as it is (linked or copied). Any
+    other is read through the app's own loader and limits: a JPEG of at most
+    :data:`THUMB_SIDE` px is then served as it is too, another image is re-encoded as one, an
+    unreadable file becomes a grey square. Only files inside the saved folder are read (an
+    atlas.json naming an absolute or ``../`` path, or a symbolic link, must not read the rest
+    of the disk).
+    """
+    with Serving() as serving, contextlib.ExitStack() as stack:
+        if len(names) != n:
+            return _grey_thumbs(n, serving.folder), 0
+        root = os.path.realpath(folder)
+        dirs: dict[str, int | None] = {}  # a folder of the atlas -> its descriptor (None: refused)
+        limits = imaging.limits()
+        want = saved.thumbs if saved is not None else []
+        out: list[str] = []
+        checked = 0
+        for i, t in enumerate(names):
+            parent, base = os.path.split(str(t))
+            if parent not in dirs:
+                dirs[parent] = _open_dir(folder, parent, root, stack)
+            fd = dirs[parent]
+            ok = fd is not None and base not in ("", ".", "..")
+            data = _read_thumb(base, fd) if ok else None
+            if data is not None and i < len(want) and manifest.digest(data) == want[i]:
+                out.append(serving.add(i, data, base, fd))
+                continue
+            checked += 1
+            out.append(_checked_thumb(i, data, base, fd, limits, serving))
+        return out, checked
+
+
+def _open_dir(folder: Path, parent: str, root: str, stack: contextlib.ExitStack) -> int | None:
+    """A descriptor of ``folder/parent`` when it lies inside ``root`` (resolved), else None."""
+    where = os.path.realpath(os.path.join(folder, parent))
+    if where != root and not where.startswith(root + os.sep):
+        return None
+    try:
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
+    stack.callback(os.close, fd)
+    return fd
+
+
+def _read_thumb(name: str, dir_fd: int | None) -> bytes | None:
+    """A thumbnail's bytes (a symbolic link is not followed; None: unreadable or too big)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, THUMB_MAX_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= THUMB_MAX_BYTES else None
+
+
+def _checked_thumb(
+    i: int,
+    data: bytes | None,
+    name: str,
+    dir_fd: int | None,
+    limits: imaging.Limits,
+    serving: Serving,
+) -> str:
+    """A thumbnail the manifest does not vouch for, decoded and checked -> its served path."""
+    try:
+        if data is None:
+            raise BadImageError("unreadable")
+        im = imaging.load_image(data, limits=limits)
+    except BadImageError:
+        return _grey_thumbs(1, serving.folder)[0]
+    if data[:3] == b"\xff\xd8\xff" and max(im.size) <= THUMB_SIDE:
+        return serving.add(i, data, name, dir_fd)
+    return write_thumbs([im], [embeddings.image_hash(im)], serving.folder)[0]

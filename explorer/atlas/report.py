@@ -25,6 +25,7 @@ __all__ = [
     "Verdict",
     "metrics_table",
     "near_chance",
+    "overlap_k",
     "overlap_table",
     "ranked_readings",
     "unet_position",
@@ -55,8 +56,15 @@ def metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
     for a set with one). Where the set groups its images (variants of one source photo), every
     labelling but the grouping itself is scored group-aware (same-photo neighbours left out), and
     one more row per space scores the main labelling with them counted (``labels`` ends in
-    :data:`COUNTED`).
+    :data:`COUNTED`). Computed once per atlas and method (``atlas.metrics``; a saved atlas
+    brings its own); a copy is returned.
     """
+    if method not in atlas.metrics:
+        atlas.metrics[method] = _metrics_table(atlas, method)
+    return atlas.metrics[method].copy()
+
+
+def _metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
     xy = coords_for(atlas, method)
     images = atlas.images
     names = images.labeling_names
@@ -76,22 +84,32 @@ def metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=METRICS_COLUMNS)
 
 
+def overlap_k(atlas: Atlas, k: int = 10) -> int:
+    """The k :func:`overlap_table` uses for this atlas: ``k`` capped to [1, N - 1]."""
+    return max(1, min(k, len(atlas.images) - 1))
+
+
 def overlap_table(atlas: Atlas, k: int = 10) -> pd.DataFrame:
     """Neighbour-set overlap in [0, 1] between each pair of spaces (1 = the same k nearest
-    neighbours); first column ``overlap@k`` names the row's space."""
-    keys = [s.key for s in atlas.spaces]
-    k = max(1, min(k, len(atlas.images) - 1))
-    data = {
-        a: [
-            1.0
-            if a == b
-            else round(metrics.neighbour_overlap(atlas.embeddings[a], atlas.embeddings[b], k), 4)
-            for b in keys
-        ]
-        for a in keys
-    }
-    df = pd.DataFrame(data, index=keys).T.reset_index().rename(columns={"index": f"overlap@{k}"})
-    return df
+    neighbours); first column ``overlap@k`` names the row's space. Computed once per atlas and
+    k (``atlas.overlaps``; a saved atlas brings its own); a copy is returned."""
+    k = overlap_k(atlas, k)
+    if k not in atlas.overlaps:
+        keys = [s.key for s in atlas.spaces]
+        data = {
+            a: [
+                1.0
+                if a == b
+                else round(
+                    metrics.neighbour_overlap(atlas.embeddings[a], atlas.embeddings[b], k), 4
+                )
+                for b in keys
+            ]
+            for a in keys
+        }
+        df = pd.DataFrame(data, index=keys).T.reset_index()
+        atlas.overlaps[k] = df.rename(columns={"index": f"overlap@{k}"})
+    return atlas.overlaps[k].copy()
 
 
 MIN_PER_CLASS = 4  # a 5-NN majority of its own class needs at least 3 classmates

@@ -2,27 +2,43 @@
 
 :data:`STORE` is a :class:`~explorer.core.lru.LRU` bounded by count and by memory
 (``EXPLORER_MAX_ATLASES``, ``EXPLORER_ATLAS_MEMORY_MB``); thumbnails are written once per image
-content, atomically, under the process's temporary folder (:func:`thumb_dir`).
+content, atomically, under the process's temporary folder (:func:`thumb_dir`). A reopened
+atlas's thumbnails are served from the bytes that were checked (:func:`serve_bytes`: linked or
+copied, never re-encoded: :class:`Serving`) and decoded only when asked for
+(:class:`LazyImages`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from PIL import Image
 
 from explorer.core import files, settings
-from explorer.core.errors import ExplorerError
+from explorer.core.errors import BadImageError, ExplorerError
 from explorer.core.lru import LRU
+from explorer.images import io as imaging
 
 if TYPE_CHECKING:
     from explorer.atlas.types import Atlas
 
-__all__ = ["STORE", "THUMB_SIDE", "AtlasStore", "atlas_nbytes", "thumb_dir", "write_thumbs"]
+__all__ = [
+    "STORE",
+    "THUMB_SIDE",
+    "AtlasStore",
+    "LazyImages",
+    "Serving",
+    "atlas_nbytes",
+    "thumb_dir",
+    "thumb_name",
+    "write_thumbs",
+]
 
 THUMB_SIDE = 96
 """Thumbnails fit in a square of this many pixels."""
@@ -30,10 +46,15 @@ THUMB_SIDE = 96
 
 def atlas_nbytes(a: Atlas) -> int:
     """Roughly what an open atlas holds in memory, in bytes: its decoded images and its vectors."""
-    images = sum(im.width * im.height * len(im.getbands()) for im in a.images.images)
+    held = a.images.images
+    if isinstance(held, LazyImages):  # decoded on access: nothing held
+        images = 0
+    else:
+        images = sum(im.width * im.height * len(im.getbands()) for im in held)
     vectors = sum(e.nbytes for e in a.embeddings.values())
     coords = sum(xy.nbytes for per in a.coords.values() for xy in per.values())
-    return images + vectors + coords
+    lists = sum(i.nbytes + v.nbytes for i, v in a.neighbour_lists.values())
+    return images + vectors + coords + lists
 
 
 class AtlasStore:
@@ -97,15 +118,19 @@ def thumb_dir() -> Path:
 _SALT = secrets.token_bytes(16)
 
 
+def thumb_name(key: str) -> str:
+    """A content key -> the file name its thumbnail is served under (``<32 hex>.jpg``)."""
+    # salted with this process's secret: thumbnails are served as static files, and an
+    # unsalted content hash would let anyone test whether a given image was uploaded
+    return hashlib.sha256(_SALT + str(key).encode()).hexdigest()[:32] + ".jpg"
+
+
 def write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: Path) -> list[str]:
     """One JPEG thumbnail (at most :data:`THUMB_SIDE` px) per image, named by its content hash,
     in ``folder``; an existing one is reused. Returns the paths, in the images' order."""
     out = []
     for im, h in zip(images, hashes, strict=True):
-        # salted with this process's secret: thumbnails are served as static files, and an
-        # unsalted content hash would let anyone test whether a given image was uploaded
-        name = hashlib.sha256(_SALT + str(h).encode()).hexdigest()[:32]
-        path = folder / f"{name}.jpg"
+        path = folder / thumb_name(h)
         if not path.exists():
             t = im.copy()
             t.thumbnail((THUMB_SIDE, THUMB_SIDE))
@@ -114,3 +139,61 @@ def write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: P
             files.atomic_write(path, lambda fh, t=t: t.save(fh, "JPEG", quality=80))
         out.append(str(path))
     return out
+
+
+class Serving:
+    """A fresh folder under :func:`thumb_dir` that serves one reopened atlas's thumbnails (it
+    is pruned as one entry, by its own age, like every file there). Use as a context manager."""
+
+    def __init__(self) -> None:
+        self.folder = thumb_dir() / f"saved-{uuid.uuid4().hex}"
+        self.folder.mkdir()
+        self._prefix = str(self.folder) + os.sep
+        self._fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+    def __enter__(self) -> Serving:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+    def add(self, i: int, data: bytes, name: str, dir_fd: int | None = None) -> str:
+        """Serve thumbnail ``i``, a checked file's ``data`` read from ``name`` (relative to
+        ``dir_fd``), as it is: a hard link to the file where the file system allows one, else
+        a copy of ``data``. -> the served path (named by ``i``: the folder's random name keeps
+        it from being guessed)."""
+        served = f"{i:07d}.jpg"
+        try:
+            os.link(name, served, src_dir_fd=dir_fd, dst_dir_fd=self._fd, follow_symlinks=False)
+        except FileExistsError:
+            pass
+        except OSError:  # another file system, or links not allowed: write the checked bytes
+            files.atomic_write(self.folder / served, data)
+        return self._prefix + served
+
+
+class LazyImages(Sequence):
+    """Images read from files when asked for, through :func:`explorer.images.io.load_image` (a
+    file that cannot be read gives a grey square of :data:`THUMB_SIDE`): a reopened atlas holds
+    its thumbnails' paths, not their pixels."""
+
+    def __init__(self, paths: Sequence[str]):
+        self._paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    @overload
+    def __getitem__(self, i: int) -> Image.Image: ...
+    @overload
+    def __getitem__(self, i: slice) -> LazyImages: ...
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return LazyImages(self._paths[i])
+        try:
+            return imaging.load_image(self._paths[i])
+        except BadImageError:
+            return Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200))
+
+    def __iter__(self) -> Iterator[Image.Image]:
+        return (self[i] for i in range(len(self)))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from explorer.core.errors import ExplorerError
 from explorer.datasets import ImageSet
 
-__all__ = ["FAMILY_TITLES", "Atlas", "Space"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["FAMILY_TITLES", "Atlas", "Reopened", "Space"]
 
 FAMILY_TITLES = {
     "vae": "VAE latents",
@@ -37,11 +41,31 @@ class Space:
         return f"{family} · {self.model}"
 
 
+@dataclass(frozen=True)
+class Reopened:
+    """How a saved atlas folder was read back: whether it had a manifest, the files it is read
+    from that were ``changed`` since it was saved (their hashes differ), the derived files
+    (metrics, overlap, neighbour lists) ``recomputed`` rather than read, and how many
+    thumbnails had to be ``thumbs_checked`` by decoding (not vouched for by the manifest)."""
+
+    folder: str
+    manifest: bool
+    changed: list[str]
+    recomputed: list[str]
+    thumbs_checked: int
+
+
 @dataclass
 class Atlas:
     """An image set in several spaces: ``embeddings[key]`` is ``(N, D)`` float32 for each space,
     ``coords[method][key]`` the ``(N, 2)`` map under a projection method; ``failures`` maps each
-    space ref left out to its message; ``thumbs`` holds one thumbnail path per image."""
+    space ref left out to its message; ``thumbs`` holds one thumbnail path per image.
+
+    Computed once and kept (the embeddings never change): ``metrics[method]``, the metrics
+    table of that map; ``overlaps[k]``, the neighbour-overlap table at k;
+    ``neighbour_lists[key]``, ``(N, K)`` int32 indices and float32 cosines of each point's K
+    nearest neighbours, best first (a saved atlas carries them). ``reopened``: how a saved
+    atlas was read back (None for one built here)."""
 
     id: str
     images: ImageSet
@@ -52,6 +76,10 @@ class Atlas:
     thumbs: list[str] = field(default_factory=list)
     source: str = ""
     color_by: str | None = None  # the labelling the panels are coloured by (None: the main one)
+    metrics: dict[str, pd.DataFrame] = field(default_factory=dict)  # method -> table
+    overlaps: dict[int, pd.DataFrame] = field(default_factory=dict)  # k -> table
+    neighbour_lists: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    reopened: Reopened | None = None
 
     @property
     def labels(self) -> list[str]:

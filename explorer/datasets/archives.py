@@ -24,6 +24,7 @@ from typing import Any
 
 from PIL import Image
 
+from explorer.core import pool
 from explorer.core.errors import BadImageError
 from explorer.core.progress import Progress, no_progress
 from explorer.datasets.imageset import (
@@ -182,27 +183,47 @@ def _decode_all(
     progress: Progress,
 ) -> tuple[list[Image.Image], list[str], list[str], list[str]]:
     """(path, label, read) triples -> (images, labels, paths, content keys); failures go to
-    ``skipped``. ``read()`` gives the file's bytes or its path; each key is
-    :func:`file_key` of the very bytes that were decoded."""
+    ``skipped``. ``read()`` gives the file's bytes or its path (called here, one at a time, in
+    order: a zip's members and its size budget are read by one thread); the files are then
+    read, decoded, downsized and hashed on a bounded pool of threads (:mod:`explorer.core.pool`),
+    with the limits read once for the set. Each key is :func:`file_key` of the very bytes that
+    were decoded."""
+    limits = imaging.limits()
+
+    def sources():
+        for path, label, read in items:
+            try:
+                yield path, label, read(), None
+            except BadImageError as exc:
+                yield path, label, None, exc
+
+    def decode(item: tuple[str, str, Any, BadImageError | None]):
+        path, label, source, error = item
+        if error is not None:
+            return path, label, error
+        try:
+            data = imaging.image_bytes(source, limits=limits)
+            im = downsize(imaging.load_image(data, limits=limits))
+        except BadImageError as exc:
+            return path, label, exc
+        return path, label, (im, file_key(data))
+
     images: list[Image.Image] = []
     labels: list[str] = []
     paths: list[str] = []
     keys: list[str] = []
     n = len(items)
     step = max(1, n // 50)
-    for i, (path, label, read) in enumerate(items):
+    for i, (path, label, got) in enumerate(pool.imap_ordered(decode, sources())):
         if i % step == 0:
             progress(i / max(n, 1), f"reading image {i + 1}/{n}")
-        try:
-            data = imaging.image_bytes(read())
-            im = imaging.load_image(data)
-        except BadImageError as exc:
-            skipped.append(Skip(path, str(exc), exc.short))
+        if isinstance(got, BadImageError):
+            skipped.append(Skip(path, str(got), got.short))
             continue
-        images.append(downsize(im))
+        images.append(got[0])
         labels.append(label)
         paths.append(path)
-        keys.append(file_key(data))
+        keys.append(got[1])
     progress(1.0, f"read {len(images)} images")
     return images, labels, paths, keys
 

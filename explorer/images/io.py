@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "Limits",
     "example_images",
     "image_bytes",
+    "limits",
     "load_image",
     "max_file_bytes",
     "max_pixels",
@@ -94,6 +96,19 @@ def max_file_bytes() -> int:
     return settings.get().max_file_bytes
 
 
+class Limits(NamedTuple):
+    """The limits :func:`load_image` checks, read once (:func:`limits`) for a whole set."""
+
+    max_pixels: int
+    max_file_bytes: int
+
+
+def limits() -> Limits:
+    """:func:`max_pixels` and :func:`max_file_bytes` from one reading of the settings."""
+    s = settings.get()
+    return Limits(s.max_pixels, s.max_file_bytes)
+
+
 def _fmt_mb(n_bytes: float) -> str:
     return f"{n_bytes / (1024 * 1024):.3g} MB"
 
@@ -114,13 +129,13 @@ def _check_pixels(width: int, height: int, limit: int) -> None:
         )
 
 
-def _check_file_size(n_bytes: int) -> None:
+def _check_file_size(n_bytes: int, limit: int | None = None) -> None:
     if n_bytes == 0:
         raise BadImageError(
             f"This file is empty (0 bytes). The upload may have failed: try again. {_UPLOAD_HINT}",
             short="empty",
         )
-    limit = max_file_bytes()
+    limit = max_file_bytes() if limit is None else limit
     if n_bytes > limit:
         raise BadImageError(
             f"This file is too large ({_fmt_mb(n_bytes)}; the limit is {_fmt_mb(limit)}). "
@@ -360,7 +375,7 @@ def data_url_bytes(url: str) -> bytes:
     return data
 
 
-def _read_path(path: Path) -> bytes:
+def _read_path(path: Path, limit: int) -> bytes:
     shown = path.name or str(path)
     if not path.exists():
         raise BadImageError(
@@ -374,9 +389,9 @@ def _read_path(path: Path) -> bytes:
         )
     try:
         size = path.stat().st_size
-        _check_file_size(size)
+        _check_file_size(size, limit)
         with path.open("rb") as fh:
-            return fh.read(max_file_bytes() + 1)
+            return fh.read(limit + 1)
     except OSError as exc:
         raise BadImageError(
             f"The file '{shown}' could not be read ({exc.strerror or 'I/O error'}). "
@@ -388,6 +403,8 @@ def _read_path(path: Path) -> bytes:
 def load_image(
     source: str | os.PathLike[str] | bytes | Image.Image | np.ndarray,
     max_pixels: int | None = None,
+    *,
+    limits: Limits | None = None,
 ) -> Image.Image:
     """Any upload (path, bytes, PIL image, HxW[x3|x4] array) -> 8-bit RGB PIL image.
 
@@ -401,14 +418,18 @@ def load_image(
     Files and bytes are checked for size (:func:`max_file_bytes`) and their header for pixel
     count (``max_pixels`` or :func:`max_pixels`) *before* decoding; they are then fully decoded,
     so truncated or corrupt data is refused rather than padded. Only the decoders in
-    :data:`ALLOWED_FORMATS` are tried.
+    :data:`ALLOWED_FORMATS` are tried. ``limits``: both limits read once by the caller
+    (:func:`limits`), for a loop over many files (``max_pixels`` still wins where given).
 
     Raises:
         BadImageError: empty, missing, too large, truncated/corrupt or non-image input; the
             message is a sentence for the user that says what to do.
         TypeError: ``source`` is none of the accepted types (a programming error).
     """
-    limit = int(max_pixels) if max_pixels is not None else _default_max_pixels()
+    if max_pixels is not None:
+        limit = int(max_pixels)
+    else:
+        limit = limits.max_pixels if limits is not None else _default_max_pixels()
     if isinstance(source, Image.Image):
         _check_pixels(source.width, source.height, limit)
         try:
@@ -422,15 +443,20 @@ def load_image(
     if isinstance(source, np.ndarray):
         return _array_to_image(source, limit)
     if isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
-        return _open_bytes(image_bytes(source), limit)
+        return _open_bytes(image_bytes(source, limits=limits), limit)
     raise TypeError(
         f"load_image() takes a path, bytes, a PIL image or a numpy array, not {type(source)!r}"
     )
 
 
-def image_bytes(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> bytes:
+def image_bytes(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+    *,
+    limits: Limits | None = None,
+) -> bytes:
     """A file path or bytes -> the encoded bytes :func:`load_image` decodes from it, with the
     same checks (no web addresses, missing files, folders, size limit) and messages."""
+    limit = limits.max_file_bytes if limits is not None else max_file_bytes()
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
@@ -441,8 +467,8 @@ def image_bytes(source: str | os.PathLike[str] | bytes | bytearray | memoryview)
                 "Save the image to your computer and upload the file.",
                 short="a web address",
             )
-        data = _read_path(Path(name))
-    _check_file_size(len(data))  # a file may have changed since stat()
+        data = _read_path(Path(name), limit)
+    _check_file_size(len(data), limit)  # a file may have changed since stat()
     return data
 
 

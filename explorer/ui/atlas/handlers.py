@@ -19,6 +19,7 @@ from explorer.ui.atlas.views import (
     export_verdict,
     group_noun,
     neighbour_caption,
+    reopened_note,
     status_markdown,
     text_search_note,
     verdict_markdown,
@@ -30,8 +31,9 @@ SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
 
 
-def _shown_method(method: str) -> tuple[str, str]:
-    shown = projection.best_available(method)
+def _shown_method(method: str, a: atlas.Atlas | None = None) -> tuple[str, str]:
+    # a map the atlas holds already (a saved one's) is shown at once, UMAP warm or not
+    shown = method if a is not None and method in a.coords else projection.best_available(method)
     note = ""
     if shown != method:
         note = (
@@ -105,7 +107,7 @@ def atlas_cleared(_error: Exception) -> tuple:
 
 
 def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
-    shown, note = _shown_method(method)
+    shown, note = _shown_method(method, a)
     table = atlas.metrics_table(a, shown)
     v = atlas.verdict(table, a.labels)
     titles = {s.key: s.title.split(" · ")[0] for s in a.spaces}
@@ -194,7 +196,7 @@ def on_atlas_saved(folder_path, method):
         raise ExplorerError("Type the folder that `python -m explorer atlas` wrote first.")
     a, saved_method = atlas.load_saved((folder_path or "").strip())
     atlas.STORE.put(a)
-    return _atlas_outputs(a, saved_method, "(reopened from disk)")
+    return _atlas_outputs(a, saved_method, reopened_note(a.reopened))
 
 
 PRESETS = {

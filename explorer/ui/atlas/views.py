@@ -8,6 +8,7 @@ from explorer.atlas import (
     MIN_PER_CLASS,
     TIE,
     Atlas,
+    Reopened,
     Verdict,
     near_chance,
     ranked_readings,
@@ -255,3 +256,44 @@ def text_search_note(a: Atlas, text: str, top: list[tuple[int, float]]) -> str:
         f"CLIP similarity to “{text.strip()}”: best #{top[0][0]} ({a.labels[top[0][0]]}, "
         f"{top[0][1]:.3f}). Matches are circled in every panel."
     )
+
+
+_DERIVED_WORDS = {
+    "metrics.csv": "the metrics",
+    "overlap.csv": "the overlap table",
+    "neighbours.npz": "the neighbour lists",
+}
+
+
+def _and(words: list[str]) -> str:
+    return (
+        ", ".join(words[:-1]) + (" and " if len(words) > 1 else "") + (words[-1] if words else "")
+    )
+
+
+def reopened_note(r: Reopened | None) -> str:
+    """The note on the status line of an atlas reopened from a folder: what was read as saved
+    (checked by content hash) and what was recomputed or re-checked, and why."""
+    if r is None:
+        return "(reopened from disk)"
+    what = _and([_DERIVED_WORDS.get(name, name) for name in r.recomputed])
+    n = r.thumbs_checked
+    thumbs = f"{n:,} thumbnail{'s' * (n != 1)}"
+    if not r.manifest:
+        text = "(reopened from disk; the folder has no manifest of content hashes"
+        text += f", so {what} were recomputed" if what else ""
+        return text + (f" and {thumbs} decoded to check them" if n else "") + ")"
+    parts = []
+    if r.changed:
+        it = "it was" if len(r.changed) == 1 else "they were"
+        parts.append(f"{_and(r.changed)} changed since {it} saved, so {what} were recomputed")
+    elif what:
+        its = "its saved hash" if len(r.recomputed) == 1 else "their saved hashes"
+        parts.append(f"{_and(r.recomputed)} did not match {its}, so {what} were recomputed")
+    if n:
+        parts.append(
+            f"{thumbs} did not match the saved hashes and {'was' if n == 1 else 'were'} checked"
+        )
+    if not parts:
+        return "(reopened from disk: metrics, neighbours and thumbnails as saved, checked by content hash)"
+    return "(reopened from disk; " + "; ".join(parts) + ")"
