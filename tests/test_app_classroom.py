@@ -20,6 +20,8 @@ from tests.helpers import frame_of, image_of
 pytestmark = pytest.mark.app
 
 EPOCHS = 3
+SIDE = 15 * 33 + 1  # 15 x 15 decoded digits of 32 px and their 1 px gaps
+GRID = (SIDE, SIDE + max(16, SIDE // 12) + 4)  # pictures.captioned: the caption line above
 
 
 def _values(v) -> np.ndarray:
@@ -39,8 +41,8 @@ def test_playground(client):
         assert names == [str(d) for d in range(10)] + (["codebook"] if model == "vq" else [])
         assert sum(len(_values(t["x"])) for t in data[:10]) == pg.N_DIGITS
     assert len(_values(json.loads(scatters[2]["plot"])["data"][10]["x"])) == 16  # K codes
-    for g in grids:
-        assert image_of(g).size == (15 * 33 + 1, 15 * 33 + 1)
+    for g in grids:  # the decoded plane, with its extent captioned above it
+        assert image_of(g).size == GRID
     assert all(image_of(s).width > 0 for s in samples) and image_of(usage).width > 0
     assert {image_of(i).size for i in interps} == {(5 * 50 + 2, 2 * 50 + 2)}
     df = frame_of(table)
@@ -75,7 +77,7 @@ def test_playground(client):
 def test_playground_wide_plane(client):
     client.predict(1.0, 16, EPOCHS, 0, False, 3, 8, api_name="/playground")
     grids = client.predict(1.0, 16, EPOCHS, 0, True, api_name="/playground_plane")
-    assert len(grids) == 3 and image_of(grids[0]).size == (15 * 33 + 1, 15 * 33 + 1)
+    assert len(grids) == 3 and image_of(grids[0]).size == GRID
 
 
 def test_playground_bad_settings_are_a_sentence(client):
