@@ -4,7 +4,7 @@ overlap (explorer.analysis.similarity), and the three weight-free baseline space
 (explorer.spaces.baselines) on 1,000 images. A benchmark, not a test.
 
 Features are synthetic: two spaces of the same N points, each ``--classes`` Gaussian clusters
-(unit-variance centres, noise std 2, as in bench/atlas_scale.py) at ``--dim`` dimensions, the
+(unit-variance centres, noise std 2, as in bench.atlas_scale) at ``--dim`` dimensions, the
 same labels in both, groups of 5 images sharing a class. UMAP is fitted the way the app fits it
 (rows L2-normalised, an exact cosine 15-NN graph handed to umap-learn as ``precomputed_knn``,
 cosine metric, spectral init, seed 0), after an untimed warm-up fit that compiles numba's code.
@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import cpu_name
 from explorer.analysis import probe as probe_mod

@@ -9,7 +9,7 @@
 # results.jsonl, tests.txt (and the caller's log). PARTS="e2e tests" (say) runs only those
 # steps (default: all). Carried wheels in .whl/ (diffusers, plotly, gradio_client) are
 # installed into /tmp/site when a package is missing. --smoke: tiny sizes, runs on a CPU.
-# ONLY=sweep: just the UNet sweep measurement (bench/unet_sweep.py: the app's sweep of the
+# ONLY=sweep: just the UNet sweep measurement (bench.unet_sweep: the app's sweep of the
 # teaching set with SD 1.5's architecture, random weights) in OUTDIR/unet_sweep/.
 set -u
 if [ "${1:-}" = "--smoke" ]; then set -- "$(mktemp -d)" --smoke; fi  # a smoke run keeps out of results/
@@ -51,7 +51,7 @@ if [ "${ONLY:-}" = "sweep" ]; then
     echo "== total ${SECONDS}s"; exit 0
 fi
 
-# files -> embeddings end to end against the model alone (issue 24, section 2): first, so that
+# files -> embeddings end to end against the model alone: first, so that
 # a short lease measures it
 step e2e    120 300 $PY -m bench.gpu_e2e --out "$OUT/e2e" $SMOKE
 step info    45 250 "${B[@]}" --part info
@@ -67,8 +67,8 @@ step sweep  120 130 "${SWEEP[@]}" --budget 60
 
 # CUDA-relevant tests: no gradio app, no umap; the device is picked automatically (cuda > cpu).
 TESTS=""
-for f in fast_preprocess faults models vae registry embeddings taesd cache lab pipeline latents metrics; do
-    [ -f "tests/test_$f.py" ] && TESTS="$TESTS tests/test_$f.py"
+for f in fast_preprocess faults vae registry embeddings taesd cache lab latents metrics; do
+    TESTS="$TESTS tests/test_$f.py"
 done
 PYTEST="$PY -m pytest -p no:cacheprovider -v --tb=short -rfEs --durations=8 --continue-on-collection-errors -m 'not app and not weights' -k 'not offline' --timeout 60$TESTS"
 $PY -c "from explorer.models.device import pick_device; print('tests will run on:', pick_device())" \

@@ -25,15 +25,12 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.common import RESULTS
 
 SIZES = [(640, 480), (480, 640), (500, 375), (375, 500), (800, 600), (512, 512), (1024, 768)]
 """(width, height) of the files, in turn: common photo sizes, most above the loaders' 512 px."""
@@ -126,7 +123,7 @@ def read(folder: Path, one_thread: bool) -> tuple[list, float]:
 
 def embed(torch, emb, images: list, batch: int, fast: bool) -> tuple[np.ndarray, float]:
     """``Embedder.embed_images`` at ``batch`` -> rows and seconds; ``fast=False``: through the
-    processor (``recipe = None``), as before."""
+    processor (``recipe = None``)."""
     recipe = emb.recipe
     try:
         if not fast:
@@ -241,7 +238,7 @@ def markdown(info: dict, results: dict, batch: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=RESULTS / "gpu_e2e", help="default: %(default)s")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--device", default=None)

@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.common import RESULTS
 
 # stable-diffusion-v1-5/stable-diffusion-v1-5 unet/config.json (the diffusers defaults are SD 1.x's
 # but for the cross-attention width and the sample size)
@@ -80,7 +77,7 @@ def register_sd15_random() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default=str(RESULTS / "unet_sweep"), help="default: %(default)s")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--budget", type=float, default=240.0, help="seconds for the whole sweep")
     p.add_argument("--batch", type=int, default=None, help="images per batch (default the app's)")

@@ -50,6 +50,17 @@ def astronaut(examples) -> Path:
     return examples["astronaut"]
 
 
+@pytest.fixture
+def no_models(monkeypatch):
+    """A first run: nothing registered in code, an empty Hugging Face cache, no models folder."""
+    from explorer.models import registry
+
+    monkeypatch.setattr(registry, "_REGISTERED_VAES", {})
+    monkeypatch.setattr(registry, "_REGISTERED_EMBEDDERS", {})
+    monkeypatch.delenv("EXPLORER_MODELS_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
 @pytest.fixture(scope="module")
 def image64(astronaut):
     """The astronaut example prepared at 64x64: a (1, 3, 64, 64) float tensor in [0, 1]."""

@@ -97,6 +97,11 @@ def frame_of(table: dict) -> pd.DataFrame:
     return pd.DataFrame(table["data"], columns=table["headers"])
 
 
+def by_elem_id(demo, elem_id: str):
+    """The block of a built ``gr.Blocks`` whose ``elem_id`` is ``elem_id`` (StopIteration if none)."""
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
 def rows_of(table: dict) -> list[dict]:
     """A gradio_client Dataframe answer -> one ``{header: value}`` dict per row."""
     return [dict(zip(table["headers"], row, strict=True)) for row in table["data"]]

@@ -16,27 +16,15 @@ from explorer.models import registry
 from explorer.ui import availability
 from explorer.ui.app import build_demo
 from explorer.ui.availability import DOWNLOAD_CMD
+from tests.helpers import by_elem_id
 
 DOWNLOAD_BLOCK = f"```\n{DOWNLOAD_CMD}\n```"
-
-
-@pytest.fixture
-def no_models(monkeypatch):
-    """A first run: nothing registered in code, an empty Hugging Face cache, no models folder."""
-    monkeypatch.setattr(registry, "_REGISTERED_VAES", {})
-    monkeypatch.setattr(registry, "_REGISTERED_EMBEDDERS", {})
-    monkeypatch.delenv("EXPLORER_MODELS_DIR", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="module")
 def demo():
     """The app as built for the tests (tiny models registered, empty cache), not launched."""
     return build_demo()
-
-
-def _by_elem_id(demo: gr.Blocks, elem_id: str):
-    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 
 
 def _by_label(demo: gr.Blocks, label: str):
@@ -78,13 +66,13 @@ def test_notice_is_hidden_once_the_defaults_are_cached(hf_cache):
 
 
 def test_notice_in_the_built_app_and_its_button_opens_local_checkpoints(demo):
-    notice = _by_elem_id(demo, "offline-notice-lab-text")  # the tiny models run: one line
+    notice = by_elem_id(demo, "offline-notice-lab-text")  # the tiny models run: one line
     assert DOWNLOAD_CMD in notice.value and "\n" not in notice.value
-    assert _by_elem_id(demo, "offline-notice-atlas-text").visible
-    local = _by_elem_id(demo, availability.LOCAL_ID)
+    assert by_elem_id(demo, "offline-notice-atlas-text").visible
+    local = by_elem_id(demo, availability.LOCAL_ID)
     assert isinstance(local, gr.Accordion) and not local.open  # closed at start (no folder)
     for need in ("lab", "atlas"):
-        button = _by_elem_id(demo, f"offline-notice-{need}-open")
+        button = by_elem_id(demo, f"offline-notice-{need}-open")
         dep = next(d for d in demo.fns.values() if button._id in [t[0] for t in d.targets])
         assert [o._id for o in dep.outputs][-1] == local._id
         tabs_update, local_update = dep.fn()
@@ -93,7 +81,7 @@ def test_notice_in_the_built_app_and_its_button_opens_local_checkpoints(demo):
 
 def _encode_handlers(demo):
     """The encode button's two listeners: the UI's (failure in place) and the API's (raises)."""
-    summary = _by_elem_id(demo, "summary")
+    summary = by_elem_id(demo, "summary")
     deps = [
         d for d in demo.fns.values() if d.outputs and d.outputs[0]._id == summary._id
         and any(t[1] == "click" for t in d.targets)
@@ -151,7 +139,7 @@ def test_atlas_offline_gives_the_download_advice_once(no_models):
 
 
 def test_a_file_that_is_no_image_is_taken_out_of_the_input(demo, tmp_path, no_models, astronaut):
-    image = _by_elem_id(demo, "image-a")
+    image = by_elem_id(demo, "image-a")
     arrival = next(
         d for d in demo.fns.values() if any(t == (image._id, "change") for t in d.targets)
     )

@@ -29,6 +29,7 @@ from explorer.ui.atlas import views as atlas_views
 from explorer.ui.lab import views as lab_views
 from explorer.ui.lesson import steps as st
 from explorer.ui.lesson import views as lt
+from tests.helpers import by_elem_id
 
 RES = 64
 
@@ -37,7 +38,7 @@ def _pcts(text: str) -> list[float]:
     return [int(x) / 100 for x in re.findall(r"(\d+)%", text)]
 
 
-# --------------------------------------------------------------------------- §1 neighbours
+# --------------------------------------------------------------------------- neighbours
 
 
 def _grouped_atlas(groups: int = 4, per: int = 7, seed: int = 0) -> atlas.Atlas:
@@ -131,7 +132,7 @@ def test_the_teaching_set_opens_coloured_by_its_source_photos():
     assert "a tight cluster of 7 is usually one photo" in colour_note(a)
 
 
-# --------------------------------------------------------------------------- §2 hierarchy
+# --------------------------------------------------------------------------- hierarchy
 
 
 def _table(rows: list[tuple[str, float, float]], space: str = "vae") -> pd.DataFrame:
@@ -176,7 +177,7 @@ def test_the_atlas_verdict_states_each_space_hierarchy():
     assert clip_line.index("its meaning") < clip_line.index("its palette")
 
 
-# --------------------------------------------------------------------------- §3 model texts
+# --------------------------------------------------------------------------- model texts
 
 
 @pytest.mark.parametrize("model", ["test-kl16", "test-tiny"])
@@ -264,7 +265,7 @@ def test_compare_with_the_only_usable_model_says_so(astronaut):
     assert f"PSNR {lab_views.fmt_db(other.b.psnr)} dB" in note
 
 
-# --------------------------------------------------------------------------- §4 offline
+# --------------------------------------------------------------------------- offline
 
 
 def test_progress_lines_name_no_internal_ids(astronaut):
@@ -273,14 +274,6 @@ def test_progress_lines_name_no_internal_ids(astronaut):
     perturb_lab.measure(photo, ["vae:test-tiny"], None, None, lambda f, d: seen.append(d), 64)
     assert seen and not any("vae:" in d for d in seen)
     assert any("VAE (test-tiny)" in d for d in seen)
-
-
-@pytest.fixture
-def no_models(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTERED_VAES", {})
-    monkeypatch.setattr(registry, "_REGISTERED_EMBEDDERS", {})
-    monkeypatch.delenv("EXPLORER_MODELS_DIR", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def test_perturbations_say_the_download_command_once(no_models, astronaut):
@@ -305,13 +298,9 @@ def _demo():
     return build_demo()
 
 
-def _by_elem_id(demo, elem_id: str):
-    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
-
-
 def test_a_scanned_folder_reaches_every_tab(no_models, taef2_dir):
     demo = _demo()
-    scan = _by_elem_id(demo, availability.FOLDER_ID)
+    scan = by_elem_id(demo, availability.FOLDER_ID)
     follow = next(
         d
         for d in demo.fns.values()
@@ -322,7 +311,7 @@ def test_a_scanned_folder_reaches_every_tab(no_models, taef2_dir):
     assert len(lists) == 2  # the atlas's and the perturbations' VAE lists
     # before: nothing runs, every notice says so at length, the lesson's model is missing
     for need in ("lesson", "lab", "atlas", "perturb"):
-        text = _by_elem_id(demo, f"offline-notice-{need}-text").value
+        text = by_elem_id(demo, f"offline-notice-{need}-text").value
         assert text.startswith("**No "), need
     assert not registry.is_usable(lesson_state.value["model"])
     out = follow.fn(str(taef2_dir), lesson_state.value, *(dd.value for dd in lists))
@@ -336,12 +325,12 @@ def test_a_scanned_folder_reaches_every_tab(no_models, taef2_dir):
     assert all(b["visible"] is False for b in notices[2::3])  # no big button then
     for dd in dropdowns:
         assert dd["value"] == "local:taef2" and "local:taef2" in dd["choices"]
-    assert _by_elem_id(demo, "offline-notice-lesson").visible  # Start here has the notice too
+    assert by_elem_id(demo, "offline-notice-lesson").visible  # Start here has the notice too
 
 
 def test_a_failing_step_stays_in_place(no_models):
     demo = _demo()
-    note = _by_elem_id(demo, "lesson-note-2")
+    note = by_elem_id(demo, "lesson-note-2")
     dep = next(
         d
         for d in demo.fns.values()
@@ -367,7 +356,7 @@ def test_after_an_open_the_text_box_follows_the_atlas_spaces():
     assert toggle["visible"] is True and all(t["visible"] is False for t in text)
 
 
-# --------------------------------------------------------------------------- §5 smaller defects
+# --------------------------------------------------------------------------- smaller defects
 
 
 @pytest.mark.parametrize("channels", [4, 32])
