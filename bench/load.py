@@ -372,9 +372,12 @@ class Session:
             ):
                 raise Mismatch(f"roundtrip original of session {read_session(orig)}")
         elif endpoint == "edit":
-            for value in out[:3]:
+            for value in out[:2]:  # the baseline and the edited decode
                 if _open(value).size != (res, res):
                     raise Mismatch("edit image of another size")
+            w, h = _open(out[2]).size  # the difference map, its colour bar under it
+            if w != res or h <= res:
+                raise Mismatch("edit difference map of another size")
         elif endpoint == "interpolate":
             fade = np.asarray(_open(out[3]), np.float32)
             w = fade.shape[1] // 4  # 4 steps side by side
