@@ -121,6 +121,45 @@ class ExplorerBlocks(gr.Blocks):
         except Exception as exc:
             raise user_error(exc) from exc
 
+    # Public mode's fair share (explorer.ui.fairness): the queue, the visitor, the middleware
+
+    def queue(self, *args, **kwargs):
+        """Gradio's ``queue()``; in public mode the direct ``/run`` and ``/api`` routes are
+        closed (every request goes through the queue) and the queue is a fair one."""
+        from explorer.ui import fairness
+
+        if public.public_mode():
+            kwargs["api_open"] = False
+        out = super().queue(*args, **kwargs)
+        if public.public_mode():
+            fairness.install_queue(self, public.fairshare())
+        return out
+
+    async def process_api(self, *args, **kwargs):
+        """Each handler runs with its visitor set (public mode), so that its price is charged
+        to the address and session that asked (:func:`explorer.core.public.price`)."""
+        from explorer.core.visitors import use_visitor
+        from explorer.ui import fairness
+
+        who = fairness.request_visitor(kwargs.get("request")) if public.public_mode() else None
+        token = use_visitor(who)
+        try:
+            return await super().process_api(*args, **kwargs)
+        finally:
+            token.var.reset(token)
+
+    def launch(self, *args, **kwargs):
+        """Gradio's ``launch()`` with the app's middleware (body caps, safe downloads; public
+        mode: the per-visitor gate) and, in public mode, no server-side rendering (a Node
+        server in front would be one more proxy hop)."""
+        from explorer.ui import fairness
+
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["middleware"] = [*fairness.middleware(self), *app_kwargs.get("middleware", [])]
+        if public.public_mode():
+            kwargs["ssr_mode"] = False
+        return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
+
 
 def _input_label(block) -> str:
     label = getattr(block, "label", None)
