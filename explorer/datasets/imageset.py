@@ -288,10 +288,11 @@ def downsize(im: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
 def file_key(data: bytes) -> str:
     """The embedding-cache key of an image decoded from the file bytes ``data`` by the set
     loaders (``load_image`` then :func:`downsize`): SHA-256 of the bytes, tagged with what else
-    decides the pixels (:data:`MAX_SIDE`, the Pillow version). Hashing the encoded bytes costs a
-    fraction of hashing the decoded pixels; a file whose content changes gets a new key."""
+    decides the pixels (:data:`MAX_SIDE`, JPEGs decoded at a reduced scale, the Pillow
+    version). Hashing the encoded bytes costs a fraction of hashing the decoded pixels; a file
+    whose content changes gets a new key."""
     digest = hashlib.sha256(data).hexdigest()
-    return f"file-sha256:{digest}|side{MAX_SIDE}|pillow{PIL.__version__}"
+    return f"file-sha256:{digest}|side{MAX_SIDE}|jpeg-draft|pillow{PIL.__version__}"
 
 
 def finish(

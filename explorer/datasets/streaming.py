@@ -19,6 +19,7 @@ from PIL import Image
 from explorer.core.errors import BadImageError
 from explorer.core.progress import Progress, no_progress
 from explorer.datasets.imageset import (
+    MAX_SIDE,
     DatasetError,
     DatasetUnavailableError,
     ImageSet,
@@ -27,6 +28,7 @@ from explorer.datasets.imageset import (
     finish,
     resolve_limit,
 )
+from explorer.datasets.plan import PixelBudget
 from explorer.images import io as imaging
 from explorer.models.hub import HUB_TIMEOUT_S, hub_unreachable_reason
 
@@ -221,6 +223,7 @@ def from_hub(
     n_classes = len(names) if names else None
     target = min(limit, per_class * n_classes) if n_classes else limit
     counts: Counter[str] = Counter()
+    pixels = PixelBudget(f"'{dataset_id}'")
     images: list[Image.Image] = []
     labels: list[str] = []
     paths: list[str] = []
@@ -236,7 +239,11 @@ def from_hub(
             if counts[label] < per_class:
                 path = f"{dataset_id}[{i}]"
                 try:
-                    im = imaging.load_image(_hub_image(row.get(image_column)))
+                    im = imaging.load_image(
+                        _hub_image(row.get(image_column)),
+                        max_side=MAX_SIDE,
+                        before_decode=pixels.spend,
+                    )
                 except BadImageError as exc:
                     skipped.append(Skip(path, str(exc), exc.short))
                 else:
