@@ -17,6 +17,7 @@ from explorer.ui.atlas.payload import payload, payload_empty
 from explorer.ui.atlas.request import OpenRequest, opener
 from explorer.ui.atlas.views import status_markdown, text_search_note, verdict_markdown
 from explorer.ui.components import file_url, progress_adapter, user_errors
+from explorer.ui.pricing import charge_atlas, priced, query_price, upload_price
 
 SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
@@ -106,6 +107,7 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
 
 
 def _open(image_set, req: OpenRequest, progress):
+    charge_atlas(image_set, req.spaces(), req.folder or None, cache.shared())  # before embedding
     a = atlas.build(
         image_set,
         req.spaces(),
@@ -130,6 +132,7 @@ def on_atlas_bundled(req: OpenRequest, progress=gr.Progress()):
     return _open(datasets.teaching_set(), req, progress)
 
 
+@priced(upload_price)  # the decode, from the files' headers
 @gpu(ATLAS)
 @user_errors("Opening the uploaded images")
 @opener("files")
@@ -239,6 +242,7 @@ def on_atlas_click(atlas_id, shown, evt: gr.EventData):
     return on_atlas_select(atlas_id, shown, data.get("index"))
 
 
+@priced(query_price)
 @gpu(QUERY)
 @user_errors("Searching with an image")
 def on_atlas_query_image(atlas_id, image, folder):

@@ -15,6 +15,7 @@ from explorer.lab import actions as lab
 from explorer.models import registry
 from explorer.ui.components import progress_adapter, user_errors
 from explorer.ui.lab import views
+from explorer.ui.pricing import lab_price, priced
 
 
 def checked(folder, resolution, *model_refs) -> str | None:
@@ -29,6 +30,7 @@ def checked(folder, resolution, *model_refs) -> str | None:
     return folder
 
 
+@priced(lab_price("encode"))
 @gpu(LAB)
 @user_errors("Encoding")
 def on_encode(image, model, resolution, mode, folder, scale):
@@ -66,6 +68,7 @@ def arrival_cleared(error: gr.Error) -> tuple:
     return (None,) * 7 + (None if no_image else gr.skip(),)
 
 
+@priced(lab_price("roundtrip"))
 @gpu(LAB)
 @user_errors("Round trip")
 def on_roundtrip(image, model, resolution, mode, folder, source, seed):
@@ -80,6 +83,7 @@ def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     )
 
 
+@priced(lab_price("generations"))
 @gpu(LAB)
 @user_errors("Repeated round trips")
 def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progress()):
@@ -90,6 +94,7 @@ def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progre
     return views.generations_figure(g), g.images[-1], views.generations_table(g)
 
 
+@priced(lab_price("compare"))
 @gpu(LAB)
 @user_errors("Comparison")
 def on_compare(image, model_a, model_b, resolution, mode, folder):
@@ -99,6 +104,7 @@ def on_compare(image, model_a, model_b, resolution, mode, folder):
     return c.a.reconstruction, c.b.reconstruction, c.a.error, c.b.error, table
 
 
+@priced(lab_price("interpolate"))
 @gpu(LAB)
 @user_errors("Interpolation")
 def on_interpolate(
@@ -120,6 +126,7 @@ def on_interpolate(
     return it.strip, str(gif), str(gif), it.crossfade_strip, str(fade_gif), note
 
 
+@priced(lab_price("edit"))
 @gpu(LAB)
 @user_errors("Latent edit")
 def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):

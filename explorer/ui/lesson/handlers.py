@@ -7,6 +7,7 @@ import gradio as gr
 from explorer.core.gpu import ATLAS, LAB, gpu
 from explorer.ui.components import progress_adapter, user_errors
 from explorer.ui.lesson import views as lt
+from explorer.ui.pricing import lesson_price, priced
 
 TAB_ID = "lesson"
 
@@ -25,7 +26,8 @@ def _handler(n: int, model: str, folder: str | None):
         return (*out, r.notice)
 
     run.__name__ = run.__qualname__ = f"lesson_{n}"  # named before wrapping: ZeroGPU sees it
-    return gpu(ATLAS if n == 7 else LAB)(user_errors(f"Lesson step {n}")(run))
+    wrapped = gpu(ATLAS if n == 7 else LAB)(user_errors(f"Lesson step {n}")(run))
+    return priced(lesson_price(n, model, folder))(wrapped)  # charged outside the GPU worker
 
 
 def on_load(request: gr.Request):
