@@ -45,6 +45,7 @@ from explorer.atlas.store import (
     AtlasStore,
     atlas_nbytes,
     thumb_dir,
+    thumbnails,
     write_thumbs,
 )
 from explorer.atlas.types import FAMILY_TITLES, Atlas, Space
@@ -78,6 +79,7 @@ __all__ = [
     "save",
     "text_query",
     "thumb_dir",
+    "thumbnails",
     "unet_position",
     "verdict",
     "write_thumbs",

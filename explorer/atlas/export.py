@@ -18,7 +18,7 @@ from PIL import Image
 
 from explorer.atlas.build import coords_for
 from explorer.atlas.report import metrics_table, overlap_table
-from explorer.atlas.store import THUMB_SIDE, thumb_dir, write_thumbs
+from explorer.atlas.store import THUMB_SIDE, thumb_dir, thumbnails
 from explorer.atlas.types import Atlas, Space
 from explorer.core import files
 from explorer.core.errors import BadImageError, ExplorerError
@@ -145,10 +145,10 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
     if len(images) != n:
         images = [Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)) for _ in range(n)]
     # copied next to the other thumbnails, which the app serves
-    thumbs = write_thumbs(images, [embeddings.image_hash(im) for im in images], thumb_dir())
+    thumbs, held = thumbnails(images, [embeddings.image_hash(im) for im in images], thumb_dir())
     image_set = ImageSet(
         meta.get("source", folder.name),
-        images,
+        held,
         points["label"].astype(str).tolist(),
         points["path"].astype(str).tolist(),
         [],
