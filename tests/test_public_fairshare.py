@@ -281,3 +281,49 @@ def test_the_direct_run_routes_are_closed_in_public_mode(app):
         timeout=60,
     )
     assert r.status_code == 404 and "join the queue" in r.json()["detail"]
+
+
+def _rss() -> int:
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_a_chunked_join_body_past_the_cap_is_413_and_never_held_whole(app):
+    import socket
+
+    from explorer.core import public
+
+    cap = public.request_cap()
+    port = int(app.local_url.rstrip("/").rsplit(":", 1)[1])
+    before = _rss()
+    chunk = b"x" * 2**20
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(
+            b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        try:
+            s.sendall(b'%x\r\n{"data": ["\r\n' % len(b'{"data": ["'))
+            for _ in range(200):  # up to 200 MB, as in the issue; the server stops it first
+                s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except OSError:
+            pass  # the server answered and closed
+        data = b""
+        while True:
+            try:
+                got = s.recv(65536)
+            except OSError:
+                break
+            if not got:
+                break
+            data += got
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"413", head
+    assert "at most" in json.loads(body)["detail"]
+    grown = _rss() - before
+    print(f"\nRSS grew {grown / 2**20:.0f} MiB for a body cut at {cap / 2**20:.0f} MiB")
+    assert grown < 200 * 2**20 - cap // 2  # main: the whole body was read (+600 MB)
