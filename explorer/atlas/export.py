@@ -7,9 +7,12 @@ atomically (:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopen
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +25,11 @@ from explorer.atlas.store import THUMB_SIDE, thumb_dir, thumbnails
 from explorer.atlas.types import Atlas, Space
 from explorer.core import files
 from explorer.core.errors import BadImageError, ExplorerError
+from explorer.core.safe_text import csv_bytes, csv_uncell
 from explorer.datasets import ImageSet
 from explorer.images import io as imaging
 from explorer.images import plots
+from explorer.images.encoded import EncodedImages
 from explorer.spaces import embed as embeddings
 
 __all__ = ["figure_html", "load_saved", "points_frame", "save"]
@@ -61,7 +66,9 @@ def figure_html(atlas: Atlas, method: str) -> str:
 
 
 def _csv(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False).encode("utf-8")
+    """A table as CSV: every text cell quoted and never a spreadsheet formula (``'=...``;
+    :func:`load_saved` reads it back as written)."""
+    return csv_bytes(list(df.columns), df.itertuples(index=False, name=None))
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
@@ -70,10 +77,18 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
-    """Write points.csv, metrics.csv, overlap.csv, atlas.html, embeddings.npz, thumbs/, atlas.json."""
+def save(
+    atlas: Atlas,
+    out: str | Path,
+    method: str,
+    *,
+    room: Callable[[int], AbstractContextManager] | None = None,
+) -> dict[str, Path]:
+    """Write points.csv, metrics.csv, overlap.csv, atlas.html, embeddings.npz, thumbs/, atlas.json.
+
+    ``room(nbytes)``: a context manager the files are written inside, given their total size
+    first (:func:`explorer.core.files.room`: a capped folder makes room for them, or refuses)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     written = {
         "points": out / "points.csv",
         "metrics": out / "metrics.csv",
@@ -84,17 +99,19 @@ def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
     }
     table = metrics_table(atlas, method)
     columns = ["space", "labels", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
-    files.atomic_write(written["points"], _csv(points_frame(atlas, method)))
-    files.atomic_write(written["metrics"], _csv(table[columns]))
-    files.atomic_write(written["overlap"], _csv(overlap_table(atlas)))
-    files.atomic_write(written["html"], figure_html(atlas, method).encode("utf-8"))
-    files.atomic_write(written["embeddings"], _npz(atlas.embeddings))
-    tdir = out / "thumbs"
-    tdir.mkdir(exist_ok=True)
-    thumbs = []
-    for i, t in enumerate(atlas.thumbs):
-        dst = files.atomic_write(tdir / f"{i:05d}.jpg", Path(t).read_bytes())
-        thumbs.append(f"thumbs/{dst.name}")
+    data = {
+        "points": _csv(points_frame(atlas, method)),
+        "metrics": _csv(table[columns]),
+        "overlap": _csv(overlap_table(atlas)),
+        "html": figure_html(atlas, method).encode("utf-8"),
+        "embeddings": _npz(atlas.embeddings),
+    }
+    held = atlas.images.images
+    thumb_data = [
+        held.encoded(i) if isinstance(held, EncodedImages) else Path(t).read_bytes()
+        for i, t in enumerate(atlas.thumbs)
+    ]
+    thumbs = [f"thumbs/{i:05d}.jpg" for i in range(len(thumb_data))]
     meta = {
         "source": atlas.source,
         "method": method,
@@ -106,7 +123,15 @@ def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
         "thumbs": thumbs,
         "models": table[["space", "model"]].to_dict("records"),
     }
-    files.atomic_write(written["meta"], json.dumps(meta, indent=2).encode("utf-8"))
+    data["meta"] = json.dumps(meta, indent=2).encode("utf-8")
+    total = sum(map(len, data.values())) + sum(map(len, thumb_data))
+    with room(total) if room is not None else contextlib.nullcontext():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "thumbs").mkdir(exist_ok=True)
+        for name, blob in zip(thumbs, thumb_data, strict=True):
+            files.atomic_write(out / name, blob)
+        for key, blob in data.items():
+            files.atomic_write(written[key], blob)
     return written
 
 
@@ -121,7 +146,7 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        points = pd.read_csv(points_path)
+        points = pd.read_csv(points_path, dtype=str, keep_default_na=False)
         emb = np.load(folder / "embeddings.npz") if (folder / "embeddings.npz").exists() else None
     except (OSError, ValueError) as exc:
         raise ExplorerError(
@@ -146,22 +171,25 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         images = [Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)) for _ in range(n)]
     # copied next to the other thumbnails, which the app serves
     thumbs, held = thumbnails(images, [embeddings.image_hash(im) for im in images], thumb_dir())
+
+    def text(column: str) -> list[str]:  # as written, before save() made it safe (csv_cell)
+        return [csv_uncell(v) for v in points[column].astype(str)]
+
     image_set = ImageSet(
         meta.get("source", folder.name),
         held,
-        points["label"].astype(str).tolist(),
-        points["path"].astype(str).tolist(),
+        text("label"),
+        text("path"),
         [],
         f"saved atlas {folder}",
-        labelings={
-            c[len("label_") :]: points[c].astype(str).tolist()
-            for c in points.columns
-            if c.startswith("label_")
-        },
-        groups=points["group"].astype(str).tolist() if "group" in points.columns else None,
+        labelings={c[len("label_") :]: text(c) for c in points.columns if c.startswith("label_")},
+        groups=text("group") if "group" in points.columns else None,
     )
     coords = {
-        method: {s.key: points[[f"x_{s.key}", f"y_{s.key}"]].to_numpy(np.float32) for s in spaces}
+        method: {
+            s.key: points[[f"x_{s.key}", f"y_{s.key}"]].astype(np.float32).to_numpy()
+            for s in spaces
+        }
     }
     if emb is not None:
         embs = {s.key: emb[s.key] for s in spaces}

@@ -26,6 +26,7 @@ from explorer.core import settings
 from explorer.core.bodylimit import data_url_cap
 from explorer.core.errors import ExplorerError
 from explorer.core.fairshare import FairShare, Limits, Refused
+from explorer.core.safe_text import display_name
 
 
 class PublicModeError(ExplorerError):
@@ -66,7 +67,8 @@ def check_model(ref: str, known: list[str]) -> str:
     ref = (ref or "").strip()
     if public_mode() and ref not in known:
         raise PublicModeError(
-            f"This public app only runs the models in its list, not {ref!r}. Choose one of: "
+            f"This public app only runs the models in its list, not {display_name(ref)!r}. "
+            "Choose one of: "
             f"{', '.join(known)}."
         )
     return ref

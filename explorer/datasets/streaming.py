@@ -18,6 +18,7 @@ from PIL import Image
 
 from explorer.core.errors import BadImageError
 from explorer.core.progress import Progress, no_progress
+from explorer.core.safe_text import display_name
 from explorer.datasets.imageset import (
     MAX_SIDE,
     DatasetError,
@@ -165,8 +166,9 @@ def from_hub(
     progress = progress or no_progress
     dataset_id = str(dataset_id).strip()
     if not is_hub_id(dataset_id):
+        said = display_name(dataset_id, max_chars=100)  # never echoed whole: it is the visitor's
         raise DatasetError(
-            f"'{dataset_id}' is not a Hugging Face dataset id. Use the form owner/name "
+            f"'{said}' is not a Hugging Face dataset id. Use the form owner/name "
             "(for example 'owner/my-images'), or upload a zip of class folders."
         )
     if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:

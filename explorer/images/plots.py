@@ -9,6 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from explorer.core.safe_text import display_name, display_names
+
 DIVERGING = "RdBu_r"
 SEQUENTIAL = "Viridis"
 
@@ -199,6 +201,16 @@ GL_ABOVE = 2000
 """Atlas panels with more points than this are drawn with WebGL (the app's atlas.js agrees)."""
 
 
+_PLOTLY_TEXT = {ord(c): f"&#{ord(c)};" for c in "&<>\"'%"}
+
+
+def plotly_text(s: object) -> str:
+    """Text -> a Plotly string that shows exactly it: Plotly reads a subset of HTML (links,
+    bold, spans) and ``%{...}`` templates in names, titles and hover text; every character that
+    could start one becomes a numeric character reference, which Plotly shows as itself."""
+    return str(s).translate(_PLOTLY_TEXT)
+
+
 def atlas_html(
     panels: Sequence[tuple[str, np.ndarray]],
     labels: Sequence[str],
@@ -212,13 +224,14 @@ def atlas_html(
     class, and ``table_html`` (the metrics table) below. Past :data:`GL_ABOVE` points the panels
     are WebGL (``scattergl``) with smaller markers, as in the app."""
     classes = list(dict.fromkeys(labels))
+    shown = display_names(classes)  # one short line each, no bidi controls, none alike
     colours, symbols = class_styles(len(classes))
     n = len(labels)
     gl = n > GL_ABOVE
     fig = make_subplots(
         rows=1,
         cols=len(panels),
-        subplot_titles=[f"{t}<br><sub>{n:,} points</sub>" for t, _ in panels],
+        subplot_titles=[f"{plotly_text(t)}<br><sub>{n:,} points</sub>" for t, _ in panels],
         horizontal_spacing=0.02,
     )
     labels_arr = np.array(list(labels))
@@ -231,10 +244,12 @@ def atlas_html(
                     x=xy[ids, 0],
                     y=xy[ids, 1],
                     mode="markers",
-                    name=cls,
-                    legendgroup=cls,
+                    name=plotly_text(shown[cls]),
+                    legendgroup=f"class-{c}",
                     showlegend=j == 0,
-                    text=[f"#{i} {paths[i]}" for i in ids],
+                    text=[
+                        f"#{i} {plotly_text(display_name(paths[i], max_chars=120))}" for i in ids
+                    ],
                     marker={
                         "size": 4 if gl else 8,
                         "color": colours[c],
@@ -242,7 +257,7 @@ def atlas_html(
                         "opacity": 0.85,
                         "line": {"width": 0 if gl else 0.5, "color": "#fff"},
                     },
-                    hovertemplate="%{text}<extra>" + cls + "</extra>",
+                    hovertemplate="%{text}<extra>" + plotly_text(shown[cls]) + "</extra>",
                 ),
                 row=1,
                 col=j + 1,
@@ -251,7 +266,7 @@ def atlas_html(
     fig.update_yaxes(visible=False)
     rows = -(-len(classes) // 6)  # legend rows below the panels, six classes a row
     fig.update_layout(
-        title=title,
+        title=plotly_text(display_name(title, max_chars=160)),
         height=480 + 22 * rows,
         plot_bgcolor="#fafafa",
         legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0},

@@ -61,8 +61,6 @@ def priced(price: Callable[..., float]) -> Callable:
                     bound = sig.bind_partial(*args, **kwargs)
                     bound.apply_defaults()
                     cost = float(price(**bound.arguments))
-                except ExplorerError:
-                    raise
                 except Exception:  # a price that cannot be read: the handler's checks refuse it
                     log.debug("pricing %s failed", fn.__name__, exc_info=True)
                     cost = 0.0

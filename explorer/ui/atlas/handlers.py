@@ -10,6 +10,7 @@ from explorer.analysis import projection
 from explorer.core import files, public
 from explorer.core.errors import ExplorerError
 from explorer.core.gpu import ATLAS, QUERY, gpu
+from explorer.core.safe_text import display_name
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.spaces import cache, unet
@@ -43,8 +44,11 @@ def _galleries(a: atlas.Atlas, results: dict[str, list[tuple[int, float]]], quer
     for s in a.spaces:
         items = []
         if query is not None:
-            items.append((a.thumbs[query], f"#{query} {a.labels[query]} (selected)"))
-        items += [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.2f}") for i, sim in results[s.key]]
+            items.append((a.thumbs[query], f"#{query} {display_name(a.labels[query])} (selected)"))
+        items += [
+            (a.thumbs[i], f"#{i} {display_name(a.labels[i])} · {sim:.2f}")
+            for i, sim in results[s.key]
+        ]
         same = (
             sum(a.labels[i] == a.labels[query] for i, _ in results[s.key])
             if query is not None
@@ -261,7 +265,7 @@ def on_atlas_query_image(atlas_id, image, folder):
 def on_atlas_text(atlas_id, shown, text):
     a = atlas.STORE.get(atlas_id)
     top, _scores = atlas.text_query(a, text, 8)
-    items = [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.3f}") for i, sim in top]
+    items = [(a.thumbs[i], f"#{i} {display_name(a.labels[i])} · {sim:.3f}") for i, sim in top]
     note = text_search_note(a, text, top)
     return items, note, payload(a, shown, file_url, highlight=[i for i, _ in top], update=True)
 
@@ -269,5 +273,7 @@ def on_atlas_text(atlas_id, shown, text):
 @user_errors("Export")
 def on_atlas_export(atlas_id, shown):
     a = atlas.STORE.get(atlas_id)
-    written = atlas.save(a, files.tmp_path("atlas", area="exports"), shown)
+    out = files.tmp_path("atlas", area="exports")
+    # the exports folder's cap is checked as the files are written (oldest exports go first)
+    written = atlas.save(a, out, shown, room=lambda n: files.room("exports", n, keep=out.parent))
     return [str(written[k]) for k in ("points", "metrics", "overlap", "html")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from explorer.atlas import MIN_PER_CLASS, Atlas, Verdict, unet_position
+from explorer.core.safe_text import display_name, markdown_text
 
 
 def _pct(x: float) -> str:
@@ -122,16 +123,21 @@ def unet_markdown(v: Verdict, titles: dict[str, str] | None = None) -> str:
 def status_markdown(a: Atlas, shown: str, note: str = "", extra_note: str = "") -> str:
     """The line above the panels: the set's summary, its spaces, the map shown, the spaces that
     were left out and why."""
-    failures = "".join(f"\n- **{ref}** left out: {msg}" for ref, msg in a.failures.items())
+    failures = "".join(
+        f"\n- **{markdown_text(ref)}** left out: {msg}" for ref, msg in a.failures.items()
+    )
+    summary = markdown_text(a.images.summary())  # file and class names are the visitor's
     return (
-        f"**{a.images.summary()}** Spaces: {', '.join(s.title for s in a.spaces)}; "
+        f"**{summary}** Spaces: {', '.join(s.title for s in a.spaces)}; "
         f"map: {shown.upper()}. {note} {extra_note}{failures}"
     )
 
 
 def text_search_note(a: Atlas, text: str, top: list[tuple[int, float]]) -> str:
     """The note above the text-search results: the sentence and its best match."""
+    said = markdown_text(display_name(text.strip(), max_chars=120))
+    label = markdown_text(display_name(a.labels[top[0][0]]))
     return (
-        f"CLIP similarity to “{text.strip()}”: best #{top[0][0]} ({a.labels[top[0][0]]}, "
+        f"CLIP similarity to “{said}”: best #{top[0][0]} ({label}, "
         f"{top[0][1]:.3f}). Matches are circled in every panel."
     )
