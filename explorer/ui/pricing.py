@@ -127,6 +127,12 @@ def atlas_price(
     """Embedding ``image_set`` in the spaces ``refs`` (only the rows ``cache`` lacks) and
     projecting it: CPU-seconds."""
     hashes = image_set.keys or [embeddings.image_hash(im) for im in image_set.images]
+    return _rows_price(hashes, refs, folder, cache)
+
+
+def _rows_price(
+    hashes: Sequence[str], refs: Sequence[str], folder: str | None, cache: EmbeddingCache | None
+) -> float:
     per_space = []
     for ref in refs:
         try:
@@ -134,7 +140,7 @@ def atlas_price(
             per_space.append((space_cost(ref, folder), todo))
         except ExplorerError:
             continue  # a space that cannot open is reported by the build, at no cost
-    return costs.atlas_cost(per_space, points=len(image_set), spaces=len(refs))
+    return costs.atlas_cost(per_space, points=len(hashes), spaces=len(refs))
 
 
 def charge_atlas(
@@ -248,6 +254,15 @@ def perturb_price(
     return total
 
 
+@functools.lru_cache(maxsize=1)
+def _teaching_hashes() -> tuple[str, ...]:
+    """The teaching set's content keys (what the lesson's atlas is cached under), once."""
+    from explorer import datasets
+
+    images = datasets.teaching_set()
+    return tuple(images.keys or [embeddings.image_hash(im) for im in images.images])
+
+
 def lesson_price(step: int, model: str, folder: str | None) -> Callable[..., float]:
     """Lesson step ``step`` on ``model``: the teaching atlas (its uncached rows), the playground's
     training, or a few VAE round trips of the 512 px example."""
@@ -256,14 +271,13 @@ def lesson_price(step: int, model: str, folder: str | None) -> Callable[..., flo
         if step == 1:
             return playground_price(beta=1.0, codebook_size=32, epochs=150, seed=0)
         if step == 7:  # the teaching set in the VAE (and the UNet, where the lesson has one)
-            from explorer import datasets
             from explorer.spaces import cache
             from explorer.ui.lesson import views
 
-            images = datasets.teaching_set()
-            unet = getattr(views, "lesson_unet", lambda n: None)(len(images))
+            hashes = _teaching_hashes()
+            unet = getattr(views, "lesson_unet", lambda n: None)(len(hashes))
             refs = [f"vae:{model}", *([unet] if unet else [])]
-            return atlas_price(images, refs, folder, cache.shared())
+            return _rows_price(hashes, refs, folder, cache.shared())
         spec = registry.resolve(model, folder)
         passes = 12.0 if step == 6 else 4.0
         return costs.vae_cost(
