@@ -23,7 +23,7 @@ import numpy as np
 
 from explorer.core.lru import LRU
 
-__all__ = ["cosine_knn", "euclidean_knn", "ranks"]
+__all__ = ["cosine_knn", "cosine_knn_outside_groups", "euclidean_knn", "ranks"]
 
 _BLOCK = 1024
 MEMO_K = 50
@@ -191,6 +191,17 @@ def cosine_knn(xn: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, xn.shape[0] - 1)
     hit = _remembered(xn, k)
     return hit.idx[:, :k], hit.sim[:, :k]
+
+
+def cosine_knn_outside_groups(
+    xn: np.ndarray, k: int, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N,D) unit rows, k, (N,) int group codes -> (N,k) indices and float32 cosines of each
+    row's k nearest neighbours outside its own group, best first, ties to the lower index (k
+    capped at N − 1). A row with fewer than k points outside its group gets own-group columns
+    with similarity −inf at the tail (one blocked pass, not remembered)."""
+    idx, sim, _ = _neighbours(xn, k, groups=np.asarray(groups, np.int64))
+    return idx, sim
 
 
 def ranks(xn: np.ndarray, targets: np.ndarray) -> np.ndarray:
