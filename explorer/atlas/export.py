@@ -1,14 +1,19 @@
 """An atlas on disk: the points table, and a folder that can be reopened (CLI, export button).
 
-:func:`save` writes ``points.csv``, ``metrics.csv``, ``overlap.csv``, ``atlas.html`` (drawn by
-:func:`explorer.images.plots.atlas_html`), ``embeddings.npz``, ``thumbs/`` and ``atlas.json``, each file
-atomically (:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopens such a folder.
+:func:`save` writes ``points.csv``, ``metrics.csv`` (with the linear probe's columns),
+``similarity.csv`` (linear CKA and mutual 10-NN of every pair of spaces), ``overlap.csv`` (each
+image's neighbour overlap for every pair), ``atlas.html`` (drawn by
+:func:`explorer.images.plots.atlas_html`), ``embeddings.npz``, ``thumbs/`` and ``atlas.json``
+(which also carries the selection), each file atomically
+(:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopens such a folder.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import math
 import uuid
 from pathlib import Path
 
@@ -16,12 +21,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from explorer.analysis.probe import POLICY as PROBE_POLICY
+from explorer.atlas import evidence
 from explorer.atlas.build import coords_for
-from explorer.atlas.report import metrics_table, overlap_table
+from explorer.atlas.report import metrics_table
 from explorer.atlas.store import THUMB_SIDE, thumb_dir, write_thumbs
 from explorer.atlas.types import Atlas, Space
 from explorer.core import files
 from explorer.core.errors import BadImageError, ExplorerError
+from explorer.core.safe_text import csv_cell
 from explorer.datasets import ImageSet
 from explorer.images import io as imaging
 from explorer.images import plots
@@ -32,7 +40,8 @@ __all__ = ["figure_html", "load_saved", "points_frame", "save"]
 
 def points_frame(atlas: Atlas, method: str) -> pd.DataFrame:
     """One row per image: index, path, label, then ``label_<name>`` for each of the set's named
-    labellings and ``group`` (its source photo) where it has them, then x_<space>, y_<space>
+    labellings and ``group`` (its source photo) where it has them, ``selected`` (1 or 0) where
+    the atlas has a selection, then x_<space>, y_<space>
     (the ``method`` map's coordinates, rounded to 6 decimals) for every space."""
     xy = coords_for(atlas, method)
     images = atlas.images
@@ -41,6 +50,8 @@ def points_frame(atlas: Atlas, method: str) -> pd.DataFrame:
         df[f"label_{name}"] = values
     if images.groups is not None:
         df["group"] = images.groups
+    if atlas.selection:
+        df["selected"] = np.isin(np.arange(len(images)), atlas.selection).astype(int)
     for s in atlas.spaces:
         df[f"x_{s.key}"] = np.round(xy[s.key][:, 0], 6)
         df[f"y_{s.key}"] = np.round(xy[s.key][:, 1], 6)
@@ -64,6 +75,19 @@ def _csv(df: pd.DataFrame) -> bytes:
     return df.to_csv(index=False).encode("utf-8")
 
 
+def _safe_csv(df: pd.DataFrame) -> bytes:
+    """A table as CSV that no spreadsheet reads as formulas: every cell through
+    :func:`~explorer.core.safe_text.csv_cell`, text quoted (``QUOTE_NONNUMERIC``), NaN empty."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    writer.writerow([csv_cell(str(c)) for c in df.columns])
+    for row in df.itertuples(index=False):
+        writer.writerow(
+            ["" if isinstance(v, float) and math.isnan(v) else csv_cell(v) for v in row]
+        )
+    return buf.getvalue().encode("utf-8")
+
+
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
@@ -71,12 +95,14 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
-    """Write points.csv, metrics.csv, overlap.csv, atlas.html, embeddings.npz, thumbs/, atlas.json."""
+    """Write points.csv, metrics.csv, similarity.csv, overlap.csv, atlas.html, embeddings.npz,
+    thumbs/, atlas.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = {
         "points": out / "points.csv",
         "metrics": out / "metrics.csv",
+        "similarity": out / "similarity.csv",
         "overlap": out / "overlap.csv",
         "html": out / "atlas.html",
         "embeddings": out / "embeddings.npz",
@@ -84,9 +110,11 @@ def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
     }
     table = metrics_table(atlas, method)
     columns = ["space", "labels", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
+    columns += evidence.PROBE_COLUMNS
     files.atomic_write(written["points"], _csv(points_frame(atlas, method)))
     files.atomic_write(written["metrics"], _csv(table[columns]))
-    files.atomic_write(written["overlap"], _csv(overlap_table(atlas)))
+    files.atomic_write(written["similarity"], _safe_csv(evidence.similarity_table(atlas)))
+    files.atomic_write(written["overlap"], _safe_csv(evidence.overlap_frame(atlas)))
     files.atomic_write(written["html"], figure_html(atlas, method).encode("utf-8"))
     files.atomic_write(written["embeddings"], _npz(atlas.embeddings))
     tdir = out / "thumbs"
@@ -105,6 +133,12 @@ def save(atlas: Atlas, out: str | Path, method: str) -> dict[str, Path]:
         "failures": atlas.failures,
         "thumbs": thumbs,
         "models": table[["space", "model"]].to_dict("records"),
+        "selection": [int(i) for i in atlas.selection],
+        "evidence": {
+            "probe": PROBE_POLICY,
+            "neighbours": evidence.K,
+            "own_group_left_out": evidence.lists_leave_groups_out(atlas),
+        },
     }
     files.atomic_write(written["meta"], json.dumps(meta, indent=2).encode("utf-8"))
     return written
@@ -177,4 +211,8 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         thumbs,
         meta.get("source", ""),
     )
+    try:  # a selection that does not fit this set is dropped, not an error
+        atlas.selection = evidence.check_selection(meta.get("selection"), n, n)
+    except ExplorerError:
+        atlas.selection = []
     return atlas, method

@@ -9,7 +9,7 @@ import numpy as np
 from explorer.core.errors import ExplorerError
 from explorer.datasets import ImageSet
 
-__all__ = ["FAMILY_TITLES", "Atlas", "Space"]
+__all__ = ["CONTROL_FAMILIES", "FAMILY_TITLES", "Atlas", "Space"]
 
 FAMILY_TITLES = {
     "vae": "VAE latents",
@@ -17,7 +17,13 @@ FAMILY_TITLES = {
     "dino": "DINOv2",
     "vit": "ViT (ImageNet)",
     "unet": "UNet bottleneck",
+    "pixels": "Pixels (control)",
+    "colour": "Colour (control)",
+    "texture": "Texture (control)",
 }
+CONTROL_FAMILIES = ("pixels", "colour", "texture")
+"""The weight-free control spaces (explorer.spaces.baselines): what pixels, the palette and the
+edges alone give."""
 
 
 @dataclass
@@ -33,12 +39,19 @@ class Space:
     def title(self) -> str:
         return f"{FAMILY_TITLES.get(self.family, self.family)} · {self.model}"
 
+    @property
+    def control(self) -> bool:
+        """A weight-free control space (pixels, colour, texture), not a model."""
+        return self.family in CONTROL_FAMILIES
+
 
 @dataclass
 class Atlas:
     """An image set in several spaces: ``embeddings[key]`` is ``(N, D)`` float32 for each space,
     ``coords[method][key]`` the ``(N, 2)`` map under a projection method; ``failures`` maps each
-    space ref left out to its message; ``thumbs`` holds one thumbnail path per image."""
+    space ref left out to its message; ``thumbs`` holds one thumbnail path per image; ``selection`` the indices selected across the
+    panels (carried by the export); ``overlap_pair`` the two space keys whose per-point neighbour
+    overlap colours the panels (None: the labels do)."""
 
     id: str
     images: ImageSet
@@ -49,6 +62,9 @@ class Atlas:
     thumbs: list[str] = field(default_factory=list)
     source: str = ""
     color_by: str | None = None  # the labelling the panels are coloured by (None: the main one)
+    selection: list[int] = field(default_factory=list)  # the images selected in every panel
+    overlap_pair: tuple[str, str] | None = None  # colour by the two spaces' neighbour overlap
+    memo: dict = field(default_factory=dict, repr=False)  # evidence computed once (atlas.evidence)
 
     @property
     def labels(self) -> list[str]:
