@@ -319,3 +319,20 @@ def test_export_writes_similarity_overlap_probe_columns_and_the_selection(tmp_pa
     assert meta["selection"] == [3, 5, 40] and meta["evidence"]["own_group_left_out"] is True
     back, _ = atlas.load_saved(tmp_path)
     assert back.selection == [3, 5, 40]
+
+
+def test_the_controls_pass_public_modes_model_rules(monkeypatch):
+    from explorer.ui.atlas.request import OpenRequest
+    from explorer.ui.components import check_space_refs
+
+    monkeypatch.setenv("EXPLORER_PUBLIC", "1")
+    req = OpenRequest(
+        checked=("VAE", "Pixels (control)", "Texture (control)"), vae_model="test-tiny"
+    )
+    refs = req.spaces()
+    assert refs == ["vae:test-tiny", "pixels:16x16-rgb", "texture:hog-128px"]
+    assert req.checked_for_public().folder is None
+    with pytest.raises(ExplorerError, match="one form"):
+        check_space_refs(["pixels:../../etc/passwd"], None)
+    with pytest.raises(ExplorerError, match="only runs the models in its list"):
+        check_space_refs(["colour:hsv-8x4x4", "vae:someone/other-vae"], None)
