@@ -20,6 +20,7 @@ from explorer.atlas import evidence as ev
 from explorer.atlas.types import Atlas, Space
 from explorer.core.errors import ExplorerError
 from explorer.datasets import ImageSet
+from explorer.spaces.keys import image_hash
 from explorer.ui.atlas import evidence as words
 
 
@@ -52,7 +53,9 @@ def grouped_atlas(n_groups: int = 12, per: int = 4, seed: int = 0) -> Atlas:
     ]
     embs = {"vae": layout.astype(np.float32), "pixels": centre.astype(np.float32)}
     coords = {"pca": {k: v[:, :2].copy() for k, v in embs.items()}}
-    return Atlas("test-grouped", image_set, spaces, embs, coords)
+    hashes = [image_hash(im) for im in image_set.images]
+    thumbs = atlas.write_thumbs(image_set.images, hashes, atlas.thumb_dir())
+    return Atlas(f"test-grouped-{seed}", image_set, spaces, embs, coords, thumbs=thumbs)
 
 
 @pytest.fixture
@@ -224,8 +227,11 @@ def test_summary_counts_what_a_selection_shares_in_every_space():
     assert summary.shares["meaning"] == selection.Shares("c0", 8, 1, 8)
     assert summary.shares["source"].distinct == 2
     for key in ("vae", "pixels"):
-        want = selection.neighbourhoods(ev.neighbour_lists(a, key), sorted(pick)).max() + 1
+        want = selection.neighbourhoods(ev.plain_lists(a, key), sorted(pick)).max() + 1
         assert summary.spread[key] == want
+    # one photo's near-copies hold together in the layout space (each other's nearest)
+    one_photo = [int(i) for i in np.flatnonzero(groups == "g0")]
+    assert ev.summarise_selection(a, one_photo).spread["vae"] == 1
     text = words.selection_markdown(summary, {"vae": "VAE", "pixels": "Pixels"}, shown=8)
     assert text.startswith("**The 8 images you selected in **VAE**:**")
     assert "all 8 share *meaning* “c0”" in text and "2 share" not in text
@@ -336,3 +342,27 @@ def test_the_controls_pass_public_modes_model_rules(monkeypatch):
         check_space_refs(["pixels:../../etc/passwd"], None)
     with pytest.raises(ExplorerError, match="only runs the models in its list"):
         check_space_refs(["colour:hsv-8x4x4", "vae:someone/other-vae"], None)
+
+
+def test_a_refused_lasso_puts_the_panels_back_with_a_sentence(monkeypatch):
+    """The browser draws a lasso's selection before the server answers: a refused one (past the
+    display cap) is answered with the atlas's own selection, so the panels go back to it."""
+    import gradio as gr
+
+    from explorer.ui.atlas import evidence_handlers as handlers
+
+    a = grouped_atlas()
+    atlas.STORE.put(a)
+    a.selection = [1, 2]
+    monkeypatch.setenv("EXPLORER_DISPLAY_MAX_POINTS", "4")
+    event = gr.EventData(None, {"indices": [0, 1, 2, 3, 4], "space": "vae"})
+    update, sentence, gallery = handlers.on_atlas_lasso(a.id, "pca", event)
+    assert json.loads(update)["selection"] == [1, 2] and a.selection == [1, 2]
+    assert "at most 4" in sentence and sentence.startswith("> **⚠ Not done.**")
+    event = gr.EventData(None, {"indices": [4, 0, 3], "space": "pixels"})
+    update, sentence, gallery = handlers.on_atlas_lasso(a.id, "pca", event)
+    assert json.loads(update)["selection"] == [0, 3, 4] == a.selection
+    assert "you selected in **Pixels &#40;control&#41;**" in sentence
+    assert len(gallery["value"]) == 3
+    _, sentence, gallery = handlers.on_atlas_lasso(a.id, "pca", gr.EventData(None, {"indices": []}))
+    assert a.selection == [] and "Nothing selected" in sentence and not gallery["visible"]

@@ -39,6 +39,7 @@ __all__ = [
     "margin",
     "neighbour_lists",
     "overlap_frame",
+    "plain_lists",
     "point_overlap",
     "probe_result",
     "probe_values",
@@ -134,6 +135,14 @@ def neighbour_lists(atlas: Atlas, key: str, k: int = K) -> np.ndarray:
             idx, _ = knn.cosine_knn(xn, kk)
         memo[(key, k)] = np.ascontiguousarray(idx, np.int64)
     return memo[(key, k)]
+
+
+def plain_lists(atlas: Atlas, key: str, k: int = K) -> np.ndarray:
+    """(N, min(k, N−1)) int64: each image's k cosine nearest neighbours in space ``key``, its own
+    group included (the lists the metrics' and the map's pass already made)."""
+    xn = metrics.unit_rows(atlas.embeddings[key])
+    idx, _ = knn.cosine_knn(xn, min(k, xn.shape[0] - 1))
+    return np.asarray(idx, np.int64)
 
 
 def _check_pair(atlas: Atlas, a: str, b: str) -> None:
@@ -267,8 +276,9 @@ def check_selection(indices: object, n: int, cap: int) -> list[int]:
 class SelectionSummary:
     """What a selection of ``size`` images shares: ``shares`` per labelling (the commonest
     value and its count), ``spread`` per space key (how many separate neighbourhoods the
-    selection falls into there: joined through each image's :data:`K` nearest neighbours),
-    ``source`` the space it was drawn in (None: set by number)."""
+    selection falls into there: joined through each image's :data:`K` nearest neighbours, its
+    own group included, so near-copies of one photo hold together), ``source`` the space it was
+    drawn in (None: set by number)."""
 
     size: int
     shares: dict[str, selection.Shares] = field(default_factory=dict)
@@ -291,7 +301,7 @@ def summarise_selection(
     }
     spread = {}
     for s in atlas.spaces:
-        comps = selection.neighbourhoods(neighbour_lists(atlas, s.key), indices)
+        comps = selection.neighbourhoods(plain_lists(atlas, s.key), indices)
         spread[s.key] = int(comps.max()) + 1
     return SelectionSummary(len(indices), shares, spread, source)
 

@@ -435,15 +435,16 @@ def code_usage(counts: np.ndarray, palette: np.ndarray, title: str) -> go.Figure
 
 
 def similarity_matrices(
-    names: Sequence[str], cka: np.ndarray, mutual: np.ndarray, k: int = 10
+    names: Sequence[str], cka: np.ndarray, mutual: np.ndarray, k: int = 10, note: str = ""
 ) -> go.Figure:
     """Two (S,S) symmetric matrices of S spaces side by side, each cell annotated with its
-    value: linear CKA (debiased, about 0 to 1) and mutual k-NN (0 to 1); NaN cells stay blank."""
+    value: linear CKA (debiased, about 0 to 1) and mutual k-NN (0 to 1; ``note`` follows its
+    title); NaN cells stay blank."""
     names = list(names)
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=["Linear CKA (debiased)", f"Mutual {k}-NN: shared neighbours"],
+        subplot_titles=["Linear CKA (debiased)", f"Mutual {k}-NN: shared neighbours{note}"],
         horizontal_spacing=0.16,
     )
     for col, m in ((1, np.asarray(cka, np.float64)), (2, np.asarray(mutual, np.float64))):

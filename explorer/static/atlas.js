@@ -275,7 +275,8 @@
         plot_bgcolor: "#fafafa",
       };
       div.__plotly = own(); // this panel's library, whatever window.Plotly becomes later
-      div.__plotly.newPlot(div, traces(panel), layout, { responsive: true, displaylogo: false });
+      div.__plotly.newPlot(div, traces(panel), layout, { responsive: true, displaylogo: false,
+        modeBarButtonsToRemove: ["toImage", "zoomIn2d", "zoomOut2d", "autoScale2d"] });
       drawOverlay(div, panel);
       mark(div, panel);
       div.on("plotly_afterplot", () => drawOverlay(div, panel)); // zoom, pan, resize

@@ -19,6 +19,7 @@ from explorer.spaces.baselines import PIXELS_SIDE
 
 __all__ = [
     "CONTROLS_INTRO",
+    "PROBE_HELP",
     "controls_markdown",
     "evidence_markdown",
     "overlap_markdown",
@@ -32,6 +33,18 @@ CONTROLS_INTRO = (
     "give. A space that scores like them knows nothing, for that labelling, that raw pixels "
     "don't."
 )
+PROBE_HELP = {
+    "probe": "A linear classifier (logistic regression on standardised features, at most "
+    f"{PCA_WIDTH} principal axes, the same for every space) trained on the other folds: the "
+    "share of held-out images whose label it names (folds split by group where the set groups "
+    "its images).",
+    "probe_chance": "What always answering the training folds' commonest label scores on the "
+    "same folds.",
+    "probe_spread": "The standard deviation of the probe's accuracy over its folds.",
+    "probe_folds": "How many folds the probe used (fewer where a class has few images or photos).",
+    "probe_note": "Why there is no probe score, or that some folds did not converge.",
+}
+"""The probe columns of the metrics table, for the tab's column help."""
 GIVES = {
     "pixels": ("raw pixels", True),
     "colour": ("the palette", False),
@@ -205,7 +218,9 @@ def selection_markdown(
         spread = [f"{_title(titles, key)} {c:,}" for key, c in summary.spread.items()]
         text += (
             f" Separate neighbourhoods they form (joined through each image's {ev.K} nearest "
-            f"neighbours; 1 = all together, {n:,} = all apart): " + ", ".join(spread) + "."
+            f"neighbours, near-copies included; 1 = all together, {n:,} = all apart): "
+            + ", ".join(spread)
+            + "."
         )
     if shown is not None and shown < n:
         text += f" The gallery shows {shown:,} of them."

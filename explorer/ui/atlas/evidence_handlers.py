@@ -143,7 +143,8 @@ def on_evidence_opened(atlas_id):
     titles = _titles(a)
     several = len(a.spaces) > 1
     keys, cka, mutual = ev.similarity_matrices(a)
-    figure = plots.similarity_matrices([titles[k] for k in keys], cka, mutual, ev.K)
+    note = " (own group left out)" if ev.lists_leave_groups_out(a) else ""
+    figure = plots.similarity_matrices([titles[k] for k in keys], cka, mutual, ev.K, note)
     choices = [(titles[s.key], s.key) for s in a.spaces]
     first, second = default_pair(a)
     summary = ev.summarise_selection(a, a.selection)

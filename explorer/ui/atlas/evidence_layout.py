@@ -26,7 +26,8 @@ SIMILARITY_HELP = (
     "**Linear CKA** compares the spaces' whole geometry (1: the same up to rotation and scale; "
     "about 0: unrelated). **Mutual 10-NN** is the share of each image's 10 nearest neighbours "
     "found in both spaces, averaged (1: the same neighbourhoods; unrelated spaces give about "
-    "10 / images)."
+    "10 / images). Where the set groups its images (a photo's versions), each image's own "
+    "group is left out of its 10, as in the metrics."
 )
 OVERLAP_HELP = (
     "### Where two spaces disagree\nColour every panel by how many of each image's 10 nearest "
@@ -68,7 +69,7 @@ class EvidenceBlocks:
                 visible=False,
                 elem_id="atlas-similarity-table",
             )
-        with gr.Group(visible=False) as self.overlap_group:
+        with gr.Column(visible=False) as self.overlap_group:
             gr.Markdown(OVERLAP_HELP)
             with gr.Row():
                 # any key is accepted here: the handler checks it against the open atlas (an

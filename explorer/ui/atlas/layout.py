@@ -12,6 +12,7 @@ from explorer.models import registry
 from explorer.spaces import unet
 from explorer.ui import availability
 from explorer.ui.atlas import evidence_layout
+from explorer.ui.atlas.evidence import PROBE_HELP
 from explorer.ui.atlas.handlers import (
     GALLERY_SIDE,
     SLOTS,
@@ -57,7 +58,7 @@ PRESETS_NOTE = (
     "or 30 of each CIFAR-10 class. Offline, you get a sentence saying so."
 )
 
-METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
+METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in {**metrics.METRIC_HELP, **PROBE_HELP}.items())
 SPACES_INFO = (
     "The controls need no model: what pixels, the palette or edges alone give, to compare the "
     "other spaces with."
