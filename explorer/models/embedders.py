@@ -29,9 +29,10 @@ from explorer.core.progress import Progress
 from explorer.images.io import to_rgb
 from explorer.models import hub
 from explorer.models.device import (
-    MODEL_CACHE,
+    cached_model,
     default_batch_size,
     embedder_dtype,
+    param_device,
     pick_device,
     run_batched,
 )
@@ -75,7 +76,8 @@ def embedder_preprocessing(processor: object, pooling: str, dtype: torch.dtype) 
 
 
 class Embedder:
-    """A loaded image embedder: PIL images in, L2-normalised float32 rows out."""
+    """A loaded image embedder: PIL images in, L2-normalised float32 rows out. ``device``: where
+    it was loaded for; inputs go where its weights are."""
 
     def __init__(
         self,
@@ -144,7 +146,7 @@ class Embedder:
         # Not every processor converts to RGB (ViT's does not): do it the app's way first.
         images = [im if im.mode == "RGB" else to_rgb(im) for im in images]
         inputs = self.processor(images=images, return_tensors="pt")
-        pixels = inputs["pixel_values"].to(self.device, self.dtype)
+        pixels = inputs["pixel_values"].to(param_device(self.model), self.dtype)
         with self.lock:
             if self.family == "clip":
                 feats = self.model.get_image_features(pixel_values=pixels).pooler_output
@@ -184,10 +186,11 @@ class Embedder:
         tokens = self.tokenizer(
             texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt"
         )
+        where = param_device(self.model)
         with self.lock:
             feats = self.model.get_text_features(
-                input_ids=tokens["input_ids"].to(self.device),
-                attention_mask=tokens["attention_mask"].to(self.device),
+                input_ids=tokens["input_ids"].to(where),
+                attention_mask=tokens["attention_mask"].to(where),
             ).pooler_output
             return _l2_normalise(feats)
 
@@ -293,4 +296,4 @@ def load_embedder(ref: str, device: torch.device | str | None = None) -> Embedde
         _log.info("loaded %s in %.2f s", spec.name, time.perf_counter() - start)
         return embedder
 
-    return MODEL_CACHE.get_or_build(key, build)
+    return cached_model(key, build)

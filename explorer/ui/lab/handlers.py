@@ -10,7 +10,6 @@ import pandas as pd
 
 from explorer.core import public
 from explorer.core.errors import BadImageError, ExplorerError
-from explorer.core.gpu import LAB, gpu
 from explorer.lab import actions as lab
 from explorer.models import registry
 from explorer.ui.components import progress_adapter, user_errors
@@ -29,7 +28,6 @@ def checked(folder, resolution, *model_refs) -> str | None:
     return folder
 
 
-@gpu(LAB)
 @user_errors("Encoding")
 def on_encode(image, model, resolution, mode, folder, scale):
     folder = checked(folder, resolution, model)
@@ -66,7 +64,6 @@ def arrival_cleared(error: gr.Error) -> tuple:
     return (None,) * 7 + (None if no_image else gr.skip(),)
 
 
-@gpu(LAB)
 @user_errors("Round trip")
 def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     folder = checked(folder, resolution, model)
@@ -80,7 +77,6 @@ def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     )
 
 
-@gpu(LAB)
 @user_errors("Repeated round trips")
 def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progress()):
     folder = checked(folder, resolution, model)
@@ -90,7 +86,6 @@ def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progre
     return views.generations_figure(g), g.images[-1], views.generations_table(g)
 
 
-@gpu(LAB)
 @user_errors("Comparison")
 def on_compare(image, model_a, model_b, resolution, mode, folder):
     folder = checked(folder, resolution, model_a, model_b)
@@ -99,7 +94,6 @@ def on_compare(image, model_a, model_b, resolution, mode, folder):
     return c.a.reconstruction, c.b.reconstruction, c.a.error, c.b.error, table
 
 
-@gpu(LAB)
 @user_errors("Interpolation")
 def on_interpolate(
     image_a, image_b, model, steps, method, resolution, folder, progress=gr.Progress()
@@ -120,7 +114,6 @@ def on_interpolate(
     return it.strip, str(gif), str(gif), it.crossfade_strip, str(fade_gif), note
 
 
-@gpu(LAB)
 @user_errors("Latent edit")
 def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
     folder = checked(folder, resolution, model)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.core.gpu import ATLAS, LAB, gpu
 from explorer.ui.components import progress_adapter, user_errors
 from explorer.ui.lesson import views as lt
 
@@ -24,8 +23,8 @@ def _handler(n: int, model: str, folder: str | None):
             out.append(r.table)
         return (*out, r.notice)
 
-    run.__name__ = run.__qualname__ = f"lesson_{n}"  # named before wrapping: ZeroGPU sees it
-    return gpu(ATLAS if n == 7 else LAB)(user_errors(f"Lesson step {n}")(run))
+    run.__name__ = run.__qualname__ = f"lesson_{n}"
+    return user_errors(f"Lesson step {n}")(run)
 
 
 def on_load(request: gr.Request):
