@@ -208,3 +208,47 @@ def test_readme_front_matter_matches_the_app():
     for repo_id in defaults + [d for d, _ in PRESETS.values()]:
         assert f"  - {repo_id}\n" in block, repo_id
     assert block.count("preload_from_hub:") == 1
+
+
+ZEROGPU_PYTHONS = ("3.12.12", "3.10.13")
+"""The Python versions ZeroGPU's documentation lists (hub-docs, docs/hub/spaces-zerogpu.md)."""
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, _, ver = line.partition("==")
+            pins[name.strip().lower()] = ver.strip()
+    return pins
+
+
+def test_the_space_build_is_the_one_ci_tests():
+    """Front matter and requirements that ZeroGPU and CPU Basic accept, by the installed packages'
+    own metadata: the Python asked for is on ZeroGPU's list and inside ``spaces``' and Gradio's
+    Requires-Python; the torch and ``spaces`` pinned are the ones installed here (CI runs them);
+    the CPU requirements add PyTorch's CPU index to the same file, nothing else."""
+    from importlib.metadata import metadata, version
+
+    from packaging.specifiers import SpecifierSet
+
+    block = (ROOT / "README.md").read_text().split("---\n", 2)[1]
+    python = next(
+        ln.partition(":")[2].strip().strip('"')
+        for ln in block.splitlines()
+        if ln.startswith("python_version:")
+    )
+    assert python in ZEROGPU_PYTHONS
+    for package in ("spaces", "gradio"):
+        assert python in SpecifierSet(metadata(package)["Requires-Python"]), package
+    pins = _pins(ROOT / "requirements.txt")
+    assert pins["torch"] == version("torch").split("+")[0]
+    assert pins["spaces"] == version("spaces")
+    assert _pins(ROOT / "requirements-dev.txt")["spaces"] == pins["spaces"]
+    cpu = [
+        ln
+        for ln in (ROOT / "requirements-cpu.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    assert cpu == ["--extra-index-url https://download.pytorch.org/whl/cpu", "-r requirements.txt"]

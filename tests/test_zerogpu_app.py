@@ -33,7 +33,7 @@ from explorer.core.settings import VARIABLES
 from explorer.lab import actions as lab
 from explorer.ui.lesson import views as lt
 
-pytestmark = [pytest.mark.slow, pytest.mark.app]
+pytestmark = [pytest.mark.slow, pytest.mark.app, pytest.mark.timeout(1500)]
 if importlib.util.find_spec("spaces") is None:  # requirements-dev.txt installs it
     pytest.skip("the spaces package is not installed", allow_module_level=True)
 

@@ -63,6 +63,9 @@ _log = logging.getLogger(__name__)
 
 # Estimates of GPU seconds (one ZeroGPU GPU, half precision), generous: a call that runs past its
 # duration is the visitor's loss, a call that asks for too much only ranks lower in the queue.
+# Against BENCHMARKS.md's H200 run: CLIP / DINOv2 end to end 352 / 334 img/s (0.003 s an image,
+# bound by PIL preprocessing), the SD VAE 178 encodes and 76 decodes a second at 512² (0.02 and
+# 0.05 s per megapixel): the figures below are 6-10x those.
 PER_IMAGE_S = {"vae": 0.01, "clip": 0.02, "dino": 0.02, "vit": 0.02, "unet": 0.1}
 """Seconds per image embedded in a space of each family (preprocessing in the worker included;
 a VAE space adds its encode pass at its resolution, see :data:`VAE_PASS_S_PER_MPIX`)."""
