@@ -16,9 +16,8 @@ import_spaces()  # on a Space: before torch is imported
 
 # After HF_HOME is chosen and the settings are checked (the UI reads them as it is imported)
 from explorer.analysis.projection import warm_up_umap  # noqa: E402
-from explorer.ui.app import build_demo, launch_kwargs  # noqa: E402
-
 from explorer.spaces.gpu_work import preload  # noqa: E402
+from explorer.ui.app import build_demo, launch_kwargs  # noqa: E402
 
 demo = build_demo()
 preload()  # ZeroGPU: the Space's models on "cuda", packed by the package at launch
