@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer import atlas, datasets
+from explorer import atlas, classpack, datasets
 from explorer.analysis import projection
 from explorer.core import files, public
 from explorer.core.errors import ExplorerError
@@ -170,6 +170,58 @@ def on_atlas_saved(folder_path, method):
     a, saved_method = atlas.load_saved((folder_path or "").strip())
     atlas.STORE.put(a)
     return _atlas_outputs(a, saved_method, "(reopened from disk)")
+
+
+def pack_spaces_for(set_name) -> list[str]:
+    """The spaces the open class pack embedded ``set_name`` in ([] for no such set)."""
+    try:
+        return classpack.open_pack_set_spaces(set_name)
+    except ExplorerError:
+        return []
+
+
+def on_pack_set_change(set_name):
+    """A pack set picked: its packed spaces offered, the first :data:`atlas.MAX_SPACES` ticked."""
+    spaces = pack_spaces_for(set_name)
+    return gr.update(choices=spaces, value=spaces[: atlas.MAX_SPACES])
+
+
+@gpu(ATLAS)
+@user_errors("Opening the class pack's set")
+def on_atlas_pack(set_name, spaces, method, progress=gr.Progress()):
+    """One of the class pack's sets, in the packed spaces ticked (at most four; none ticked: the
+    first four), from the pack's embeddings: no model runs for a packed space."""
+    image_set, packed = classpack.open_pack_set(set_name)
+    chosen = list(dict.fromkeys(spaces or packed[: atlas.MAX_SPACES]))
+    foreign = [s for s in chosen if s not in packed]
+    if foreign:
+        raise ExplorerError(
+            f"The class pack did not embed {set_name!r} in {', '.join(map(repr, foreign))}; "
+            f"choose among {', '.join(packed)}."
+        )
+    if len(chosen) > atlas.MAX_SPACES:
+        raise ExplorerError(
+            f"Tick at most {atlas.MAX_SPACES} spaces (the atlas has {atlas.MAX_SPACES} panels); "
+            f"{len(chosen)} are ticked."
+        )
+    progress(0, desc=f"opening {set_name} from the class pack")
+    a = atlas.build(
+        image_set,
+        chosen,
+        projection.best_available(method),
+        None,
+        cache.shared(),
+        progress_adapter(progress),
+    )
+    atlas.STORE.put(a)
+    rest = [s for s in packed if s not in chosen]
+    note = (
+        f"The class pack also holds this set in {', '.join(rest)}: tick them (up to "
+        f"{atlas.MAX_SPACES} at once) and open it again."
+        if rest
+        else ""
+    )
+    return _atlas_outputs(a, method, note)
 
 
 PRESETS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer import atlas, datasets
+from explorer import atlas, classpack, datasets
 from explorer.analysis import metrics, projection
 from explorer.core import public
 from explorer.models import registry
@@ -21,6 +21,7 @@ from explorer.ui.atlas.handlers import (
     on_atlas_export,
     on_atlas_hub,
     on_atlas_method,
+    on_atlas_pack,
     on_atlas_preset,
     on_atlas_query_image,
     on_atlas_saved,
@@ -28,6 +29,8 @@ from explorer.ui.atlas.handlers import (
     on_atlas_text,
     on_atlas_tick,
     on_atlas_upload,
+    on_pack_set_change,
+    pack_spaces_for,
 )
 from explorer.ui.atlas.payload import payload_empty
 from explorer.ui.atlas.request import FAMILY_CHOICES
@@ -54,6 +57,12 @@ PRESETS_NOTE = (
     '100 classes (the question that started this project: "I used `vae.encode` for '
     'semantically similar image lookup on mini-ImageNet and the results seem quite random"), '
     "or 30 of each CIFAR-10 class. Offline, you get a sentence saying so."
+)
+
+PACK_NOTE = (
+    "This app runs on a **class pack**: its models and these sets' embeddings were prepared "
+    "beforehand (`python -m explorer classpack`), so a set opens without the internet and "
+    "without running a model in the spaces it was packed in."
 )
 
 METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
@@ -103,6 +112,21 @@ def build(ctx: TabContext) -> None:
                 ):
                     saved_dir = gr.Textbox(label="Folder written by `python -m explorer atlas`")
                     saved_btn = gr.Button("Open the folder")
+                pack_sets = classpack.pack_set_names()
+                first = pack_spaces_for(pack_sets[0]) if pack_sets else []
+                with gr.Accordion(
+                    "The class pack", open=True, visible=bool(pack_sets), elem_id="atlas-pack"
+                ):
+                    gr.Markdown(PACK_NOTE)
+                    pack_set = gr.Dropdown(
+                        pack_sets, value=next(iter(pack_sets), None), label="Set in the pack"
+                    )
+                    pack_spaces = gr.CheckboxGroup(
+                        first,
+                        value=first[: atlas.MAX_SPACES],
+                        label=f"Packed spaces (up to {atlas.MAX_SPACES} panels)",
+                    )
+                    pack_btn = gr.Button("Open it from the pack", variant="primary")
             with gr.Column(scale=2):
                 with gr.Row():
                     families = gr.CheckboxGroup(
@@ -234,11 +258,13 @@ def build(ctx: TabContext) -> None:
         "atlas_upload": (upload_btn, on_atlas_upload, [uploads, *space_inputs]),
         "atlas_hub": (hub_btn, on_atlas_hub, [hub_id, per_class, *space_inputs]),
         "atlas_saved": (saved_btn, on_atlas_saved, [saved_dir, proj_method]),
+        "atlas_pack": (pack_btn, on_atlas_pack, [pack_set, pack_spaces, proj_method]),
     }
     for name, (btn, fn, inputs) in opens.items():
         listen(
             btn.click, api, fn, inputs, atlas_outputs, api_name=name, slot=3, cleared=atlas_cleared
         )
+    pack_set.change(on_pack_set_change, [pack_set], [pack_spaces], api_name=False)
     color_by.input(
         on_atlas_color, [atlas_id, shown_method, color_by], [atlas_view], api_name="atlas_color"
     )
