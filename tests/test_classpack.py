@@ -395,3 +395,53 @@ def test_a_changed_pack_stops_the_app_and_the_cli_with_a_sentence(built):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert cli.returncode == 2 and cli.stderr.startswith("error: The class pack")
+
+
+@pytest.mark.slow
+def test_a_zip_and_a_folder_go_into_the_pack_and_open_from_it(tmp_path, monkeypatch):
+    """Sets of the teacher's own: copied into the pack, embedded there with models registered in
+    code (no download), and opened by the atlas's pack opener from the pack's rows alone."""
+    import huggingface_hub
+
+    from explorer import classpack
+    from explorer.spaces import cache as cache_module
+    from explorer.ui.atlas import handlers
+    from tests.image_files import make_tree, make_zip, noise_png
+
+    members = {
+        f"{c}/{c}_{i}.png": noise_png(10 * k + i) for k, c in enumerate("ab") for i in range(3)
+    }
+    zipped = make_zip(tmp_path / "class photos.zip", members)
+    folder = make_tree(tmp_path / "mine", {k.replace("a/", "c/"): v for k, v in members.items()})
+    out = tmp_path / "pack"
+    manifest = classpack.build_pack(
+        out, sets=[str(zipped), str(folder)], models=["test-tiny", "test-clip"], log=lambda _: None
+    )
+    by_name = {s["name"]: s for s in manifest["sets"]}
+    assert by_name["class-photos"]["path"] == "sets/class-photos.zip"
+    assert (out / "sets" / "class-photos.zip").read_bytes() == zipped.read_bytes()
+    assert by_name["mine"]["source"] == "folder" and (out / "sets" / "mine" / "c").is_dir()
+    assert by_name["mine"]["spaces"][:2] == ["vae:test-tiny", "clip:test-clip"]
+    assert [m["repo_id"] for m in manifest["models"]] == [None, None]  # built in code
+
+    for var in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # restored afterwards
+        monkeypatch.setenv(var, os.environ.get(var, ""))
+    for name in ("HF_HUB_CACHE", "HF_HUB_OFFLINE"):
+        monkeypatch.setattr(
+            huggingface_hub.constants, name, getattr(huggingface_hub.constants, name)
+        )
+    monkeypatch.setenv("EXPLORER_PACK", str(out))
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "user"))
+    assert classpack.pack_set_names() == ["class-photos", "mine"]
+    assert cache_module.shared().under is not None
+    res = handlers.on_atlas_pack("class-photos", [], "pca")
+    panels = json.loads(res[2])["panels"]
+    assert [p["key"] for p in panels][:2] == ["vae", "clip"] and len(
+        json.loads(res[2])["labels"]
+    ) == 6
+    assert not list((tmp_path / "user").rglob("*.vec"))  # every row came from the pack
+    with pytest.raises(Exception, match="did not embed"):
+        handlers.on_atlas_pack("mine", ["vae:taesd"], "pca")
+    with pytest.raises(Exception, match="no set called 'nope'"):
+        handlers.on_atlas_pack("nope", [], "pca")
+    pack.verify(out)
