@@ -442,6 +442,7 @@ def test_a_zip_and_a_folder_go_into_the_pack_and_open_from_it(tmp_path, monkeypa
     assert not list((tmp_path / "user").rglob("*.vec"))  # every row came from the pack
     with pytest.raises(Exception, match="did not embed"):
         handlers.on_atlas_pack("mine", ["vae:taesd"], "pca")
-    with pytest.raises(Exception, match="no set called 'nope'"):
+    with pytest.raises(Exception, match="no set called “nope”; it holds: class-photos, mine"):
         handlers.on_atlas_pack("nope", [], "pca")
+    assert handlers.pack_space_choices() == by_name["mine"]["spaces"]
     pack.verify(out)

@@ -10,6 +10,7 @@ from explorer.analysis import projection
 from explorer.core import files, public
 from explorer.core.errors import ExplorerError
 from explorer.core.gpu import ATLAS, QUERY, gpu
+from explorer.core.safe_text import display_name, escape_markdown
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.spaces import cache, unet
@@ -180,10 +181,20 @@ def pack_spaces_for(set_name) -> list[str]:
         return []
 
 
+def pack_space_choices() -> list[str]:
+    """Every space any of the open pack's sets was embedded in, in the manifest's order (the
+    checkbox's choices, which Gradio checks a request against)."""
+    return list(dict.fromkeys(s for n in classpack.pack_set_names() for s in pack_spaces_for(n)))
+
+
 def on_pack_set_change(set_name):
-    """A pack set picked: its packed spaces offered, the first :data:`atlas.MAX_SPACES` ticked."""
-    spaces = pack_spaces_for(set_name)
-    return gr.update(choices=spaces, value=spaces[: atlas.MAX_SPACES])
+    """A pack set picked: the first :data:`atlas.MAX_SPACES` of its packed spaces ticked."""
+    return gr.update(value=pack_spaces_for(set_name)[: atlas.MAX_SPACES])
+
+
+def _shown(value: object) -> str:
+    """A value a request sent, as one clean line of Markdown that shows exactly it."""
+    return escape_markdown(display_name(value))
 
 
 @gpu(ATLAS)
@@ -191,12 +202,18 @@ def on_pack_set_change(set_name):
 def on_atlas_pack(set_name, spaces, method, progress=gr.Progress()):
     """One of the class pack's sets, in the packed spaces ticked (at most four; none ticked: the
     first four), from the pack's embeddings: no model runs for a packed space."""
+    names = classpack.pack_set_names()
+    if set_name not in names:
+        raise ExplorerError(
+            f"The class pack holds no set called “{_shown(set_name)}”; it holds: "
+            f"{', '.join(names) or 'none (no class pack is open)'}."
+        )
     image_set, packed = classpack.open_pack_set(set_name)
     chosen = list(dict.fromkeys(spaces or packed[: atlas.MAX_SPACES]))
     foreign = [s for s in chosen if s not in packed]
     if foreign:
         raise ExplorerError(
-            f"The class pack did not embed {set_name!r} in {', '.join(map(repr, foreign))}; "
+            f"The class pack did not embed {set_name} in {', '.join(map(_shown, foreign))}; "
             f"choose among {', '.join(packed)}."
         )
     if len(chosen) > atlas.MAX_SPACES:

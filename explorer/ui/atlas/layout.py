@@ -30,6 +30,7 @@ from explorer.ui.atlas.handlers import (
     on_atlas_tick,
     on_atlas_upload,
     on_pack_set_change,
+    pack_space_choices,
     pack_spaces_for,
 )
 from explorer.ui.atlas.payload import payload_empty
@@ -114,6 +115,7 @@ def build(ctx: TabContext) -> None:
                     saved_btn = gr.Button("Open the folder")
                 pack_sets = classpack.pack_set_names()
                 first = pack_spaces_for(pack_sets[0]) if pack_sets else []
+                packed = pack_space_choices()
                 with gr.Accordion(
                     "The class pack", open=True, visible=bool(pack_sets), elem_id="atlas-pack"
                 ):
@@ -122,7 +124,7 @@ def build(ctx: TabContext) -> None:
                         pack_sets, value=next(iter(pack_sets), None), label="Set in the pack"
                     )
                     pack_spaces = gr.CheckboxGroup(
-                        first,
+                        packed,
                         value=first[: atlas.MAX_SPACES],
                         label=f"Packed spaces (up to {atlas.MAX_SPACES} panels)",
                     )
