@@ -445,4 +445,10 @@ def test_a_zip_and_a_folder_go_into_the_pack_and_open_from_it(tmp_path, monkeypa
     with pytest.raises(Exception, match="no set called “nope”; it holds: class-photos, mine"):
         handlers.on_atlas_pack("nope", [], "pca")
     assert handlers.pack_space_choices() == by_name["mine"]["spaces"]
+    from explorer.ui import availability
+
+    notice = availability.notice_markdown("atlas")  # the default models are not in this pack
+    assert "Not in the class pack" in notice and "`clip-vit-b32`" in notice
+    assert "classpack --out DIR --models test-tiny,test-clip,sd-vae-ft-mse" in notice
+    assert "explorer download" not in notice
     pack.verify(out)

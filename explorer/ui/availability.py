@@ -1,7 +1,8 @@
 """What runs here without a download: the notice at the top of the lab and the atlas (which models
 are usable now, how to get the rest, one click to the *Local checkpoints* section) and the
 usable-first choice of Compare's second VAE. Everything is read from the registry's
-``is_usable`` (registered in code, local files, or in the Hugging Face cache; no network)."""
+``is_usable`` (registered in code, local files, or in the Hugging Face cache; no network). On a
+class pack the cache is the pack's, so the notice names the pack's command instead."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Literal
 
 import gradio as gr
 
-from explorer.core import public
+from explorer.core import pack, public
+from explorer.core.safe_text import escape_markdown
 from explorer.models import registry
 
 Need = Literal["lab", "atlas"]
@@ -17,6 +19,7 @@ Need = Literal["lab", "atlas"]
 LOCAL_ID = "local-checkpoints"
 FOLDER_ID = "models-folder"
 DOWNLOAD_CMD = "python -m explorer download"
+PACK_CMD = "python -m explorer classpack --out DIR"
 
 # Once the accordion has opened (its content is drawn a moment after the update arrives): bring
 # the folder box into view and put the cursor in it.
@@ -75,6 +78,15 @@ def notice_markdown(need: Need, folder: str | None = None) -> str:
         if usable
         else f"**No {what} can run yet:** none is downloaded and no local checkpoint folder is set."
     ]
+    found = pack.active()
+    if found is not None:  # the Hub is off and the cache is the pack's: a download cannot help
+        lines.append(
+            f"**Not in the class pack** ({escape_markdown(found.root.name)}): "
+            f"{_code_list(missing)}. Add them by "
+            "building the pack again on a machine with internet, e.g."
+        )
+        names = ",".join(dict.fromkeys([*(m["name"] for m in found.models), *missing]))
+        return "\n\n".join(lines) + f"\n\n```\n{PACK_CMD} --models {names}\n```\n"
     lines.append(
         f"**Not downloaded yet:** {_code_list(missing)}. They download by themselves on first use "
         "when the Hugging Face Hub can be reached; offline, fetch them once on a machine with "
