@@ -3,6 +3,8 @@ event bound to its handler in :mod:`.atlas_tab`."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gradio as gr
 
 from explorer import atlas, datasets
@@ -69,9 +71,11 @@ OWN_GROUP_INFO = (
 METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
 
 
-def build(ctx: TabContext) -> None:
+def build(ctx: TabContext) -> SimpleNamespace:
     """The atlas tab's layout and wiring (inside an open gr.Blocks), after the lab's: the models
-    notice at its top opens the lab's *Local checkpoints*."""
+    notice at its top opens the lab's *Local checkpoints*. Returns what a link's page-load hook
+    drives (:func:`explorer.ui.links.wire_atlas`): the teaching set's open inputs and outputs,
+    the colouring, the selection."""
     names, default, folder = ctx.names, ctx.default, ctx.folder
     with gr.Tab("Semantic atlas", id="atlas"):
         ctx.notices.append(availability.panel("atlas", ctx.folder0 or None))
@@ -304,4 +308,15 @@ def build(ctx: TabContext) -> None:
     text.submit(on_atlas_text, text_inputs, text_outputs, api_name=False)
     export_btn.click(
         on_atlas_export, [atlas_id, shown_method], export_files, api_name="atlas_export"
+    )
+    return SimpleNamespace(
+        open_inputs=space_inputs,
+        outputs=atlas_outputs,
+        after_open=after_open,
+        atlas_id=atlas_id,
+        shown_method=shown_method,
+        color_by=color_by,
+        view=atlas_view,
+        own_group=own_group,
+        select_outputs=select_outputs,
     )
