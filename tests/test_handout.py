@@ -148,4 +148,6 @@ def test_the_command_line_writes_every_step(tmp_path, capsys):
     runnable = [s for s in record["steps"] if s.get("question")]
     assert all(s["ran"] and s["answer"] and not s["error"] for s in runnable)
     assert set(figures) == set(lt.RUNNABLE) - {7}  # step 7 shows a table only
+    names = [m["name"] for m in record["models"]]  # step 7's UNet space is listed too
+    assert any(name.endswith("@t200") for name in names), names
     assert cli.main(["lesson", "--out", str(tmp_path / "x.txt")]) == 2

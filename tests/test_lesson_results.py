@@ -37,7 +37,7 @@ def test_two_sessions_pressing_a_step_at_once_compute_it_once():
         t.join()
     assert results.COMPUTED[k] - before == 1
     assert len({id(r) for r, _, _ in got}) == 1  # every session was given the one result
-    assert len({note for _, note, _ in got}) == 1
+    assert len({answer for _, answer, _ in got}) == 1
     # another model is another computation; the first stays stored
     handlers.run_and_record(2, _state("test-kl"))
     assert results.COMPUTED[results.key(2, "test-kl", None)] >= 1

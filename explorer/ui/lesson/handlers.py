@@ -64,15 +64,15 @@ def others(n: int, model: str) -> dict[str, qs.Answer]:
 
 
 def run_and_record(n: int, state: dict | None, prediction=None, progress=None):
-    """Step ``n`` for a session (main process): the shared result, its answer, the notice with
-    the reveal appended, and the :class:`~.handout.Ran` the class record keeps."""
+    """Step ``n`` for a session (main process): the shared result, the reveal of its answer
+    (markdown) and the :class:`~.handout.Ran` the class record keeps."""
     state = state or {}
     model = state.get("model") or registry.default_vae()
     folder = state.get("folder") or None
     k = results.key(n, model, folder)
     r = results.shared(k, lambda: COMPUTE[n](model, folder, progress or gr.Progress()))
     got = qs.answer(n, r)
-    note = r.notice + "\n\n" + qs.reveal(n, got, model, prediction, others(n, model))
+    answer = qs.reveal(n, got, model, prediction, others(n, model))
     guess = qs.parse_prediction(n, prediction)
     ran = handout.Ran(
         n,
@@ -82,7 +82,10 @@ def run_and_record(n: int, state: dict | None, prediction=None, progress=None):
         prediction=None if guess is None else qs.choice_label(n, guess),
         answer=got,
     )
-    return r, note, ran
+    return r, answer, ran
+
+
+PRESENT_HEIGHT = 460  # px: a result's height in the presenter view
 
 
 def present_plot(fig):
@@ -90,13 +93,17 @@ def present_plot(fig):
     if fig is None:
         return None
     big = go.Figure(fig)
-    big.update_layout(font={"size": 28}, title_font_size=32, height=560, margin={"t": 80})
+    big.update_layout(
+        font={"size": 28}, title_font_size=32, height=PRESENT_HEIGHT, margin={"t": 80}
+    )
     return big
 
 
 def _handler(n: int, present: bool = False):
     def run(state, record, prediction=None, progress=gr.Progress()):
-        r, note, ran = run_and_record(n, state, prediction, progress)
+        r, answer, ran = run_and_record(n, state, prediction, progress)
+        # the notice, then the answer its numbers support; on a projector the answer first
+        note = f"{answer}\n\n{r.notice}" if present else f"{r.notice}\n\n{answer}"
         shows = lt.STEPS[n].shows
         out = []
         if "image" in shows:

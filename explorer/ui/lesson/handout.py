@@ -107,6 +107,7 @@ def _step_entry(n: int, ran: Ran | None) -> dict:
         notice=ran.result.notice if ran.result is not None else "",
         table=_table(ran.result),
         prediction=ran.prediction or None,
+        also=dict(ran.result.also) if ran.result is not None else {},
     )
     if ran.answer is not None:
         entry.update(answer=qs.choice_label(n, ran.answer.choice), evidence=ran.answer.evidence)
@@ -119,6 +120,8 @@ def record_of(steps: dict[int, Ran], lesson_model: str, date: str | None = None)
     models = {}
     for ran in steps.values():
         models.setdefault(ran.model or PLAYGROUND, ran.version)
+        for name, version in (ran.result.also if ran.result is not None else {}).items():
+            models.setdefault(name, version)
     return {
         "format": FORMAT,
         "version": 1,
@@ -205,9 +208,12 @@ def _step_html(s: dict, figure: str | None) -> str:
         note = "text only" if not s.get("question") else "not run in this class"
         out.append(f'<p class="muted">({note})</p></section>')
         return "".join(out)
+    also = "".join(
+        f", with <strong>{e(k)}</strong> (version {e(v)})" for k, v in s.get("also", {}).items()
+    )
     out.append(
         f'<p class="muted">Ran on <strong>{e(s.get("model", ""))}</strong> '
-        f"(version {e(s.get('version', ''))}) at {e(s.get('at', ''))}.</p>"
+        f"(version {e(s.get('version', ''))}){also} at {e(s.get('at', ''))}.</p>"
     )
     if s.get("error"):
         out.append(f'<p class="failed">Not done: {md_inline(s["error"])}</p></section>')
@@ -345,6 +351,8 @@ def _clean_step(s: dict) -> dict:
     out.update({k: _str(s.get(k)) for k in ("error", "notice", "answer", "evidence")})
     out.update(n=s["n"], ran=bool(s.get("ran")), prediction=_str(s.get("prediction")) or None)
     out["choices"] = [_str(c, 500) for c in (s.get("choices") or [])][:8]
+    also = s.get("also") if isinstance(s.get("also"), dict) else {}
+    out["also"] = {_str(k, 300): _str(v, 300) for k, v in list(also.items())[:8]}
     t = s.get("table")
     if (
         isinstance(t, dict)

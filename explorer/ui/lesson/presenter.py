@@ -4,8 +4,9 @@ tabs, no side panels). ``?present=1`` (with ``&step=N``) opens it, and so does t
 view* button on *Start here*.
 
 Each screen has the step's title and text, its question with the choices, its button, and the
-result, which fills the width (image or figure about 560 px high, the table beside it) with
-the *what to notice* line and the answer below; the text folds away once the result is in.
+result, which fills the width (image or figure about 460 px high, the table beside it) with
+the answer its numbers support and the *what to notice* line below; the text folds away once
+the result is in.
 The steps run through the same handlers as the tab (same session, same model, same class
 record, same shared results).
 
@@ -21,7 +22,7 @@ import gradio as gr
 from explorer.ui import links
 from explorer.ui.components import listen
 from explorer.ui.lesson import views as lt
-from explorer.ui.lesson.handlers import _handler
+from explorer.ui.lesson.handlers import PRESENT_HEIGHT, _handler
 from explorer.ui.lesson.layout import prediction_radio, step_outputs
 
 FONT_PX = {  # the smallest size of each kind of text on a presenter screen (CSS px)
@@ -31,7 +32,6 @@ FONT_PX = {  # the smallest size of each kind of text on a presenter screen (CSS
     "figure titles (plotly)": 28,
     "figure axes and legends (plotly)": 28,
 }
-IMAGE_HEIGHT = 560
 
 CSS = f"""
 .gradio-container:has(#presenter:not(.hidden)) {{max-width: 100% !important;
@@ -52,6 +52,10 @@ CSS = f"""
 #presenter table td, #presenter table th {{padding: 6px 10px !important}}
 #presenter .presenter-bar {{align-items: center}}
 #presenter .presenter-result img {{object-fit: contain}}
+#presenter table td *, #presenter table th * {{white-space: normal !important;
+  overflow-wrap: anywhere}}
+#presenter {{gap: 10px !important}}
+#presenter-style {{display: none !important}}
 """
 
 
@@ -88,7 +92,7 @@ def build(lesson: SimpleNamespace) -> SimpleNamespace:
                     guess = prediction_radio(n, elem_classes="presenter-choices", scale=4)
                     btn = gr.Button(step.button, variant="primary", scale=1)
                 with gr.Row(elem_classes="presenter-result"):
-                    outputs = step_outputs(step, IMAGE_HEIGHT)
+                    outputs = step_outputs(step, PRESENT_HEIGHT)
                 note = gr.Markdown(elem_classes="presenter-notice")
                 lesson.results.extend([*outputs, note])  # cleared when the model changes
                 listen(
@@ -106,8 +110,9 @@ def build(lesson: SimpleNamespace) -> SimpleNamespace:
         return (n, _bar_text(n, state), *[gr.update(visible=k == n) for k in lt.STEPS])
 
     nav = [current, where, *screens]
-    prev.click(lambda n, s: go(n - 1, s), [current, lesson.state], nav, api_name=False)
-    nxt.click(lambda n, s: go(n + 1, s), [current, lesson.state], nav, api_name=False)
+    quiet = {"api_name": False, "show_progress": "hidden"}
+    prev.click(lambda n, s: go(n - 1, s), [current, lesson.state], nav, **quiet)
+    nxt.click(lambda n, s: go(n + 1, s), [current, lesson.state], nav, **quiet)
     return SimpleNamespace(column=column, leave=leave, go=go, nav=nav, current=current)
 
 
@@ -129,10 +134,9 @@ def wire(demo: gr.Blocks, page: list, lesson: SimpleNamespace, view: SimpleNames
             return (gr.skip(),) * len(outputs)
         return shown(True, link.step or 1, state)
 
-    demo.load(on_load, [lesson.state], outputs, api_name=False)
-    lesson.present.click(
-        lambda n, s: shown(True, n, s), [view.current, lesson.state], outputs, api_name=False
-    )
-    view.leave.click(
-        lambda n, s: shown(False, n, s), [view.current, lesson.state], outputs, api_name=False
-    )
+    quiet = {"api_name": False, "show_progress": "hidden"}
+    demo.load(on_load, [lesson.state], outputs, **quiet)
+    lesson.present.click(lambda n, s: shown(True, n, s), [view.current, lesson.state], outputs,
+                         **quiet)  # fmt: skip
+    view.leave.click(lambda n, s: shown(False, n, s), [view.current, lesson.state], outputs,
+                     **quiet)  # fmt: skip

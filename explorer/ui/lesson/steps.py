@@ -8,7 +8,7 @@ figure, a DataFrame, a markdown line) for the tab to show and the tests to check
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,7 @@ class StepResult:
     plot: object | None = None  # a plotly figure
     table: pd.DataFrame | None = None
     notice: str = ""
+    also: dict[str, str] = field(default_factory=dict)  # other models it ran: name -> version
 
 
 def _example(name: str):
@@ -553,4 +554,17 @@ def step_atlas(model: str, folder: str | None, progress: Progress = no_progress)
         " The same question for CLIP or DINOv2 needs those models: tick them in the Semantic "
         "atlas tab once downloaded; this step does not show a stand-in."
     )
-    return StepResult(table=shown, notice=with_model(model, s))
+    return StepResult(table=shown, notice=with_model(model, s), also=unet_versions(table))
+
+
+def unet_versions(table: pd.DataFrame) -> dict[str, str]:
+    """The UNet spaces of an atlas metrics table -> {``name@tT``: its weights' version}."""
+    from explorer.models import hub, registry
+
+    out = {}
+    for ref in table.loc[table.space == "unet", "model"].unique() if "model" in table else ():
+        try:
+            out[str(ref)] = hub.model_revision(registry.resolve_unet(str(ref).split("@")[0]))
+        except Exception:  # named in the table, but no longer resolvable here
+            out[str(ref)] = "unknown"
+    return out
