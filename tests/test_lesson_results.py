@@ -4,6 +4,7 @@ within a stated bound."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -102,3 +103,17 @@ def test_two_app_sessions_share_one_computation(client, app_url):
     assert results.COMPUTED[k] - before == 1
     assert notes[0] == notes[1] and f"With **{model}**" in notes[0]
     other.close()
+
+
+def test_a_shared_picture_is_encoded_once_and_again_if_swept():
+    r = st.StepResult(image=Image.new("RGB", (40, 20), (200, 10, 10)))
+    first = handlers.served(r)
+    assert handlers.served(r) == first
+    with Image.open(first) as im:
+        assert im.size == (40, 20) and im.getpixel((3, 3)) == (200, 10, 10)
+    mtime = os.stat(first).st_mtime_ns
+    assert os.stat(handlers.served(r)).st_mtime_ns == mtime  # not rewritten
+    os.remove(first)  # Gradio's cache sweep took it
+    again = handlers.served(r)
+    with Image.open(again) as im:
+        assert im.size == (40, 20)

@@ -5,14 +5,19 @@ selector, *Save this class* and the reopening of a saved one, the page load that
 
 from __future__ import annotations
 
+import threading
+import weakref
+from pathlib import Path
+
 import gradio as gr
 import plotly.graph_objects as go
+from gradio.utils import get_upload_folder
 
 from explorer.core.errors import ExplorerError
 from explorer.core.gpu import ATLAS, LAB, gpu
 from explorer.models import registry
 from explorer.ui import links
-from explorer.ui.components import progress_adapter, user_errors
+from explorer.ui.components import cache_image_atomically, progress_adapter, user_errors
 from explorer.ui.lesson import handout, results
 from explorer.ui.lesson import questions as qs
 from explorer.ui.lesson import steps as lesson_steps
@@ -99,6 +104,26 @@ def present_plot(fig):
     return big
 
 
+_png: dict[int, tuple[weakref.ref, str]] = {}  # id(result) -> (the result, its image's PNG)
+_png_lock = threading.Lock()
+
+
+def served(result: lesson_steps.StepResult) -> str | None:
+    """A stored result's picture as a PNG in Gradio's cache, encoded once for every session
+    that is shown it (again if Gradio's cache sweep removed the file)."""
+    if result.image is None:
+        return None
+    with _png_lock:
+        ref, path = _png.get(id(result), (None, ""))
+    if ref is None or ref() is not result or not Path(path).exists():
+        path = cache_image_atomically(result.image, get_upload_folder(), "png")
+        with _png_lock:
+            for k in [k for k, (r, _) in _png.items() if r() is None]:
+                del _png[k]  # results the store has dropped
+            _png[id(result)] = (weakref.ref(result), path)
+    return path
+
+
 def _handler(n: int, present: bool = False):
     def run(state, record, prediction=None, progress=gr.Progress()):
         r, answer, ran = run_and_record(n, state, prediction, progress)
@@ -107,7 +132,7 @@ def _handler(n: int, present: bool = False):
         shows = lt.STEPS[n].shows
         out = []
         if "image" in shows:
-            out.append(r.image)
+            out.append(served(r))
         if "plot" in shows:
             out.append(present_plot(r.plot) if present else r.plot)
         if "table" in shows:
