@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from explorer.atlas import MAX_SPACES
+from explorer.spaces.embed import FAMILIES
 from explorer.ui.atlas.evidence import CONTROLS_INTRO
 from explorer.ui.atlas.evidence_handlers import (
     on_atlas_lasso,
@@ -17,6 +19,10 @@ from explorer.ui.atlas.evidence_handlers import (
 )
 from explorer.ui.components import listen
 
+SPACE_KEYS = [
+    f"{family}{'' if i == 1 else i}" for family in FAMILIES for i in range(1, MAX_SPACES + 1)
+]
+"""The keys an atlas may give its spaces: the family, then family2, family3, ... for repeats."""
 SELECTION_HELP = (
     "**Select in any panel** with the lasso or box tool (top right of each panel): the same "
     "images are selected in every panel, shown below, and the sentence says what they share."
@@ -72,12 +78,11 @@ class EvidenceBlocks:
         with gr.Column(visible=False) as self.overlap_group:
             gr.Markdown(OVERLAP_HELP)
             with gr.Row():
-                # any key is accepted here: the handler checks it against the open atlas (an
-                # API client's session never received the choices)
+                # every key an atlas can give its spaces, so that an API client's session (which
+                # never receives an open's choices) passes Gradio's check; the handler then checks
+                # the key against the open atlas. After an open the choices are its spaces.
                 self.space_a, self.space_b = (
-                    gr.Dropdown(
-                        [], label=label, allow_custom_value=True, elem_id=f"atlas-overlap-{e}"
-                    )
+                    gr.Dropdown(SPACE_KEYS, label=label, elem_id=f"atlas-overlap-{e}")
                     for label, e in (("Space", "a"), ("against", "b"))
                 )
                 self.overlap_btn = gr.Button("Colour by agreement", variant="secondary")
