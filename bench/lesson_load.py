@@ -106,6 +106,7 @@ class LessonSession(load.Session):
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=max(1.0, deadline - time.perf_counter()))
         n = int(endpoint.split("_")[1]) if endpoint != "lesson_model" else 0
+        name = endpoint if j <= len(STEPS) else f"{endpoint} again"  # a later pass: all stored
         if n:  # each student's prediction, one of the shown choices
             from explorer.ui.lesson import questions
 
@@ -119,21 +120,21 @@ class LessonSession(load.Session):
                 timeout=max(1.0, deadline - t0)
             )
         except TimeoutError:
-            self.rec.error(endpoint, "timeout (--max-seconds reached)")
+            self.rec.error(name, "timeout (--max-seconds reached)")
             return
         except Exception as exc:
-            self.rec.error(endpoint, load.error_kind(exc), time.perf_counter() - t0)
+            self.rec.error(name, load.error_kind(exc), time.perf_counter() - t0)
             return
         seconds = time.perf_counter() - t0
         try:
             self.check(n, out)
         except load.Mismatch as exc:
-            self.rec.error(endpoint, f"mismatch: {exc}", seconds)
+            self.rec.error(name, f"mismatch: {exc}", seconds)
             return
         except Exception as exc:
-            self.rec.error(endpoint, f"unreadable answer: {load.error_kind(exc)}", seconds)
+            self.rec.error(name, f"unreadable answer: {load.error_kind(exc)}", seconds)
             return
-        self.rec.ok(endpoint, seconds)
+        self.rec.ok(name, seconds)
 
     def check(self, n: int, out) -> None:
         if n == 0:

@@ -117,3 +117,31 @@ def test_a_shared_picture_is_encoded_once_and_again_if_swept():
     again = handlers.served(r)
     with Image.open(again) as im:
         assert im.size == (40, 20)
+
+
+@pytest.mark.slow
+def test_a_class_pressing_together_gets_one_shared_result_per_step(app_url, tmp_path):
+    from types import SimpleNamespace
+
+    from bench import load
+    from bench.lesson_load import LessonSession
+
+    n, requests = 4, 8  # the model, then steps 1-7
+    args = SimpleNamespace(sessions=n, requests=requests, url=app_url, atlas="bundled", lesson=True)
+    results.clear()
+    before = sum(results.COMPUTED.values())
+    rec = load.Recorder()
+    LessonSession.reset(n, requests)
+    sessions = [LessonSession(i, args, rec, tmp_path, load.session_colours(n)) for i in range(n)]
+    try:
+        load.run_sessions(sessions, max_seconds=300)
+    finally:
+        for s in sessions:
+            if s.client is not None:
+                s.client.close()
+    # every answer named its session's model and carried the reveal, and every session on a
+    # model saw the same notice (LessonSession.check) ...
+    assert not rec.errors, dict(rec.errors)
+    assert sum(rec.finished.values()) == n * requests
+    # ... computed once per (step, model): step 1 once, steps 2-7 once per model
+    assert sum(results.COMPUTED.values()) - before == 1 + 6 * len({s.model for s in sessions})
