@@ -37,6 +37,7 @@ VAES: dict[str, VAESpec] = {
             "test-tiny",
             "tiny",
             revision=REVISION,
+            half=None,  # float32 on CUDA too: the ZeroGPU harness runs "cuda" on the CPU (slow in fp16)
             description="Tiny random TAESD-family autoencoder, 4 channels (tests only).",
         ),
         VAESpec(

@@ -35,7 +35,11 @@ How this differs from a real ZeroGPU Space, and why:
    Space); inside a worker ``torch.cuda.is_available()`` is False here (True on a Space). Code
    that passes a device chosen in the main process into a GPU function therefore fails here and
    works there: choose the device inside the GPU function, or from the model's parameters.
-3. The device API is the harness's: it grants at once (a Space may queue a visitor over SSE),
+3. A worker runs torch on the CPU with one thread (``torch.set_num_threads(1)`` in ``init``): a
+   child forked from a process whose OpenMP pool has run a parallel region (the tensor packing
+   at ``launch()`` does) hangs at its first parallel region of its own (GNU libgomp is not
+   fork-safe). On a Space the worker's tensors are on the GPU and the question does not arise.
+4. The device API is the harness's: it grants at once (a Space may queue a visitor over SSE),
    never refuses for quota, and decides ``idle`` by its own rule (below). It reclaims a GPU the
    way the package's code implies a Space does (a worker's pid is registered with ``/allow``
    and a worker that the wrapper stops using must not keep a GPU): on a fresh grant it SIGKILLs
@@ -316,8 +320,12 @@ class DeviceAPI:
 
 
 def _cpu_init(nvidia_uuid: str) -> None:
-    """The worker's ``spaces.zero.torch.init`` without the CUDA call it makes on a Space."""
+    """The worker's ``spaces.zero.torch.init`` without the CUDA call it makes on a Space, and
+    with one CPU thread for torch (see the module docstring, point 3)."""
+    import torch
+
     os.environ["CUDA_VISIBLE_DEVICES"] = nvidia_uuid
+    torch.set_num_threads(1)
 
 
 def _read_pack(pack: Any, callback: Any) -> None:

@@ -21,8 +21,9 @@ from explorer.atlas.types import FAMILY_TITLES, Atlas, Space
 from explorer.core.errors import ExplorerError
 from explorer.core.progress import Progress, no_progress
 from explorer.datasets import ImageSet, teaching
-from explorer.models import embedders, registry
+from explorer.models import registry
 from explorer.spaces import embed as embeddings
+from explorer.spaces import gpu_calls
 from explorer.spaces.cache import EmbeddingCache
 
 __all__ = [
@@ -313,8 +314,7 @@ def text_query(atlas: Atlas, text: str, k: int = 8) -> tuple[list[tuple[int, flo
             f"That sentence is {len(text):,} characters long; text search takes up to "
             f"{MAX_QUERY_CHARS} (CLIP reads about 77 words anyway). Shorten it."
         )
-    embedder = embedders.load_embedder(space.model)
-    q = embedder.embed_texts([text])[0]
+    q = gpu_calls.text_rows(space.model, [text])[0]
     x = atlas.embeddings[space.key]
     xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     scores = xn @ (q / max(float(np.linalg.norm(q)), 1e-12))

@@ -1,8 +1,14 @@
-"""A bounded, thread-safe LRU: size by count or bytes, one build per key at a time."""
+"""A bounded, thread-safe LRU: size by count or bytes, one build per key at a time.
+
+Fork-safe: in a child made by ``os.fork`` (a ZeroGPU worker, say) every LRU gets new locks, so a
+lock that another thread of the parent held at the fork does not block the child forever.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
@@ -35,6 +41,13 @@ class LRU(Generic[V]):
         self._lock = threading.RLock()
         self._serial = threading.Lock() if serial else None
         self._key_locks: dict[Hashable, threading.Lock] = {}
+        _ALL.add(self)
+
+    def _new_locks(self) -> None:
+        """Fresh locks (in a forked child: the parent's threads, and their locks, are gone)."""
+        self._lock = threading.RLock()
+        self._serial = threading.Lock() if self._serial is not None else None
+        self._key_locks = {}
 
     @property
     def max_items(self) -> int:
@@ -115,3 +128,15 @@ class LRU(Generic[V]):
             with self._lock:
                 self._key_locks.pop(key, None)
         return value
+
+
+_ALL: weakref.WeakSet[LRU] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lru in list(_ALL):
+        lru._new_locks()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

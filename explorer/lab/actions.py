@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,8 @@ from explorer.core.lru import LRU
 from explorer.core.progress import Progress, no_progress
 from explorer.images import io as imaging
 from explorer.images import pictures
-from explorer.models.vae import VAE, Posterior, load_vae
+from explorer.models.vae import VAE, Posterior
+from explorer.spaces.gpu_calls import RemoteVAE, open_vae
 
 __all__ = [
     "CROP_MODES",
@@ -57,11 +57,13 @@ CROP_MODES = ("square", "fit")
 
 @dataclass
 class Encoded:
-    """One prepared image and its scaled posterior ((1,C,h,w) mean, std or None) under one model."""
+    """One prepared image and its scaled posterior ((1,C,h,w) mean, std or None) under one model
+    (``vae``: loaded here, or a :class:`~explorer.spaces.gpu_calls.RemoteVAE` whose passes run
+    in ZeroGPU workers; the lab calls the same methods of both)."""
 
     image: Image.Image
     posterior: Posterior
-    vae: VAE
+    vae: VAE | RemoteVAE
     encode_s: float
 
     @property
@@ -100,16 +102,14 @@ def encode(
     """Load + prepare ``image``, encode it with ``model`` -> :class:`Encoded` (its (1,C,h,w)
     scaled posterior; cached by content, model and size)."""
     prepared = prepare_input(image, resolution, mode)
-    vae = load_vae(model, folder or None)
+    vae = open_vae(model, folder or None)
     digest = hashlib.sha1(prepared.tobytes()).hexdigest()
     key = (digest, prepared.size, vae.spec.name, str(vae.spec.encoder_path))
     hit = _ENCODED.get(key)  # holds no model: the model cache alone decides what stays loaded
     if hit is not None:
         return Encoded(hit[0], hit[1], vae, hit[2])
-    x = imaging.to_tensor(prepared)
-    start = time.perf_counter()
-    posterior = vae.encode(x)
-    enc = Encoded(prepared, posterior, vae, time.perf_counter() - start)
+    posterior, encode_s = vae.timed_encode(imaging.to_tensor(prepared))
+    enc = Encoded(prepared, posterior, vae, encode_s)
     _ENCODED.put(key, (prepared, posterior, enc.encode_s))
     return enc
 
@@ -213,10 +213,9 @@ class RoundTrip:
     error_vmax: float = 1.0
 
 
-def _decode_timed(vae: VAE, z: torch.Tensor) -> tuple[Image.Image, float]:
-    start = time.perf_counter()
-    x = vae.decode(z)
-    return imaging.to_pil(x)[0], time.perf_counter() - start
+def _decode_timed(vae: VAE | RemoteVAE, z: torch.Tensor) -> tuple[Image.Image, float]:
+    x, seconds = vae.timed_decode(z)
+    return imaging.to_pil(x)[0], seconds
 
 
 def roundtrip(
@@ -279,11 +278,8 @@ def generations(
         raise ExplorerError("Choose between 1 and 50 generations.")
     enc = encode(image, model, resolution, mode, folder)
     ref = imaging.to_numpy_hwc(enc.image)
-    x = imaging.to_tensor(enc.image)
     out = Generations([], [], [])
-    for k in range(int(n)):
-        progress(k / n, f"generation {k + 1}/{n}")
-        x = enc.vae.decode(enc.vae.encode(x).mean)
+    for x in enc.vae.roundtrips(imaging.to_tensor(enc.image), int(n), progress):
         img = imaging.to_pil(x)[0]
         arr = imaging.to_numpy_hwc(img)
         out.images.append(img)
@@ -360,10 +356,9 @@ def interpolate(
     progress(0.15, "encoding B")
     b = encode(image_b, model, resolution, "square", folder)
     zs = latents.interpolate(a.posterior.mean, b.posterior.mean, int(steps), method)
-    frames = []
-    for i in range(zs.shape[0]):
-        progress(0.2 + 0.75 * i / zs.shape[0], f"decoding frame {i + 1}/{zs.shape[0]}")
-        frames.append(imaging.to_pil(a.vae.decode(zs[i : i + 1]))[0])
+    frames_z = [zs[i : i + 1] for i in range(zs.shape[0])]
+    decoded = a.vae.decode_each(frames_z, lambda f, d: progress(0.2 + 0.75 * f, f"{d} frames"))
+    frames = [imaging.to_pil(x)[0] for x in decoded]
     xa, xb = imaging.to_tensor(a.image), imaging.to_tensor(b.image)
     fades = imaging.to_pil(latents.crossfade(xa, xb, int(steps)))
     pa = metrics.psnr(imaging.to_numpy_hwc(a.image), imaging.to_numpy_hwc(frames[0]))
@@ -436,8 +431,7 @@ def edit(
         z2 = latents.edit_channel(z, int(channel), op, amount, int(seed))
     except ValueError as exc:
         raise ExplorerError(f"{exc}. Pick a channel between 0 and {z.shape[1] - 1}.") from exc
-    base, _ = _decode_timed(enc.vae, z)
-    edited, _ = _decode_timed(enc.vae, z2)
+    base, edited = (imaging.to_pil(x)[0] for x in enc.vae.decode_each([z, z2]))
     a, b = imaging.to_numpy_hwc(base), imaging.to_numpy_hwc(edited)
     p = metrics.psnr(a, b)
     changed = None

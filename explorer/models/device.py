@@ -1,9 +1,17 @@
-"""Device and dtype choice, the one cache of loaded models, batching with out-of-memory retry."""
+"""Device and dtype choice, the one cache of loaded models, batching with out-of-memory retry.
+
+Loaded models live in :data:`MODEL_CACHE` (bounded) or, on a ZeroGPU Space, in
+:data:`PRELOADED` (the Space's own models, placed on ``"cuda"`` at import: see
+:mod:`explorer.spaces.gpu_work`); :func:`cached_model` reads both.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import os
+import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,13 +27,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODEL_CACHE",
+    "PRELOADED",
+    "cached_model",
     "default_batch_size",
     "embedder_dtype",
     "free_cuda_memory",
     "is_out_of_memory",
+    "param_device",
     "pick_device",
+    "preloading",
     "run_batched",
     "vae_dtype",
+    "work_device",
 ]
 
 # Loaded models (VAEs and embedders) shared by all sessions: a bounded LRU (EXPLORER_MAX_MODELS)
@@ -34,7 +47,47 @@ __all__ = [
 # attribute 'AutoencoderKL'"), and two big models loading together would double the memory peak.
 # A model already loaded is returned without waiting.
 MODEL_CACHE: LRU[object] = LRU(lambda: settings.get().max_models, serial=True)
+PRELOADED: dict[tuple, object] = {}
+"""Models loaded once at import and never evicted (a ZeroGPU Space's own models, which the
+``spaces`` package copies to each worker's GPU); filled in the main thread before any request."""
 _log = logging.getLogger(__name__)
+
+
+_preloading = threading.local()
+
+
+@contextlib.contextmanager
+def preloading() -> Iterator[None]:
+    """Inside: models that :func:`cached_model` loads in this thread go to :data:`PRELOADED`."""
+    _preloading.on = True
+    try:
+        yield
+    finally:
+        _preloading.on = False
+
+
+def cached_model(key: tuple, build: Callable[[], object]) -> object:
+    """The loaded model under ``key``: :data:`PRELOADED`, else :data:`MODEL_CACHE` (built once);
+    inside :func:`preloading`, built into :data:`PRELOADED`."""
+    found = PRELOADED.get(key)
+    if found is not None:
+        return found
+    if getattr(_preloading, "on", False):
+        PRELOADED[key] = found = build()
+        return found
+    return MODEL_CACHE.get_or_build(key, build)
+
+
+def _new_model_locks() -> None:
+    """In a forked child: each loaded model's forward-pass lock anew (see explorer.core.lru)."""
+    cached = list(MODEL_CACHE.keys())
+    for model in [*PRELOADED.values(), *(MODEL_CACHE.get(k) for k in cached)]:
+        if hasattr(model, "lock"):
+            model.lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_model_locks)
 
 
 # --------------------------------------------------------------------------- device and dtype
@@ -47,6 +100,22 @@ def pick_device() -> torch.device:
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
+    return torch.device("cpu")
+
+
+def work_device() -> torch.device:
+    """Where the GPU work runs: ``cuda`` on a ZeroGPU Space (decided from its settings, in the
+    main process too, which has no GPU), else :func:`pick_device`."""
+    from explorer.core import gpu
+
+    return torch.device("cuda") if gpu.zero_gpu() else pick_device()
+
+
+def param_device(module: torch.nn.Module) -> torch.device:
+    """The device of ``module``'s weights (where its inputs must go), the CPU for a module
+    without any."""
+    for p in module.parameters():
+        return p.device
     return torch.device("cpu")
 
 

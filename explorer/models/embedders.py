@@ -36,9 +36,10 @@ from explorer.images import preprocess
 from explorer.images.io import to_rgb
 from explorer.models import hub
 from explorer.models.device import (
-    MODEL_CACHE,
+    cached_model,
     default_batch_size,
     embedder_dtype,
+    param_device,
     pick_device,
     run_batched,
 )
@@ -217,19 +218,20 @@ class Embedder:
 
     @property
     def _on_gpu(self) -> bool:
-        return self.recipe is not None and self.device.type == "cuda"
+        return self.recipe is not None and param_device(self.model).type == "cuda"
 
     def pixel_values(self, images: list) -> torch.Tensor:
         """RGB PIL images -> ``(N, 3, h, w)`` model inputs in the model's dtype on its device:
         the processor's ``pixel_values`` (the same numbers through :attr:`recipe` where there
         is one)."""
+        where = param_device(self.model)
         if self.recipe is None:
             inputs = self.processor(images=images, return_tensors="pt")
-            return inputs["pixel_values"].to(self.device, self.dtype)
-        if self._on_gpu:
+            return inputs["pixel_values"].to(where, self.dtype)
+        if where.type == "cuda":
             packed = preprocess.pack(images, self.recipe)
-            return preprocess.pixel_values_on(packed, self.recipe, self.device, self.dtype)
-        return preprocess.pixel_values(images, self.recipe).to(self.device, self.dtype)
+            return preprocess.pixel_values_on(packed, self.recipe, where, self.dtype)
+        return preprocess.pixel_values(images, self.recipe).to(where, self.dtype)
 
     @staticmethod
     def _rgb(images: list) -> list:
@@ -281,7 +283,9 @@ class Embedder:
         @torch.no_grad()
         def batch(a: int, b: int) -> np.ndarray:
             packed = ahead.take(a, b)
-            pixels = preprocess.pixel_values_on(packed, recipe, self.device, self.dtype)
+            pixels = preprocess.pixel_values_on(
+                packed, recipe, param_device(self.model), self.dtype
+            )
             ahead.start(b, min(n, 2 * b - a))  # the next batch is packed while the GPU works
             return self._forward(pixels, pooling)
 
@@ -303,10 +307,11 @@ class Embedder:
         tokens = self.tokenizer(
             texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt"
         )
+        where = param_device(self.model)
         with self.lock:
             feats = self.model.get_text_features(
-                input_ids=tokens["input_ids"].to(self.device),
-                attention_mask=tokens["attention_mask"].to(self.device),
+                input_ids=tokens["input_ids"].to(where),
+                attention_mask=tokens["attention_mask"].to(where),
             ).pooler_output
             return _l2_normalise(feats)
 
@@ -412,4 +417,4 @@ def load_embedder(ref: str, device: torch.device | str | None = None) -> Embedde
         _log.info("loaded %s in %.2f s", spec.name, time.perf_counter() - start)
         return embedder
 
-    return MODEL_CACHE.get_or_build(key, build)
+    return cached_model(key, build)

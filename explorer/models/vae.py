@@ -18,15 +18,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from explorer.core.errors import ModelUnavailableError
+from explorer.core.progress import Progress, no_progress
 from explorer.models import checkpoints, hub
-from explorer.models.device import MODEL_CACHE, pick_device, vae_dtype
+from explorer.models.device import cached_model, param_device, pick_device, vae_dtype
 from explorer.models.registry import VAESpec, resolve
 from explorer.models.taesd import TinyAutoencoder
 from explorer.models.tiling import (
@@ -36,7 +37,7 @@ from explorer.models.tiling import (
     tiny_tiled_encode,
 )
 
-__all__ = ["VAE", "Posterior", "load_vae"]
+__all__ = ["VAE", "Posterior", "VAEInfo", "describe_vae", "load_vae"]
 
 _log = logging.getLogger(__name__)
 _TINY_WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -58,11 +59,54 @@ class Posterior:
         return self.mean + self.std * eps.to(self.mean.device, self.mean.dtype)
 
 
+@dataclass(frozen=True)
+class VAEInfo:
+    """What is known of a loaded VAE without running it (it pickles: a ZeroGPU worker sends it
+    back with its results): its name, convention, device and dtype, and a VQ model's (K,C)
+    float32 codebook in scaled units (None otherwise)."""
+
+    name: str
+    device: torch.device
+    dtype: torch.dtype
+    scaling_factor: float
+    shift_factor: float
+    latent_channels: int
+    stochastic: bool
+    downscale: int
+    codebook: torch.Tensor | None
+
+    @property
+    def quantized(self) -> bool:
+        """Whether decoding snaps the latent to a codebook (a VQ model)."""
+        return self.codebook is not None
+
+    def describe(self) -> str:
+        return describe_vae(self)
+
+
+def describe_vae(v: VAE | VAEInfo) -> str:
+    """One line: the model, its kind, latent shape, scale and shift, dtype and device."""
+    kind = (
+        "KL VAE (posterior mean and std)"
+        if v.stochastic
+        else "deterministic autoencoder (no posterior std)"
+    )
+    if v.codebook is not None:
+        kind = f"VQ autoencoder (codebook of {v.codebook.shape[0]:,} codes)"
+    return (
+        f"{v.name}: {kind}, {v.latent_channels} latent channels, "
+        f"/{v.downscale} spatial, scale {v.scaling_factor:g}, shift {v.shift_factor:g}, "
+        f"{str(v.dtype).replace('torch.', '')} on {v.device.type}"
+    )
+
+
 class VAE:
     """A loaded autoencoder with one convention: images in [0, 1], scaled latents.
 
     ``module`` is a diffusers AutoencoderKL (``stochastic``), a diffusers VQModel (``codebook``:
-    its (K,C) float32 codebook in scaled units) or a TinyAutoencoder.
+    its (K,C) float32 codebook in scaled units) or a TinyAutoencoder. ``device`` is where it was
+    loaded for; inputs go where its weights are (the same, except in the ZeroGPU test harness,
+    whose workers hold the weights of a model placed on ``"cuda"`` on the CPU).
     """
 
     def __init__(
@@ -104,17 +148,20 @@ class VAE:
         return self.codebook is not None
 
     def describe(self) -> str:
-        kind = (
-            "KL VAE (posterior mean and std)"
-            if self.stochastic
-            else "deterministic autoencoder (no posterior std)"
-        )
-        if self.codebook is not None:
-            kind = f"VQ autoencoder (codebook of {self.codebook.shape[0]:,} codes)"
-        return (
-            f"{self.spec.name}: {kind}, {self.latent_channels} latent channels, "
-            f"/{self.downscale} spatial, scale {self.scaling_factor:g}, shift {self.shift_factor:g}, "
-            f"{str(self.dtype).replace('torch.', '')} on {self.device.type}"
+        return describe_vae(self)
+
+    def info(self) -> VAEInfo:
+        """This model's :class:`VAEInfo`."""
+        return VAEInfo(
+            self.spec.name,
+            self.device,
+            self.dtype,
+            self.scaling_factor,
+            self.shift_factor,
+            self.latent_channels,
+            self.stochastic,
+            self.downscale,
+            self.codebook,
         )
 
     def _encode_raw(self, x: torch.Tensor, tile: int | None) -> tuple:
@@ -164,8 +211,8 @@ class VAE:
         def run(size: int | None):
             with self.lock:
                 out = fn(x, size)
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
+                if x.device.type == "cuda":
+                    torch.cuda.synchronize(x.device)
                 return out
 
         return run_with_tiling(run, latent_hw, tiled, tile, what, self.name, self.downscale)
@@ -180,7 +227,7 @@ class VAE:
         overlapping, blended tiles of ``tile`` latent pixels (default: about half the image,
         at most 64); True always tiles; False never does (out-of-memory propagates).
         """
-        x = x.to(self.device, self.dtype)
+        x = x.to(param_device(self.module), self.dtype)
         hw = (x.shape[-2] // self.downscale, x.shape[-1] // self.downscale)
         mean, std = self._run(self._encode_raw, x, tiled, tile, "encoding", hw)
         mean = (mean.float().cpu() - self.shift_factor) * self.scaling_factor
@@ -196,9 +243,47 @@ class VAE:
         ``tiled`` and ``tile`` (latent pixels) as in :meth:`encode`: by default a decode that
         runs out of memory is retried in overlapping, blended tiles.
         """
-        raw = (z.float() / self.scaling_factor + self.shift_factor).to(self.device, self.dtype)
+        raw = z.float() / self.scaling_factor + self.shift_factor
+        raw = raw.to(param_device(self.module), self.dtype)
         out = self._run(self._decode_raw, raw, tiled, tile, "decoding", tuple(raw.shape[-2:]))
         return out.float().cpu().clamp(0, 1)
+
+    # The lab's passes, as one call each (a ZeroGPU Space runs each in one GPU call).
+
+    def timed_encode(self, x: torch.Tensor) -> tuple[Posterior, float]:
+        """:meth:`encode` and the seconds it took."""
+        start = time.perf_counter()
+        posterior = self.encode(x)
+        return posterior, time.perf_counter() - start
+
+    def timed_decode(self, z: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """:meth:`decode` and the seconds it took."""
+        start = time.perf_counter()
+        x = self.decode(z)
+        return x, time.perf_counter() - start
+
+    def decode_each(
+        self, zs: Sequence[torch.Tensor], progress: Progress = no_progress
+    ) -> list[torch.Tensor]:
+        """Each (1,C,h,w) latent decoded on its own -> (1,3,8h,8w) images in [0, 1];
+        ``progress(i / n, ...)`` before the i-th."""
+        out = []
+        for i, z in enumerate(zs):
+            progress(i / len(zs), f"decoding {i + 1}/{len(zs)}")
+            out.append(self.decode(z))
+        return out
+
+    def roundtrips(
+        self, x: torch.Tensor, n: int, progress: Progress = no_progress
+    ) -> list[torch.Tensor]:
+        """Repeated round trips x_{k+1} = D(mean E(x_k)) of a (1,3,H,W) image -> the ``n``
+        images after each; ``progress(k / n, ...)`` before the k-th."""
+        out = []
+        for k in range(int(n)):
+            progress(k / n, f"generation {k + 1}/{n}")
+            x = self.decode(self.encode(x).mean)
+            out.append(x)
+        return out
 
 
 # --------------------------------------------------------------------------- loading
@@ -333,4 +418,4 @@ def load_vae(
         _log.info("loaded %s in %.2f s", spec.name, time.perf_counter() - start)
         return vae
 
-    return MODEL_CACHE.get_or_build(key, build)
+    return cached_model(key, build)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from explorer.core import gpu
 from explorer.core.errors import ExplorerError
 from explorer.core.progress import Progress
 from explorer.images import io as imaging
@@ -268,7 +269,8 @@ def embed(
     ``resolution``: VAE input size.
     ``folder``: where local TAESD-family checkpoints live (VAE spaces). ``runner``: computes
     the missing rows elsewhere (a Ray cluster) instead of loading the model here; the cache
-    is read and written here all the same.
+    is read and written here all the same. In a ZeroGPU Space's main process the runner is
+    :func:`explorer.spaces.gpu_calls.embed_runner` (GPU calls for the missing rows only).
     """
     family, ref = parse_space(space, folder)
     images = list(images)
@@ -276,6 +278,13 @@ def embed(
         hashes = [image_hash(im) for im in images]
     elif len(hashes) != len(images):
         raise ValueError(f"{len(hashes)} hashes for {len(images)} images")
+    offload = runner is None and gpu.offloaded()
+    if offload:  # a ZeroGPU Space's main process: the models run in its GPU workers
+        from explorer.spaces import gpu_calls
+
+        gpu_calls.fetch(family, ref, folder)  # a download here is not GPU time
+        runner = gpu_calls.embed_runner
+        device = device or devices.work_device()
     device = torch.device(device) if device is not None else None
     options = Options(folder, pooling, resolution, batch_size, device)
     plan = PLANS[family](family, ref, options)
@@ -302,7 +311,7 @@ def embed(
         found, missing = {}, list(range(len(images)))
         new = compute(images, progress)
     if new is not None and cache is not None:
-        if key[2] == "unknown":
+        if key[2] == "unknown" and not offload:  # (loading it here is what a worker is for)
             key = plan.key_after_load()
         if key[2] != "unknown":
             cache.put_many(key, [hashes[i] for i in missing], new)

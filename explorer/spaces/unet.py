@@ -38,9 +38,10 @@ from explorer.core.progress import Progress
 from explorer.images import io as imaging
 from explorer.models import hub, registry
 from explorer.models.device import (
-    MODEL_CACHE,
+    cached_model,
     default_batch_size,
     embedder_dtype,
+    param_device,
     pick_device,
     run_batched,
 )
@@ -282,7 +283,7 @@ class UNetSpace:
             with self.lock:
                 f = bottleneck_features(
                     self.unet,
-                    x.to(self.device, self.dtype),
+                    x.to(param_device(self.unet), self.dtype),
                     timestep,
                     self.text_states,
                     pooling,
@@ -379,7 +380,7 @@ def load_unet(ref: str, device: torch.device | str | None = None) -> UNetSpace:
         _log.info("loaded %s in %.2f s", spec.name, time.perf_counter() - start)
         return space
 
-    return MODEL_CACHE.get_or_build(("unet", spec.name, device.type), build)
+    return cached_model(("unet", spec.name, device.type), build)
 
 
 def unet_cache_key(

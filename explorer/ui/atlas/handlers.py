@@ -9,7 +9,6 @@ from explorer import atlas, datasets
 from explorer.analysis import projection
 from explorer.core import files, public
 from explorer.core.errors import ExplorerError
-from explorer.core.gpu import ATLAS, QUERY, gpu
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.spaces import cache, unet
@@ -148,7 +147,6 @@ def _open(image_set, req: OpenRequest, progress):
     return _atlas_outputs(a, req.method, " ".join(n for n in notes if n))
 
 
-@gpu(ATLAS)
 @user_errors("Opening the teaching set")
 @opener()
 def on_atlas_bundled(req: OpenRequest, progress=gr.Progress()):
@@ -157,7 +155,6 @@ def on_atlas_bundled(req: OpenRequest, progress=gr.Progress()):
     return _open(datasets.teaching_set(), req, progress)
 
 
-@gpu(ATLAS)
 @user_errors("Opening the uploaded images")
 @opener("files")
 def on_atlas_upload(files, req: OpenRequest, progress=gr.Progress()):
@@ -172,7 +169,6 @@ def on_atlas_upload(files, req: OpenRequest, progress=gr.Progress()):
     return _open(image_set, req, progress)
 
 
-@gpu(ATLAS)
 @user_errors("Loading the Hugging Face dataset")
 @opener("dataset_id", "per_class")
 def on_atlas_hub(dataset_id, per_class, req: OpenRequest, progress=gr.Progress()):
@@ -207,7 +203,6 @@ PRESETS = {
 question that started the project ("vae.encode for similarity search on mini-ImageNet")."""
 
 
-@gpu(ATLAS)
 @user_errors("Loading the preset")
 @opener("preset")
 def on_atlas_preset(preset, req: OpenRequest, progress=gr.Progress()):
@@ -299,7 +294,6 @@ def on_atlas_own_group(atlas_id, shown, index, own_group):
     return on_atlas_select(atlas_id, shown, index, own_group)
 
 
-@gpu(QUERY)
 @user_errors("Searching with an image")
 def on_atlas_query_image(atlas_id, image, folder, own_group=False):
     folder = public.check_folder(folder, str(registry.models_dir() or ""))
@@ -315,7 +309,6 @@ def on_atlas_query_image(atlas_id, image, folder, own_group=False):
     )
 
 
-@gpu(QUERY)
 @user_errors("Text search")
 def on_atlas_text(atlas_id, shown, text):
     a = atlas.STORE.get(atlas_id)

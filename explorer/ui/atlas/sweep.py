@@ -16,7 +16,6 @@ from explorer.analysis import projection
 from explorer.atlas import sweep
 from explorer.core import files, public
 from explorer.core.errors import ExplorerError
-from explorer.core.gpu import ATLAS, gpu
 from explorer.datasets import ImageSet
 from explorer.models import registry
 from explorer.spaces import baselines, cache, unet_blocks
@@ -29,9 +28,6 @@ from explorer.ui.atlas.sweep_views import (
 )
 from explorer.ui.components import check_space_refs, listen, progress_adapter, user_errors
 
-SWEEP_GPU_S = 240
-"""GPU seconds a sweep asks for on ZeroGPU: 112 images × 7 timesteps × 4 draws × 3 prompts of
-SD 1.5 are ~7.6 PFLOP, about 40 s at 200 TFLOP/s; the rest is margin and the model load."""
 MAX_PUBLIC_PASSES = 12_000
 """Public mode: the most UNet passes one sweep may ask for (the teaching set's full sweep is
 9,408)."""
@@ -117,9 +113,10 @@ def _references(a: atlas.Atlas) -> dict:
     return out
 
 
-@gpu(SWEEP_GPU_S)
 def _compute(image_set: ImageSet, plan: sweep.SweepPlan, refs: dict, progress) -> sweep.SweepResult:
-    """The sweep's model work (arrays and tables back; the main process stores them)."""
+    """The sweep, in this process: the UNet rows that are not cached come from GPU calls on
+    ZeroGPU (:func:`explorer.spaces.embed.embed` offloads them); the cache and the scores stay
+    here."""
     return sweep.run(
         image_set, plan, cache=cache.shared(), references=refs, progress=progress_adapter(progress)
     )
@@ -202,7 +199,6 @@ def on_atlas_sweep_view(atlas_id, labels, metric):
     return _view(result, labels, metric or "probe")
 
 
-@gpu(ATLAS)
 @user_errors("Opening the UNet panel at that cell")
 def on_atlas_sweep_open(atlas_id, cell, method, folder, progress=gr.Progress()):
     result = sweep.STORE.get(atlas_id) if atlas_id else None

@@ -10,7 +10,6 @@ import pandas as pd
 
 from explorer.core import public
 from explorer.core.errors import BadImageError, ExplorerError
-from explorer.core.gpu import LAB, gpu
 from explorer.lab import actions as lab
 from explorer.models import registry
 from explorer.ui import availability
@@ -30,7 +29,6 @@ def checked(folder, resolution, *model_refs) -> str | None:
     return folder
 
 
-@gpu(LAB)
 @user_errors("Encoding")
 def on_encode(image, model, resolution, mode, folder, scale):
     folder = checked(folder, resolution, model)
@@ -67,7 +65,6 @@ def arrival_cleared(error: gr.Error) -> tuple:
     return (None,) * 7 + (None if no_image else gr.skip(),)
 
 
-@gpu(LAB)
 @user_errors("Round trip")
 def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     folder = checked(folder, resolution, model)
@@ -81,7 +78,6 @@ def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     )
 
 
-@gpu(LAB)
 @user_errors("Repeated round trips")
 def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progress()):
     folder = checked(folder, resolution, model)
@@ -91,7 +87,6 @@ def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progre
     return views.generations_figure(g), g.images[-1], views.generations_table(g)
 
 
-@gpu(LAB)
 @user_errors("Comparison")
 def on_compare(image, model_a, model_b, resolution, mode, folder):
     folder = checked(folder, resolution, model_a, model_b)
@@ -108,7 +103,6 @@ def on_compare(image, model_a, model_b, resolution, mode, folder):
     )
 
 
-@gpu(LAB)
 @user_errors("Interpolation")
 def on_interpolate(
     image_a, image_b, model, steps, method, resolution, folder, progress=gr.Progress()
@@ -129,7 +123,6 @@ def on_interpolate(
     return it.strip, str(gif), str(gif), it.crossfade_strip, str(fade_gif), note
 
 
-@gpu(LAB)
 @user_errors("Latent edit")
 def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
     folder = checked(folder, resolution, model)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.core.gpu import ATLAS, LAB, gpu
 from explorer.models import registry
 from explorer.ui.components import progress_adapter, user_errors
 from explorer.ui.lesson import steps as lesson_steps
@@ -50,8 +49,8 @@ def _handler(n: int):
             out.append(r.table)
         return (*out, r.notice)
 
-    run.__name__ = run.__qualname__ = f"lesson_{n}"  # named before wrapping: ZeroGPU sees it
-    return gpu(ATLAS if n == 7 else LAB)(user_errors(f"Lesson step {n}")(run))
+    run.__name__ = run.__qualname__ = f"lesson_{n}"
+    return user_errors(f"Lesson step {n}")(run)
 
 
 def about_from_step(table, state):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.core.errors import ExplorerError
-from explorer.core.gpu import ATLAS, gpu
 from explorer.images import io as imaging
 from explorer.perturb import ladder as perturb
 from explorer.perturb import measure as perturb_lab
@@ -30,7 +29,6 @@ def _load(image) -> object:
     return imaging.load_image(image)
 
 
-@gpu(ATLAS)
 @user_errors("Measuring the perturbations")
 def on_perturb(
     image, checked, vae_model, clip_model, dino_model, folder, which, progress=gr.Progress()
