@@ -75,6 +75,17 @@ def mix_for(args) -> tuple[str, ...]:
     return MIX + (("atlas_export",) if getattr(args, "exports", False) else ())
 
 
+SCHOOL = "192.0.2.10"  # --classroom: every ordinary session behind this one address
+
+
+def address_header(args, sid: int) -> dict[str, str] | None:
+    """With --attacker or --classroom each client plays its own proxy (the app reads the address
+    one hop in, as on a Space): session ``sid`` is 198.51.100.<sid+1>, or the school's."""
+    if not (getattr(args, "attacker", False) or getattr(args, "classroom", False)):
+        return None
+    return {"X-Forwarded-For": SCHOOL if args.classroom else f"198.51.100.{sid + 1}"}
+
+
 def app_disk_bytes() -> int:
     """Bytes under the app's own temporary folder and Gradio's cache (an in-process app)."""
     from gradio.utils import get_upload_folder
@@ -254,6 +265,7 @@ class Session:
             verbose=False,
             download_files=str(self.folder / "downloads"),
             analytics_enabled=False,
+            headers=address_header(self.args, self.sid),
         )
 
     def plan(self) -> list[str]:
@@ -659,6 +671,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="sessions also call /atlas_export (each must get its own set's points back)",
     )
+    ap.add_argument(
+        "--attacker",
+        action="store_true",
+        help="with --public: run the load twice, without and then with one client flooding "
+        "/atlas_upload joins under fresh session ids and no listener (bench/attacker.py)",
+    )
+    ap.add_argument(
+        "--classroom",
+        action="store_true",
+        help="every ordinary session behind one school address (the per-address limits)",
+    )
     ap.add_argument("--pid", type=int, help="with --url: the server's process id for memory")
     ap.add_argument(
         "--max-seconds", type=float, default=600, help="no new request after this (default 600)"
@@ -670,6 +693,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # test models only: never reach the Hub
     if args.public:
         os.environ["EXPLORER_PUBLIC"] = "1"
+    if args.attacker or args.classroom:
+        if args.url or not args.public:
+            ap.error("--attacker and --classroom launch the app here in public mode: add --public")
+        os.environ["EXPLORER_PROXY_HOPS"] = "1"  # as on a Space: the address one proxy in
+        os.environ["FORWARDED_ALLOW_IPS"] = ""  # and uvicorn trusts no forwarded header
 
     with tempfile.TemporaryDirectory(prefix="explorer-load-") as tmp:
         folder = Path(tmp)
@@ -693,31 +721,58 @@ def main(argv: list[str] | None = None) -> int:
         mem = {"what": what, "before": sampler.rss(), "disk_before": None}
         if demo is not None:
             mem["disk_before"] = app_disk_bytes()
-        rec = Recorder()
-        colours = session_colours(args.sessions)
-        sessions = [Session(i, args, rec, folder, colours) for i in range(args.sessions)]
-        log(f"connecting {args.sessions} clients to {args.url} ...")
-        sampler.start()
-        t0 = run_sessions(
-            sessions,
-            args.max_seconds,
-            progress=lambda t, rec=rec: log(
-                f"  {t:6.0f} s: {len(rec.done)} done, {sum(rec.errors.values())} errors, "
-                f"peak RSS {sampler.peak / 2**20:.0f} MiB"
-            ),
-        )
-        wall = (max(rec.done) if rec.done else time.perf_counter()) - t0
-        mem["peak"] = sampler.stop()
-        mem["after"] = sampler.rss()
-        if demo is not None:
-            mem["disk_after"] = app_disk_bytes()
-        print(report(args, rec, wall, mem, queue))
-        for s in sessions:
-            if s.client is not None:
-                s.client.close()
+        phases = [None, "attacker"] if args.attacker else [None]
+        errors = 0
+        for phase in phases:
+            attacker = None
+            if phase == "attacker":
+                from bench.attacker import Attacker, attacker_report, costly_zip, until_drained
+
+                sampler = MemorySampler(pid)
+                mem = {"what": what, "before": sampler.rss(), "disk_before": app_disk_bytes()}
+                attacker = Attacker(args.url, costly_zip(folder / "attack.zip"), SPACES)
+                attacker.start()
+                log("the attacker is flooding /atlas_upload joins ...")
+            rec, sessions, wall, mem = run_phase(args, folder, sampler, mem, demo)
+            errors += sum(rec.errors.values())
+            if phase is None and args.attacker:
+                print("### Without the attacker\n")
+            elif phase == "attacker":
+                counts = attacker.stop()
+                until_drained(demo)
+                print("\n### With the attacker\n")
+            print(report(args, rec, wall, mem, queue))
+            if attacker is not None:
+                print(attacker_report(counts, demo))
+            for s in sessions:
+                if s.client is not None:
+                    s.client.close()
         if demo is not None:
             demo.close()
-    return 1 if rec.errors else 0
+    return 1 if errors else 0
+
+
+def run_phase(args, folder: Path, sampler, mem: dict, demo):
+    """One load run of ``args.sessions`` fresh sessions -> (recorder, sessions, wall, mem)."""
+    rec = Recorder()
+    colours = session_colours(args.sessions)
+    sessions = [Session(i, args, rec, folder, colours) for i in range(args.sessions)]
+    log(f"connecting {args.sessions} clients to {args.url} ...")
+    sampler.start()
+    t0 = run_sessions(
+        sessions,
+        args.max_seconds,
+        progress=lambda t, rec=rec: log(
+            f"  {t:6.0f} s: {len(rec.done)} done, {sum(rec.errors.values())} errors, "
+            f"peak RSS {sampler.peak / 2**20:.0f} MiB"
+        ),
+    )
+    wall = (max(rec.done) if rec.done else time.perf_counter()) - t0
+    mem["peak"] = sampler.stop()
+    mem["after"] = sampler.rss()
+    if demo is not None:
+        mem["disk_after"] = app_disk_bytes()
+    return rec, sessions, wall, mem
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@ behind stand-in proxies (also on 127.0.0.1) that append the client's address to 
 as a Hugging Face Space's proxy does. One "flooding" visitor (203.0.113.66) joins the queue under a
 fresh session id each time; another (198.51.100.7) must still be served.
 
-The Gradio glue lives here, not in the app (it is what ``explorer/ui`` would wire in, see
-/work/briefs/fairshare_design.md): :class:`FairBlocks` sets the visitor for a handler's pricing,
-:class:`FairQueue` starts the next request round robin by address, and the ASGI middlewares
-(``BodyLimit`` outside ``VisitorGate``) go in through ``launch(app_kwargs={"middleware": ...})``.
+The glue is the app's own (``explorer.ui.fairness``, wired in by ``ExplorerBlocks``): the visitor
+set around each handler for its pricing, the queue that starts the next request round robin by
+address, and the ASGI middleware (``BodyLimit`` outside ``VisitorGate``) every launch gets. It
+overrides Gradio's private ``Queue.get_events``: this test is the guard when Gradio is upgraded.
 
 Uvicorn trusts X-Forwarded-For from loopback by default (``FORWARDED_ALLOW_IPS``); here it is
 set to trust no one, as on a Space, whose proxy connects from a non-loopback address, so the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,13 +26,10 @@ from collections.abc import Callable
 import gradio as gr
 import httpx
 import pytest
-from gradio import queueing
-from starlette.middleware import Middleware
 
-from explorer.core.bodylimit import BodyLimit
-from explorer.core.fairshare import FairShare, Limits, Refused
-from explorer.core.gate import VisitorGate
-from explorer.core.visitors import use_visitor, visitor
+from explorer.core import public
+from explorer.ui.components import ExplorerBlocks
+from explorer.ui.fairness import FairQueue
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.app
@@ -104,58 +101,24 @@ class StandInProxy:
             w.close()
 
 
-# --------------------------------------------------------------------------- the Gradio glue
+# --------------------------------------------------------------------------- the app's glue
 
-
-class FairBlocks(gr.Blocks):
-    """Each handler runs with its visitor set (the join request's address and session), so the
-    handler's pricing can :meth:`FairShare.charge_current`."""
-
-    async def process_api(self, *args, **kwargs):
-        req = kwargs.get("request")
-        req = req[0] if isinstance(req, list) and req else req
-        who = None
-        if req is not None:
-            client = getattr(req, "client", None)
-            headers = getattr(req, "headers", {}) or {}
-            getlist = getattr(headers, "getlist", None)
-            forwarded = getlist("x-forwarded-for") if getlist else headers.get("x-forwarded-for")
-            who = visitor(
-                getattr(client, "host", None), forwarded, req.session_hash, proxy_hops=HOPS
-            )
-        token = use_visitor(who)
-        try:
-            return await super().process_api(*args, **kwargs)
-        finally:
-            token.var.reset(token)
-
-
-class FairQueue(queueing.Queue):
-    """Gradio's queue, but within each concurrency group the next request is the one
-    :meth:`FairShare.pick` names (round robin by address), not the oldest."""
-
-    fairshare: FairShare
-
-    def get_events(self):
-        ids = list(self.event_queue_per_concurrency_id)
-        random.shuffle(ids)
-        for cid in ids:
-            q = self.event_queue_per_concurrency_id[cid]
-            free = q.concurrency_limit is None or q.current_concurrency < q.concurrency_limit
-            if q.queue and free:
-                if q.queue[0].fn.batch:
-                    return super().get_events()
-                event = q.queue.pop(self.fairshare.pick([e._id for e in q.queue]))
-                self.fairshare.started(event._id)
-                return [event], False, cid
-        return None
-
+# Public mode with small limits: 3 requests in flight per address, 2 per session, a session
+# budget of 3.4 CPU-seconds a minute (10.2 saved up), a request unheard for 3 s dropped.
+ENV = {
+    "EXPLORER_PUBLIC": "1",
+    "EXPLORER_PROXY_HOPS": str(HOPS),
+    "EXPLORER_VISITOR_REQUESTS": "3",
+    "EXPLORER_SESSION_REQUESTS": "2",
+    "EXPLORER_SESSION_CPU_S": "3.4",
+    "EXPLORER_VISITOR_CPU_S": "40",
+    "EXPLORER_LISTENER_GRACE_S": str(GRACE),
+    "EXPLORER_QUEUE_SIZE": "6",
+    "EXPLORER_MAX_FILE_MB": "1",
+}
 
 STARTED: list[str] = []
 RELEASE = threading.Event()
-FS = FairShare(
-    Limits(per_address=3, per_session=2, session_rate=60, session_burst=10, address_burst=100)
-)
 
 
 def hold(name: str) -> str:
@@ -165,10 +128,8 @@ def hold(name: str) -> str:
 
 
 def priced(n: str) -> str:
-    try:
-        FS.charge_current(float(n))  # the handler's price, before any work
-    except Refused as exc:
-        raise gr.Error(exc.sentence) from exc
+    public.price(float(n))  # the handler's price, before any work
+    STARTED.append(f"priced {n}")
     return f"did {n}"
 
 
@@ -181,56 +142,18 @@ def build(cls: type[gr.Blocks]) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, middleware: list | None = None) -> int:
+def launch(demo: gr.Blocks) -> int:
     port = free_port()
     old = os.environ.get("FORWARDED_ALLOW_IPS")
     os.environ["FORWARDED_ALLOW_IPS"] = ""  # trust no proxy header (a Space's proxy is remote)
     try:
-        demo.launch(
-            server_name="127.0.0.1",
-            server_port=port,
-            prevent_thread_lock=True,
-            quiet=True,
-            app_kwargs={"middleware": middleware or []},
-        )
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     finally:
         if old is None:
             os.environ.pop("FORWARDED_ALLOW_IPS", None)
         else:
             os.environ["FORWARDED_ALLOW_IPS"] = old
     return port
-
-
-def gated_middleware(demo: gr.Blocks) -> tuple[list, dict]:
-    q = demo._queue
-
-    def queued():
-        return [
-            (e._id, e.session_hash, e.enqueue_time)
-            for g in q.event_queue_per_concurrency_id.values()
-            for e in g.queue
-        ]
-
-    made: dict = {}
-
-    class Gate(VisitorGate):  # keeps the instance, so a test can read what it dropped
-        def __init__(self, app, **kw):
-            super().__init__(app, **kw)
-            made["gate"] = self
-
-    return [
-        Middleware(BodyLimit, max_bytes=1 << 20),
-        Middleware(
-            Gate,
-            fairshare=FS,
-            live_events=lambda: q.event_ids_to_events.keys(),
-            queued=queued,
-            drop=lambda event_id: q.clean_events(event_id=event_id),
-            grace=GRACE,
-            sweep_every=0.25,
-            proxy_hops=HOPS,
-        ),
-    ], made
 
 
 # --------------------------------------------------------------------------- a client
@@ -285,7 +208,7 @@ def listener(port: int, session: str, results: dict) -> threading.Thread:
 
 @pytest.fixture(scope="module")
 def baseline():
-    """The app as main configures it: Gradio's queue as is, no per-visitor admission."""
+    """A plain gr.Blocks, as Gradio runs it: its queue as is, no per-visitor admission."""
     demo = build(gr.Blocks)
     port = launch(demo)
     flood, visit = StandInProxy(port, FLOODER), StandInProxy(port, VISITOR)
@@ -298,17 +221,19 @@ def baseline():
 
 @pytest.fixture(scope="module")
 def gated():
-    demo = build(FairBlocks)
-    demo._queue.__class__ = FairQueue
-    demo._queue.fairshare = FS
-    middleware, made = gated_middleware(demo)
-    port = launch(demo, middleware)
-    flood, visit = StandInProxy(port, FLOODER), StandInProxy(port, VISITOR)
-    yield demo, flood.port, visit.port, made
-    RELEASE.set()
-    demo.close()
-    flood.stop()
-    visit.stop()
+    """The same Blocks as the app's ExplorerBlocks, in public mode with small limits."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in ENV.items():
+            mp.setenv(k, v)
+        demo = build(ExplorerBlocks)
+        assert isinstance(demo._queue, FairQueue) and demo.api_open is False
+        port = launch(demo)
+        flood, visit = StandInProxy(port, FLOODER), StandInProxy(port, VISITOR)
+        yield demo, flood.port, visit.port, {"gate": demo.visitor_gate}
+        RELEASE.set()
+        demo.close()
+        flood.stop()
+        visit.stop()
 
 
 @pytest.fixture
@@ -408,3 +333,35 @@ def test_a_request_over_its_budget_is_refused_with_when_to_try_again(gated, fres
     message = results[second]["output"]["error"]
     assert not results[second]["success"]
     assert "8 CPU-seconds" in message and "try again in" in message and message.endswith(" s.")
+    assert STARTED == ["priced 8"]  # the refused one did no work
+
+
+def test_the_direct_run_route_is_closed_and_the_queue_is_the_only_way_in(gated, fresh):
+    _, _, visit, _ = gated
+    r = httpx.post(
+        f"http://127.0.0.1:{visit}/gradio_api/run/hold", json={"data": ["direct"]}, timeout=30
+    )
+    assert r.status_code == 404 and "join the queue" in r.json()["detail"]
+    assert STARTED == []
+
+
+def test_a_join_body_over_the_cap_is_refused_before_it_is_read(gated, fresh):
+    demo = gated[0]
+    port = int(demo.local_url.rstrip("/").rsplit(":", 1)[1])
+    size = 200 * 2**20  # declared, never sent: the answer comes before the body is read
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(
+            f"POST /gradio_api/queue/join HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n".encode()
+        )
+        s.sendall(b'{"data": ["' + b"x" * 1000)
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            got = s.recv(65536)
+            if not got:
+                break
+            data += got
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"413"
+    assert "200.0 MB" in json.loads(body)["detail"]
+    assert not demo._queue.event_ids_to_events

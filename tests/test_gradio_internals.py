@@ -66,3 +66,23 @@ def test_gradio_is_the_pinned_minor_version():
             f"Gradio {gr.__version__} is installed, the app is pinned to {pinned}: the internals "
             "above were checked against the pinned minor version."
         )
+
+
+def test_the_queue_internals_the_fair_queue_uses_are_there():
+    """explorer.ui.fairness.FairQueue overrides Queue.get_events and reads the waiting events;
+    the gate drops unheard ones with clean_events(event_id=...). tests/test_fairshare_server.py
+    runs them; this names what changed if an upgrade moves them."""
+    from gradio import queueing
+
+    assert _params(queueing.Queue.get_events) == ["self"], (
+        "Queue.get_events changed its parameters: ui.fairness.FairQueue overrides it."
+    )
+    assert "event_id" in _params(queueing.Queue.clean_events), (
+        "Queue.clean_events lost event_id: the visitor gate drops waiting events with it."
+    )
+    source = inspect.getsource(queueing.Event.__init__)
+    for name in ("self._id", "self.session_hash", "self.enqueue_time"):
+        assert name in source, f"queueing.Event no longer sets {name} (ui.fairness reads it)."
+    init = inspect.getsource(queueing.Queue.__init__)
+    for name in ("event_queue_per_concurrency_id", "event_ids_to_events"):
+        assert name in init, f"queueing.Queue no longer has {name} (ui.fairness reads it)."

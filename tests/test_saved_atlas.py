@@ -159,4 +159,7 @@ def test_a_reopened_atlas_holds_no_pixels(saved):
     coords = sum(xy.nbytes for per in a.coords.values() for xy in per.values())
     lists = sum(i.nbytes + v.nbytes for i, v in a.neighbour_lists.values())
     assert lists == 3 * N * 10 * 8
-    assert atlas.atlas_nbytes(a) == vectors + coords + lists  # the thumbnails stay on disk
+    # the thumbnails stay on disk: past the arrays only names are held (labels, paths, files),
+    # well under a kilobyte an image, where one decoded thumbnail alone is tens of kilobytes
+    held = atlas.atlas_nbytes(a) - (vectors + coords + lists)
+    assert 0 < held < N * 1024

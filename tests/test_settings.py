@@ -106,3 +106,29 @@ def test_app_stops_at_start_with_one_sentence():
     done = _run(["app.py"], EXPLORER_TMP_MAX_AGE_S="soon", GRADIO_SERVER_PORT="1")
     assert done.returncode == 2
     assert "EXPLORER_TMP_MAX_AGE_S='soon'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_per_visitor_limits_and_where_a_proxy_is_assumed(monkeypatch):
+    s = settings.get()
+    assert (s.proxy_hops, s.visitor_requests, s.session_requests) == (0, 32, 4)
+    assert s.visitor_cpu_s == 60.0 * (os.cpu_count() or 1) and s.known_addresses == ()
+    monkeypatch.setenv("SPACE_ID", "someone/explorer")  # a Space: one proxy in front
+    assert settings.get().proxy_hops == 1
+    monkeypatch.setenv("EXPLORER_PROXY_HOPS", "0")
+    assert settings.get().proxy_hops == 0
+    monkeypatch.setenv("EXPLORER_KNOWN_ADDRESSES", "192.0.2.10=8, 198.51.100.0/24")
+    known = settings.get().known_addresses
+    assert [(k.network, k.factor) for k in known] == [("192.0.2.10", 8.0), ("198.51.100.0/24", 4.0)]
+
+
+def test_a_bad_known_address_or_a_cap_that_fills_the_queue_stops_start_up(monkeypatch):
+    monkeypatch.setenv("EXPLORER_KNOWN_ADDRESSES", "school.example")
+    with pytest.raises(SettingsError, match=r"EXPLORER_KNOWN_ADDRESSES='school\.example'"):
+        settings.get()
+    monkeypatch.delenv("EXPLORER_KNOWN_ADDRESSES")
+    monkeypatch.setenv("EXPLORER_PUBLIC", "1")
+    monkeypatch.setenv("EXPLORER_VISITOR_REQUESTS", "64")
+    with pytest.raises(SettingsError, match="fill the whole queue"):
+        settings.check()
+    monkeypatch.setenv("EXPLORER_VISITOR_REQUESTS", "16")
+    assert settings.check().visitor_requests == 16

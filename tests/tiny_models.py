@@ -39,12 +39,14 @@ VAES: dict[str, VAESpec] = {
             revision=REVISION,
             half=None,  # float32 on CUDA too: the ZeroGPU harness runs "cuda" on the CPU (slow in fp16)
             description="Tiny random TAESD-family autoencoder, 4 channels (tests only).",
+            cpu_seconds_per_megapixel=1.0,  # measured: ~0.8 on a busy 2-core CPU
         ),
         VAESpec(
             "test-kl",
             "kl",
             revision=REVISION,
             description="Tiny random AutoencoderKL, 4 channels (tests only).",
+            cpu_seconds_per_megapixel=1.5,  # measured: ~1.2
         ),
         VAESpec(
             "test-kl16",
@@ -54,6 +56,7 @@ VAES: dict[str, VAESpec] = {
             shift_factor=0.1,
             revision=REVISION,
             description="Tiny random AutoencoderKL, 16 channels (tests only).",
+            cpu_seconds_per_megapixel=1.5,
         ),
         VAESpec(
             "test-vq",
@@ -61,6 +64,7 @@ VAES: dict[str, VAESpec] = {
             latent_channels=3,
             revision=REVISION,
             description="Tiny random VQModel, /4, 3 channels, 24 codes (tests only).",
+            cpu_seconds_per_megapixel=2.0,  # measured: ~1.7
         ),
     ]
 }
@@ -68,9 +72,9 @@ VAES: dict[str, VAESpec] = {
 EMBEDDERS: dict[str, EmbedderSpec] = {
     s.name: s
     for s in [
-        EmbedderSpec("test-clip", "clip", None, "Tiny random CLIP, 16-d (tests only).", revision=REVISION),
-        EmbedderSpec("test-dino", "dino", None, "Tiny random DINOv2, 32-d (tests only).", revision=REVISION),
-        EmbedderSpec("test-vit", "vit", None, "Tiny random ViT, 32-d (tests only).", revision=REVISION),
+        EmbedderSpec("test-clip", "clip", None, "Tiny random CLIP, 16-d (tests only).", revision=REVISION, cpu_seconds_per_image=0.001),
+        EmbedderSpec("test-dino", "dino", None, "Tiny random DINOv2, 32-d (tests only).", revision=REVISION, cpu_seconds_per_image=0.001),
+        EmbedderSpec("test-vit", "vit", None, "Tiny random ViT, 32-d (tests only).", revision=REVISION, cpu_seconds_per_image=0.001),
     ]
 }  # fmt: skip
 

@@ -54,6 +54,7 @@ from explorer.atlas.store import (
     LazyImages,
     atlas_nbytes,
     thumb_dir,
+    thumbnails,
     write_thumbs,
 )
 from explorer.atlas.types import FAMILY_TITLES, Atlas, Reopened, Space
@@ -96,6 +97,7 @@ __all__ = [
     "save",
     "text_query",
     "thumb_dir",
+    "thumbnails",
     "unet_position",
     "verdict",
     "write_thumbs",

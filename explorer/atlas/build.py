@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 from explorer.analysis import metrics, projection
-from explorer.atlas.store import thumb_dir, write_thumbs
+from explorer.atlas.store import thumb_dir, thumbnails
 from explorer.atlas.types import FAMILY_TITLES, Atlas, Space
 from explorer.core.errors import ExplorerError
 from explorer.core.progress import Progress, no_progress
@@ -139,13 +140,14 @@ def build(
         raise ExplorerError(f"No embedding space could be computed. {_failure_detail(failures)}")
     keys = _keys([f for _, f, _ in ok])
     space_list = [Space(k, r, f, m) for k, (r, f, m) in zip(keys, ok, strict=True)]
+    thumbs, held = thumbnails(image_set.images, hashes, thumb_dir())
     atlas = Atlas(
         id=uuid.uuid4().hex,
-        images=image_set,
+        images=replace(image_set, images=held),  # the open atlas keeps thumbnails, as JPEG
         spaces=space_list,
         embeddings={s.key: embs[s.ref] for s in space_list},
         failures=failures,
-        thumbs=write_thumbs(image_set.images, hashes, thumb_dir()),
+        thumbs=thumbs,
         source=image_set.name,
         color_by=default_colouring(image_set),
     )
@@ -183,12 +185,13 @@ def from_arrays(
         source, list(images), [str(x) for x in labels], [f"point[{i}]" for i in range(n)]
     )
     hashes = [embeddings.image_hash(im) for im in image_set.images]
+    thumbs, held = thumbnails(image_set.images, hashes, thumb_dir())
     atlas = Atlas(
         id=uuid.uuid4().hex,
-        images=image_set,
+        images=replace(image_set, images=held),
         spaces=spaces,
         embeddings={k: np.asarray(v, np.float32) for k, v in embeddings_by_key.items()},
-        thumbs=write_thumbs(image_set.images, hashes, thumb_dir()),
+        thumbs=thumbs,
         source=source,
     )
     if coords:

@@ -16,6 +16,8 @@ import io
 import json
 import os
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +33,11 @@ from explorer.atlas.store import THUMB_SIDE, LazyImages, Serving, write_thumbs
 from explorer.atlas.types import Atlas, Reopened, Space
 from explorer.core import files
 from explorer.core.errors import BadImageError, ExplorerError
+from explorer.core.safe_text import csv_bytes, csv_uncell
 from explorer.datasets import ImageSet
 from explorer.images import io as imaging
 from explorer.images import plots
+from explorer.images.encoded import EncodedImages
 from explorer.spaces import embed as embeddings
 
 __all__ = ["figure_html", "load_saved", "points_frame", "save"]
@@ -119,7 +123,9 @@ THUMB_MAX_BYTES = 1 << 20  # a saved thumbnail (at most THUMB_SIDE px) is a few 
 
 
 def _csv(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False).encode("utf-8")
+    """A table as CSV: every text cell quoted and never a spreadsheet formula (``'=...``;
+    :func:`load_saved` reads it back as written)."""
+    return csv_bytes(list(df.columns), df.itertuples(index=False, name=None))
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
@@ -143,14 +149,21 @@ def _lists(atlas: Atlas) -> dict[str, np.ndarray]:
 
 
 def save(
-    atlas: Atlas, out: str | Path, method: str, verdict_html: str = "", note: str = ""
+    atlas: Atlas,
+    out: str | Path,
+    method: str,
+    verdict_html: str = "",
+    note: str = "",
+    *,
+    room: Callable[[int], AbstractContextManager] | None = None,
 ) -> dict[str, Path]:
     """Write points.csv, metrics.csv, overlap.csv, neighbours.npz, atlas.html (with
     ``verdict_html`` and ``note``: see :func:`figure_html`), embeddings.npz, thumbs/, atlas.json
-    and, last, manifest.json (the SHA-256 of each; see :mod:`explorer.atlas.manifest`)."""
+    and, last, manifest.json (the SHA-256 of each; see :mod:`explorer.atlas.manifest`).
+
+    ``room(nbytes)``: a context manager the files are written inside, given their total size
+    first (:func:`explorer.core.files.room`: a capped folder makes room for them, or refuses)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # until everything below is written
     table = metrics_table(atlas, method)
     columns = ["space", "labels", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
     blobs = {
@@ -161,14 +174,12 @@ def save(
         "atlas.html": figure_html(atlas, method, verdict_html, note).encode("utf-8"),
         "embeddings.npz": _npz(atlas.embeddings),
     }
-    tdir = out / "thumbs"
-    tdir.mkdir(exist_ok=True)
-    thumbs, thumb_hashes = [], []
-    for i, t in enumerate(atlas.thumbs):
-        data = Path(t).read_bytes()
-        dst = files.atomic_write(tdir / f"{i:05d}.jpg", data)
-        thumbs.append(f"thumbs/{dst.name}")
-        thumb_hashes.append(manifest.digest(data))
+    held = atlas.images.images
+    thumb_data = [
+        held.encoded(i) if isinstance(held, EncodedImages) else Path(t).read_bytes()
+        for i, t in enumerate(atlas.thumbs)
+    ]
+    thumbs = [f"thumbs/{i:05d}.jpg" for i in range(len(thumb_data))]
     meta = {
         "source": atlas.source,
         "method": method,
@@ -181,10 +192,18 @@ def save(
         "models": table[["space", "model"]].to_dict("records"),
     }
     blobs["atlas.json"] = json.dumps(meta, indent=2).encode("utf-8")
-    for name, data in blobs.items():
-        files.atomic_write(out / name, data)
     hashes = {name: manifest.digest(data) for name, data in blobs.items()}
-    files.atomic_write(out / MANIFEST, manifest.Manifest(hashes, thumb_hashes).to_json())
+    record = manifest.Manifest(hashes, [manifest.digest(d) for d in thumb_data]).to_json()
+    total = sum(map(len, blobs.values())) + sum(map(len, thumb_data)) + len(record)
+    with room(total) if room is not None else contextlib.nullcontext():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MANIFEST).unlink(missing_ok=True)  # until everything below is written
+        (out / "thumbs").mkdir(exist_ok=True)
+        for name, blob in zip(thumbs, thumb_data, strict=True):
+            files.atomic_write(out / name, blob)
+        for name, blob in blobs.items():
+            files.atomic_write(out / name, blob)
+        files.atomic_write(out / MANIFEST, record)
     keys = {
         "points": "points.csv",
         "metrics": "metrics.csv",
@@ -227,7 +246,7 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
     try:
         raw = {name: _read(folder / name) for name in PRIMARY}
         meta = json.loads(raw["atlas.json"] or b"")
-        points = pd.read_csv(io.BytesIO(raw["points.csv"] or b""))
+        points = pd.read_csv(io.BytesIO(raw["points.csv"] or b""), dtype=str, keep_default_na=False)
         emb = np.load(io.BytesIO(raw["embeddings.npz"])) if raw["embeddings.npz"] else None
         spaces = [Space(s["key"], s["ref"], s["family"], s["model"]) for s in meta["spaces"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -237,7 +256,8 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
     try:
         coords = {
             method: {
-                s.key: points[[f"x_{s.key}", f"y_{s.key}"]].to_numpy(np.float32) for s in spaces
+                s.key: points[[f"x_{s.key}", f"y_{s.key}"]].astype(np.float32).to_numpy()
+                for s in spaces
             }
         }
         if emb is not None:
@@ -251,19 +271,19 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
     saved = read_manifest(folder)
     changed = manifest.untrusted(saved, raw)
     thumbs, checked = _serve_thumbs(folder, list(meta.get("thumbs", [])), saved, n)
+
+    def text(column: str) -> list[str]:  # as written, before save() made it safe (csv_cell)
+        return [csv_uncell(v) for v in points[column].astype(str)]
+
     image_set = ImageSet(
         meta.get("source", folder.name),
         LazyImages(thumbs),
-        points["label"].astype(str).tolist(),
-        points["path"].astype(str).tolist(),
+        text("label"),
+        text("path"),
         [],
         f"saved atlas {folder}",
-        labelings={
-            c[len("label_") :]: points[c].astype(str).tolist()
-            for c in points.columns
-            if c.startswith("label_")
-        },
-        groups=points["group"].astype(str).tolist() if "group" in points.columns else None,
+        labelings={c[len("label_") :]: text(c) for c in points.columns if c.startswith("label_")},
+        groups=text("group") if "group" in points.columns else None,
     )
     atlas = Atlas(
         uuid.uuid4().hex,

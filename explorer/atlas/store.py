@@ -11,8 +11,10 @@ copied, never re-encoded: :class:`Serving`) and decoded only when asked for
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,10 +22,11 @@ from typing import TYPE_CHECKING, overload
 
 from PIL import Image
 
-from explorer.core import files, settings
+from explorer.core import files, memory, settings
 from explorer.core.errors import BadImageError, ExplorerError
 from explorer.core.lru import LRU
 from explorer.images import io as imaging
+from explorer.images.encoded import EncodedImages, pillow_nbytes
 
 if TYPE_CHECKING:
     from explorer.atlas.types import Atlas
@@ -37,6 +40,7 @@ __all__ = [
     "atlas_nbytes",
     "thumb_dir",
     "thumb_name",
+    "thumbnails",
     "write_thumbs",
 ]
 
@@ -44,26 +48,44 @@ THUMB_SIDE = 96
 """Thumbnails fit in a square of this many pixels."""
 
 
+def _strings_nbytes(values) -> int:
+    return sys.getsizeof(values) + sum(sys.getsizeof(v) for v in values)
+
+
 def atlas_nbytes(a: Atlas) -> int:
-    """Roughly what an open atlas holds in memory, in bytes: its decoded images and its vectors."""
-    held = a.images.images
-    if isinstance(held, LazyImages):  # decoded on access: nothing held
-        images = 0
+    """What an open atlas holds in memory, in bytes: its images (as held: nothing for images
+    read from files on access, encoded bytes, or a decoded image's own pixels, 4 bytes each for
+    RGB as Pillow stores them), its vectors, maps and neighbour lists, and its labels, paths and
+    thumbnail names."""
+    images = a.images.images
+    if isinstance(images, LazyImages):  # decoded on access: only the paths are held
+        held = _strings_nbytes(images.paths)
+    elif isinstance(images, EncodedImages):
+        held = images.nbytes
     else:
-        images = sum(im.width * im.height * len(im.getbands()) for im in held)
+        held = sum(pillow_nbytes(im) for im in images)
     vectors = sum(e.nbytes for e in a.embeddings.values())
     coords = sum(xy.nbytes for per in a.coords.values() for xy in per.values())
     lists = sum(i.nbytes + v.nbytes for i, v in a.neighbour_lists.values())
-    return images + vectors + coords + lists
+    words = _strings_nbytes(a.images.labels) + _strings_nbytes(a.images.paths)
+    words += sum(_strings_nbytes(v) for v in a.images.labelings.values())
+    words += _strings_nbytes(a.images.groups or []) + _strings_nbytes(a.images.keys or [])
+    words += _strings_nbytes(a.thumbs)
+    return held + vectors + coords + lists + words
+
+
+def _released() -> None:
+    memory.release_freed(collect=True)
 
 
 class AtlasStore:
     """Open atlases by id, least recently used closed first.
 
     Bounded twice: at most ``size`` atlases (EXPLORER_MAX_ATLASES, 64: a classroom's worth of
-    sessions) and about ``max_mb`` of images and vectors (EXPLORER_ATLAS_MEMORY_MB, 2048; a
-    bundled-set atlas is ~13 MB, 1,000 uploaded 512 px photos up to ~800 MB). The newest atlas
-    is always kept, whatever its size.
+    sessions) and ``max_mb`` of what they hold (EXPLORER_ATLAS_MEMORY_MB, 2048; counted by
+    :func:`atlas_nbytes`: an atlas built here holds its thumbnails as JPEG bytes, a few KB an
+    image, beside its vectors). The newest atlas is always kept, whatever its size; after an
+    eviction the freed memory is returned to the system (:func:`memory.release_freed`).
     """
 
     def __init__(self, size: int | None = None, max_mb: float | None = None):
@@ -71,6 +93,7 @@ class AtlasStore:
             size if size is not None else (lambda: settings.get().max_atlases),
             (lambda: settings.get().atlas_memory_mb * 2**20) if max_mb is None else max_mb * 2**20,
             sizeof=atlas_nbytes,
+            on_evict=_released,  # the evicted atlas's memory back to the system (glibc)
         )
 
     @property
@@ -125,20 +148,34 @@ def thumb_name(key: str) -> str:
     return hashlib.sha256(_SALT + str(key).encode()).hexdigest()[:32] + ".jpg"
 
 
-def write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: Path) -> list[str]:
+def thumbnails(
+    images: Sequence[Image.Image], hashes: Sequence[str], folder: Path
+) -> tuple[list[str], EncodedImages]:
     """One JPEG thumbnail (at most :data:`THUMB_SIDE` px) per image, named by its content hash,
-    in ``folder``; an existing one is reused. Returns the paths, in the images' order."""
-    out = []
+    in ``folder`` (an existing one is reused) -> (the paths, the thumbnails as held bytes), in
+    the images' order."""
+    paths, data = [], []
     for im, h in zip(images, hashes, strict=True):
         path = folder / thumb_name(h)
-        if not path.exists():
+        try:
+            encoded = path.read_bytes()
+        except OSError:
             t = im.copy()
             t.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            buf = io.BytesIO()
+            t.convert("RGB").save(buf, "JPEG", quality=80)
+            encoded = buf.getvalue()
             # sessions opening the same images write the same thumbnails at once: each write
             # goes through a temporary file of its own, so none publishes another's half file
-            files.atomic_write(path, lambda fh, t=t: t.save(fh, "JPEG", quality=80))
-        out.append(str(path))
-    return out
+            files.atomic_write(path, encoded)
+        paths.append(str(path))
+        data.append(encoded)
+    return paths, EncodedImages(data)
+
+
+def write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: Path) -> list[str]:
+    """:func:`thumbnails`' paths only."""
+    return thumbnails(images, hashes, folder)[0]
 
 
 class Serving:
@@ -179,6 +216,11 @@ class LazyImages(Sequence):
 
     def __init__(self, paths: Sequence[str]):
         self._paths = list(paths)
+
+    @property
+    def paths(self) -> list[str]:
+        """The files the images are read from."""
+        return self._paths
 
     def __len__(self) -> int:
         return len(self._paths)

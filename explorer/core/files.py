@@ -16,18 +16,21 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from explorer.core import settings
+from explorer.core.errors import ExplorerError
 
 __all__ = [
+    "NoRoomError",
     "atomic_write",
     "cap_folder",
     "every",
     "folder_bytes",
     "prune",
+    "room",
     "tmp_path",
     "tmp_root",
 ]
@@ -180,6 +183,51 @@ def tmp_root() -> Path:
             _root = Path(tempfile.mkdtemp(prefix=PREFIX))
             _stale_roots(settings.get().tmp_max_age_s)
         return _root
+
+
+class NoRoomError(ExplorerError):
+    """A write that would take a capped folder past its cap, even with its oldest files gone."""
+
+
+_rooms: dict[Path, list] = {}  # folder -> [lock, bytes being written there now]
+_rooms_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def room(
+    area: str | Path, nbytes: int, *, keep: Path | None = None, max_bytes: float | None = None
+) -> Iterator[None]:
+    """Make room for ``nbytes`` about to be written under ``area`` (a folder, or a name under
+    :func:`tmp_root`) and hold it while the ``with`` block writes them: the folder's oldest
+    entries (not ``keep``) go until what it holds, plus what is being written there now, plus
+    ``nbytes``, fits in ``max_bytes`` (default ``EXPLORER_TMP_MAX_MB``). The cap is checked at
+    each write, not only once a minute. Raises :class:`NoRoomError` with a sentence where even
+    that is not enough."""
+    base = Path(area) if isinstance(area, Path) else tmp_root() / area
+    s = settings.get()
+    cap = s.tmp_max_mb * 1024 * 1024 if max_bytes is None else float(max_bytes)
+    if nbytes > cap:
+        raise NoRoomError(
+            f"This result is {nbytes / 2**20:,.1f} MB, more than the {cap / 2**20:,.0f} MB this "
+            "app keeps for such files; use a smaller set, or run the explorer on your own machine."
+        )
+    with _rooms_lock:
+        rec = _rooms.setdefault(base.resolve(), [threading.Lock(), 0])
+    with rec[0]:
+        kept = (lambda p: p.resolve() == keep.resolve()) if keep is not None else None
+        if folder_bytes(base) + rec[1] + nbytes > cap:
+            prune(base, s.tmp_max_age_s, cap - rec[1] - nbytes, keep=kept)
+        if folder_bytes(base) + rec[1] + nbytes > cap:
+            raise NoRoomError(
+                "The space this app keeps for such files is full just now (others are being "
+                "written); try again in a minute."
+            )
+        rec[1] += nbytes
+    try:
+        yield
+    finally:
+        with rec[0]:
+            rec[1] -= nbytes
 
 
 def tmp_path(name: str, area: str = "requests") -> Path:

@@ -22,7 +22,8 @@ class LRU(Generic[V]):
     """A thread-safe map bounded by count and, optionally, by bytes; least recently used goes first.
 
     ``sizeof(value)`` gives a value's bytes when ``max_bytes`` is set. The newest entry is always
-    kept, whatever its size. :meth:`get_or_build` builds a missing value once: builds run one at a
+    kept, whatever its size. ``on_evict()`` is called (outside the lock) after a :meth:`put`
+    that evicted something. :meth:`get_or_build` builds a missing value once: builds run one at a
     time (``serial=True``: model loads, whose libraries are not thread-safe on first use and whose
     memory peaks should not add up) or one at a time per key.
     """
@@ -33,7 +34,9 @@ class LRU(Generic[V]):
         max_bytes: float | Callable[[], float] | None = None,
         sizeof: Callable[[V], int] | None = None,
         serial: bool = False,
+        on_evict: Callable[[], object] | None = None,
     ):
+        self._on_evict = on_evict
         self._max_items = max_items
         self._max_bytes = max_bytes
         self._sizeof = sizeof
@@ -87,17 +90,23 @@ class LRU(Generic[V]):
         with self._lock:
             self._d[key] = (value, size)
             self._d.move_to_end(key)
-            self._evict()
+            gone = self._evict()
+        if gone and self._on_evict is not None:
+            del gone
+            self._on_evict()
         return value
 
-    def _evict(self) -> None:
+    def _evict(self) -> list[V]:
         limit_items, limit_bytes = self.max_items, self.max_bytes
         total = sum(n for _, n in self._d.values()) if limit_bytes is not None else 0
+        gone = []
         while len(self._d) > 1 and (
             len(self._d) > limit_items or (limit_bytes is not None and total > limit_bytes)
         ):
-            _, (_, n) = self._d.popitem(last=False)
+            _, (value, n) = self._d.popitem(last=False)
+            gone.append(value)
             total -= n
+        return gone
 
     def pop(self, key: Hashable) -> V | None:
         with self._lock:

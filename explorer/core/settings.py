@@ -75,6 +75,19 @@ def _resolution(raw: str) -> int:
     return value
 
 
+def _whole(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError
+    return value
+
+
+def _known(raw: str) -> tuple:
+    from explorer.core.fairshare import parse_known
+
+    return parse_known(raw)
+
+
 def _flag(raw: str) -> bool:
     low = raw.lower()
     if low in _TRUE:
@@ -103,6 +116,8 @@ _FORMS: dict[Callable[[str], Any], str] = {
     _positive_int: "a whole number of at least 1, e.g. 4",
     _positive_number: "a positive number, e.g. 2048",
     _resolution: "a whole number of pixels of at least 64, e.g. 512",
+    _whole: "a whole number of 0 or more, e.g. 1",
+    _known: "comma-separated addresses or networks, each optionally =FACTOR, e.g. 203.0.113.7=8,198.51.100.0/24",
     _flag: "1 or 0 (also true/false, yes/no, on/off)",
     _path: "a folder path",
     _text: "any text",
@@ -146,6 +161,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EXPLORER_PLUGINS", "plugins", _module_names, (), None, "modules that register models"),
     Variable("EXPLORER_TMP_MAX_AGE_S", "tmp_max_age_s", _positive_number, 3600.0, None, "age of temporary outputs, s"),
     Variable("EXPLORER_TMP_MAX_MB", "tmp_max_mb", _positive_number, 1024.0, 256.0, "size of temporary outputs, MiB"),
+    Variable("EXPLORER_MAX_SET_MEGAPIXELS", "max_set_megapixels", _positive_number, 20_000.0, 1_000.0, "pixels decoded for one set, millions"),
+    # per-visitor limits (public mode only; see explorer.core.fairshare and the README)
+    Variable("EXPLORER_PROXY_HOPS", "proxy_hops", _whole, None, None, "reverse proxies in front that append X-Forwarded-For (default 1 on a Space, else 0)"),
+    Variable("EXPLORER_VISITOR_REQUESTS", "visitor_requests", _positive_int, 32, None, "requests waiting or running from one network address"),
+    Variable("EXPLORER_SESSION_REQUESTS", "session_requests", _positive_int, 4, None, "requests waiting or running from one browser tab"),
+    Variable("EXPLORER_VISITOR_CPU_S", "visitor_cpu_s", _positive_number, None, None, "CPU-seconds one address may buy per minute (default 60 per CPU core)"),
+    Variable("EXPLORER_SESSION_CPU_S", "session_cpu_s", _positive_number, 60.0, None, "CPU-seconds one browser tab may buy per minute"),
+    Variable("EXPLORER_KNOWN_ADDRESSES", "known_addresses", _known, (), None, "addresses whose limits are multiplied (a school's)"),
+    Variable("EXPLORER_REQUEST_MB", "request_mb", _positive_number, None, None, "largest request body, MiB (default: two images inline)"),
+    Variable("EXPLORER_UPLOAD_MB", "upload_mb", _positive_number, None, None, "largest upload request body, MiB (default: the zip limit + 1)"),
+    Variable("EXPLORER_LISTENER_GRACE_S", "listener_grace_s", _positive_number, 5.0, None, "a waiting request nobody listens for is dropped after this, s"),
 )  # fmt: skip
 
 
@@ -172,6 +198,16 @@ class Settings:
     plugins: tuple[str, ...]
     tmp_max_age_s: float
     tmp_max_mb: float
+    max_set_megapixels: float = 20_000.0
+    proxy_hops: int = 0
+    visitor_requests: int = 32
+    session_requests: int = 4
+    visitor_cpu_s: float = 120.0
+    session_cpu_s: float = 60.0
+    known_addresses: tuple = ()
+    request_mb: float | None = None
+    upload_mb: float | None = None
+    listener_grace_s: float = 5.0
     space_id: str | None = None  # SPACE_ID: the Space's owner/name, set by Hugging Face Spaces
     zero_gpu: bool = False  # SPACES_ZERO_GPU: the Space runs on ZeroGPU hardware
 
@@ -182,6 +218,10 @@ class Settings:
     @property
     def max_zip_bytes(self) -> int:
         return max(1, int(self.max_zip_mb * 1024 * 1024))
+
+    @property
+    def max_set_pixels(self) -> int:
+        return max(1, int(self.max_set_megapixels * 1_000_000))
 
 
 _PLATFORM = ("SPACE_ID", "SPACES_ZERO_GPU")  # set by Hugging Face Spaces, not by an operator
@@ -236,6 +276,10 @@ def _parse(env: tuple[tuple[str, str | None], ...], data: Path | None = None) ->
         base = data if data is not None else Path.home() / ".cache"
         out["cache_dir"] = base / "latent-space-explorer"
     out["space_id"] = values["SPACE_ID"] or None
+    if out["proxy_hops"] is None:  # a Space is reached only through the platform's proxy
+        out["proxy_hops"] = 1 if out["space_id"] else 0
+    if out["visitor_cpu_s"] is None:  # the machine's own CPU-seconds per minute
+        out["visitor_cpu_s"] = 60.0 * (os.cpu_count() or 1)
     try:
         out["zero_gpu"] = _flag(values["SPACES_ZERO_GPU"]) if values["SPACES_ZERO_GPU"] else False
     except ValueError:
@@ -255,8 +299,16 @@ def get() -> Settings:
 
 
 def check() -> Settings:
-    """Start-up check: the settings, or :class:`SettingsError` naming the first bad variable."""
-    return get()
+    """Start-up check: the settings, or :class:`SettingsError` naming the first bad variable
+    (or, in public mode, a per-address limit that would let one address fill the queue)."""
+    s = get()
+    if s.public and s.visitor_requests >= s.queue_size:
+        raise SettingsError(
+            f"EXPLORER_VISITOR_REQUESTS={s.visitor_requests} lets one network address fill the "
+            f"whole queue (EXPLORER_QUEUE_SIZE={s.queue_size}): set it below the queue size, "
+            "e.g. half of it, or raise EXPLORER_QUEUE_SIZE."
+        )
+    return s
 
 
 def check_or_exit() -> Settings:

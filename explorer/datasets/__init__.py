@@ -36,6 +36,8 @@ from explorer.datasets.archives import (
     from_folder,
     from_zip,
     label_from_filename,
+    plan_files,
+    plan_zip,
 )
 from explorer.datasets.augmented import AUGMENTED_DESCRIPTION, augmented_set
 from explorer.datasets.imageset import (
@@ -50,6 +52,7 @@ from explorer.datasets.imageset import (
     max_set_images,
     max_zip_bytes,
 )
+from explorer.datasets.plan import SetPlan, max_set_pixels
 from explorer.datasets.sources import load_source
 from explorer.datasets.streaming import from_hub
 from explorer.datasets.teaching import APPEARANCES, SOURCES, teaching_set
@@ -70,6 +73,7 @@ __all__ = [
     "DatasetError",
     "DatasetUnavailableError",
     "ImageSet",
+    "SetPlan",
     "Skip",
     "augmented_set",
     "describe_teaching_set",
@@ -81,6 +85,9 @@ __all__ = [
     "label_from_filename",
     "load_source",
     "max_set_images",
+    "max_set_pixels",
     "max_zip_bytes",
+    "plan_files",
+    "plan_zip",
     "teaching_set",
 ]

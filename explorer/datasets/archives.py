@@ -28,6 +28,7 @@ from explorer.core import pool
 from explorer.core.errors import BadImageError
 from explorer.core.progress import Progress, no_progress
 from explorer.datasets.imageset import (
+    MAX_SIDE,
     DatasetError,
     ImageSet,
     Skip,
@@ -38,6 +39,7 @@ from explorer.datasets.imageset import (
     max_zip_bytes,
     resolve_limit,
 )
+from explorer.datasets.plan import PixelBudget, SetPlan, check, plan
 from explorer.images import io as imaging
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "from_folder",
     "from_zip",
     "label_from_filename",
+    "plan_files",
+    "plan_zip",
 ]
 
 BOMB_RATIO: float = 200.0
@@ -181,13 +185,15 @@ def _decode_all(
     items: list[tuple[str, str, Callable[[], Any]]],
     skipped: list[Skip],
     progress: Progress,
+    budget: PixelBudget,
 ) -> tuple[list[Image.Image], list[str], list[str], list[str]]:
     """(path, label, read) triples -> (images, labels, paths, content keys); failures go to
     ``skipped``. ``read()`` gives the file's bytes or its path (called here, one at a time, in
     order: a zip's members and its size budget are read by one thread); the files are then
     read, decoded, downsized and hashed on a bounded pool of threads (:mod:`explorer.core.pool`),
     with the limits read once for the set. Each key is :func:`file_key` of the very bytes that
-    were decoded."""
+    were decoded. JPEGs are decoded at the reduced scale that covers :data:`MAX_SIDE`;
+    ``budget`` is spent before each decode (a set past it is refused with DatasetError)."""
     limits = imaging.limits()
 
     def sources():
@@ -203,10 +209,12 @@ def _decode_all(
             return path, label, error
         try:
             data = imaging.image_bytes(source, limits=limits)
-            im = downsize(imaging.load_image(data, limits=limits))
+            im = imaging.load_image(
+                data, limits=limits, max_side=MAX_SIDE, before_decode=budget.spend
+            )
         except BadImageError as exc:
             return path, label, exc
-        return path, label, (im, file_key(data))
+        return path, label, (downsize(im), file_key(data))
 
     images: list[Image.Image] = []
     labels: list[str] = []
@@ -226,6 +234,122 @@ def _decode_all(
         keys.append(got[1])
     progress(1.0, f"read {len(images)} images")
     return images, labels, paths, keys
+
+
+def _open_zip(p: Path, shown: str) -> zipfile.ZipFile:
+    if not p.is_file():
+        raise DatasetError(f"No zip file was found at {shown}. Check the path, or upload it again.")
+    try:
+        return zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise DatasetError(
+            f"{shown} is not a zip archive, or it is damaged ({exc}). "
+            f"Create it again with your system's 'Compress' / 'Send to > Zip' command. "
+            f"{LAYOUT_HINT}"
+        ) from exc
+
+
+def _zip_members(
+    zf: zipfile.ZipFile, shown: str, limit: int
+) -> tuple[list[tuple[str, str, zipfile.ZipInfo]], list[Skip]]:
+    """A zip's central directory -> its image members ``(path, label, info)`` in path order and
+    the files skipped; refuses (DatasetError) too many entries, a bomb or too many images, all
+    without decompressing anything."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ARCHIVE_ENTRIES:
+        raise DatasetError(
+            f"{shown} holds {len(infos):,} entries, more than the {MAX_ARCHIVE_ENTRIES:,} "
+            "this app reads. Zip only the images you want to explore."
+        )
+    _check_bomb(infos, shown)
+
+    skipped: list[Skip] = []
+    members: list[tuple[str, str, zipfile.ZipInfo]] = []
+    for info in infos:
+        if info.is_dir():
+            continue
+        name = _member_name(info)
+        rel = _safe_relpath(name)
+        if rel is None:
+            skipped.append(
+                Skip(name, "unsafe path (absolute or with '..'): not read", "unsafe path")
+            )
+            continue
+        label = _classify(rel)
+        if label is None:
+            continue
+        if isinstance(label, Skip):
+            skipped.append(label)
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):
+            skipped.append(Skip(rel, "symbolic link (not followed)", "symbolic link"))
+        elif info.flag_bits & 0x1:
+            skipped.append(
+                Skip(
+                    rel,
+                    "encrypted (password-protected): zip it without a password",
+                    "encrypted",
+                )
+            )
+        elif info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            skipped.append(
+                Skip(
+                    rel,
+                    "unsupported compression method: re-zip with standard (deflate) settings",
+                    "unsupported compression method",
+                )
+            )
+        elif info.file_size > imaging.max_file_bytes():
+            skipped.append(
+                Skip(
+                    rel,
+                    f"too large ({fmt_bytes(info.file_size)}; the limit is "
+                    f"{fmt_bytes(imaging.max_file_bytes())} per image)",
+                    "too large",
+                )
+            )
+        else:
+            members.append((rel, label, info))
+    members.sort(key=lambda m: m[0])
+    if len(members) > limit:
+        raise _too_many(shown, len(members), limit)
+    return members, skipped
+
+
+def _zip_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[int | None], bytes]:
+    """``head(n)``: the first ``n`` bytes of a member (None: all of it, within the file cap)."""
+
+    def head(n: int | None) -> bytes:
+        cap = min(info.file_size, imaging.max_file_bytes())
+        with zf.open(info) as fh:
+            return fh.read(min(n, cap + 1) if n is not None else cap + 1)
+
+    return head
+
+
+def _file_head(path: str | os.PathLike[str]) -> Callable[[int | None], bytes]:
+    def head(n: int | None) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read(n if n is not None else imaging.max_file_bytes() + 1)
+
+    return head
+
+
+def plan_zip(path: str | os.PathLike[str], max_images: int | None = None) -> SetPlan:
+    """What :func:`from_zip` would decode (from the central directory and each member's header;
+    nothing decoded). Raises DatasetError where from_zip refuses before decoding (not a zip, a
+    bomb, too many images)."""
+    p = Path(path)
+    shown = f"'{p.name}'"
+    zf = _open_zip(p, shown)
+    with zf:
+        members, _ = _zip_members(zf, shown, resolve_limit(max_images))
+        return plan([_zip_head(zf, info) for _, _, info in members])
+
+
+def plan_files(paths: Sequence[str | os.PathLike[str]]) -> SetPlan:
+    """What :func:`from_files` would decode (from each file's header; nothing decoded)."""
+    return plan([_file_head(f) for f in paths])
 
 
 def from_zip(
@@ -248,6 +372,9 @@ def from_zip(
       :data:`BOMB_MIN_BYTES` that compresses more than :data:`BOMB_RATIO` times (a zip bomb),
       or more image members than ``max_images`` (default :func:`max_set_images`). The image
       count is taken from the central directory, so the refusal costs no decoding.
+    * Refused before any pixel is decoded: a set whose images would decode to more than
+      ``EXPLORER_MAX_SET_MEGAPIXELS`` (read from each member's header, :mod:`.plan`). JPEGs
+      are decoded at the reduced scale that covers :data:`MAX_SIDE`, not at full size.
     * Each member is read with a hard cap (``imaging.max_file_bytes()``), so a member whose
       header lies about its size cannot expand past the cap; it fails its CRC and is skipped.
       Images that do not decode are skipped with the :class:`BadImageError` reason.
@@ -260,76 +387,12 @@ def from_zip(
     limit = resolve_limit(max_images)
     p = Path(path)
     shown = f"'{p.name}'"
-    if not p.is_file():
-        raise DatasetError(f"No zip file was found at {shown}. Check the path, or upload it again.")
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise DatasetError(
-            f"{shown} is not a zip archive, or it is damaged ({exc}). "
-            f"Create it again with your system's 'Compress' / 'Send to > Zip' command. "
-            f"{LAYOUT_HINT}"
-        ) from exc
+    zf = _open_zip(p, shown)
     with zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_ARCHIVE_ENTRIES:
-            raise DatasetError(
-                f"{shown} holds {len(infos):,} entries, more than the {MAX_ARCHIVE_ENTRIES:,} "
-                "this app reads. Zip only the images you want to explore."
-            )
-        _check_bomb(infos, shown)
-
-        skipped: list[Skip] = []
-        members: list[tuple[str, str, zipfile.ZipInfo]] = []
-        for info in infos:
-            if info.is_dir():
-                continue
-            name = _member_name(info)
-            rel = _safe_relpath(name)
-            if rel is None:
-                skipped.append(
-                    Skip(name, "unsafe path (absolute or with '..'): not read", "unsafe path")
-                )
-                continue
-            label = _classify(rel)
-            if label is None:
-                continue
-            if isinstance(label, Skip):
-                skipped.append(label)
-                continue
-            if stat.S_ISLNK(info.external_attr >> 16):
-                skipped.append(Skip(rel, "symbolic link (not followed)", "symbolic link"))
-            elif info.flag_bits & 0x1:
-                skipped.append(
-                    Skip(
-                        rel,
-                        "encrypted (password-protected): zip it without a password",
-                        "encrypted",
-                    )
-                )
-            elif info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                skipped.append(
-                    Skip(
-                        rel,
-                        "unsupported compression method: re-zip with standard (deflate) settings",
-                        "unsupported compression method",
-                    )
-                )
-            elif info.file_size > imaging.max_file_bytes():
-                skipped.append(
-                    Skip(
-                        rel,
-                        f"too large ({fmt_bytes(info.file_size)}; the limit is "
-                        f"{fmt_bytes(imaging.max_file_bytes())} per image)",
-                        "too large",
-                    )
-                )
-            else:
-                members.append((rel, label, info))
-        members.sort(key=lambda m: m[0])
-        if len(members) > limit:
-            raise _too_many(shown, len(members), limit)
-
+        members, skipped = _zip_members(zf, shown, limit)
+        heads = [_zip_head(zf, info) for _, _, info in members]
+        pixels = PixelBudget(shown)
+        check(plan(heads), shown, pixels.limit)  # before any pixel is decoded
         budget = {"left": max_zip_bytes()}
 
         def reader(info: zipfile.ZipInfo) -> Callable[[], bytes]:
@@ -362,7 +425,7 @@ def from_zip(
             return read
 
         items = [(rel, label, reader(info)) for rel, label, info in members]
-        images, labels, paths, keys = _decode_all(items, skipped, progress)
+        images, labels, paths, keys = _decode_all(items, skipped, progress, pixels)
     return finish(
         p.stem,
         shown,
@@ -439,8 +502,10 @@ def from_folder(
             if len(members) > limit:
                 raise _too_many(shown, None, limit)
     members.sort(key=lambda m: m[0])
+    pixels = PixelBudget(shown)
+    check(plan([_file_head(full) for _, _, full in members]), shown, pixels.limit)
     items = [(rel, label, (lambda f=full: f)) for rel, label, full in members]
-    images, labels, paths, keys = _decode_all(items, skipped, progress)
+    images, labels, paths, keys = _decode_all(items, skipped, progress, pixels)
     return finish(
         root.name or str(root),
         shown,
@@ -487,7 +552,9 @@ def from_files(
     )
     items = [(n, lab, (lambda f=f: f)) for n, lab, f in zip(names, labs, files, strict=True)]
     skipped: list[Skip] = []
-    images, out_labels, out_paths, keys = _decode_all(items, skipped, progress)
+    pixels = PixelBudget("the uploaded files")
+    check(plan_files(files), "The upload", pixels.limit)
+    images, out_labels, out_paths, keys = _decode_all(items, skipped, progress, pixels)
     return finish(
         "uploaded images",
         "the uploaded files",

@@ -24,6 +24,7 @@ from PIL import Image
 
 from explorer.core import settings
 from explorer.core.errors import ExplorerError, ModelUnavailableError
+from explorer.core.safe_text import display_name
 
 __all__ = [
     "DEFAULT_LABELING",
@@ -211,7 +212,8 @@ class ImageSet:
 
     def summary(self) -> str:
         """One line for the user, e.g. ``"48 images in 6 classes (8 each); 2 files skipped:
-        a.txt (not an image), b.jpg (damaged or incomplete)"``."""
+        a.txt (not an image), b.jpg (damaged or incomplete)"`` (names shortened to one clean
+        line each, :func:`~explorer.core.safe_text.display_name`; plain text, not Markdown)."""
         n = len(self)
         counts = self.class_counts()
         k = len(counts)
@@ -223,12 +225,19 @@ class ImageSet:
                 text += f" ({values[0]:,} each)"
             elif 1 < k <= 8:
                 parts = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                text += " (" + ", ".join(f"{c} {m:,}" for c, m in parts) + ")"
+                text += (
+                    " ("
+                    + ", ".join(f"{display_name(c, max_chars=40)} {m:,}" for c, m in parts)
+                    + ")"
+                )
             elif k > 8:
                 text += f" ({values[0]:,}–{values[-1]:,} per class)"
         if self.skipped:
             m = len(self.skipped)
-            shown = ", ".join(f"{s.path} ({s.short})" for s in self.skipped[:3])
+            shown = ", ".join(
+                f"{display_name(s.path, max_chars=60)} ({display_name(s.short, max_chars=80)})"
+                for s in self.skipped[:3]
+            )
             more = f", and {m - 3} more" if m > 3 else ""
             text += f"; {m} file{'s' * (m != 1)} skipped: {shown}{more}"
         return text
@@ -288,10 +297,11 @@ def downsize(im: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
 def file_key(data: bytes) -> str:
     """The embedding-cache key of an image decoded from the file bytes ``data`` by the set
     loaders (``load_image`` then :func:`downsize`): SHA-256 of the bytes, tagged with what else
-    decides the pixels (:data:`MAX_SIDE`, the Pillow version). Hashing the encoded bytes costs a
-    fraction of hashing the decoded pixels; a file whose content changes gets a new key."""
+    decides the pixels (:data:`MAX_SIDE`, JPEGs decoded at a reduced scale, the Pillow
+    version). Hashing the encoded bytes costs a fraction of hashing the decoded pixels; a file
+    whose content changes gets a new key."""
     digest = hashlib.sha256(data).hexdigest()
-    return f"file-sha256:{digest}|side{MAX_SIDE}|pillow{PIL.__version__}"
+    return f"file-sha256:{digest}|side{MAX_SIDE}|jpeg-draft|pillow{PIL.__version__}"
 
 
 def finish(

@@ -18,7 +18,9 @@ from PIL import Image
 
 from explorer.core.errors import BadImageError
 from explorer.core.progress import Progress, no_progress
+from explorer.core.safe_text import display_name
 from explorer.datasets.imageset import (
+    MAX_SIDE,
     DatasetError,
     DatasetUnavailableError,
     ImageSet,
@@ -27,6 +29,7 @@ from explorer.datasets.imageset import (
     finish,
     resolve_limit,
 )
+from explorer.datasets.plan import PixelBudget
 from explorer.images import io as imaging
 from explorer.models.hub import HUB_TIMEOUT_S, hub_unreachable_reason
 
@@ -163,8 +166,9 @@ def from_hub(
     progress = progress or no_progress
     dataset_id = str(dataset_id).strip()
     if not is_hub_id(dataset_id):
+        said = display_name(dataset_id, max_chars=100)  # never echoed whole: it is the visitor's
         raise DatasetError(
-            f"'{dataset_id}' is not a Hugging Face dataset id. Use the form owner/name "
+            f"'{said}' is not a Hugging Face dataset id. Use the form owner/name "
             "(for example 'owner/my-images'), or upload a zip of class folders."
         )
     if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
@@ -221,6 +225,7 @@ def from_hub(
     n_classes = len(names) if names else None
     target = min(limit, per_class * n_classes) if n_classes else limit
     counts: Counter[str] = Counter()
+    pixels = PixelBudget(f"'{dataset_id}'")
     images: list[Image.Image] = []
     labels: list[str] = []
     paths: list[str] = []
@@ -236,7 +241,11 @@ def from_hub(
             if counts[label] < per_class:
                 path = f"{dataset_id}[{i}]"
                 try:
-                    im = imaging.load_image(_hub_image(row.get(image_column)))
+                    im = imaging.load_image(
+                        _hub_image(row.get(image_column)),
+                        max_side=MAX_SIDE,
+                        before_decode=pixels.spend,
+                    )
                 except BadImageError as exc:
                     skipped.append(Skip(path, str(exc), exc.short))
                 else:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -32,15 +33,20 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from explorer.core import settings
 from explorer.core.errors import BadImageError
+from explorer.images.sizes import DRAFT_FORMATS, decoded_size, fit_size
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "DRAFT_FORMATS",
     "Limits",
+    "decoded_size",
     "example_images",
+    "fit_size",
     "image_bytes",
+    "image_header",
     "limits",
     "load_image",
     "max_file_bytes",
@@ -209,8 +215,27 @@ def _corrupt_error(kind: str = "file") -> BadImageError:
     )
 
 
-def _open_bytes(data: bytes, limit: int) -> Image.Image:
-    """Open, size-check from the header, fully decode and return the first frame as RGB."""
+def image_header(data: bytes) -> tuple[str, int, int] | None:
+    """The start of an image file -> ``(format, width, height)`` read from its header by the
+    decoders :func:`load_image` uses (no pixel decoded), or None where none recognises it (or
+    the header lies beyond ``data``)."""
+    Image.init()
+    formats = [f for f in ALLOWED_FORMATS if f in Image.OPEN]
+    try:
+        with Image.open(io.BytesIO(data), formats=formats) as im:
+            return str(im.format), int(im.width), int(im.height)
+    except Exception:  # unidentified, a bomb warning, a header cut short
+        return None
+
+
+def _open_bytes(
+    data: bytes,
+    limit: int,
+    max_side: int | None = None,
+    before_decode: Callable[[int, int], None] | None = None,
+) -> Image.Image:
+    """Open, size-check from the header, fully decode (a JPEG at a reduced scale covering
+    ``max_side``) and return the first frame as RGB."""
     Image.init()
     formats = [f for f in ALLOWED_FORMATS if f in Image.OPEN]
     try:
@@ -224,6 +249,11 @@ def _open_bytes(data: bytes, limit: int) -> Image.Image:
 
     with im:
         _check_pixels(im.width, im.height, limit)  # header only: nothing decoded yet
+        if max_side and im.format in DRAFT_FORMATS:
+            with contextlib.suppress(Exception):  # a decoder that cannot scale decodes it all
+                im.draft(None, fit_size(im.width, im.height, max_side))
+        if before_decode is not None:
+            before_decode(im.width, im.height)  # what is about to be decoded
         try:
             im.seek(0)  # first frame of animated GIF / WebP / APNG
             im.load()  # force the full decode so truncation shows up here, not later
@@ -405,6 +435,8 @@ def load_image(
     max_pixels: int | None = None,
     *,
     limits: Limits | None = None,
+    max_side: int | None = None,
+    before_decode: Callable[[int, int], None] | None = None,
 ) -> Image.Image:
     """Any upload (path, bytes, PIL image, HxW[x3|x4] array) -> 8-bit RGB PIL image.
 
@@ -420,6 +452,12 @@ def load_image(
     so truncated or corrupt data is refused rather than padded. Only the decoders in
     :data:`ALLOWED_FORMATS` are tried. ``limits``: both limits read once by the caller
     (:func:`limits`), for a loop over many files (``max_pixels`` still wins where given).
+
+    ``max_side`` (files and bytes): the caller will shrink the image to at most this many pixels
+    a side, so a JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale that still covers it
+    (:func:`decoded_size`; the result is then larger than ``max_side`` by less than 2x, never
+    smaller). ``before_decode(width, height)`` is called with the size about to be decoded,
+    after the header checks and before any pixel is; it may raise to stop the decode.
 
     Raises:
         BadImageError: empty, missing, too large, truncated/corrupt or non-image input; the
@@ -443,7 +481,7 @@ def load_image(
     if isinstance(source, np.ndarray):
         return _array_to_image(source, limit)
     if isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
-        return _open_bytes(image_bytes(source, limits=limits), limit)
+        return _open_bytes(image_bytes(source, limits=limits), limit, max_side, before_decode)
     raise TypeError(
         f"load_image() takes a path, bytes, a PIL image or a numpy array, not {type(source)!r}"
     )

@@ -11,6 +11,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from explorer.core.safe_text import display_name, display_names
+
 DIVERGING = "RdBu_r"
 SEQUENTIAL = "Viridis"
 
@@ -216,6 +218,16 @@ HOVER_JS = """
 thumbnails, JSON in ``#atlas-thumbs``) beside the pointer."""
 
 
+_PLOTLY_TEXT = {ord(c): f"&#{ord(c)};" for c in "&<>\"'%"}
+
+
+def plotly_text(s: object) -> str:
+    """Text -> a Plotly string that shows exactly it: Plotly reads a subset of HTML (links,
+    bold, spans) and ``%{...}`` templates in names, titles and hover text; every character that
+    could start one becomes a numeric character reference, which Plotly shows as itself."""
+    return str(s).translate(_PLOTLY_TEXT)
+
+
 def atlas_html(
     panels: Sequence[tuple[str, np.ndarray]],
     labels: Sequence[str],
@@ -233,13 +245,14 @@ def atlas_html(
     (a ``data:`` URI, say) or None per point, shown beside the pointer on hover
     (:data:`HOVER_JS`); ``intro_html`` goes above the panels (the verdict)."""
     classes = list(dict.fromkeys(labels))
+    shown = display_names(classes)  # one short line each, no bidi controls, none alike
     colours, symbols = class_styles(len(classes))
     n = len(labels)
     gl = n > GL_ABOVE
     fig = make_subplots(
         rows=1,
         cols=len(panels),
-        subplot_titles=[f"{t}<br><sub>{n:,} points</sub>" for t, _ in panels],
+        subplot_titles=[f"{plotly_text(t)}<br><sub>{n:,} points</sub>" for t, _ in panels],
         horizontal_spacing=0.02,
     )
     labels_arr = np.array(list(labels))
@@ -252,10 +265,12 @@ def atlas_html(
                     x=xy[ids, 0],
                     y=xy[ids, 1],
                     mode="markers",
-                    name=cls,
-                    legendgroup=cls,
+                    name=plotly_text(shown[cls]),
+                    legendgroup=f"class-{c}",
                     showlegend=j == 0,
-                    text=[f"#{i} {paths[i]}" for i in ids],
+                    text=[
+                        f"#{i} {plotly_text(display_name(paths[i], max_chars=120))}" for i in ids
+                    ],
                     customdata=ids,
                     marker={
                         "size": 4 if gl else 8,
@@ -264,7 +279,7 @@ def atlas_html(
                         "opacity": 0.85,
                         "line": {"width": 0 if gl else 0.5, "color": "#fff"},
                     },
-                    hovertemplate="%{text}<extra>" + cls + "</extra>",
+                    hovertemplate="%{text}<extra>" + plotly_text(shown[cls]) + "</extra>",
                 ),
                 row=1,
                 col=j + 1,
@@ -273,7 +288,7 @@ def atlas_html(
     fig.update_yaxes(visible=False)
     rows = -(-len(classes) // 6)  # legend rows below the panels, six classes a row
     fig.update_layout(
-        title=title,
+        title=plotly_text(display_name(title, max_chars=160)),
         height=480 + 22 * rows,
         plot_bgcolor="#fafafa",
         legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0},

@@ -59,6 +59,9 @@ class VAESpec:
     decoder_path: Path | None = None
     revision: str | None = None
     build: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+    cpu_seconds_per_megapixel: float | None = None
+    """CPU-seconds for one encode plus one decode of a megapixel (public mode prices work with
+    it); None: the figure for the kind (:mod:`explorer.core.costs`)."""
 
     @property
     def stochastic(self) -> bool:
@@ -93,6 +96,9 @@ class EmbedderSpec:
     build: Callable[[], tuple[Any, Any, Any]] | None = field(
         default=None, compare=False, repr=False
     )
+    cpu_seconds_per_image: float | None = None
+    """CPU-seconds for one image (public mode prices work with it); None: the family's figure
+    (:mod:`explorer.core.costs`)."""
 
     @property
     def pooling(self) -> str:

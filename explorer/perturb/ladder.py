@@ -30,6 +30,7 @@ import pandas as pd
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from explorer.core.files import atomic_write
+from explorer.core.safe_text import csv_bytes
 from explorer.images import io as imaging
 
 __all__ = [
@@ -371,8 +372,8 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"the DataFrame lacks columns {missing}; expected {list(COLUMNS)}")
-    text = df[list(COLUMNS)].to_csv(index=False, float_format="%.6g", lineterminator="\n")
-    return atomic_write(path, text.encode("utf-8"))
+    rows = df[list(COLUMNS)].itertuples(index=False, name=None)
+    return atomic_write(path, csv_bytes(COLUMNS, rows, float_format=".6g"))  # no formulas
 
 
 def run(

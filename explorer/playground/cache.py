@@ -70,6 +70,12 @@ class ModelCache:
 
         return self._items.get_or_build(cfg, build)
 
+    def has(self, cfg: TrainConfig) -> bool:
+        """Whether ``cfg`` is trained already (in memory or on disk): getting it costs no
+        training."""
+        path = self._path(cfg)
+        return cfg in self._items or (path is not None and path.exists())
+
     def _load(self, cfg: TrainConfig) -> Trained | None:
         path = self._path(cfg)
         if path is None or not path.exists():

@@ -12,7 +12,6 @@ and one PNG per figure and model.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from explorer.core.files import atomic_write
+from explorer.core.safe_text import csv_bytes
 from explorer.playground import digits as pg
 from explorer.playground.cache import ModelCache
 from explorer.playground.digits import codebook_usage, prior_samples
@@ -255,14 +256,7 @@ def write_report(
             _save_png(chart, out / "codebook_usage_vq.png")
 
     csv_path = out / "autoencoders.csv"
-    tmp = csv_path.with_name(".tmp-autoencoders.csv")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: row[k] if k == "model" else repr(float(row[k])) for k in CSV_COLUMNS}
-            )
-    tmp.replace(csv_path)
+    table = ([row[k] if k == "model" else float(row[k]) for k in CSV_COLUMNS] for row in rows)
+    atomic_write(csv_path, csv_bytes(CSV_COLUMNS, table, nan="nan"))  # text quoted, no formula
     (out / "autoencoders_extras.json").write_text(json.dumps(extras, indent=2, default=_jsonable))
     return csv_path

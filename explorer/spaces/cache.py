@@ -172,6 +172,16 @@ class EmbeddingCache:
             self.misses += len(hashes) - len(found)
         return found, [i for i in range(len(hashes)) if i not in found]
 
+    def missing(self, key: Sequence[str], hashes: Sequence[str]) -> list[int]:
+        """The positions of ``hashes`` with no vector under ``key`` (nothing read, counted or
+        touched: for pricing a request before it runs)."""
+        with self._lock:
+            try:
+                shard = self._refresh(shard_id(key))
+            except OSError:
+                return list(range(len(hashes)))
+            return [i for i, h in enumerate(hashes) if _digest(h) not in shard.index]
+
     def _refresh(self, sid: str) -> _Shard:
         """Bring this process's view of shard ``sid`` in line with the files on disk."""
         folder = self._dir / sid

@@ -323,6 +323,25 @@ def embed(
     return out
 
 
+def missing_rows(
+    space: str,
+    hashes: Sequence[str],
+    cache: EmbeddingCache | None,
+    folder: str | None = None,
+    *,
+    pooling: str | None = None,
+    resolution: int = 64,
+) -> int:
+    """How many of ``hashes`` :func:`embed` would compute for ``space`` (the rest are in
+    ``cache``); every one without a cache or while the model's revision is unknown. Loads no
+    model: for pricing a request before it runs."""
+    family, ref = parse_space(space, folder)
+    key = PLANS[family](family, ref, Options(folder, pooling, resolution)).key
+    if cache is None or key[2] == "unknown":
+        return len(hashes)
+    return len(cache.missing(key, hashes))
+
+
 __all__ = [
     "FAMILIES",
     "PLANS",
@@ -331,6 +350,7 @@ __all__ = [
     "Runner",
     "embed",
     "image_hash",
+    "missing_rows",
     "parse_space",
     "vae_cache_key",
     "vae_embedding",

@@ -20,6 +20,9 @@
   // the last full payload, by base, so an update still finds its panels if the component remounts
   const CACHE = (window.__atlasFull = window.__atlasFull || {});
 
+  // Plotly reads a subset of HTML and %{...} templates in names and hover text: a label is
+  // shown as itself (every such character a numeric character reference, which Plotly decodes)
+  function plotlyText(s) { return String(s).replace(/[&<>"'%]/g, (ch) => "&#" + ch.charCodeAt(0) + ";"); }
   function setIndex(p) { return state.ids ? state.ids[p] : p; }
   function xyOf(panel, i) {
     const p = pos ? pos.get(i) : i;
@@ -109,9 +112,9 @@
     state.classes.forEach((cls, c) => {
       const ps = byClass.get(cls);
       out.push({
-        type: gl ? "scattergl" : "scatter", mode: "markers", name: cls, legendgroup: cls,
+        type: gl ? "scattergl" : "scatter", mode: "markers", name: plotlyText(cls), legendgroup: "class-" + c,
         showlegend: false, x: ps.map((p) => panel.x[p]), y: ps.map((p) => panel.y[p]),
-        customdata: ps.map(setIndex), hovertemplate: "%{customdata}: " + cls + "<extra></extra>",
+        customdata: ps.map(setIndex), hovertemplate: "%{customdata}: " + plotlyText(cls) + "<extra></extra>",
         marker: { size: n > GL_ABOVE ? (n > 15000 ? 3 : 4) : 8, color: colourOf(c), symbol: symbolOf(c),
           opacity: n > 15000 ? 0.7 : 0.85, line: { width: n > GL_ABOVE ? 0 : 0.5, color: "#fff" } },
       });

@@ -11,7 +11,7 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from explorer import atlas
-from explorer.core import files, public, settings
+from explorer.core import files, memory, public, settings
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.ui import availability
@@ -150,6 +150,7 @@ def build_demo() -> gr.Blocks:
     )
     if public.public_mode():
         _cap_gradio_cache(demo)
+        _release_memory()
     return demo
 
 
@@ -175,6 +176,16 @@ def models_changed(notices: list[availability.Notice]):
         return (new, lesson_handlers.runs_on(new), *updates, *lists)
 
     return fn
+
+
+def _release_memory() -> None:
+    """Public mode: freed memory (a finished atlas build's decoded images) goes back to the
+    system every minute, not only when the atlas store evicts (glibc; one thread a process)."""
+    if "thread" not in _released:
+        _released["thread"] = files.every(files.PRUNE_EVERY_S, memory.release_freed, "memory")
+
+
+_released: dict = {}
 
 
 _gradio_cap: dict = {}  # the capping thread, its sweep, and the demo whose examples it spares

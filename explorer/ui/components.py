@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
+import math
 import re
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from PIL import Image
 from explorer.core import files, public
 from explorer.core.errors import ExplorerError
 from explorer.core.progress import Progress
+from explorer.core.safe_text import clip_for_log, markdown_text
 from explorer.images import io as imaging
 from explorer.models import registry
 
@@ -59,8 +63,8 @@ class SafeImage(gr.Image):
             if getattr(payload, "path", None):
                 return str(payload.path)
         except ExplorerError as exc:
-            raise gr.Error(str(exc)) from exc
-        raise gr.Error(  # a web address, or nothing: never fetched, never read as a path
+            raise _error(str(exc)) from exc
+        raise _error(  # a web address, or nothing: never fetched, never read as a path
             "No image file arrived with this request (links are not downloaded). "
             "Upload a PNG, JPEG, WebP or GIF file."
         )
@@ -96,21 +100,23 @@ class ExplorerBlocks(gr.Blocks):
             or "no values"
         )
         if len(inputs or []) < len(block_fn.inputs):
-            raise gr.Error(
+            raise _error(
                 f"This request sent {len(inputs or [])} values; this action takes "
                 f"{len(block_fn.inputs)} ({labels}). Send them as the app's API page describes."
             )
+        for block, value in zip(block_fn.inputs, inputs or [], strict=False):
+            _check_number(block, value)
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except gr.Error as exc:
             # Gradio's own "Value: 'x' (type: <class 'str'>) is not in the list of choices: [..]"
             text = re.sub(r" \(type: <class '\w+'>\)", "", str(exc.message or "")).rstrip(".")
             if "is not in the list of choices" in text:
-                raise gr.Error(f"{text[:300]}. Pick one of the choices.") from exc
-            raise
+                raise _error(f"{clip_for_log(text, 300)}. Pick one of the choices.") from exc
+            raise _error(str(exc.message or "")) from exc
         except Exception as exc:
-            log.info("refused a request's values: %s: %s", type(exc).__name__, exc)
-            raise gr.Error(
+            log.info("refused a request's values: %s: %s", type(exc).__name__, clip_for_log(exc))
+            raise _error(
                 "A value in this request is not of the kind this action takes "
                 f"({labels}). Use the app's page, or send the values its API page describes."
             ) from exc
@@ -121,10 +127,80 @@ class ExplorerBlocks(gr.Blocks):
         except Exception as exc:
             raise user_error(exc) from exc
 
+    # Public mode's fair share (explorer.ui.fairness): the queue, the visitor, the middleware
+
+    def queue(self, *args, **kwargs):
+        """Gradio's ``queue()``; in public mode the direct ``/run`` and ``/api`` routes are
+        closed (every request goes through the queue) and the queue is a fair one."""
+        from explorer.ui import fairness
+
+        if public.public_mode():
+            kwargs["api_open"] = False
+        out = super().queue(*args, **kwargs)
+        if public.public_mode():
+            fairness.install_queue(self, public.fairshare())
+        return out
+
+    async def process_api(self, *args, **kwargs):
+        """Each handler runs with its visitor set (public mode), so that its price is charged
+        to the address and session that asked (:func:`explorer.core.public.price`)."""
+        from explorer.core.visitors import use_visitor
+        from explorer.ui import fairness
+
+        who = fairness.request_visitor(kwargs.get("request")) if public.public_mode() else None
+        token = use_visitor(who)
+        try:
+            return await super().process_api(*args, **kwargs)
+        finally:
+            token.var.reset(token)
+
+    def launch(self, *args, **kwargs):
+        """Gradio's ``launch()`` with the app's middleware (body caps, safe downloads; public
+        mode: the per-visitor gate) and, in public mode, no server-side rendering (a Node
+        server in front would be one more proxy hop)."""
+        from explorer.ui import fairness
+
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["middleware"] = [*fairness.middleware(self), *app_kwargs.get("middleware", [])]
+        if public.public_mode():
+            kwargs["ssr_mode"] = False
+        return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
+
 
 def _input_label(block) -> str:
     label = getattr(block, "label", None)
     return f"{label or type(block).__name__.lower()}"
+
+
+def _check_number(block, value) -> None:
+    """A slider's or number box's value must be a finite number: NaN passes every range check
+    (each comparison is false), so it is refused here with a sentence naming the control."""
+    if not isinstance(block, gr.Slider | gr.Number) or not isinstance(value, float):
+        return
+    if math.isfinite(value):
+        return
+    lo, hi = getattr(block, "minimum", None), getattr(block, "maximum", None)
+    span = f" between {lo:g} and {hi:g}" if lo is not None and hi is not None else ""
+    raise _error(
+        f"{_input_label(block)} must be a number{span}, not {value}. Set {_input_label(block)} "
+        "on the app's page, or send a number."
+    )
+
+
+MAX_MESSAGE_CHARS = 1000  # a sentence longer than this was built from a visitor's long text
+
+
+def _error(message: str) -> gr.Error:
+    """A refusal's sentence as the ``gr.Error`` the visitor gets: shortened to
+    :data:`MAX_MESSAGE_CHARS`, ``& < >`` escaped (Gradio shows an error's message as HTML) and
+    no traceback printed (it is a sentence for the visitor, not a fault; a fault is logged by
+    :func:`user_error`). ``plain``: the sentence as text, for showing it in place."""
+    text = str(message)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
+    err = gr.Error(html.escape(text, quote=False), print_exception=False)
+    err.plain = text
+    return err
 
 
 def cache_image_atomically(img: Image.Image | np.ndarray, cache_dir: str, fmt: str = "webp") -> str:
@@ -167,15 +243,23 @@ def user_error(exc: BaseException, action: str | None = None) -> gr.Error:
     traceback) and answered with a sentence that names the action, never the exception's text
     (which can hold paths, values or internals)."""
     if isinstance(exc, gr.Error):
+        exc.print_exception = False  # a sentence, not a fault: no traceback in the log
         return exc
     if isinstance(exc, ExplorerError):
-        return gr.Error(str(exc))
-    log.error("%s failed", action or "a request", exc_info=exc)
+        return _error(str(exc))
+    log.error("%s failed: %s", action or "a request", _clipped_traceback(exc))
     what = f"{action} failed" if action else "This request could not be answered"
-    return gr.Error(
+    return _error(
         f"{what} ({type(exc).__name__}); nothing was changed. Check its values, try another "
         "image, a smaller resolution or another model, or try again from the app's page."
     )
+
+
+def _clipped_traceback(exc: BaseException) -> str:
+    """A fault's traceback for the log, each line at most 300 characters (an exception's text
+    can hold what a visitor sent)."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return "".join(clip_for_log(line.rstrip("\n"), 300) + "\n" for line in lines[-40:])
 
 
 def user_errors(action: str) -> Callable:
@@ -195,8 +279,9 @@ def user_errors(action: str) -> Callable:
 
 
 def error_markdown(message: str) -> str:
-    """A failure's sentence as the markdown shown where the result would have been."""
-    return f"> **⚠ Not done.** {message}"
+    """A failure's sentence (plain text) as the markdown shown where the result would have
+    been: the sentence is escaped, so names in it (a file's, a label's) show as text."""
+    return f"> **⚠ Not done.** {markdown_text(message)}"
 
 
 def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Callable:
@@ -213,9 +298,10 @@ def in_place(fn: Callable, n_outputs: int, slot: int | None, cleared=None) -> Ca
         except Exception as raised:
             exc = user_error(raised)
             out = list(cleared(exc) if callable(cleared) else cleared or [None] * n_outputs)
+            said = getattr(exc, "plain", exc.message)
             if slot is None:
-                return (*out, error_markdown(exc.message))
-            out[slot] = error_markdown(exc.message)
+                return (*out, error_markdown(said))
+            out[slot] = error_markdown(said)
             return tuple(out)
         if slot is None:
             return (*(result if isinstance(result, tuple) else (result,)), "")

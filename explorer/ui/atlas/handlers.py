@@ -9,6 +9,7 @@ from explorer import atlas, datasets
 from explorer.analysis import projection
 from explorer.core import files, public
 from explorer.core.errors import ExplorerError
+from explorer.core.safe_text import display_name
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.spaces import cache, unet
@@ -25,6 +26,7 @@ from explorer.ui.atlas.views import (
 )
 from explorer.ui.components import file_url, progress_adapter, user_errors
 from explorer.ui.lesson.steps import about_measured
+from explorer.ui.pricing import charge_atlas, priced, query_price, upload_price
 
 SLOTS = atlas.MAX_SPACES
 GALLERY_SIDE = 6
@@ -64,14 +66,17 @@ def _galleries(
     for s in a.spaces:
         items = []
         if query is not None:
-            items.append((a.thumbs[query], f"#{query} {a.labels[query]} (selected)"))
-        items += [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.2f}") for i, sim in results[s.key]]
+            items.append((a.thumbs[query], f"#{query} {display_name(a.labels[query])} (selected)"))
+        items += [
+            (a.thumbs[i], f"#{i} {display_name(a.labels[i])} · {sim:.2f}")
+            for i, sim in results[s.key]
+        ]
         hits = [i for i, _ in results[s.key]]
         caption = neighbour_caption(
             s.title,
             k=len(hits),
             same=None if query is None else sum(a.labels[i] == a.labels[query] for i in hits),
-            label_name=label_name,
+            label_name=display_name(label_name),
             group_size=None if group is None else sum(g == group for g in groups),
             own=None if group is None else sum(groups[i] == group for i in hits),
             own_group=own_group,
@@ -132,6 +137,7 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
 
 
 def _open(image_set, req: OpenRequest, progress):
+    charge_atlas(image_set, req.spaces(), req.folder or None, cache.shared())  # before embedding
     a = atlas.build(
         image_set,
         req.spaces(),
@@ -155,6 +161,7 @@ def on_atlas_bundled(req: OpenRequest, progress=gr.Progress()):
     return _open(datasets.teaching_set(), req, progress)
 
 
+@priced(upload_price)  # the decode, from the files' headers
 @user_errors("Opening the uploaded images")
 @opener("files")
 def on_atlas_upload(files, req: OpenRequest, progress=gr.Progress()):
@@ -294,6 +301,7 @@ def on_atlas_own_group(atlas_id, shown, index, own_group):
     return on_atlas_select(atlas_id, shown, index, own_group)
 
 
+@priced(query_price)
 @user_errors("Searching with an image")
 def on_atlas_query_image(atlas_id, image, folder, own_group=False):
     folder = public.check_folder(folder, str(registry.models_dir() or ""))
@@ -313,7 +321,7 @@ def on_atlas_query_image(atlas_id, image, folder, own_group=False):
 def on_atlas_text(atlas_id, shown, text):
     a = atlas.STORE.get(atlas_id)
     top, _scores = atlas.text_query(a, text, 8)
-    items = [(a.thumbs[i], f"#{i} {a.labels[i]} · {sim:.3f}") for i, sim in top]
+    items = [(a.thumbs[i], f"#{i} {display_name(a.labels[i])} · {sim:.3f}") for i, sim in top]
     note = text_search_note(a, text, top)
     return items, note, payload(a, shown, file_url, highlight=[i for i, _ in top], update=True)
 
@@ -321,11 +329,14 @@ def on_atlas_text(atlas_id, shown, text):
 @user_errors("Export")
 def on_atlas_export(atlas_id, shown):
     a = atlas.STORE.get(atlas_id)
+    out = files.tmp_path("atlas", area="exports")
+    # the exports folder's cap is checked as the files are written (oldest exports go first)
     written = atlas.save(
         a,
-        files.tmp_path("atlas", area="exports"),
+        out,
         shown,
         verdict_html=export_verdict(a, shown),
         note=colour_note(a),
+        room=lambda n: files.room("exports", n, keep=out.parent),
     )
     return [str(written[k]) for k in ("points", "metrics", "overlap", "html")]

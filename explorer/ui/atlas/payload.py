@@ -19,6 +19,7 @@ import numpy as np
 
 from explorer.atlas import Atlas, coords_for
 from explorer.core import settings
+from explorer.core.safe_text import display_names
 from explorer.images.plots import class_styles
 
 SAMPLE_SEED = 0
@@ -132,7 +133,8 @@ def payload(
 ) -> str:
     """An atlas's ``method`` maps ((N,2) per space, rounded to 5 decimals), the labels of the
     labelling it is coloured by with one colour and marker shape per class (the export uses the
-    same), thumbnail URLs (``url_for(path)``, sent as one shared prefix and a suffix per point,
+    same; each label as its display name, :func:`display_names`), thumbnail URLs
+    (``url_for(path)``, sent as one shared prefix and a suffix per point,
     fetched by the browser only when a point is hovered) and the current selection -> the
     component's JSON.
 
@@ -165,7 +167,8 @@ def payload(
     if update:
         out["update"] = True
         return json.dumps(out)
-    classes = list(dict.fromkeys(labels))
+    shown = display_names(labels)  # one short line each, no bidi controls, none alike
+    classes = [shown[c] for c in dict.fromkeys(labels)]
     colors, symbols = class_styles(len(classes))
     count = count_note(int(ids.size), n)
     panels = [
@@ -185,7 +188,7 @@ def payload(
             "panels": panels,
             "n": n,
             "ids": ids.tolist() if sampled else None,
-            "labels": [labels[i] for i in ids],
+            "labels": [shown[labels[i]] for i in ids],
             "classes": classes,
             "colors": colors,
             "symbols": symbols,

@@ -14,6 +14,7 @@ from explorer.atlas import (
     ranked_readings,
     unet_position,
 )
+from explorer.core.safe_text import display_name, markdown_text
 from explorer.models.specs import DOWNLOAD_HINT
 
 
@@ -239,21 +240,24 @@ def status_markdown(a: Atlas, shown: str, note: str = "", extra_note: str = "") 
     were left out and why."""
     hint = DOWNLOAD_HINT  # said once, after the spaces it applies to
     failures = "".join(
-        f"\n- **{ref}** left out: {msg.replace(hint, '').strip()}"
+        f"\n- **{markdown_text(ref)}** left out: {msg.replace(hint, '').strip()}"
         for ref, msg in a.failures.items()
     )
     if any(hint in m for m in a.failures.values()):
         failures += f"\n\n{hint}"
+    summary = markdown_text(a.images.summary())  # file and class names are the visitor's
     return (
-        f"**{a.images.summary()}** Spaces: {', '.join(s.title for s in a.spaces)}; "
+        f"**{summary}** Spaces: {', '.join(s.title for s in a.spaces)}; "
         f"map: {shown.upper()}. {note} {extra_note}{failures}"
     )
 
 
 def text_search_note(a: Atlas, text: str, top: list[tuple[int, float]]) -> str:
     """The note above the text-search results: the sentence and its best match."""
+    said = markdown_text(display_name(text.strip(), max_chars=120))
+    label = markdown_text(display_name(a.labels[top[0][0]]))
     return (
-        f"CLIP similarity to “{text.strip()}”: best #{top[0][0]} ({a.labels[top[0][0]]}, "
+        f"CLIP similarity to “{said}”: best #{top[0][0]} ({label}, "
         f"{top[0][1]:.3f}). Matches are circled in every panel."
     )
 

@@ -15,6 +15,7 @@ from explorer.models import registry
 from explorer.ui import availability
 from explorer.ui.components import progress_adapter, user_errors
 from explorer.ui.lab import views
+from explorer.ui.pricing import lab_price, priced
 
 
 def checked(folder, resolution, *model_refs) -> str | None:
@@ -29,6 +30,7 @@ def checked(folder, resolution, *model_refs) -> str | None:
     return folder
 
 
+@priced(lab_price("encode"))
 @user_errors("Encoding")
 def on_encode(image, model, resolution, mode, folder, scale):
     folder = checked(folder, resolution, model)
@@ -65,6 +67,7 @@ def arrival_cleared(error: gr.Error) -> tuple:
     return (None,) * 7 + (None if no_image else gr.skip(),)
 
 
+@priced(lab_price("roundtrip"))
 @user_errors("Round trip")
 def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     folder = checked(folder, resolution, model)
@@ -78,6 +81,7 @@ def on_roundtrip(image, model, resolution, mode, folder, source, seed):
     )
 
 
+@priced(lab_price("generations"))
 @user_errors("Repeated round trips")
 def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progress()):
     folder = checked(folder, resolution, model)
@@ -87,6 +91,7 @@ def on_generations(image, model, resolution, mode, folder, n, progress=gr.Progre
     return views.generations_figure(g), g.images[-1], views.generations_table(g)
 
 
+@priced(lab_price("compare"))
 @user_errors("Comparison")
 def on_compare(image, model_a, model_b, resolution, mode, folder):
     folder = checked(folder, resolution, model_a, model_b)
@@ -103,6 +108,7 @@ def on_compare(image, model_a, model_b, resolution, mode, folder):
     )
 
 
+@priced(lab_price("interpolate"))
 @user_errors("Interpolation")
 def on_interpolate(
     image_a, image_b, model, steps, method, resolution, folder, progress=gr.Progress()
@@ -123,6 +129,7 @@ def on_interpolate(
     return it.strip, str(gif), str(gif), it.crossfade_strip, str(fade_gif), note
 
 
+@priced(lab_price("edit"))
 @user_errors("Latent edit")
 def on_edit(image, model, resolution, mode, folder, channel, op, amount, seed):
     folder = checked(folder, resolution, model)

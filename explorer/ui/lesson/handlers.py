@@ -9,6 +9,7 @@ from explorer.models import registry
 from explorer.ui.components import progress_adapter, user_errors
 from explorer.ui.lesson import steps as lesson_steps
 from explorer.ui.lesson import views as lt
+from explorer.ui.pricing import lesson_price, priced
 
 TAB_ID = "lesson"
 
@@ -50,7 +51,7 @@ def _handler(n: int):
         return (*out, r.notice)
 
     run.__name__ = run.__qualname__ = f"lesson_{n}"
-    return user_errors(f"Lesson step {n}")(run)
+    return priced(lesson_price(n))(user_errors(f"Lesson step {n}")(run))
 
 
 def about_from_step(table, state):

@@ -16,6 +16,7 @@ from explorer.ui.components import (
     user_errors,
 )
 from explorer.ui.perturb.views import FAMILY_CHOICES, _figure, _strip, _strip_label, what_to_notice
+from explorer.ui.pricing import perturb_price, priced
 
 
 def _spaces(checked, vae_model, clip_model, dino_model) -> list[str]:
@@ -29,6 +30,7 @@ def _load(image) -> object:
     return imaging.load_image(image)
 
 
+@priced(perturb_price)
 @user_errors("Measuring the perturbations")
 def on_perturb(
     image, checked, vae_model, clip_model, dino_model, folder, which, progress=gr.Progress()

@@ -12,6 +12,7 @@ from explorer.playground import figures as figs
 from explorer.playground.cache import get_trained
 from explorer.ui.components import progress_adapter, user_errors
 from explorer.ui.playground.views import TITLES, _grid, _interp, _table, what_the_numbers_show
+from explorer.ui.pricing import playground_price, priced
 
 
 def _configs(beta, codebook_size, epochs, seed) -> dict[str, pg.TrainConfig]:
@@ -51,6 +52,7 @@ def _pair(a, b) -> tuple[int, int]:
     return int(np.argmax(labels == da)), int(np.argmax(labels == db))
 
 
+@priced(playground_price)
 @user_errors("Training the autoencoders")
 def on_playground(
     beta, codebook_size, epochs, seed, wide, digit_a, digit_b, progress=gr.Progress()
@@ -76,12 +78,14 @@ def on_playground(
     return (*scatters, *grids, *samples, *interps, chart, _table(metrics), note)
 
 
+@priced(playground_price)
 @user_errors("Drawing the latent plane")
 def on_playground_plane(beta, codebook_size, epochs, seed, wide, progress=gr.Progress()):
     models = _train_all(_configs(beta, codebook_size, epochs, seed), progress_adapter(progress))
     return tuple(_grid(t, wide) for t in models.values())
 
 
+@priced(playground_price)
 @user_errors("Interpolating")
 def on_playground_interp(
     beta, codebook_size, epochs, seed, digit_a, digit_b, progress=gr.Progress()
