@@ -1,17 +1,20 @@
-"""What the atlas's evidence costs at its 10,000-image limit, beside one UMAP fit in the same run:
-the linear probes (explorer.analysis.probe), linear CKA, mutual k-NN and per-point neighbour
-overlap (explorer.analysis.similarity), and the three weight-free baseline spaces
-(explorer.spaces.baselines) on 1,000 images. A benchmark, not a test.
+"""What the atlas's evidence costs at its 10,000-image limit, beside the UMAP maps of the same
+atlas in the same run: the app's own calls on a two-space atlas (explorer.atlas.evidence: the
+linear probe of each space, linear CKA, mutual 10-NN and per-point overlap on the atlas's own
+neighbour lists; explorer.analysis.projection.project for UMAP), once with groups (a photo's
+versions: folds split by group, lists leave the group out) and once without, and the three
+weight-free control spaces (explorer.spaces.baselines) on 1,000 images. A benchmark, not a test.
 
 Features are synthetic: two spaces of the same N points, each ``--classes`` Gaussian clusters
 (unit-variance centres, noise std 2, as in bench.atlas_scale) at ``--dim`` dimensions, the
-same labels in both, groups of 5 images sharing a class. UMAP is fitted the way the app fits it
-(rows L2-normalised, an exact cosine 15-NN graph handed to umap-learn as ``precomputed_knn``,
-cosine metric, spectral init, seed 0), after an untimed warm-up fit that compiles numba's code.
-Prints a Markdown table (for BENCHMARKS.md) on stdout, progress on stderr.
+same labels in both, groups of 5 images sharing a class. UMAP runs as the atlas runs it
+(``project(x, "umap", seed=0)``: its exact cosine k-NN pass, which the metrics and the evidence
+then share), after an untimed warm-up fit that compiles numba's code. Each step runs in the order
+the app runs them (maps first), once: the probe is deterministic and the lists are remembered,
+so a repeat would time a cache. Prints Markdown (for BENCHMARKS.md) on stdout, progress on stderr.
 
-    python -m bench.evidence_cost --n 10000   # ~3-4 min on 2 busy cores
-    python -m bench.evidence_cost --n 2000 --dim 256 --images 50 --repeat 1   # a smoke run
+    nice -n 10 python -m bench.evidence_cost --n 10000   # ~4-6 min on 2 busy cores
+    python -m bench.evidence_cost --n 2000 --dim 256 --images 50   # a smoke run
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from bench.common import cpu_name
+from explorer.analysis import knn, projection
 from explorer.analysis import probe as probe_mod
-from explorer.analysis import similarity
+from explorer.atlas import evidence
+from explorer.atlas.types import Atlas, Space
+from explorer.datasets import ImageSet
 from explorer.spaces import baselines
 
 
@@ -95,37 +100,6 @@ def synthetic_spaces(n: int, dim: int, classes: int, seed: int = 0):
     return spaces[0], spaces[1], labels, groups
 
 
-def umap_fit(x: np.ndarray, umap_module, k: int = 15) -> tuple[float, float]:
-    """The app's UMAP on (N,D) rows -> (seconds for the k-NN graph, seconds for the whole fit)."""
-    t0 = time.perf_counter()
-    xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    idx = similarity.cosine_neighbours(xn, k=k - 1)
-    sim = _sims(xn, idx)
-    n = len(xn)
-    knn_idx = np.concatenate([np.arange(n)[:, None], idx], axis=1)
-    knn_dist = np.concatenate([np.zeros((n, 1)), np.maximum(1.0 - sim, 0.0)], axis=1)
-    t_knn = time.perf_counter() - t0
-    reducer = umap_module.UMAP(
-        n_neighbors=k,
-        n_components=2,
-        metric="cosine",
-        init="spectral",
-        random_state=0,
-        n_jobs=1,
-        precomputed_knn=(knn_idx, knn_dist.astype(np.float32), None),
-    )
-    reducer.fit_transform(xn)
-    return t_knn, time.perf_counter() - t0
-
-
-def _sims(xn: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """(N,D) unit rows, (N,k) neighbour lists -> (N,k) cosine similarities, in row blocks."""
-    out = np.empty(idx.shape, np.float32)
-    for a in range(0, len(xn), 256):
-        out[a : a + 256] = np.einsum("id,ikd->ik", xn[a : a + 256], xn[idx[a : a + 256]])
-    return out
-
-
 def sample_images(n: int, side: int = 256, seed: int = 0) -> list:
     """n varied side×side RGB images: smooth colour fields with shapes and noise."""
     from PIL import Image, ImageDraw
@@ -159,134 +133,129 @@ def timed(fn, repeat: int):
     return out, best
 
 
+def tiny_atlas(x: np.ndarray, y: np.ndarray, labels, groups) -> Atlas:
+    """A two-space atlas of the features (one shared 8×8 stand-in image: no thumbnails)."""
+    from PIL import Image
+
+    n = len(labels)
+    im = Image.new("RGB", (8, 8))
+    grouping = None if groups is None else [f"g{g}" for g in groups]
+    image_set = ImageSet(
+        "bench", [im] * n, list(labels), [f"p{i}" for i in range(n)], groups=grouping
+    )
+    spaces = [Space("a", "vae:bench", "vae", "bench"), Space("b", "clip:bench", "clip", "bench")]
+    return Atlas("bench", image_set, spaces, {"a": x, "b": y})
+
+
+def run_atlas(x, y, labels, groups, what: str) -> tuple[list[tuple[str, str, float]], float, float]:
+    """The app's steps on one atlas -> (rows (step, result, seconds), evidence s, UMAP s)."""
+    knn._MEMO.clear()  # nothing remembered from the other run: the maps pay their pass
+    atlas = tiny_atlas(x, y, labels, groups)
+    rows = []
+    t_umap = 0.0
+    for key in ("a", "b"):
+        log(f"{what}: UMAP of space {key}")
+        t0 = time.perf_counter()
+        projection.project(atlas.embeddings[key], "umap", seed=0)
+        dt = time.perf_counter() - t0
+        t_umap += dt
+        rows.append((f"UMAP map of space {key} (its cosine k-NN pass included)", "", dt))
+    t_ev = 0.0
+    for key in ("a", "b"):
+        log(f"{what}: probe of space {key}")
+        t0 = time.perf_counter()
+        g = None if groups is None else atlas.images.groups
+        r = evidence.probe_result(atlas, key, "label", atlas.labels, g)
+        dt = time.perf_counter() - t0
+        t_ev += dt
+        conv = "converged" if r.converged else f"NOT converged in {r.unconverged_folds} folds"
+        rows.append(
+            (
+                f"linear probe of space {key}, {r.n_folds}-fold"
+                + (" group" if r.grouped else "")
+                + f", training folds cut to {probe_mod.MAX_TRAIN:,}",
+                f"{r.accuracy:.3f} ± {r.spread:.3f} (chance {r.chance:.3f}), "
+                f"{r.n_components} axes, {conv}",
+                dt,
+            )
+        )
+    log(f"{what}: neighbour lists, CKA and mutual k-NN")
+    t0 = time.perf_counter()
+    for key in ("a", "b"):
+        evidence.neighbour_lists(atlas, key)
+    dt_lists = time.perf_counter() - t0
+    rule = (
+        "own group left out: from the maps' wide lists"
+        if evidence.lists_leave_groups_out(atlas)
+        else "the maps' lists, reused"
+    )
+    rows.append((f"10-NN lists of both spaces ({rule})", "", dt_lists))
+    t0 = time.perf_counter()
+    table = evidence.similarity_table(atlas)
+    dt_sim = time.perf_counter() - t0
+    pair = table[(table.space_a == "a") & (table.space_b == "b")].iloc[0]
+    rows.append(
+        (
+            "linear CKA (debiased) + mutual 10-NN, a vs b",
+            f"CKA {pair.cka:.4f}, mutual 10-NN {pair.mutual_knn10:.4f}",
+            dt_sim,
+        )
+    )
+    t0 = time.perf_counter()
+    overlap = evidence.point_overlap(atlas, "a", "b")
+    evidence.changes(atlas, "a", "b")
+    dt_ov = time.perf_counter() - t0
+    rows.append(
+        (
+            "per-point 10-NN overlap + the images that change most",
+            f"({overlap.shape[0]:,},) mean {overlap.mean():.3f}",
+            dt_ov,
+        )
+    )
+    t_ev += dt_lists + dt_sim + dt_ov
+    return rows, t_ev, t_umap
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000, help="points in each space")
     ap.add_argument("--dim", type=int, default=2048, help="width of each space")
     ap.add_argument("--classes", type=int, default=15, help="clusters = labels")
-    ap.add_argument("--k", type=int, default=10, help="neighbours for mutual k-NN / overlap")
     ap.add_argument("--images", type=int, default=1000, help="256 px images for the baselines")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each step (the best is kept)")
     ap.add_argument(
-        "--compare-width",
-        type=int,
-        default=64,
-        help="also time the group-aware probe at this PCA width (0: skip)",
+        "--uncapped", action="store_true", help="also time the probe without the training cap"
     )
     args = ap.parse_args()
-    rep = max(1, args.repeat)
 
-    if not os.environ.get("NUMBA_CACHE_DIR"):  # the app's numba cache folder, if writable
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        folder = folder / "latent-space-explorer" / "numba"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            os.environ["NUMBA_CACHE_DIR"] = str(folder)
-        except OSError:
-            pass
-    log("importing umap")
-    import umap
-
+    log("importing umap and warming it up (untimed: numba compiles or loads its cache)")
     info = machine_info()
     start = time.perf_counter()
-    log("umap warm-up fit (untimed: numba compiles or loads its cache)")
     warm_x, *_ = synthetic_spaces(300, 16, 3, seed=1)
-    umap_fit(warm_x, umap)
+    projection.warm_up_umap(background=False)
+    projection.project(warm_x, "umap", seed=0)
 
     log(f"building two {args.n:,} × {args.dim} spaces")
     x, y, labels, groups = synthetic_spaces(args.n, args.dim, args.classes)
-    rows: list[tuple[str, str, float]] = []  # (step, result, seconds)
-
-    def conv(r) -> str:
-        return "converged" if r.converged else f"NOT converged in {r.unconverged_folds} folds"
-
-    log("probe (stratified folds)")
-    p, t_probe = timed(lambda: probe_mod.probe(x, labels), rep)
-    rows.append(
-        (
-            "linear probe, stratified 5-fold",
-            f"{p.accuracy:.3f} ± {p.spread:.3f} (chance {p.chance:.3f}), "
-            f"{p.n_components} PCA axes, {conv(p)}",
-            t_probe,
-        )
-    )
-    log(f"probe: {t_probe:.2f}s; probe (group-aware folds)")
-    pg, t_probe_g = timed(lambda: probe_mod.probe(x, labels, groups=groups), rep)
-    rows.append(
-        (
-            "linear probe, stratified group 5-fold (groups of 5)",
-            f"{pg.accuracy:.3f} ± {pg.spread:.3f} (chance {pg.chance:.3f}), {conv(pg)}",
-            t_probe_g,
-        )
-    )
-    if args.compare_width and args.compare_width != probe_mod.PCA_WIDTH:
-        log(f"probe grouped: {t_probe_g:.2f}s; the same at PCA width {args.compare_width}")
-        policy_width = probe_mod.PCA_WIDTH
-        probe_mod.PCA_WIDTH = args.compare_width  # the comparison row only; restored below
+    runs = {}
+    for what, g in (("grouped", groups), ("no groups", None)):
+        runs[what] = run_atlas(x, y, labels, g, what)
+    uncapped = None
+    if args.uncapped:
+        log("the group-aware probe without the training cap (comparison, not the policy)")
+        cap = probe_mod.MAX_TRAIN
+        probe_mod.MAX_TRAIN = 10**9
         try:
-            pw, t_w = timed(lambda: probe_mod.probe(x, labels, groups=groups), rep)
+            t0 = time.perf_counter()
+            r = probe_mod.probe(x, labels, groups=groups)
+            uncapped = (r, time.perf_counter() - t0)
         finally:
-            probe_mod.PCA_WIDTH = policy_width
-        rows.append(
-            (
-                f"(comparison, not the policy) the group-aware probe at PCA width "
-                f"{args.compare_width}",
-                f"{pw.accuracy:.3f} ± {pw.spread:.3f}, {pw.n_components} PCA axes, {conv(pw)}",
-                t_w,
-            )
-        )
-    log(f"probe grouped: {t_probe_g:.2f}s; linear CKA")
-    cka, t_cka = timed(lambda: similarity.linear_cka(x, y), rep)
-    rows.append(("linear CKA (debiased), A vs B", f"{cka:.4f}", t_cka))
-    cka_self, t_cka_self = timed(lambda: similarity.linear_cka(x, x), rep)
-    rows.append(("linear CKA (debiased), A vs A", f"{cka_self:.4f}", t_cka_self))
-
-    log(f"cka: {t_cka:.2f}s; cosine {args.k}-NN lists of both spaces")
-    (nx, ny), t_lists = timed(
-        lambda: (
-            similarity.cosine_neighbours(x, k=args.k),
-            similarity.cosine_neighbours(y, k=args.k),
-        ),
-        rep,
-    )
-    rows.append(
-        (
-            f"exact cosine {args.k}-NN lists, both spaces (the atlas already computes these)",
-            "",
-            t_lists,
-        )
-    )
-    mk, t_mutual = timed(
-        lambda: similarity.mutual_knn(None, None, k=args.k, nbrs_x=nx, nbrs_y=ny), rep
-    )
-    rows.append(
-        (
-            f"mutual {args.k}-NN from the lists",
-            f"{mk:.4f} (unrelated: {args.k / (args.n - 1):.4f})",
-            t_mutual,
-        )
-    )
-    overlap, t_overlap = timed(
-        lambda: similarity.neighbour_overlap(None, None, k=args.k, nbrs_x=nx, nbrs_y=ny), rep
-    )
-    rows.append(
-        (
-            f"per-point {args.k}-NN overlap from the lists",
-            f"({overlap.shape[0]:,},) in [{overlap.min():.2f}, {overlap.max():.2f}]",
-            t_overlap,
-        )
-    )
-
-    log("UMAP fit of space A")
-    fits = [umap_fit(x, umap) for _ in range(rep)]
-    t_umap_knn, t_umap = min(fits, key=lambda f: f[1])
-    log(f"umap: {t_umap:.2f}s (k-NN graph {t_umap_knn:.2f}s)")
+            probe_mod.MAX_TRAIN = cap
 
     log(f"baselines on {args.images:,} images of 256 px")
     images = sample_images(args.images)
     base_rows = []
     for name, meta in baselines.BASELINES.items():
-        f, dt = timed(lambda name=name: baselines.baseline_features(name, images), rep)
+        f, dt = timed(lambda name=name: baselines.baseline_features(name, images), 1)
         assert f.shape == (len(images), meta.dims)
         base_rows.append([name, str(meta.dims), fmt_s(dt), f"{dt / len(images) * 1000:.2f} ms"])
     total = time.perf_counter() - start
@@ -297,35 +266,32 @@ def main() -> None:
     print(table(["", ""], [[k, v] for k, v in info]))
     print(f"\nload average at end: {load_end}; whole run {fmt_s(total)}.\n")
     print(
-        f"Two synthetic spaces A and B ({args.classes} Gaussian clusters each, same labels, "
-        f"independent centres), groups of 5 images sharing a class. Each time is the best of "
-        f"{rep} runs. Probe policy: {probe_mod.POLICY}. UMAP: the app's fit (exact cosine "
-        f"15-NN graph + umap-learn), {fmt_s(t_umap)} of which {fmt_s(t_umap_knn)} is its "
-        "k-NN graph.\n"
+        f"Two synthetic spaces a and b ({args.classes} Gaussian clusters each, same labels, "
+        "independent centres), groups of 5 images sharing a class. Probe policy: "
+        f"{probe_mod.POLICY}.\n"
     )
-    print(
-        table(
-            ["step", "result", "time", "× one UMAP fit"],
-            [[s_, r, fmt_s(t), f"{t / t_umap:.2f}"] for s_, r, t in rows]
-            + [["one UMAP fit of A (incl. its k-NN graph)", "", fmt_s(t_umap), "1.00"]],
+    for what, (rows, t_ev, t_umap) in runs.items():
+        one = max(r[2] for r in rows if r[0].startswith("UMAP"))
+        print(f"### The atlas {'with' if what == 'grouped' else 'without'} groups\n")
+        print(
+            table(
+                ["step", "result", "time", "× the two UMAP maps"],
+                [[s_, r, fmt_s(t), f"{t / t_umap:.2f}"] for s_, r, t in rows],
+            )
         )
-    )
-    per_space = t_probe_g + t_cka + t_mutual + t_overlap
-    with_lists = per_space + t_lists
-    print("\n### Ratios from this run\n")
-    print(
-        f"- Group-aware probe + CKA + mutual k-NN + per-point overlap (lists reused): "
-        f"{fmt_s(per_space)} = **{per_space / t_umap:.2f}× one UMAP fit** (goal ≤ 0.5×)."
-    )
-    print(
-        f"- The same with both spaces' neighbour lists computed here: {fmt_s(with_lists)} = "
-        f"{with_lists / t_umap:.2f}× one UMAP fit."
-    )
-    print(
-        f"- One probe: {fmt_s(t_probe_g / max(pg.n_folds, 1))} a fold "
-        f"({pg.n_folds} folds); it runs once per (space, labelling)."
-    )
-    print(f"\n### Baseline spaces on {args.images:,} images of 256×256 px\n")
+        print(
+            f"\n- Probes + CKA + mutual 10-NN + per-point overlap: {fmt_s(t_ev)} = "
+            f"**{t_ev / t_umap:.2f}× the atlas's two UMAP maps** ({fmt_s(t_umap)}; goal ≤ 0.5×), "
+            f"{t_ev / one:.2f}× the slower single map.\n"
+        )
+    if uncapped is not None:
+        r, dt = uncapped
+        print(
+            f"Comparison, not the policy: the group-aware probe of space a with no training cap "
+            f"({r.n_folds} folds of ~{args.n * (r.n_folds - 1) // r.n_folds:,} training rows): "
+            f"{fmt_s(dt)}, {r.accuracy:.3f} ± {r.spread:.3f}.\n"
+        )
+    print(f"### Control spaces on {args.images:,} images of 256×256 px\n")
     print(table(["space", "dims", f"{args.images:,} images", "per image"], base_rows))
 
 

@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="T",
         help="the UNet space's noise timestep, 0-999 (default 200; the app offers 50, 200, 500)",
     )
+    a.add_argument(
+        "--baselines",
+        default=None,
+        metavar="NAMES",
+        help="weight-free control spaces to add, comma-separated: pixels, colour, texture (or "
+        "all): what raw pixels, the palette and edges alone give",
+    )
     a.add_argument("--method", choices=["umap", "pca", "tsne"], default="umap")
     a.add_argument("--max-images", type=int, default=None)
     a.add_argument("--per-class", type=int, default=20, help="images per class for a Hub dataset")
@@ -153,8 +160,31 @@ def _parser() -> argparse.ArgumentParser:
             metavar="MODEL",
             help=f"{what} model: registry name, Hub id or local path",
         )
+    pt.add_argument(
+        "--baselines",
+        default=None,
+        metavar="NAMES",
+        help="control spaces to measure too, comma-separated: pixels, colour, texture (or all)",
+    )
     pt.add_argument("--models-dir", default=None)
     return p
+
+
+def _baselines(text: str | None) -> list[str]:
+    """``--baselines pixels,colour`` -> ``["pixels:16x16-rgb", "colour:hsv-8x4x4"]`` (``all``:
+    the three), checked."""
+    from explorer.spaces.baselines import BASELINES, MODELS
+
+    names = [t.strip().lower() for t in (text or "").split(",") if t.strip()]
+    if names == ["all"]:
+        names = list(BASELINES)
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ExplorerError(
+            f"Unknown control space {unknown[0]!r} in --baselines: use {', '.join(BASELINES)} "
+            "(comma-separated) or all."
+        )
+    return [f"{n}:{MODELS[n]}" for n in dict.fromkeys(names)]
 
 
 def _autoencoders(args: argparse.Namespace) -> None:
@@ -184,7 +214,7 @@ def _perturb(args: argparse.Namespace) -> None:
     chosen = [
         f"{fam}:{getattr(args, fam)}" for fam in ("vae", "clip", "dino") if getattr(args, fam)
     ]
-    spaces = chosen or [f"vae:{default_vae(args.models_dir)}"]
+    spaces = (chosen or [f"vae:{default_vae(args.models_dir)}"]) + _baselines(args.baselines)
     image = imaging.load_image(args.image)
     refs = perturb_lab.references(image)
     cache = EmbeddingCache()
@@ -230,7 +260,7 @@ def _atlas(args: argparse.Namespace) -> None:
         if args.timestep is not None:
             ref = ref.with_(timesteps=(unet.split_model(f"{ref.name}@t{args.timestep}")[1],))
         chosen.append(f"unet:{ref.ref}")
-    spaces = chosen or atlas.default_spaces(args.models_dir)
+    spaces = (chosen or atlas.default_spaces(args.models_dir)) + _baselines(args.baselines)
     runner = None
     if args.engine == "ray":
         from explorer.spaces.ray_engine import RayEngine, require_ray
@@ -275,8 +305,12 @@ def _atlas(args: argparse.Namespace) -> None:
     for ref, msg in built.failures.items():
         print(f"warning: {ref} left out: {msg}", file=sys.stderr)
     print(atlas.metrics_table(built, args.method).to_string(index=False))
+    if len(built.spaces) > 1:
+        print()
+        print(atlas.evidence.similarity_table(built).to_string(index=False))
     print(
-        f"wrote {files['points']} and {files['metrics']} (and atlas.html, overlap.csv, embeddings.npz)"
+        f"wrote {files['points']}, {files['metrics']} and {files['similarity']} "
+        "(and atlas.html, overlap.csv, embeddings.npz)"
     )
 
 

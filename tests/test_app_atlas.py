@@ -149,10 +149,20 @@ def test_method_switch_and_export(atlas_client):
     assert json.loads(out[0])["method"] == "tsne"
     files = client.predict(api_name="/atlas_export")
     names = sorted(f.rsplit("/", 1)[-1] for f in files)
-    assert names == ["atlas.html", "metrics.csv", "overlap.csv", "points.csv"]
+    assert names == [
+        "atlas.html",
+        "metrics.csv",
+        "overlap.csv",
+        "point_overlap.csv",
+        "points.csv",
+        "similarity.csv",
+    ]
     with open(next(f for f in files if f.endswith("metrics.csv"))) as fh:
         header = fh.readline().strip()
-    assert header == "space,labels,knn5,knn10,chance,silhouette,trustworthiness"
+    assert header == (
+        "space,labels,knn5,knn10,chance,silhouette,trustworthiness,"
+        "probe,probe_chance,probe_spread,probe_folds,probe_note"
+    )
     # the page shows what the app shows: the same panels, the app's colours, every class in the
     # legend (not the first 12), the metrics table; plotly.js is inlined once
     with open(next(f for f in files if f.endswith("atlas.html")), encoding="utf-8") as fh:

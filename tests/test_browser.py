@@ -112,13 +112,16 @@ def _click_point(page, panel: int, point: int) -> None:
 def test_atlas_click_highlights_in_every_panel(page):
     page.get_by_role("tab", name="Semantic atlas").click()
     page.get_by_role("button", name="Open the teaching set").click()
-    page.locator(".atlas-panel").nth(2).locator("path.point").first.wait_for()
-    assert page.locator(".atlas-panel").count() == 3
+    from explorer.ui.atlas.layout import default_ticks
+
+    spaces = len(default_ticks())  # VAE, CLIP, DINOv2 (the tiny ones load) and the 3 controls
+    page.locator(".atlas-panel").nth(spaces - 1).locator("path.point").first.wait_for()
+    assert spaces == 6 and page.locator(".atlas-panel").count() == spaces
     n_points = page.locator(".atlas-panel").first.locator("path.point").count()
     assert n_points >= 60
-    # the metrics table shows one row per space with numbers
+    # the metrics table shows one row per space with numbers, the probe beside kNN
     page.wait_for_function(
-        "() => ['vae', 'clip', 'dino', 'knn5'].every("
+        "() => ['vae', 'clip', 'dino', 'pixels', 'texture', 'knn5', 'probe'].every("
         "w => document.querySelector('#atlas-metrics').innerText.includes(w))"
     )
     _click_point(page, 1, 10)
@@ -132,10 +135,66 @@ def test_atlas_click_highlights_in_every_panel(page):
         "() => [...document.querySelectorAll('.atlas-panel')].every(p => p.dataset.neighbors.split(',').length === 6)"
     )
     page.locator(".atlas-gallery img").first.wait_for()
-    assert page.locator(".atlas-gallery").filter(has=page.locator("img")).count() == 3
+    assert page.locator(".atlas-gallery").filter(has=page.locator("img")).count() == spaces
     idx = selected.pop()
     assert page.get_by_label("Image #").input_value() == idx
     _shot(page, "atlas-selected")
+
+
+SELECTED_IN_PLOTLY = """div => div.data.reduce(
+    (n, t) => n + (Array.isArray(t.selectedpoints) ? t.selectedpoints.length : 0), 0)"""
+
+
+@pytest.mark.slow
+def test_atlas_lasso_in_one_panel_selects_in_every_panel(page):
+    """A lasso drawn with plotly's own tool in the first panel selects the same images in every
+    panel (plotly's selectedpoints), shows them in a gallery and says what they share."""
+    page.get_by_role("tab", name="Semantic atlas").click()
+    panels = page.locator(".atlas-panel")
+    if not panels.count():
+        page.get_by_role("button", name="Open the teaching set").click()
+    panels.nth(panels.count() - 1).locator("path.point").first.wait_for()
+    first = panels.first
+    first.scroll_into_view_if_needed()
+    first.hover()
+    first.locator('.modebar-btn[data-val="lasso"]').click()
+    box = first.locator(".nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    w, h = box["width"] * 0.3, box["height"] * 0.3
+    ring = [
+        (cx - w, cy - h),
+        (cx + w, cy - h),
+        (cx + w, cy + h),
+        (cx - w, cy + h),
+        (cx - w, cy - h + 2),
+    ]
+    page.mouse.move(*ring[0])
+    page.mouse.down()
+    for x, y in ring[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => { const ps = [...document.querySelectorAll('.atlas-panel')];"
+        " return ps.length > 1 && ps[0].dataset.selection"
+        " && ps.every(p => p.dataset.selection === ps[0].dataset.selection); }"
+    )
+    chosen = first.get_attribute("data-selection").split(",")
+    assert len(chosen) >= 2
+    for p in panels.all():  # the highlight is plotly's own, in every panel
+        assert p.evaluate(SELECTED_IN_PLOTLY) == len(chosen)
+    # the server's answer: what they share, and a gallery of them
+    sentence = page.locator("#atlas-selection")
+    sentence.get_by_text("you selected in").wait_for()
+    assert f"The {len(chosen)} images you selected in" in sentence.inner_text()
+    assert "VAE latents" in sentence.inner_text()
+    page.locator("#atlas-selection-gallery img").first.wait_for()
+    assert page.locator("#atlas-selection-gallery img").count() == min(len(chosen), 48)
+    _shot(page, "atlas-lasso-selection")
+    page.get_by_role("button", name="Clear the selection").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.atlas-panel')].every(p => p.dataset.selection === '')"
+    )
+    assert all(p.evaluate(SELECTED_IN_PLOTLY) == 0 for p in panels.all())
 
 
 def test_atlas_text_query_highlights(page):

@@ -243,6 +243,11 @@ def test_atlas_cli_writes_points_and_metrics(tmp_path, monkeypatch, capsys):
         "chance",
         "silhouette",
         "trustworthiness",
+        "probe",
+        "probe_chance",
+        "probe_spread",
+        "probe_folds",
+        "probe_note",
     ]
     assert [r["space"] for r in metrics_rows] == ["vae", "clip"]  # only the spaces asked for
     assert {r["labels"] for r in metrics_rows} == {"label"}  # one labelling: one value there
@@ -252,6 +257,29 @@ def test_atlas_cli_writes_points_and_metrics(tmp_path, monkeypatch, capsys):
     reopened, method = atlas.load_saved(out)
     assert method == "pca" and len(reopened.images) == 15
     assert "wrote" in capsys.readouterr().out
+
+
+def test_atlas_cli_baselines_add_the_controls_probe_columns_and_similarity(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
+    src = _class_folder(tmp_path / "photos")
+    out = tmp_path / "atlas"
+    args = ["atlas", str(src), "--out", str(out), "--vae", "test-tiny", "--method", "pca"]
+    assert cli.main([*args, "--baselines", "pixels, colour,texture"]) == 0
+    metrics_rows = _read_csv(out / "metrics.csv")
+    assert [r["space"] for r in metrics_rows] == ["vae", "pixels", "colour", "texture"]
+    for r in metrics_rows:  # 15 images in 3 classes of 5: a score in [0, 1] beside chance
+        assert 0.0 <= float(r["probe"]) <= 1.0 and float(r["probe_chance"]) == round(1 / 3, 4)
+        assert r["probe_folds"] == "5" and r["probe_note"] == ""
+    sim = _read_csv(out / "similarity.csv")
+    assert list(sim[0]) == ["space_a", "space_b", "cka", "mutual_knn10"]
+    assert len(sim) == 4 + 6  # each space with itself, and every pair
+    assert all(float(r["cka"]) == 1.0 for r in sim if r["space_a"] == r["space_b"])
+    assert "similarity.csv" in capsys.readouterr().out
+    assert cli.main([*args, "--baselines", "pixles"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown control space 'pixles'" in err and "pixels, colour, texture" in err
 
 
 def test_atlas_cli_bad_source_is_one_line(tmp_path, capsys):

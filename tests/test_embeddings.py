@@ -22,6 +22,7 @@ from explorer.core.errors import ExplorerError, ModelUnavailableError, UnknownMo
 from explorer.images import io as imaging
 from explorer.models import embedders, registry
 from explorer.models.vae import load_vae
+from explorer.spaces import baselines
 from explorer.spaces import embed as embeddings
 from tests.helpers import ROOT, noise_image
 
@@ -224,7 +225,15 @@ def test_parse_space():
     assert embeddings.parse_space("dinov2-small") == ("dino", "dinov2-small")
     assert embeddings.parse_space("sdxl-vae") == ("vae", "sdxl-vae")
     for family in embeddings.FAMILIES:  # a bare family name means a model usable now
+        if family in embeddings.CONTROLS:  # no model: computed from the pixels (below)
+            continue
         assert registry.is_usable(embeddings.parse_space(family)[1]), family
+    for family in embeddings.CONTROLS:  # one form each, bare or named
+        model = baselines.MODELS[family]
+        assert embeddings.parse_space(family) == (family, model)
+        assert embeddings.parse_space(f" {family.upper()}:{model}") == (family, model)
+        with pytest.raises(ExplorerError, match="one form"):
+            embeddings.parse_space(f"{family}:other")
     for bad in ["", "nonsense", "siglip:google/siglip", ":clip"]:
         with pytest.raises(ExplorerError, match="Unknown embedding space"):
             embeddings.parse_space(bad)
@@ -355,6 +364,7 @@ def test_offline_and_uncached_points_to_the_download_command(tmp_path):
         """
         from PIL import Image
         from explorer.models import download, embedders, registry
+        from explorer.spaces import baselines
         from explorer.spaces import embed as embeddings
         from explorer.core.errors import ModelUnavailableError
 
@@ -392,3 +402,25 @@ def test_offline_and_uncached_points_to_the_download_command(tmp_path):
     for line in lines:
         assert "-> HINT" in line, line
     assert "Could not download" in lines[-1]
+
+
+def test_controls_embed_through_the_cache_under_their_version(images, tmp_path, monkeypatch):
+    """A control space is its baseline features, stored under a key naming its recipe's
+    version: a second embed reads every row back and computes nothing."""
+    from explorer.spaces.cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path)
+    for family in embeddings.CONTROLS:
+        got = embeddings.embed(family, images, cache=cache)
+        np.testing.assert_array_equal(got, baselines.baseline_features(family, images))
+        key = embeddings.control_cache_key(family)
+        assert key[2] == baselines.BASELINES[family].version
+        found, missing = cache.get_many(key, [embeddings.image_hash(im) for im in images])
+        assert len(found) == len(images) and not missing
+
+    def boom(name, ims):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(baselines, "baseline_features", boom)
+    again = embeddings.embed("texture", images, cache=cache)
+    assert again.shape == (len(images), baselines.BASELINES["texture"].dims)

@@ -118,3 +118,24 @@ def test_tiny_sets_rank_like_the_plain_pass(n):
     np.testing.assert_array_equal(knn.ranks(xn, targets), want)
     idx, _ = knn.cosine_knn(xn, 5)
     assert idx.shape == (n, n - 1)
+
+
+@pytest.mark.parametrize("wide", [3, 12, 1024])  # most rows from the wide lists, some, none
+def test_lists_outside_groups_equal_the_masked_pass(monkeypatch, wide):
+    monkeypatch.setattr(knn, "WIDE_MAX", wide)
+    monkeypatch.setattr(knn, "MEMO_K", 3)
+    knn._MEMO.clear()
+    xn = tied(150, 4, seed=wide)
+    groups = np.arange(150) // 5  # groups of 5 ...
+    groups[:40] = 0  # ... and one of 40: rows whose wide list is all their own group
+    want_i, want_s, _ = knn._neighbours(xn, 8, groups=groups)
+    got_i, got_s = knn.cosine_knn_outside_groups(xn, 8, groups)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_s, want_s)
+    assert not (groups[got_i] == groups[:, None]).any()
+    few = np.zeros(150, np.int64)
+    few[-3:] = 1  # most rows have only 3 points outside their group: -inf tails, as in the pass
+    want_i, want_s, _ = knn._neighbours(xn, 8, groups=few)
+    got_i, got_s = knn.cosine_knn_outside_groups(xn, 8, few)
+    np.testing.assert_array_equal(got_s, want_s)
+    np.testing.assert_array_equal(got_i, want_i)

@@ -160,3 +160,37 @@ def test_deterministic_for_a_seed():
     x, labels = clusters(200, 150, classes=4, noise=3.0, seed=8)
     a, b = P.probe(x, labels, seed=1), P.probe(x, labels, seed=1)
     assert a == b
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_capped_training_folds_equal_cross_val_score(monkeypatch, grouped):
+    """Past MAX_TRAIN images each training fold is a stratified draw of MAX_TRAIN rows and each
+    test fold is whole: the fold accuracies are cross_val_score's with the same splitter."""
+    monkeypatch.setattr(P, "MAX_TRAIN", 150)
+    n = 400
+    x, labels = clusters(n, 30, classes=3, noise=2.0, seed=11)
+    groups = np.arange(n) // 4 if grouped else None
+    result = P.probe(x, labels, groups=groups, seed=2)
+    cv, reason = P.probe_folds(labels, groups=groups, seed=2)
+    assert reason is None and isinstance(cv, P.CappedTraining)
+    splits = list(cv.split(x, labels, groups))
+    tested = np.zeros(n, int)
+    for train, test in splits:
+        assert train.size == 150 and not set(train) & set(test)
+        tested[test] += 1
+        if grouped:
+            assert not set(groups[train]) & set(groups[test])
+        # each class keeps its share of the uncut training fold, to within one row
+        full = np.setdiff1d(np.arange(n), test)
+        for c in np.unique(labels):
+            share = np.mean(labels[full] == c) * 150
+            assert abs(np.sum(labels[train] == c) - share) <= 1
+    assert (tested == 1).all()  # every image is still tested once
+    reference = cross_val_score(
+        P.probe_pipeline(result.n_components, seed=2), x, labels, cv=cv, groups=groups
+    )
+    assert result.fold_accuracies == tuple(reference)
+    assert result.n_components == min(P.PCA_WIDTH, 149, 30)
+    assert "150 rows" in result.method
+    # at or below the cap nothing is cut
+    assert not isinstance(P.probe_folds(labels[:150])[0], P.CappedTraining)

@@ -23,7 +23,7 @@ import numpy as np
 
 from explorer.core.lru import LRU
 
-__all__ = ["cosine_knn", "euclidean_knn", "ranks"]
+__all__ = ["cosine_knn", "cosine_knn_outside_groups", "euclidean_knn", "ranks"]
 
 _BLOCK = 1024
 MEMO_K = 50
@@ -191,6 +191,45 @@ def cosine_knn(xn: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, xn.shape[0] - 1)
     hit = _remembered(xn, k)
     return hit.idx[:, :k], hit.sim[:, :k]
+
+
+def cosine_knn_outside_groups(
+    xn: np.ndarray, k: int, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N,D) unit rows, k, (N,) int group codes -> (N,k) indices and float32 cosines of each
+    row's k nearest neighbours outside its own group, best first, ties to the lower index (k
+    capped at N − 1): exactly ``_neighbours(xn, k, groups=groups)[:2]``. A row with fewer than
+    k points outside its group gets own-group columns with similarity −inf at the tail.
+
+    Taken from the remembered wide lists (:func:`cosine_knn`'s pass): a row whose wide list
+    holds k points outside its group has its answer there (every point left out of the list is
+    no more similar than all in it, and ties went to the lower index); only the other rows take
+    a blocked pass."""
+    groups = np.asarray(groups, np.int64)
+    n = xn.shape[0]
+    k = min(k, n - 1)
+    lists = _remembered(xn, MEMO_K)
+    wide_idx, wide_sim = lists.wide_idx, lists.wide_sim
+    w = wide_idx.shape[1]
+    idx = np.empty((n, max(k, 0)), np.int64)
+    sim = np.empty((n, max(k, 0)), np.float32)
+    if k <= 0:
+        return idx, sim
+    found = np.zeros(n, bool)
+    step = max(1, (1 << 22) // max(w, 1))  # rows per chunk: ~4M candidates at a time
+    for start in range(0, n if w >= k else 0, step):
+        stop = min(start + step, n)
+        cand = wide_idx[start:stop]
+        s = np.where(groups[cand] == groups[start:stop, None], -np.inf, wide_sim[start:stop])
+        order, vals = _top_k(s, k)  # columns in index order: ties go to the lower index
+        idx[start:stop] = np.take_along_axis(cand, order, axis=1)
+        sim[start:stop] = vals
+        found[start:stop] = np.isfinite(vals[:, -1])
+    need = np.flatnonzero(~found)
+    if need.size:
+        i, v, _ = _neighbours(xn, k, groups=groups, rows=need)
+        idx[need], sim[need] = i, v
+    return idx, sim
 
 
 def ranks(xn: np.ndarray, targets: np.ndarray) -> np.ndarray:

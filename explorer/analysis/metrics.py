@@ -92,6 +92,12 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0).astype(np.float32)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """(N,D) -> (N,D) float32 rows of unit L2 norm, exactly as every atlas metric normalises
+    them, so that :func:`explorer.analysis.knn.cosine_knn` of the result shares their lists."""
+    return _unit_rows(x)
+
+
 def _label_codes(labels: Sequence, n: int | None = None) -> np.ndarray:
     """Any hashable labels -> int codes 0..K-1 in order of first appearance."""
     lut: dict = {}

@@ -8,6 +8,8 @@ What the UI and the CLI call for the atlas (no gradio here), one concern a modul
   the hover thumbnails;
 * ``report`` -- :func:`metrics_table`, :func:`overlap_table` and :func:`verdict` (a
   :class:`Verdict`: the reading of the numbers, as data);
+* ``evidence`` -- linear probes, space-to-space similarity, per-point neighbour overlap, what a
+  selection shares and where each space stands against the controls;
 * ``export`` -- :func:`points_frame`, :func:`save`, :func:`load_saved`; ``manifest`` -- the
   content hashes a saved folder is checked by.
 
@@ -57,10 +59,11 @@ from explorer.atlas.store import (
     thumbnails,
     write_thumbs,
 )
-from explorer.atlas.types import FAMILY_TITLES, Atlas, Reopened, Space
+from explorer.atlas.types import CONTROL_FAMILIES, FAMILY_TITLES, Atlas, Reopened, Space
 
 __all__ = [
     "ABOVE_CHANCE",
+    "CONTROL_FAMILIES",
     "COUNTED",
     "FAMILY_TITLES",
     "MAX_QUERY_CHARS",

@@ -45,7 +45,7 @@ __all__ = [
     "text_query",
 ]
 
-MAX_SPACES = 4
+MAX_SPACES = 8  # every family at once: VAE, CLIP, DINOv2, ViT, UNet and the three controls
 MAX_QUERY_CHARS = 300  # CLIP reads 77 tokens; a longer sentence only costs time and memory
 
 
@@ -94,9 +94,14 @@ def build(
     ``failures`` and left out; only when every space fails is that an error. ``runner``: run
     the models elsewhere (:class:`explorer.spaces.ray_engine.RayEngine`); its ``device`` names where.
     """
-    spaces = list(spaces or default_spaces(folder))[:MAX_SPACES]
+    spaces = list(spaces or default_spaces(folder))
     if not spaces:
         raise ExplorerError("Choose at least one embedding space.")
+    if len(spaces) > MAX_SPACES:
+        raise ExplorerError(
+            f"{len(spaces)} spaces were asked for; an atlas holds up to {MAX_SPACES}. "
+            "Leave some out."
+        )
     if len(image_set) < 3:
         raise ExplorerError("An atlas needs at least 3 images: add more images to the set.")
     parsed = [embeddings.parse_space(s, folder) for s in spaces]

@@ -1,10 +1,13 @@
 """An atlas on disk: the points table, and a folder that can be reopened (CLI, export button).
 
-:func:`save` writes ``points.csv``, ``metrics.csv``, ``overlap.csv``, ``neighbours.npz``,
-``atlas.html`` (drawn by :func:`explorer.images.plots.atlas_html`), ``embeddings.npz``,
-``thumbs/``, ``atlas.json`` and, last, ``manifest.json`` (their content hashes), each file
-atomically (:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopens such a folder,
-serving what the manifest vouches for as it was saved and recomputing the rest.
+:func:`save` writes ``points.csv``, ``metrics.csv`` (with the linear probe's columns),
+``similarity.csv`` (linear CKA and mutual 10-NN of every pair of spaces), ``overlap.csv``,
+``point_overlap.csv`` (each image's neighbour overlap for every pair of spaces),
+``neighbours.npz``, ``atlas.html`` (drawn by :func:`explorer.images.plots.atlas_html`),
+``embeddings.npz``, ``thumbs/``, ``atlas.json`` (which also carries the selection) and, last,
+``manifest.json`` (their content hashes), each file atomically
+(:func:`explorer.core.files.atomic_write`); :func:`load_saved` reopens such a folder, serving
+what the manifest vouches for as it was saved and recomputing the rest.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import pandas as pd
 from PIL import Image
 
 from explorer.analysis import metrics
-from explorer.atlas import manifest
+from explorer.analysis.probe import POLICY as PROBE_POLICY
+from explorer.atlas import evidence, manifest
 from explorer.atlas.build import coords_for, default_colouring
 from explorer.atlas.manifest import DERIVED, MANIFEST, PRIMARY, Manifest, read_manifest
 from explorer.atlas.report import METRICS_COLUMNS, metrics_table, overlap_table
@@ -45,7 +49,8 @@ __all__ = ["figure_html", "load_saved", "points_frame", "save"]
 
 def points_frame(atlas: Atlas, method: str) -> pd.DataFrame:
     """One row per image: index, path, label, then ``label_<name>`` for each of the set's named
-    labellings and ``group`` (its source photo) where it has them, then x_<space>, y_<space>
+    labellings and ``group`` (its source photo) where it has them, ``selected`` (1 or 0) where
+    the atlas has a selection, then x_<space>, y_<space>
     (the ``method`` map's coordinates, rounded to 6 decimals) for every space."""
     xy = coords_for(atlas, method)
     images = atlas.images
@@ -54,6 +59,8 @@ def points_frame(atlas: Atlas, method: str) -> pd.DataFrame:
         df[f"label_{name}"] = values
     if images.groups is not None:
         df["group"] = images.groups
+    if atlas.selection:
+        df["selected"] = np.isin(np.arange(len(images)), atlas.selection).astype(int)
     for s in atlas.spaces:
         df[f"x_{s.key}"] = np.round(xy[s.key][:, 0], 6)
         df[f"y_{s.key}"] = np.round(xy[s.key][:, 1], 6)
@@ -157,7 +164,8 @@ def save(
     *,
     room: Callable[[int], AbstractContextManager] | None = None,
 ) -> dict[str, Path]:
-    """Write points.csv, metrics.csv, overlap.csv, neighbours.npz, atlas.html (with
+    """Write points.csv, metrics.csv, similarity.csv, overlap.csv, point_overlap.csv,
+    neighbours.npz, atlas.html (with
     ``verdict_html`` and ``note``: see :func:`figure_html`), embeddings.npz, thumbs/, atlas.json
     and, last, manifest.json (the SHA-256 of each; see :mod:`explorer.atlas.manifest`).
 
@@ -166,10 +174,13 @@ def save(
     out = Path(out)
     table = metrics_table(atlas, method)
     columns = ["space", "labels", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
+    columns += evidence.PROBE_COLUMNS
     blobs = {
         "points.csv": _csv(points_frame(atlas, method)),
         "metrics.csv": _csv(table[columns]),
+        "similarity.csv": _csv(evidence.similarity_table(atlas)),
         "overlap.csv": _csv(overlap_table(atlas)),
+        "point_overlap.csv": _csv(evidence.overlap_frame(atlas)),
         "neighbours.npz": _npz(_lists(atlas)),
         "atlas.html": figure_html(atlas, method, verdict_html, note).encode("utf-8"),
         "embeddings.npz": _npz(atlas.embeddings),
@@ -190,6 +201,12 @@ def save(
         "failures": atlas.failures,
         "thumbs": thumbs,
         "models": table[["space", "model"]].to_dict("records"),
+        "selection": [int(i) for i in atlas.selection],
+        "evidence": {
+            "probe": PROBE_POLICY,
+            "neighbours": evidence.K,
+            "own_group_left_out": evidence.lists_leave_groups_out(atlas),
+        },
     }
     blobs["atlas.json"] = json.dumps(meta, indent=2).encode("utf-8")
     hashes = {name: manifest.digest(data) for name, data in blobs.items()}
@@ -207,7 +224,9 @@ def save(
     keys = {
         "points": "points.csv",
         "metrics": "metrics.csv",
+        "similarity": "similarity.csv",
         "overlap": "overlap.csv",
+        "point_overlap": "point_overlap.csv",
         "neighbours": "neighbours.npz",
         "html": "atlas.html",
         "embeddings": "embeddings.npz",
@@ -304,7 +323,14 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
         recomputed=[name for name in DERIVED if name not in used],
         thumbs_checked=checked,
     )
+    try:  # a selection that does not fit this set is dropped, not an error
+        atlas.selection = evidence.check_selection(meta.get("selection"), n, n)
+    except ExplorerError:
+        atlas.selection = []
     return atlas, method
+
+
+_TEXT_COLUMNS = ("space", "labels", "probe_note")  # the metrics table's text columns
 
 
 def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[str]:
@@ -320,8 +346,8 @@ def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[s
         try:
             if name == "metrics.csv":
                 table = pd.read_csv(
-                    io.BytesIO(data), dtype={"space": str, "labels": str}, keep_default_na=False,
-                    na_values={c: [""] for c in METRICS_COLUMNS if c not in ("space", "labels")},
+                    io.BytesIO(data), dtype=dict.fromkeys(_TEXT_COLUMNS, str), keep_default_na=False,
+                    na_values={c: [""] for c in METRICS_COLUMNS if c not in _TEXT_COLUMNS},
                 )  # fmt: skip
                 table.insert(1, "model", table["space"].map(models))
                 atlas.metrics[method] = table[METRICS_COLUMNS]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from explorer.analysis import metrics
+from explorer.atlas import evidence
 from explorer.atlas.build import coords_for
 from explorer.atlas.types import Atlas
 
@@ -41,6 +42,7 @@ METRICS_COLUMNS = [
     "chance",
     "silhouette",
     "trustworthiness",
+    *evidence.PROBE_COLUMNS,
 ]
 COUNTED = " (same photo counted)"
 """Suffix of the labelling in the extra row that scores the main labelling with same-photo
@@ -49,7 +51,9 @@ neighbours counted: what near-duplicates do to the numbers."""
 
 def metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
     """One row per (space, labelling): space, model, labels, knn5, knn10, chance, silhouette,
-    trustworthiness.
+    trustworthiness, then the linear probe's probe, probe_chance, probe_spread, probe_folds and
+    probe_note (:func:`explorer.atlas.evidence.probe_values`; its folds split by group wherever
+    the kNN votes leave the group out).
 
     knn5/knn10/chance are accuracies in [0, 1], silhouette in [-1, 1], trustworthiness of the
     ``method`` map in [0, 1]; rounded to 4 decimals. ``labels`` names the labelling (``label``
@@ -73,6 +77,8 @@ def _metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
     def add(space, name: str, labels: list[str], groups: list[str] | None) -> None:
         m = metrics.space_metrics(atlas.embeddings[space.key], xy[space.key], labels, groups)
         values = {k: round(float(v), 4) for k, v in m.items()}
+        found = evidence.probe_result(atlas, space.key, name, labels, groups)
+        values.update(evidence.probe_values(found))
         rows.append({"space": space.key, "model": space.model, "labels": name, **values})
 
     for space in atlas.spaces:

@@ -13,7 +13,7 @@ from explorer.datasets import ImageSet
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FAMILY_TITLES", "Atlas", "Reopened", "Space"]
+__all__ = ["CONTROL_FAMILIES", "FAMILY_TITLES", "Atlas", "Reopened", "Space"]
 
 FAMILY_TITLES = {
     "vae": "VAE latents",
@@ -21,7 +21,13 @@ FAMILY_TITLES = {
     "dino": "DINOv2",
     "vit": "ViT (ImageNet)",
     "unet": "UNet bottleneck",
+    "pixels": "Pixels (control)",
+    "colour": "Colour (control)",
+    "texture": "Texture (control)",
 }
+CONTROL_FAMILIES = ("pixels", "colour", "texture")
+"""The weight-free control spaces (explorer.spaces.baselines): what pixels, the palette and the
+edges alone give."""
 
 
 @dataclass
@@ -54,6 +60,11 @@ class Reopened:
     recomputed: list[str]
     thumbs_checked: int
 
+    @property
+    def control(self) -> bool:
+        """A weight-free control space (pixels, colour, texture), not a model."""
+        return self.family in CONTROL_FAMILIES
+
 
 @dataclass
 class Atlas:
@@ -65,7 +76,10 @@ class Atlas:
     table of that map; ``overlaps[k]``, the neighbour-overlap table at k;
     ``neighbour_lists[key]``, ``(N, K)`` int32 indices and float32 cosines of each point's K
     nearest neighbours, best first (a saved atlas carries them). ``reopened``: how a saved
-    atlas was read back (None for one built here)."""
+    atlas was read back (None for one built here). ``selection``: the indices
+    selected across the panels (carried by the export); ``overlap_pair``: the two space keys
+    whose per-point neighbour overlap colours the panels (None: the labels do); ``memo``:
+    evidence computed once (:mod:`explorer.atlas.evidence`)."""
 
     id: str
     images: ImageSet
@@ -80,6 +94,9 @@ class Atlas:
     overlaps: dict[int, pd.DataFrame] = field(default_factory=dict)  # k -> table
     neighbour_lists: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     reopened: Reopened | None = None
+    selection: list[int] = field(default_factory=list)  # the images selected in every panel
+    overlap_pair: tuple[str, str] | None = None  # colour by the two spaces' neighbour overlap
+    memo: dict = field(default_factory=dict, repr=False)  # evidence computed once (atlas.evidence)
 
     @property
     def labels(self) -> list[str]:

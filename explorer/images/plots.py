@@ -587,3 +587,40 @@ def _text(s: object) -> str:
     return "<br>".join(
         html.escape(line, quote=False) for line in ("" if s is None else str(s)).splitlines()
     )
+
+
+def similarity_matrices(
+    names: Sequence[str], cka: np.ndarray, mutual: np.ndarray, k: int = 10, note: str = ""
+) -> go.Figure:
+    """Two (S,S) symmetric matrices of S spaces side by side, each cell annotated with its
+    value: linear CKA (debiased, about 0 to 1) and mutual k-NN (0 to 1; ``note`` follows its
+    title); NaN cells stay blank."""
+    names = list(names)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=["Linear CKA (debiased)", f"Mutual {k}-NN: shared neighbours{note}"],
+        horizontal_spacing=0.16,
+    )
+    for col, m in ((1, np.asarray(cka, np.float64)), (2, np.asarray(mutual, np.float64))):
+        z = [[None if not np.isfinite(v) else float(v) for v in row] for row in m]
+        text = [["" if v is None else f"{v:.2f}" for v in row] for row in z]
+        fig.add_heatmap(
+            z=z,
+            x=names,
+            y=names,
+            text=text,
+            texttemplate="%{text}",
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            showscale=col == 2,
+            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+            row=1,
+            col=col,
+        )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_annotations(font={"size": 12})
+    side = 36 * len(names) + 140
+    fig.update_layout(height=max(260, side), margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig

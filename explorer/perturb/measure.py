@@ -2,7 +2,8 @@
 around the pure core in :mod:`explorer.perturb.ladder`.
 
 * Spaces are embedded through the app's own :func:`explorer.spaces.embed.embed` (``vae:<model>``,
-  ``clip:<model>``, ``dino:<model>``; a VAE at the ladders' side, flattened latents).
+  ``clip:<model>``, ``dino:<model>``, or a weight-free control such as ``pixels``; a VAE at the
+  ladders' side, flattened latents).
 * The unrelated references are the teaching set's source photos, one image per photo (each in
   another palette, so the references do not all share one colour); when the photo under test is
   one of those sources, the photos of its own meaning are left out of the references and become

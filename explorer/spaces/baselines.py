@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from skimage.feature import hog
 
-__all__ = ["BASELINES", "Baseline", "baseline_features"]
+__all__ = ["BASELINES", "MODELS", "Baseline", "baseline_features"]
 
 PIXELS_SIDE = 16
 COLOUR_BINS = (8, 4, 4)  # hue, saturation, value
@@ -73,6 +73,13 @@ BASELINES: dict[str, Baseline] = {
     ),
 }
 """Name -> :class:`Baseline`, in the order the UI lists them."""
+
+MODELS: dict[str, str] = {
+    "pixels": f"{PIXELS_SIDE}x{PIXELS_SIDE}-rgb",
+    "colour": f"hsv-{'x'.join(map(str, COLOUR_BINS))}",
+    "texture": f"hog-{TEXTURE_SIDE}px",
+}
+"""Name -> the short model name a space ref carries (``pixels:16x16-rgb``): what it computes."""
 
 
 def _rgb(im: Image.Image) -> Image.Image:

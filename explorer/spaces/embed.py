@@ -10,7 +10,10 @@ default model:
 * ``unet:<name>[@t<T>]`` -- a Stable Diffusion UNet's pooled mid-block output for the image's
   latent noised to timestep T (default 200), see :mod:`explorer.spaces.unet`;
   ``unet:<name>@t<T>/<block>[/s<S>][/p:<caption>]`` -- any block, averaged over S noise draws,
-  under a caption (:mod:`explorer.spaces.unet_blocks`).
+  under a caption (:mod:`explorer.spaces.unet_blocks`);
+* ``pixels``, ``colour``, ``texture`` -- the weight-free control spaces of
+  :mod:`explorer.spaces.baselines` (what raw pixels, the palette and the edges alone give); each
+  has one model (``pixels:16x16-rgb``, ...), computed here on the CPU, never by a runner.
 
 :func:`embed` returns ``(N, D)`` float32 rows for any space and, given an
 :class:`~explorer.spaces.cache.EmbeddingCache`, only runs the model on images it has not seen
@@ -34,6 +37,7 @@ from explorer.images import io as imaging
 from explorer.models import device as devices
 from explorer.models import embedders, registry
 from explorer.models.vae import VAE, load_vae
+from explorer.spaces import baselines
 from explorer.spaces.cache import EmbeddingCache
 from explorer.spaces.keys import image_hash, vae_cache_key
 
@@ -43,7 +47,10 @@ FAMILIES = (
     "dino",
     "vit",
     "unet",
+    *baselines.BASELINES,
 )  # the keys of PLANS, in the order errors list them
+CONTROLS = tuple(baselines.BASELINES)
+"""The weight-free control families (pixels, colour, texture)."""
 Runner = Callable[[str, list[Image.Image], "Progress | None", dict], np.ndarray]
 """Runs a space's model somewhere else (e.g. :class:`explorer.spaces.ray_engine.RayEngine`):
 ``(space, images, progress, embed options) -> (N, D)`` rows in the images' order."""
@@ -57,6 +64,8 @@ def parse_space(ref: str, folder: str | None = None) -> tuple[str, str]:
     text = (ref or "").strip()
     family, sep, model = text.partition(":")
     family = family.strip().lower()
+    if family in CONTROLS:
+        return family, _control_model(family, model.strip() if sep else "")
     if sep and family in FAMILIES:
         model = model.strip()
         return family, model or _default_model(family, folder)
@@ -74,6 +83,17 @@ def parse_space(ref: str, folder: str | None = None) -> tuple[str, str]:
         "followed by ':<model>' (for example 'clip:clip-vit-b16', 'dino:facebook/dinov2-base' "
         "or 'vae:sdxl-vae')."
     )
+
+
+def _control_model(family: str, model: str) -> str:
+    """A control space's one model; ``model`` may name it or be empty."""
+    own = baselines.MODELS[family]
+    if model and model != own:
+        raise ExplorerError(
+            f"The {family} control has one form, {family}:{own} (or just {family!r}); "
+            f"{model!r} is not it."
+        )
+    return own
 
 
 def _default_model(family: str, folder: str | None = None) -> str:
@@ -235,12 +255,29 @@ def _embedder_plan(family: str, ref: str, o: Options) -> Plan:
     )
 
 
+def control_cache_key(family: str) -> tuple[str, str, str, str]:
+    """(family, model, version, preprocessing) of a control space: its version names the
+    features' recipe, so a changed recipe never reads old rows."""
+    return (family, baselines.MODELS[family], baselines.BASELINES[family].version, "rgb;cpu")
+
+
+def _control_plan(family: str, ref: str, o: Options) -> Plan:
+    def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
+        if prog is not None:
+            prog(0.0, f"{family} of {len(todo):,} images")
+        return baselines.baseline_features(family, todo)
+
+    key = control_cache_key(family)
+    return Plan(key, lambda: key, compute)
+
+
 PLANS: dict[str, Callable[[str, str, Options], Plan]] = {
     "vae": _vae_plan,
     "clip": _embedder_plan,
     "dino": _embedder_plan,
     "vit": _embedder_plan,
     "unet": _unet_plan,
+    **dict.fromkeys(CONTROLS, _control_plan),
 }
 """One entry per family: ``(family, model ref, options) -> Plan``."""
 
@@ -290,7 +327,7 @@ def embed(
     plan = PLANS[family](family, ref, options)
     key, compute = plan.key, plan.compute
 
-    if runner is not None:  # the model runs elsewhere; this process keeps the cache
+    if runner is not None and family not in CONTROLS:  # the model runs elsewhere; the cache here
 
         def compute(todo: list[Image.Image], prog: Progress | None) -> np.ndarray:
             asked = {"folder": folder, "pooling": pooling, "resolution": resolution}
@@ -343,11 +380,13 @@ def missing_rows(
 
 
 __all__ = [
+    "CONTROLS",
     "FAMILIES",
     "PLANS",
     "VAE_POOLINGS",
     "Plan",
     "Runner",
+    "control_cache_key",
     "embed",
     "image_hash",
     "missing_rows",

@@ -3,9 +3,13 @@
 // props.value is a JSON string (explorer/ui/atlas/payload.py): {base, panels:[{key,title,count,x,y}],
 // n, ids (set index of each drawn point, null when all are drawn), labels, classes, colors,
 // symbols, thumb_prefix, thumbs, note, selected, neighbors:{key:[idx]}, highlight:[idx],
-// extra:{idx:{key:[x,y]}}, message}; or a click's update {base, update:true, selected, neighbors,
-// highlight, extra}, applied to the panels already drawn from the same base.
+// extra:{idx:{key:[x,y]}}, message, selection:[idx], overlap:{a,b,titles,k,own_group_left_out,
+// values:[per drawn point]} or null}; or a click's update {base, update:true, selected, neighbors,
+// highlight, extra, selection}, applied to the panels already drawn from the same base.
 // Selection, neighbours and highlights are indices in the whole set; a big set is drawn as a sample.
+// A lasso or box selection in any panel selects the same images in every panel (plotly's own
+// selectedpoints) and is sent to the server as the "points_selected" event {indices, space};
+// the shared selection of a payload (set over the API, say) is applied the same way.
 (function () {
   // Colours and marker shapes come from the payload (explorer/plots.py class_styles), so the app
   // and the exported atlas.html agree; this fallback is only for an old payload.
@@ -16,6 +20,7 @@
   const GL_ABOVE = 2000; // WebGL (scattergl) past this many drawn points
   let state = null;
   let pos = null; // set index -> position among the drawn points (null: the same)
+  let where = null; // set index -> [trace, point in trace] of the drawn points
   const root = element.querySelector(".atlas-root") || element;
   // the last full payload, by base, so an update still finds its panels if the component remounts
   const CACHE = (window.__atlasFull = window.__atlasFull || {});
@@ -23,6 +28,14 @@
   // Plotly reads a subset of HTML and %{...} templates in names and hover text: a label is
   // shown as itself (every such character a numeric character reference, which Plotly decodes)
   function plotlyText(s) { return String(s).replace(/[&<>"'%]/g, (ch) => "&#" + ch.charCodeAt(0) + ";"); }
+  // Another component (gr.Plot) may load its own, older plotly.js later and replace
+  // window.Plotly: the panels keep the one the head script loaded (captured the first time it is
+  // seen), and each panel is restyled, resized and purged by the library that drew it.
+  function own() {
+    if (!window.__atlasPlotly && typeof Plotly !== "undefined") window.__atlasPlotly = Plotly;
+    return window.__atlasPlotly;
+  }
+  function lib(div) { return div.__plotly || own(); }
   function setIndex(p) { return state.ids ? state.ids[p] : p; }
   function xyOf(panel, i) {
     const p = pos ? pos.get(i) : i;
@@ -103,23 +116,62 @@
     });
   }
 
+  // Overlap colouring: 0 (no neighbour in common) red ... 1 (the same neighbours) blue.
+  const AGREE = [[0, "#b2182b"], [0.25, "#ef8a62"], [0.5, "#f7f7f7"], [0.75, "#67a9cf"], [1, "#2166ac"]];
+
   function traces(panel) {
     const n = state.labels.length;
     const gl = n > GL_ABOVE;
     const byClass = new Map(state.classes.map((cls, c) => [cls, []]));
     for (let p = 0; p < n; p++) { const l = byClass.get(state.labels[p]); if (l) l.push(p); }
+    const ov = state.overlap;
     const out = [];
+    where = new Map();
     state.classes.forEach((cls, c) => {
       const ps = byClass.get(cls);
+      ps.forEach((p, j) => where.set(setIndex(p), [c, j]));
+      const marker = { size: n > GL_ABOVE ? (n > 15000 ? 3 : 4) : 8, color: colourOf(c), symbol: symbolOf(c),
+        opacity: n > 15000 ? 0.7 : 0.85, line: { width: n > GL_ABOVE ? 0 : 0.5, color: "#fff" } };
+      let hover = "%{customdata}: " + plotlyText(cls) + "<extra></extra>";
+      if (ov) {
+        Object.assign(marker, { color: ps.map((p) => ov.values[p]), colorscale: AGREE, cmin: 0, cmax: 1,
+          opacity: 0.95, line: { width: n > GL_ABOVE ? 0 : 0.5, color: "#555" } });
+        hover = "%{customdata}: " + plotlyText(cls) + " · %{marker.color:.0%} of " + ov.k + " neighbours shared<extra></extra>";
+      }
       out.push({
         type: gl ? "scattergl" : "scatter", mode: "markers", name: plotlyText(cls), legendgroup: "class-" + c,
         showlegend: false, x: ps.map((p) => panel.x[p]), y: ps.map((p) => panel.y[p]),
-        customdata: ps.map(setIndex), hovertemplate: "%{customdata}: " + plotlyText(cls) + "<extra></extra>",
-        marker: { size: n > GL_ABOVE ? (n > 15000 ? 3 : 4) : 8, color: colourOf(c), symbol: symbolOf(c),
-          opacity: n > 15000 ? 0.7 : 0.85, line: { width: n > GL_ABOVE ? 0 : 0.5, color: "#fff" } },
+        customdata: ps.map(setIndex), hovertemplate: hover, marker: marker,
+        selected: { marker: { opacity: 1 } }, unselected: { marker: { opacity: 0.12 } },
       });
     });
     return out;
+  }
+
+  // The shared selection: plotly's selectedpoints on every panel's traces (the others fade).
+  function selectionKey(sel) { return (sel || []).join(","); }
+  function applySelection(sel, except) {
+    if (!state || !where) return;
+    state.selection = sel || [];
+    const key = selectionKey(state.selection);
+    const drawn = state.selection.filter((i) => where.has(i)).length;
+    root.querySelectorAll(".atlas-panel").forEach((div) => {
+      if (!div.data) return;
+      const fresh = div.dataset.selection === undefined; // just drawn: nothing selected yet
+      if (div !== except && div.dataset.selection !== key && !(fresh && !key)) {
+        const per = div.data.map(() => []);
+        state.selection.forEach((i) => { const w = where.get(i); if (w) per[w[0]].push(w[1]); });
+        const value = state.selection.length ? per : div.data.map(() => null);
+        // a lasso outline drawn here earlier goes first (plotly would re-apply it), quietly
+        div.__quiet = true;
+        const outlined = div.layout && div.layout.selections && div.layout.selections.length;
+        const before = outlined ? lib(div).relayout(div, { selections: [] }) : Promise.resolve();
+        before.then(() => lib(div).restyle(div, { selectedpoints: value }))
+          .finally(() => setTimeout(() => { div.__quiet = false; }, 0));
+      }
+      div.dataset.selection = key;
+      div.dataset.selectionDrawn = String(drawn);
+    });
   }
 
   function painted(t0, what) {
@@ -142,28 +194,34 @@
   }
 
   function render() {
-    if (typeof Plotly === "undefined") { setTimeout(render, 100); return; }
+    if (!own()) { setTimeout(render, 100); return; }
     const t0 = performance.now();
     let data = null;
     try { data = props.value ? JSON.parse(props.value) : null; } catch (e) { data = null; }
     if (data && data.update) {
       const drawn = state && state.base === data.base && root.querySelector(".atlas-panel");
       if (drawn) { // a click's answer: move the overlays, keep the points
-        Object.assign(state, { selected: data.selected, neighbors: data.neighbors,
-          highlight: data.highlight, extra: data.extra });
-        drawOverlays();
+        if ("selected" in data) { // (a selection's update carries the selection only)
+          Object.assign(state, { selected: data.selected, neighbors: data.neighbors,
+            highlight: data.highlight, extra: data.extra });
+          drawOverlays();
+        }
+        if (data.selection) applySelection(data.selection);
         painted(t0, "update");
         return;
       }
       const full = CACHE[data.base];
       if (!full) return; // nothing drawn to update: keep what is on screen
-      data = Object.assign({}, full, { selected: data.selected, neighbors: data.neighbors,
-        highlight: data.highlight, extra: data.extra, message: data.message });
+      data = "selected" in data
+        ? Object.assign({}, full, { selected: data.selected, neighbors: data.neighbors,
+          highlight: data.highlight, extra: data.extra, message: data.message,
+          selection: data.selection || full.selection })
+        : Object.assign({}, full, { selection: data.selection || full.selection });
     } else if (data && data.base && data.panels && data.panels.length) {
       for (const k of Object.keys(CACHE)) delete CACHE[k];
       CACHE[data.base] = data;
     }
-    root.querySelectorAll(".atlas-panel").forEach((d) => Plotly.purge(d));
+    root.querySelectorAll(".atlas-panel").forEach((d) => lib(d).purge(d));
     root.innerHTML = "";
     if (!data || !data.panels || !data.panels.length) {
       root.innerHTML = '<div class="atlas-empty">' + ((data && data.message) || "Open an image set to see its atlas.") + "</div>";
@@ -179,17 +237,33 @@
     }
     const legend = document.createElement("div");
     legend.className = "atlas-legend";
-    data.classes.forEach((cls, c) => {
-      const item = document.createElement("span");
-      item.className = "atlas-legend-item";
-      item.innerHTML = '<i style="background:' + colourOf(c) + '"></i>';
-      if (symbolOf(c) !== "circle") item.title = "marker: " + symbolOf(c);
-      item.appendChild(document.createTextNode(cls));
-      legend.appendChild(item);
-    });
+    if (data.overlap) {
+      const ov = data.overlap;
+      legend.classList.add("atlas-legend-overlap");
+      const text = document.createElement("span");
+      text.textContent = "Coloured by agreement: the share of each image's " + ov.k + " nearest neighbours" +
+        (ov.own_group_left_out ? " (its own group left out)" : "") + " found in both " + ov.titles[0] +
+        " and " + ov.titles[1] + ".";
+      const bar = document.createElement("span");
+      bar.className = "atlas-agree-bar";
+      bar.innerHTML = "<b>0 · none shared</b><i></i><b>all " + ov.k + " shared · 1</b>";
+      legend.appendChild(text);
+      legend.appendChild(bar);
+    } else {
+      data.classes.forEach((cls, c) => {
+        const item = document.createElement("span");
+        item.className = "atlas-legend-item";
+        item.innerHTML = '<i style="background:' + colourOf(c) + '"></i>';
+        if (symbolOf(c) !== "circle") item.title = "marker: " + symbolOf(c);
+        item.appendChild(document.createTextNode(cls));
+        legend.appendChild(item);
+      });
+    }
     root.appendChild(legend);
     const row = document.createElement("div");
     row.className = "atlas-row";
+    const np = data.panels.length;
+    row.dataset.cols = String(np <= 4 ? np : np <= 6 ? 3 : 4); // up to four a row
     root.appendChild(row);
     const tip = tooltip();
     data.panels.forEach((panel, p) => {
@@ -203,8 +277,9 @@
         showlegend: false,
         plot_bgcolor: "#fafafa",
       };
-      Plotly.newPlot(div, traces(panel), layout, { responsive: true, displaylogo: false,
-        modeBarButtonsToRemove: ["select2d", "lasso2d"] });
+      div.__plotly = own(); // this panel's library, whatever window.Plotly becomes later
+      div.__plotly.newPlot(div, traces(panel), layout, { responsive: true, displaylogo: false,
+        modeBarButtonsToRemove: ["toImage", "zoomIn2d", "zoomOut2d", "autoScale2d"] });
       drawOverlay(div, panel);
       mark(div, panel);
       div.on("plotly_afterplot", () => drawOverlay(div, panel)); // zoom, pan, resize
@@ -216,7 +291,7 @@
         let lastWidth = div.offsetWidth;
         new ResizeObserver(() => {
           const w = div.offsetWidth;
-          if (w > 0 && w !== lastWidth && div.data) { lastWidth = w; Plotly.Plots.resize(div); }
+          if (w > 0 && w !== lastWidth && div.data) { lastWidth = w; lib(div).Plots.resize(div); }
         }).observe(div);
       }
       div.on("plotly_click", (ev) => {
@@ -244,7 +319,26 @@
         tip.style.display = "block";
       });
       div.on("plotly_unhover", () => { tip.style.display = "none"; });
+      // a lasso or box selection here selects the same images in every panel
+      div.on("plotly_selected", (ev) => {
+        if (div.__quiet || !ev || !ev.points) return;
+        const seen = new Set();
+        ev.points.forEach((pt) => {
+          const idx = Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata;
+          if (idx !== undefined && idx !== null) seen.add(idx);
+        });
+        const sel = [...seen].sort((a, b) => a - b);
+        tip.style.display = "none";
+        applySelection(sel, div);
+        trigger("points_selected", { indices: sel, space: panel.key });
+      });
+      div.on("plotly_deselect", () => {
+        if (div.__quiet) return;
+        applySelection([], div);
+        trigger("points_selected", { indices: [], space: panel.key });
+      });
     });
+    applySelection(data.selection || []);
     if (data.message) {
       const note = document.createElement("div");
       note.className = "atlas-note";

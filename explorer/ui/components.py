@@ -22,6 +22,7 @@ from explorer.core.progress import Progress
 from explorer.core.safe_text import clip_for_log, markdown_text
 from explorer.images import io as imaging
 from explorer.models import registry
+from explorer.spaces import baselines
 
 log = logging.getLogger("explorer")
 
@@ -366,5 +367,9 @@ def check_space_refs(refs: list[str], folder: str | None) -> str | None:
     known += registry.available_unets()
     for ref in refs:
         family, _, model = ref.partition(":")
+        if family in baselines.MODELS:  # computed from the pixels: no model, nothing to load
+            if model not in ("", baselines.MODELS[family]):
+                raise ExplorerError(f"The {family} control has one form: {family}.")
+            continue
         public.check_model(model.split("@", 1)[0] if family == "unet" else model, known)
     return folder or None

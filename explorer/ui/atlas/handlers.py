@@ -13,6 +13,7 @@ from explorer.core.safe_text import display_name
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.spaces import cache, unet
+from explorer.ui.atlas.evidence import evidence_markdown
 from explorer.ui.atlas.payload import colour_note, payload, payload_empty
 from explorer.ui.atlas.request import OpenRequest, opener
 from explorer.ui.atlas.views import (
@@ -124,8 +125,9 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
         payload(a, shown, file_url),
         status_markdown(a, shown, note, extra_note),
         table,
-        verdict_markdown(v, titles, _missing_families(a), group_noun(a.images.name)),
-        gr.update(value=atlas.overlap_table(a), visible=len(a.spaces) > 1),
+        verdict_markdown(v, titles, _missing_families(a), group_noun(a.images.name))
+        + evidence_markdown(a, table, titles),
+        gr.update(value=atlas.evidence.similarity_table(a), visible=len(a.spaces) > 1),
         gr.update(
             choices=names,
             value=a.color_by or names[0],
@@ -226,6 +228,7 @@ def on_atlas_color(atlas_id, shown, labeling):
     if labeling not in names:
         raise ExplorerError(f"This set has no labelling {labeling!r}; choose {', '.join(names)}.")
     a.color_by = labeling
+    a.overlap_pair = None  # the labels' colours again
     return payload(a, shown, file_url)
 
 
@@ -339,4 +342,7 @@ def on_atlas_export(atlas_id, shown):
         note=colour_note(a),
         room=lambda n: files.room("exports", n, keep=out.parent),
     )
-    return [str(written[k]) for k in ("points", "metrics", "overlap", "html")]
+    return [
+        str(written[k])
+        for k in ("points", "metrics", "similarity", "overlap", "point_overlap", "html")
+    ]

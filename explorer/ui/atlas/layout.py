@@ -11,7 +11,9 @@ from explorer.core import public
 from explorer.models import registry
 from explorer.spaces import unet
 from explorer.ui import availability
+from explorer.ui.atlas import evidence_layout
 from explorer.ui.atlas import sweep as sweep_panel
+from explorer.ui.atlas.evidence import PROBE_HELP
 from explorer.ui.atlas.handlers import (
     GALLERY_SIDE,
     SLOTS,
@@ -34,7 +36,7 @@ from explorer.ui.atlas.handlers import (
     on_atlas_upload,
 )
 from explorer.ui.atlas.payload import payload_empty
-from explorer.ui.atlas.request import FAMILY_CHOICES
+from explorer.ui.atlas.request import CONTROL_CHOICES, FAMILY_CHOICES
 from explorer.ui.components import STATIC, SafeImage, file_url, listen, plotly_js
 from explorer.ui.context import TabContext
 
@@ -67,7 +69,22 @@ OWN_GROUP_INFO = (
     "by layout alone and inflate the share-its-label count (the table's 'same photo counted' "
     "row)."
 )
-METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
+METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in {**metrics.METRIC_HELP, **PROBE_HELP}.items())
+SPACES_INFO = (
+    "The controls need no model: what pixels, the palette or edges alone give, to compare the "
+    "other spaces with."
+)
+
+
+def default_ticks() -> list[str]:
+    """The spaces ticked at start: the VAE, CLIP and DINOv2 where they load without a download,
+    and the three controls (offline: the VAE and the controls, four panels)."""
+    usable = {
+        family: any(registry.is_usable(n) for n in registry.available_embedders(family))
+        for family in ("clip", "dino")
+    }
+    models = ["VAE"] + [label for label, f in FAMILY_CHOICES.items() if usable.get(f)]
+    return models + list(CONTROL_CHOICES)
 
 
 def build(ctx: TabContext) -> None:
@@ -118,8 +135,9 @@ def build(ctx: TabContext) -> None:
                 with gr.Row():
                     families = gr.CheckboxGroup(
                         [c for c, f in FAMILY_CHOICES.items() if f != "unet" or unets],
-                        value=["VAE", "CLIP", "DINOv2"],
-                        label="Spaces (up to four panels)",
+                        value=default_ticks(),
+                        label="Spaces (one panel each)",
+                        info=SPACES_INFO,
                     )
                     proj_method = gr.Radio(
                         list(projection.METHODS), value="umap", label="2-D projection"
@@ -165,6 +183,8 @@ def build(ctx: TabContext) -> None:
             elem_id="atlas-view",
             padding=False,
         )
+        evidence = evidence_layout.build()
+        evidence.selection()
         verdict = gr.Markdown(elem_id="atlas-verdict")
         metrics_df = gr.Dataframe(
             headers=list(atlas.METRICS_COLUMNS),
@@ -174,12 +194,7 @@ def build(ctx: TabContext) -> None:
         )
         with gr.Accordion("What the columns mean", open=False):
             gr.Markdown(METRICS_MD)
-        overlap_df = gr.Dataframe(
-            label="Neighbour overlap between spaces (share of the 10 "
-            "nearest neighbours two spaces agree on)",
-            interactive=False,
-            visible=False,
-        )
+        overlap_df = evidence.comparison()  # the similarity table the openers fill
         gr.Markdown(
             "### Neighbours\nClick a point in any panel (or type its number): it is "
             "starred in every panel, and its nearest neighbours in each space appear below."
@@ -265,6 +280,7 @@ def build(ctx: TabContext) -> None:
         ).then(
             on_atlas_opened, [atlas_id], after_open, api_name=False, show_progress="hidden"
         ).then(about_from_atlas, [atlas_id], [ctx.about], api_name=False, show_progress="hidden")
+    evidence.wire(api, atlas_id, shown_method, atlas_view)
     color_by.input(
         on_atlas_color, [atlas_id, shown_method, color_by], [atlas_view], api_name="atlas_color"
     )

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from explorer.atlas import Atlas, coords_for
+from explorer.atlas import Atlas, coords_for, evidence
 from explorer.core import settings
 from explorer.core.safe_text import display_names
 from explorer.images.plots import class_styles
@@ -101,7 +101,7 @@ def colour_note(atlas: Atlas) -> str:
 def _base(atlas: Atlas, method: str, cap: int) -> str:
     """Names what the panels draw (set, projection, colouring, cap): a click's update applies
     only to panels drawn from the same base."""
-    key = f"{atlas.id}|{method}|{atlas.color_by}|{cap}"
+    key = f"{atlas.id}|{method}|{atlas.color_by}|{cap}|{atlas.overlap_pair}"
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -139,8 +139,10 @@ def payload(
     component's JSON.
 
     At most ``cap`` points (``EXPLORER_DISPLAY_MAX_POINTS``) are sent: ``ids`` then lists the
-    drawn points' indices in the set (absent when every point is drawn). Selection, neighbours
-    and highlights are indices in the whole set; ``extra`` carries the coordinates of those the
+    drawn points' indices in the set (absent when every point is drawn). Selection, neighbours,
+    highlights and ``selection`` (the atlas's shared selection, in every payload) are indices in
+    the whole set; ``overlap`` colours the points by two spaces' neighbour overlap where the
+    atlas asks for it; ``extra`` carries the coordinates of those the
     sample leaves out. ``update=True``: only the selection (the panels, labels and thumbnails
     stay those of the payload with the same ``base``).
     """
@@ -163,6 +165,7 @@ def payload(
         "extra": _overlay_coords(xy_by_key, marked, drawn),
         "message": message,
         "method": method,
+        "selection": [int(i) for i in atlas.selection],
     }
     if update:
         out["update"] = True
@@ -196,9 +199,41 @@ def payload(
             "thumb_prefix": prefix,
             "thumbs": [u[len(prefix) :] for u in urls] if urls else None,
             "note": " ".join(t for t in (colour_note(atlas), sample_note(int(ids.size), n)) if t),
+            "overlap": _overlap(atlas, ids),
         }
     )
     return json.dumps(out)
+
+
+def _overlap(atlas: Atlas, ids: np.ndarray) -> dict | None:
+    """The per-point neighbour overlap colouring of the drawn points (None: coloured by label):
+    the two spaces, their titles, k, whether own groups are left out, one value in [0,1] per
+    drawn point (rounded to 3 decimals)."""
+    if atlas.overlap_pair is None:
+        return None
+    a, b = atlas.overlap_pair
+    values = evidence.point_overlap(atlas, a, b)[ids]
+    return {
+        "a": a,
+        "b": b,
+        "titles": [atlas.space(a).title, atlas.space(b).title],
+        "k": evidence.K,
+        "own_group_left_out": evidence.lists_leave_groups_out(atlas),
+        "values": [None if not np.isfinite(v) else round(float(v), 3) for v in values],
+    }
+
+
+def selection_update(atlas: Atlas, method: str, cap: int | None = None) -> str:
+    """The atlas's shared selection alone, as an update of the panels drawn from the same base
+    (the clicked point, its neighbours and the highlights stay as they are)."""
+    cap = settings.get().display_max_points if cap is None else int(cap)
+    return json.dumps(
+        {
+            "base": _base(atlas, method, cap),
+            "update": True,
+            "selection": [int(i) for i in atlas.selection],
+        }
+    )
 
 
 def payload_empty(message: str = "") -> str:

@@ -18,8 +18,15 @@ from dataclasses import dataclass, replace
 import gradio as gr
 
 from explorer.core.errors import ExplorerError
-from explorer.spaces import unet
+from explorer.spaces import baselines, unet
 from explorer.ui.components import check_space_refs, space_refs
+
+CONTROL_CHOICES = {
+    "Pixels (control)": "pixels",
+    "Colour (control)": "colour",
+    "Texture (control)": "texture",
+}
+"""The weight-free controls, as the tab names them: what pixels, palette and edges alone give."""
 
 FAMILY_CHOICES = {
     "VAE": "vae",
@@ -27,6 +34,7 @@ FAMILY_CHOICES = {
     "DINOv2": "dino",
     "ViT": "vit",
     "UNet bottleneck": "unet",  # offered only where a UNet space is usable (see layout.build)
+    **CONTROL_CHOICES,
 }
 
 FIELDS = (
@@ -64,6 +72,7 @@ class OpenRequest:
             "clip": self.clip_model,
             "dino": self.dino_model,
             "vit": self.vit_model,
+            **baselines.MODELS,  # each control has one model
         }
         if "UNet bottleneck" in self.checked:
             if not self.unet_model:
@@ -83,7 +92,10 @@ class OpenRequest:
         refs = self.spaces()
         folder = check_space_refs([], self.folder)  # the folder first
         if not refs:
-            raise ExplorerError("Tick at least one space (VAE, CLIP, DINOv2 or ViT) first.")
+            raise ExplorerError(
+                "Tick at least one space (VAE, CLIP, DINOv2, ViT or a control such as Pixels) "
+                "first."
+            )
         check_space_refs(refs, folder)
         return replace(self, folder=folder)
 

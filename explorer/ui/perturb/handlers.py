@@ -8,7 +8,7 @@ from explorer.core.errors import ExplorerError
 from explorer.images import io as imaging
 from explorer.perturb import ladder as perturb
 from explorer.perturb import measure as perturb_lab
-from explorer.spaces import cache
+from explorer.spaces import baselines, cache
 from explorer.ui.components import (
     check_space_refs,
     progress_adapter,
@@ -20,7 +20,7 @@ from explorer.ui.pricing import perturb_price, priced
 
 
 def _spaces(checked, vae_model, clip_model, dino_model) -> list[str]:
-    chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model}
+    chosen = {"vae": vae_model, "clip": clip_model, "dino": dino_model, **baselines.MODELS}
     return space_refs(checked, FAMILY_CHOICES, chosen)
 
 
@@ -37,7 +37,7 @@ def on_perturb(
 ):
     spaces = _spaces(checked, vae_model, clip_model, dino_model)
     if not spaces:
-        raise ExplorerError("Tick at least one space (VAE, CLIP or DINOv2).")
+        raise ExplorerError("Tick at least one space (VAE, CLIP, DINOv2 or a control).")
     folder = check_space_refs(spaces, folder)
     photo = _load(image)
     measured = perturb_lab.measure(

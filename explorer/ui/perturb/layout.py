@@ -13,7 +13,7 @@ from explorer.ui import availability
 from explorer.ui.components import ImageOut, SafeImage, listen
 from explorer.ui.context import TabContext
 from explorer.ui.perturb.handlers import on_perturb, on_perturb_strip
-from explorer.ui.perturb.views import FAMILY_CHOICES, INTRO
+from explorer.ui.perturb.views import DEFAULT_TICKS, FAMILY_CHOICES, INTRO
 
 
 def build(ctx: TabContext) -> None:
@@ -33,7 +33,10 @@ def build(ctx: TabContext) -> None:
                     elem_id="perturb-image",
                 )
                 families = gr.CheckboxGroup(
-                    list(FAMILY_CHOICES), value=list(FAMILY_CHOICES), label="Spaces"
+                    list(FAMILY_CHOICES),
+                    value=DEFAULT_TICKS,
+                    label="Spaces",
+                    info="The controls need no model: what pixels, palette or edges alone give.",
                 )
                 vae_space = gr.Dropdown(
                     names, value=default, label="VAE", allow_custom_value=not public.public_mode()

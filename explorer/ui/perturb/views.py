@@ -18,10 +18,26 @@ is.
 """
 
 
-FAMILY_CHOICES = {"VAE": "vae", "CLIP": "clip", "DINOv2": "dino"}
+FAMILY_CHOICES = {
+    "VAE": "vae",
+    "CLIP": "clip",
+    "DINOv2": "dino",
+    "Pixels (control)": "pixels",
+    "Colour (control)": "colour",
+    "Texture (control)": "texture",
+}
+"""The spaces the tab offers; the controls need no model (what pixels alone give)."""
+DEFAULT_TICKS = ["VAE", "CLIP", "DINOv2", "Pixels (control)"]
 
 
-TITLES = {"vae": "VAE latent", "clip": "CLIP", "dino": "DINOv2"}
+TITLES = {
+    "vae": "VAE latent",
+    "clip": "CLIP",
+    "dino": "DINOv2",
+    "pixels": "Pixels (control)",
+    "colour": "Colour (control)",
+    "texture": "Texture (control)",
+}
 
 
 EXPECTED = {
