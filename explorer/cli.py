@@ -1,5 +1,5 @@
-"""Command line: `python -m explorer download | models | roundtrip | atlas | unet-sweep | autoencoders |
-perturb`."""
+"""Command line: `python -m explorer [--pack DIR] download | models | roundtrip | atlas |
+unet-sweep | autoencoders | perturb | classpack`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ from explorer.core.errors import ExplorerError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m explorer", description=__doc__)
+    p.add_argument(
+        "--pack",
+        default=None,
+        metavar="DIR",
+        help="run on a class pack (as EXPLORER_PACK=DIR): its models and embeddings, no network",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("download", help="prefetch the default models into the Hugging Face cache")
@@ -154,7 +160,53 @@ def _parser() -> argparse.ArgumentParser:
             help=f"{what} model: registry name, Hub id or local path",
         )
     pt.add_argument("--models-dir", default=None)
+
+    cp = sub.add_parser(
+        "classpack",
+        help="prepare a class pack once with internet: the models, the sets embedded in every "
+        "space, the lesson's results; then EXPLORER_PACK=DIR python app.py works offline",
+    )
+    cp.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    cp.add_argument(
+        "--set",
+        action="append",
+        dest="sets",
+        metavar="bundled|FOLDER|ZIP",
+        help="a set to embed in every space (repeat for more; default: bundled, the teaching set)",
+    )
+    cp.add_argument(
+        "--models",
+        default="default",
+        metavar="default|all|NAMES",
+        help="default (the lesson's and atlas's models), all (every registry model but gated "
+        "ones) or comma-separated names (a UNet space such as sd15-unet only when named)",
+    )
+    cp.add_argument(
+        "--device",
+        choices=["cpu", "auto"],
+        default="cpu",
+        help="where the embeddings are computed: cpu (default) gives the float32 rows a "
+        "classroom CPU reads; auto uses a GPU where there is one (half-precision rows)",
+    )
     return p
+
+
+def _classpack(args: argparse.Namespace) -> None:
+    from explorer.classpack import build_pack
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    manifest = build_pack(args.out, sets=args.sets or ["bundled"], models=args.models, log=log)
+    sizes = manifest["sizes"]
+    parts = ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in sorted(sizes.items()))
+    sets = ", ".join(f"{s['name']} ({s['images']} images)" for s in manifest["sets"])
+    print(
+        f"wrote the class pack {args.out}: {manifest['size_bytes'] / 2**20:,.1f} MiB "
+        f"({manifest['size_bytes']:,} bytes; {parts}) in {len(manifest['files'])} files; "
+        f"{len(manifest['models'])} model(s), {sets}, {len(manifest['spaces'])} space(s)"
+    )
+    print(f"open it with: EXPLORER_PACK={args.out} python app.py", file=sys.stderr)
 
 
 def _autoencoders(args: argparse.Namespace) -> None:
@@ -389,7 +441,22 @@ def _unet_sweep(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.pack:
+            os.environ["EXPLORER_PACK"] = args.pack
         settings.check()  # a bad EXPLORER_* value stops every command with one sentence
+        if args.command == "classpack":
+            if settings.get().pack is not None:
+                raise ExplorerError(
+                    "classpack builds a pack with the Hub on: run it without --pack / "
+                    "EXPLORER_PACK."
+                )
+            if args.device == "cpu":  # before torch is imported: CUDA stays unseen
+                os.environ["CUDA_VISIBLE_DEVICES"] = ""
+            _classpack(args)
+            return 0
+        from explorer.core import pack
+
+        pack.active()  # a pack is checked, and the Hub pointed at it, before anything loads
         if args.command == "download":
             from explorer.models.download import download
 

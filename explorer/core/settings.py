@@ -146,6 +146,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EXPLORER_PLUGINS", "plugins", _module_names, (), None, "modules that register models"),
     Variable("EXPLORER_TMP_MAX_AGE_S", "tmp_max_age_s", _positive_number, 3600.0, None, "age of temporary outputs, s"),
     Variable("EXPLORER_TMP_MAX_MB", "tmp_max_mb", _positive_number, 1024.0, 256.0, "size of temporary outputs, MiB"),
+    Variable("EXPLORER_PACK", "pack", _path, None, None, "a class pack folder (python -m explorer classpack)"),
 )  # fmt: skip
 
 
@@ -172,6 +173,7 @@ class Settings:
     plugins: tuple[str, ...]
     tmp_max_age_s: float
     tmp_max_mb: float
+    pack: Path | None = None  # EXPLORER_PACK: a class pack to open (explorer.core.pack)
     space_id: str | None = None  # SPACE_ID: the Space's owner/name, set by Hugging Face Spaces
     zero_gpu: bool = False  # SPACES_ZERO_GPU: the Space runs on ZeroGPU hardware
 
