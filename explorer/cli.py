@@ -1,5 +1,5 @@
 """Command line: `python -m explorer [--pack DIR] download | models | roundtrip | atlas |
-unet-sweep | autoencoders | perturb | classpack`."""
+unet-sweep | autoencoders | perturb | classpack | lesson`."""
 
 from __future__ import annotations
 
@@ -188,6 +188,17 @@ def _parser() -> argparse.ArgumentParser:
         help="where the embeddings are computed: cpu (default) gives the float32 rows a "
         "classroom CPU reads; auto uses a GPU where there is one (half-precision rows)",
     )
+
+    ls = sub.add_parser(
+        "lesson",
+        help="run every step of the guided lesson and write the class handout (one HTML file: "
+        "figures, tables, numbers, questions and this run's answers; prints one step per page)",
+    )
+    ls.add_argument("--out", required=True, help="the HTML file to write (at most 15 MB)")
+    ls.add_argument(
+        "--model", default=None, help="the lesson's VAE (default: the first usable one)"
+    )
+    ls.add_argument("--models-dir", default=None)
     return p
 
 
@@ -207,6 +218,35 @@ def _classpack(args: argparse.Namespace) -> None:
         f"{len(manifest['models'])} model(s), {sets}, {len(manifest['spaces'])} space(s)"
     )
     print(f"open it with: EXPLORER_PACK={args.out} python app.py", file=sys.stderr)
+
+
+def _lesson(args: argparse.Namespace) -> None:
+    from explorer.models.registry import default_vae
+    from explorer.ui.lesson import handout, questions, results
+    from explorer.ui.lesson import views as lt
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ExplorerError(f"Cannot write {out.name}: give --out a .html path.")
+    model = args.model or default_vae(args.models_dir)
+    ran = {}
+    for n in lt.RUNNABLE:
+        print(f"step {n}: {lt.STEPS[n].title} ...", file=sys.stderr, flush=True)
+        k = results.key(n, model, args.models_dir)
+        entry = handout.Ran(n, "" if n == 1 else model, k[3])
+        try:
+            entry.result = lt.run_step(n, model, args.models_dir)
+            entry.answer = questions.answer(n, entry.result)
+        except Exception as exc:  # the handout says which step failed and why
+            entry.error = str(exc) if isinstance(exc, ExplorerError) else type(exc).__name__
+            print(f"  not done: {entry.error}", file=sys.stderr)
+        ran[n] = entry
+    path = handout.write(ran, model, out)
+    done = sum(1 for r in ran.values() if not r.error)
+    print(
+        f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB, cap "
+        f"{handout.CAP_BYTES / 2**20:.0f} MB): {done} of {len(ran)} steps on {model}"
+    )
 
 
 def _autoencoders(args: argparse.Namespace) -> None:
@@ -492,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
             _autoencoders(args)
         elif args.command == "perturb":
             _perturb(args)
+        elif args.command == "lesson":
+            _lesson(args)
         elif args.command == "roundtrip":
             from PIL import Image
 

@@ -3,6 +3,8 @@ event bound to its handler in :mod:`.handlers`."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gradio as gr
 
 from explorer import atlas, classpack, datasets
@@ -81,9 +83,11 @@ PACK_NOTE = (
 METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in metrics.METRIC_HELP.items())
 
 
-def build(ctx: TabContext) -> None:
+def build(ctx: TabContext) -> SimpleNamespace:
     """The atlas tab's layout and wiring (inside an open gr.Blocks), after the lab's: the models
-    notice at its top opens the lab's *Local checkpoints*."""
+    notice at its top opens the lab's *Local checkpoints*. Returns what a link's page-load hook
+    drives (:func:`explorer.ui.links.wire_atlas`): the teaching set's open inputs and outputs,
+    the colouring, the selection."""
     names, default, folder = ctx.names, ctx.default, ctx.folder
     with gr.Tab("Semantic atlas", id="atlas"):
         ctx.notices.append(availability.panel("atlas", ctx.folder0 or None))
@@ -344,4 +348,15 @@ def build(ctx: TabContext) -> None:
         method=proj_method,
         folder=folder,
         atlas_outputs=atlas_outputs,
+    )
+    return SimpleNamespace(
+        open_inputs=space_inputs,
+        outputs=atlas_outputs,
+        after_open=after_open,
+        atlas_id=atlas_id,
+        shown_method=shown_method,
+        color_by=color_by,
+        view=atlas_view,
+        own_group=own_group,
+        select_outputs=select_outputs,
     )
