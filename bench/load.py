@@ -33,6 +33,7 @@ Prints Markdown (for BENCHMARKS.md) on stdout, progress on stderr.
     python -m bench.load                          # 32 sessions x 20 requests
     python -m bench.load --sessions 8 --requests 6 --max-seconds 120
     python -m bench.load --atlas upload --public --exports  # a public Space's worst case
+    python -m bench.load --lesson --sessions 30 --requests 8  # a class of 30 (lesson_load.py)
     EXPLORER_PLUGINS=tests.tiny_models python app.py &  python -m bench.load --url http://127.0.0.1:7860/
 """
 
@@ -64,6 +65,7 @@ from bench.common import cpu_name
 SPACES = (["VAE", "CLIP", "DINOv2"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", "")
 MIX = ("encode", "roundtrip", "atlas_select", "edit", "atlas_text", "interpolate")
 LAB_MODELS = ("test-tiny", "test-kl")
+LESSON_MODELS = ("test-tiny", "test-kl")  # bench/lesson_load.py: even / odd sessions
 LAB_RESOLUTIONS = (64, 128)
 ATLAS_SETS = {"bundled": "the bundled set", "upload": "each session's own 9-image zip"}
 SIDE = 256  # the uploaded images are SIDE x SIDE
@@ -71,7 +73,12 @@ BITS = 8  # the session number, as BITS blocks along the top edge
 
 
 def mix_for(args) -> tuple[str, ...]:
-    """The endpoints a session cycles through (with ``--exports``: /atlas_export too)."""
+    """The endpoints a session cycles through (with ``--exports``: /atlas_export too; with
+    ``--lesson``: the lesson's, bench/lesson_load.py)."""
+    if getattr(args, "lesson", False):
+        from bench import lesson_load
+
+        return lesson_load.MIX
     return MIX + (("atlas_export",) if getattr(args, "exports", False) else ())
 
 
@@ -596,13 +603,19 @@ def report(args, rec: Recorder, wall: float, mem: dict, queue: str) -> str:
     planned = args.sessions * args.requests
     wall = max(wall, 1e-9)
     unsent = "".join(f" ({n} not sent: {why})" for why, n in rec.not_sent.items())
+    what = (
+        f"the lesson's steps 1-7 pressed by every session at once, models "
+        f"{', '.join(LESSON_MODELS)} (alternate sessions)"
+        if getattr(args, "lesson", False)
+        else f"lab models {', '.join(LAB_MODELS)} at {'/'.join(map(str, LAB_RESOLUTIONS))} px, "
+        f"atlas: {ATLAS_SETS[args.atlas]} in the VAE/CLIP/DINOv2 test spaces, PCA"
+    )
     lines = [
         f"Command: `{' '.join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
         "",
         f"Machine: {machine()}.",
         "",
-        f"App: {queue}{', public mode' if getattr(args, 'public', False) else ''}; lab models {', '.join(LAB_MODELS)} at {'/'.join(map(str, LAB_RESOLUTIONS))} px, "
-        f"atlas: {ATLAS_SETS[args.atlas]} in the VAE/CLIP/DINOv2 test spaces, PCA.",
+        f"App: {queue}{', public mode' if getattr(args, 'public', False) else ''}; {what}.",
         "",
         f"{args.sessions} sessions x {args.requests} requests = {planned} planned; {n_done} finished "
         f"in {wall:.1f} s{unsent}: "
@@ -612,7 +625,8 @@ def report(args, rec: Recorder, wall: float, mem: dict, queue: str) -> str:
         "| endpoint | requests | errors | p50 (s) | p95 (s) | p99 (s) | max (s) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    order = [f"atlas_{args.atlas}", *mix_for(args)]
+    order = [] if getattr(args, "lesson", False) else [f"atlas_{args.atlas}"]
+    order += mix_for(args)
     all_lat: list[float] = []
     for ep in order + sorted(set(rec.finished) - set(order)):
         if not rec.finished[ep]:
@@ -682,6 +696,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="every ordinary session behind one school address (the per-address limits)",
     )
+    ap.add_argument(
+        "--lesson",
+        action="store_true",
+        help="a class instead: every session presses the lesson's steps 1-7 at the same moment "
+        "(bench/lesson_load.py); --requests 8 is one pass through the lesson",
+    )
     ap.add_argument("--pid", type=int, help="with --url: the server's process id for memory")
     ap.add_argument(
         "--max-seconds", type=float, default=600, help="no new request after this (default 600)"
@@ -742,6 +762,10 @@ def main(argv: list[str] | None = None) -> int:
                 until_drained(demo)
                 print("\n### With the attacker\n")
             print(report(args, rec, wall, mem, queue))
+            if args.lesson and demo is not None:
+                from bench.lesson_load import computations
+
+                print("\n" + computations())
             if attacker is not None:
                 print(attacker_report(counts, demo))
             for s in sessions:
@@ -756,7 +780,13 @@ def run_phase(args, folder: Path, sampler, mem: dict, demo):
     """One load run of ``args.sessions`` fresh sessions -> (recorder, sessions, wall, mem)."""
     rec = Recorder()
     colours = session_colours(args.sessions)
-    sessions = [Session(i, args, rec, folder, colours) for i in range(args.sessions)]
+    kind = Session
+    if args.lesson:
+        from bench.lesson_load import LessonSession
+
+        LessonSession.reset(args.sessions, args.requests)
+        kind = LessonSession
+    sessions = [kind(i, args, rec, folder, colours) for i in range(args.sessions)]
     log(f"connecting {args.sessions} clients to {args.url} ...")
     sampler.start()
     t0 = run_sessions(

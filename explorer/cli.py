@@ -1,5 +1,5 @@
-"""Command line: `python -m explorer download | models | roundtrip | atlas | unet-sweep | autoencoders |
-perturb`."""
+"""Command line: `python -m explorer [--pack DIR] download | models | roundtrip | atlas |
+unet-sweep | autoencoders | perturb | classpack | lesson`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ from explorer.core.errors import ExplorerError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m explorer", description=__doc__)
+    p.add_argument(
+        "--pack",
+        default=None,
+        metavar="DIR",
+        help="run on a class pack (as EXPLORER_PACK=DIR): its models and embeddings, no network",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("download", help="prefetch the default models into the Hugging Face cache")
@@ -167,6 +173,45 @@ def _parser() -> argparse.ArgumentParser:
         help="control spaces to measure too, comma-separated: pixels, colour, texture (or all)",
     )
     pt.add_argument("--models-dir", default=None)
+
+    cp = sub.add_parser(
+        "classpack",
+        help="prepare a class pack once with internet: the models, the sets embedded in every "
+        "space, the lesson's results; then EXPLORER_PACK=DIR python app.py works offline",
+    )
+    cp.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    cp.add_argument(
+        "--set",
+        action="append",
+        dest="sets",
+        metavar="bundled|FOLDER|ZIP",
+        help="a set to embed in every space (repeat for more; default: bundled, the teaching set)",
+    )
+    cp.add_argument(
+        "--models",
+        default="default",
+        metavar="default|all|NAMES",
+        help="default (the lesson's and atlas's models), all (every registry model but gated "
+        "ones) or comma-separated names (a UNet space such as sd15-unet only when named)",
+    )
+    cp.add_argument(
+        "--device",
+        choices=["cpu", "auto"],
+        default="cpu",
+        help="where the embeddings are computed: cpu (default) gives the float32 rows a "
+        "classroom CPU reads; auto uses a GPU where there is one (half-precision rows)",
+    )
+
+    ls = sub.add_parser(
+        "lesson",
+        help="run every step of the guided lesson and write the class handout (one HTML file: "
+        "figures, tables, numbers, questions and this run's answers; prints one step per page)",
+    )
+    ls.add_argument("--out", required=True, help="the HTML file to write (at most 15 MB)")
+    ls.add_argument(
+        "--model", default=None, help="the lesson's VAE (default: the first usable one)"
+    )
+    ls.add_argument("--models-dir", default=None)
     return p
 
 
@@ -185,6 +230,53 @@ def _baselines(text: str | None) -> list[str]:
             "(comma-separated) or all."
         )
     return [f"{n}:{MODELS[n]}" for n in dict.fromkeys(names)]
+
+
+def _classpack(args: argparse.Namespace) -> None:
+    from explorer.classpack import build_pack
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    manifest = build_pack(args.out, sets=args.sets or ["bundled"], models=args.models, log=log)
+    sizes = manifest["sizes"]
+    parts = ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in sorted(sizes.items()))
+    sets = ", ".join(f"{s['name']} ({s['images']} images)" for s in manifest["sets"])
+    print(
+        f"wrote the class pack {args.out}: {manifest['size_bytes'] / 2**20:,.1f} MiB "
+        f"({manifest['size_bytes']:,} bytes; {parts}) in {len(manifest['files'])} files; "
+        f"{len(manifest['models'])} model(s), {sets}, {len(manifest['spaces'])} space(s)"
+    )
+    print(f"open it with: EXPLORER_PACK={args.out} python app.py", file=sys.stderr)
+
+
+def _lesson(args: argparse.Namespace) -> None:
+    from explorer.models.registry import default_vae
+    from explorer.ui.lesson import handout, questions, results
+    from explorer.ui.lesson import views as lt
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ExplorerError(f"Cannot write {out.name}: give --out a .html path.")
+    model = args.model or default_vae(args.models_dir)
+    ran = {}
+    for n in lt.RUNNABLE:
+        print(f"step {n}: {lt.STEPS[n].title} ...", file=sys.stderr, flush=True)
+        k = results.key(n, model, args.models_dir)
+        entry = handout.Ran(n, "" if n == 1 else model, k[3])
+        try:
+            entry.result = lt.run_step(n, model, args.models_dir)
+            entry.answer = questions.answer(n, entry.result)
+        except Exception as exc:  # the handout says which step failed and why
+            entry.error = str(exc) if isinstance(exc, ExplorerError) else type(exc).__name__
+            print(f"  not done: {entry.error}", file=sys.stderr)
+        ran[n] = entry
+    path = handout.write(ran, model, out)
+    done = sum(1 for r in ran.values() if not r.error)
+    print(
+        f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB, cap "
+        f"{handout.CAP_BYTES / 2**20:.0f} MB): {done} of {len(ran)} steps on {model}"
+    )
 
 
 def _autoencoders(args: argparse.Namespace) -> None:
@@ -423,7 +515,22 @@ def _unet_sweep(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.pack:
+            os.environ["EXPLORER_PACK"] = args.pack
         settings.check()  # a bad EXPLORER_* value stops every command with one sentence
+        if args.command == "classpack":
+            if settings.get().pack is not None:
+                raise ExplorerError(
+                    "classpack builds a pack with the Hub on: run it without --pack / "
+                    "EXPLORER_PACK."
+                )
+            if args.device == "cpu":  # before torch is imported: CUDA stays unseen
+                os.environ["CUDA_VISIBLE_DEVICES"] = ""
+            _classpack(args)
+            return 0
+        from explorer.core import pack
+
+        pack.active()  # a pack is checked, and the Hub pointed at it, before anything loads
         if args.command == "download":
             from explorer.models.download import download
 
@@ -459,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
             _autoencoders(args)
         elif args.command == "perturb":
             _perturb(args)
+        elif args.command == "lesson":
+            _lesson(args)
         elif args.command == "roundtrip":
             from PIL import Image
 

@@ -1,6 +1,7 @@
 """The package's layers, read from every module's imports (AST; imports inside functions count):
 core <- images, analysis <- models <- spaces <- datasets <- features (lab, atlas, perturb,
-playground) <- ui, cli. A module may import its own layer and the ones below, never one above."""
+playground, classpack) <- ui, cli. A module may import its own layer and the ones below, never
+one above."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ LAYERS = {
     "atlas": 5,
     "perturb": 5,
     "playground": 5,
+    "classpack": 5,
     "ui": 6,
     "cli": 6,
     "__main__": 6,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,9 +204,12 @@ def test_download_fetches_the_vq_bin_weights_only_for_vq_models(monkeypatch):
     from explorer.models import download
 
     asked = {}
-    monkeypatch.setattr(
-        download, "_snapshot", lambda name, repo, patterns, *_: asked.update({name: patterns})
-    )
+
+    def snapshot(name, repo, patterns, *_):
+        asked[name] = patterns
+        return Path("snapshots") / "0123abcd"  # where snapshot_download would have put it
+
+    monkeypatch.setattr(download, "_snapshot", snapshot)
     download.download(["ldm-vq-f4-celebahq", "sd-vae-ft-mse"], log=lambda _: None)
     assert "vqvae/diffusion_pytorch_model.bin" in asked["ldm-vq-f4-celebahq"]
     assert "vqvae/*.safetensors" in asked["ldm-vq-f4-celebahq"]

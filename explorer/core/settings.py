@@ -172,6 +172,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EXPLORER_REQUEST_MB", "request_mb", _positive_number, None, None, "largest request body, MiB (default: two images inline)"),
     Variable("EXPLORER_UPLOAD_MB", "upload_mb", _positive_number, None, None, "largest upload request body, MiB (default: the zip limit + 1)"),
     Variable("EXPLORER_LISTENER_GRACE_S", "listener_grace_s", _positive_number, 5.0, None, "a waiting request nobody listens for is dropped after this, s"),
+    Variable("EXPLORER_PACK", "pack", _path, None, None, "a class pack folder (python -m explorer classpack)"),
 )  # fmt: skip
 
 
@@ -208,6 +209,7 @@ class Settings:
     request_mb: float | None = None
     upload_mb: float | None = None
     listener_grace_s: float = 5.0
+    pack: Path | None = None  # EXPLORER_PACK: a class pack to open (explorer.core.pack)
     space_id: str | None = None  # SPACE_ID: the Space's owner/name, set by Hugging Face Spaces
     zero_gpu: bool = False  # SPACES_ZERO_GPU: the Space runs on ZeroGPU hardware
 

@@ -338,9 +338,12 @@ def latent_scatter(
     title: str = "",
     marks: np.ndarray | None = None,
     height: int = 340,
+    star: np.ndarray | None = None,
+    star_name: str = "your drawing",
 ) -> go.Figure:
     """(N,2) latents, (N,) digit labels 0..9 -> a scatter with one trace per digit (named
-    "0".."9", class colours), plus a "codebook" trace of black crosses for ``marks`` (K,2)."""
+    "0".."9", class colours), plus a "codebook" trace of black crosses for ``marks`` (K,2) and
+    a ``star_name`` trace of one large star at ``star`` (2,), drawn last (on top)."""
     z = np.asarray(z, dtype=np.float64)
     labels = np.asarray(labels)
     colours, _ = class_styles(10)
@@ -364,6 +367,21 @@ def latent_scatter(
             name="codebook",
             marker={"symbol": "x", "size": 8, "color": "black"},
             hovertemplate="code at (%{x:.2f}, %{y:.2f})<extra></extra>",
+        )
+    if star is not None:
+        p = np.asarray(star, dtype=np.float64).reshape(2)
+        fig.add_scattergl(  # WebGL like the points, so it is drawn over them
+            x=[p[0]],
+            y=[p[1]],
+            mode="markers",
+            name=star_name,
+            marker={
+                "symbol": "star",
+                "size": 22,
+                "color": "#ffd400",
+                "line": {"color": "black", "width": 1.5},
+            },
+            hovertemplate=f"{star_name}<br>z = (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
         )
     fig.update_layout(
         title={"text": title, "font": {"size": 13}},

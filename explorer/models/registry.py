@@ -341,8 +341,9 @@ def _on_gpu() -> bool:
 def default_vae(folder: str | os.PathLike | None = None) -> str:
     """The VAE selected at start: EXPLORER_DEFAULT_VAE if set; else the first usable now of
     sd-vae-ft-mse (on CUDA or a ZeroGPU Space only), taesd, the first local checkpoint in
-    ``folder`` (default EXPLORER_MODELS_DIR), the first registered model; else taesd (after
-    `python -m explorer download`)."""
+    ``folder`` (default EXPLORER_MODELS_DIR), the first registered model, the first registry
+    VAE in the Hugging Face cache (a class pack's, say); else taesd (after `python -m explorer
+    download`)."""
     chosen = settings.get().default_vae
     if chosen:
         return chosen  # the operator's choice; if it cannot load, loading says why
@@ -350,20 +351,24 @@ def default_vae(folder: str | os.PathLike | None = None) -> str:
         return "sd-vae-ft-mse"
     if hub.is_cached(REGISTRY["taesd"]):
         return "taesd"
-    return next(iter([*local_models(folder), *_registered_vaes()]), "taesd")
+    usable = [*local_models(folder), *_registered_vaes()]
+    usable += [n for n, s in REGISTRY.items() if hub.is_cached(s)]
+    return next(iter(usable), "taesd")
 
 
 def default_embedder(family: str) -> str:
     """The model a bare family name (``clip``, ``dino``, ``vit``) means: the family's registry
-    default if it is cached, else the first registered model of the family, else the registry
-    default (after `python -m explorer download`)."""
+    default if it is cached, else the first registered model of the family, else the first
+    registry model of the family in the Hugging Face cache, else the registry default (after
+    `python -m explorer download`)."""
     _check_family(family)
     specs = [s for s in EMBEDDERS.values() if s.family == family]
     default = next((s for s in specs if s.default), specs[0])
     if hub.is_cached(default):
         return default.name
-    registered = [s.name for s in _registered_embedders().values() if s.family == family]
-    return next(iter(registered), default.name)
+    usable = [s.name for s in _registered_embedders().values() if s.family == family]
+    usable += [s.name for s in specs if hub.is_cached(s)]
+    return next(iter(usable), default.name)
 
 
 def is_usable(name: str, folder: str | os.PathLike | None = None) -> bool:

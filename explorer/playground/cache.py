@@ -6,7 +6,9 @@ training) and, unless its root is None, on disk (``<root>/<cfg.key()>.pt``: the 
 ``torch.save``, written atomically, read back with ``torch.load(weights_only=True)``; a damaged
 file is deleted and retrained; at most ``max_files`` files, least recently used go first).
 Trainings themselves never overlap: ``explorer.playground.digits.train`` holds a process-wide lock.
-``get_trained`` goes through one process-wide cache under ``default_cache_dir()``.
+``get_trained`` goes through one process-wide cache under ``default_cache_dir()``; while a class
+pack is open (``EXPLORER_PACK``) the pack's trained models are read beneath it (``under``: a
+folder only ever read, never touched, pruned or written).
 """
 
 from __future__ import annotations
@@ -42,9 +44,15 @@ class ModelCache:
     of one config wait for a single training, and trainings never overlap (``_TRAIN_LOCK``)."""
 
     def __init__(
-        self, root: Path | str | None = None, max_items: int = 8, max_files: int = 256
+        self,
+        root: Path | str | None = None,
+        max_items: int = 8,
+        max_files: int = 256,
+        *,
+        under: Path | str | None = None,
     ) -> None:
         self.root = Path(root) if root is not None else None
+        self.under = Path(under) if under is not None else None
         self.max_files = max_files  # ~200 KB per default-size file
         self.trainings = 0  # trainings run by this cache (hits in memory or on disk don't count)
         self._items: LRU[Trained] = LRU(max_items)
@@ -65,7 +73,7 @@ class ModelCache:
             trained = train(cfg, progress)
             with self._count_lock:
                 self.trainings += 1
-            self._save(trained)
+            self.save(trained)
             return trained
 
         return self._items.get_or_build(cfg, build)
@@ -78,8 +86,16 @@ class ModelCache:
 
     def _load(self, cfg: TrainConfig) -> Trained | None:
         path = self._path(cfg)
-        if path is None or not path.exists():
-            return None
+        if path is not None and path.exists():
+            return self._read(cfg, path, own=True)
+        below = None if self.under is None else self.under / f"{cfg.key()}.pt"
+        if below is not None and below.exists():
+            return self._read(cfg, below, own=False)
+        return None
+
+    def _read(self, cfg: TrainConfig, path: Path, own: bool) -> Trained | None:
+        """The model stored at ``path``, or None; a damaged file of this cache's own is deleted
+        (one ``under`` it is only reported)."""
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             if blob["format"] != FORMAT_VERSION or blob["config"] != asdict(cfg):
@@ -87,19 +103,23 @@ class ModelCache:
             net = Net(cfg)
             net.load_state_dict(blob["state"])
             net.eval()
-            with contextlib.suppress(OSError):
-                os.utime(path)  # the mtime orders files for pruning: least recently used first
+            if own:
+                with contextlib.suppress(OSError):
+                    os.utime(path)  # the mtime orders files for pruning: least recently used first
             return Trained(cfg, net, blob["losses"].numpy(), from_disk=True)
         except Exception as exc:  # damaged or foreign file: drop it and train again
             log.warning("playground cache %s unreadable (%s); retraining", path, exc)
-            with contextlib.suppress(OSError):
-                path.unlink()
+            if own:
+                with contextlib.suppress(OSError):
+                    path.unlink()
             return None
 
-    def _save(self, trained: Trained) -> None:
+    def save(self, trained: Trained) -> Path | None:
+        """Store ``trained`` on this cache's disk (atomically); -> its file, or None (no disk,
+        or the write failed: logged)."""
         path = self._path(trained.cfg)
         if path is None:
-            return
+            return None
         blob = {
             "format": FORMAT_VERSION,
             "config": asdict(trained.cfg),
@@ -111,6 +131,8 @@ class ModelCache:
             self._prune()
         except OSError as exc:  # a read-only or full disk only costs the next process a retrain
             log.warning("playground cache: could not write %s (%s)", path, exc)
+            return None
+        return path
 
     def _prune(self) -> None:
         """Keep the newest ``max_files`` .pt files; drop temp files older than an hour."""
@@ -133,11 +155,16 @@ _DEFAULT_CACHE_LOCK = threading.Lock()
 
 
 def default_cache() -> ModelCache:
-    """() -> the process-wide ModelCache (disk: ``default_cache_dir()``), made on first use."""
+    """() -> the process-wide ModelCache (disk: ``default_cache_dir()``; the open class pack's
+    trained models beneath it), made on first use and again when another pack is opened."""
     global _DEFAULT_CACHE
+    from explorer.core import pack
+
+    found = pack.active_root()
+    under = None if found is None else found / pack.PLAYGROUND_DIR
     with _DEFAULT_CACHE_LOCK:
-        if _DEFAULT_CACHE is None:
-            _DEFAULT_CACHE = ModelCache(default_cache_dir())
+        if _DEFAULT_CACHE is None or _DEFAULT_CACHE.under != under:
+            _DEFAULT_CACHE = ModelCache(default_cache_dir(), under=under)
         return _DEFAULT_CACHE
 
 

@@ -28,6 +28,11 @@ the 32-byte digests of the image hashes and the float32 vectors, read with a sin
   (default 2048). The bound is strict: a single shard larger than the bound is dropped too.
 
 Vectors come back read-only (``np.frombuffer`` views); copy them to modify.
+
+**Layers.** ``EmbeddingCache(root, read_only=True)`` never writes, touches or deletes anything
+under ``root`` (a class pack's embeddings, verified by their hashes); ``under=`` puts such a
+cache beneath a writable one: what the top cache lacks is read from the one under it, and new
+rows go to the top. :func:`shared` does so while a class pack is open (``EXPLORER_PACK``).
 """
 
 from __future__ import annotations
@@ -135,8 +140,17 @@ class EmbeddingCache:
     """One vector per (key, image hash), on disk under ``root``. Thread-safe; never raises
     on a broken cache (it logs and recomputes instead)."""
 
-    def __init__(self, root: Path | str | None = None, max_mb: float | None = None):
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        max_mb: float | None = None,
+        *,
+        read_only: bool = False,
+        under: EmbeddingCache | None = None,
+    ):
         self.root = Path(root).expanduser() if root is not None else default_root()
+        self.read_only = read_only
+        self.under = under  # a cache read for what this one lacks (never written through this)
         self.max_bytes = int((default_max_mb() if max_mb is None else float(max_mb)) * 2**20)
         self._dir = self.root / LAYOUT
         self._lock = threading.RLock()
@@ -146,14 +160,31 @@ class EmbeddingCache:
         self.misses = 0  # and those it did not
 
     def __repr__(self) -> str:
-        return f"EmbeddingCache({str(self.root)!r}, max {self.max_bytes / 2**20:g} MiB)"
+        mode = "read-only" if self.read_only else f"max {self.max_bytes / 2**20:g} MiB"
+        below = f", under {self.under!r}" if self.under is not None else ""
+        return f"EmbeddingCache({str(self.root)!r}, {mode}{below})"
 
     # ------------------------------------------------------------------ reading
 
     def get_many(
         self, key: Sequence[str], hashes: Sequence[str]
     ) -> tuple[dict[int, np.ndarray], list[int]]:
-        """-> ({position: vector} for the hashes found, [positions missing])."""
+        """-> ({position: vector} for the hashes found, [positions missing]); positions this
+        cache lacks are looked up in the cache ``under`` it, if any."""
+        found, missing = self._get_own(key, hashes)
+        if missing and self.under is not None:
+            more, _ = self.under.get_many(key, [hashes[i] for i in missing])
+            for j, vector in more.items():
+                found[missing[j]] = vector
+            with self._lock:
+                self.hits += len(more)
+                self.misses -= len(more)
+            missing = [i for i in missing if i not in found]
+        return found, missing
+
+    def _get_own(
+        self, key: Sequence[str], hashes: Sequence[str]
+    ) -> tuple[dict[int, np.ndarray], list[int]]:
         sid = shard_id(key)
         found: dict[int, np.ndarray] = {}
         with self._lock:
@@ -201,6 +232,9 @@ class EmbeddingCache:
             except FileNotFoundError:
                 continue  # compacted or evicted by someone else meanwhile
             except (CorruptSegment, ValueError) as exc:
+                if self.read_only:
+                    log.warning("embedding cache: ignoring damaged %s (%s)", path, exc)
+                    continue
                 log.warning("embedding cache: dropping damaged %s (%s)", path, exc)
                 _unlink_quietly(path)
                 continue
@@ -218,14 +252,15 @@ class EmbeddingCache:
     # ------------------------------------------------------------------ writing
 
     def put_many(self, key: Sequence[str], hashes: Sequence[str], vectors: np.ndarray) -> None:
-        """Store one vector per hash (float32). Failures are logged, never raised."""
+        """Store one vector per hash (float32). Failures are logged, never raised; a read-only
+        cache stores nothing."""
         key = _check_key(key)
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(hashes):
             raise ValueError(
                 f"need one row per hash: {len(hashes)} hashes, vectors {vectors.shape}"
             )
-        if not len(hashes):
+        if not len(hashes) or self.read_only:
             return
         sid = shard_id(key)
         folder = self._dir / sid
@@ -267,6 +302,8 @@ class EmbeddingCache:
 
     def _touch(self, sid: str) -> None:
         """Mark shard ``sid`` as used now (explicit, strictly increasing ns time stamps)."""
+        if self.read_only:
+            return
         now = max(time.time_ns(), self._last_touch + 1)
         self._last_touch = now
         path = self._dir / sid / ".used"
@@ -318,7 +355,9 @@ class EmbeddingCache:
             total -= size
 
     def clear(self) -> None:
-        """Delete every cached embedding under ``root``."""
+        """Delete every cached embedding under ``root`` (a read-only cache keeps its files)."""
+        if self.read_only:
+            return
         with self._lock:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._shards.clear()
@@ -329,18 +368,24 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-_SHARED: EmbeddingCache | None = None
+_SHARED: dict[tuple[Path, Path | None], EmbeddingCache] = {}
 _SHARED_LOCK = threading.Lock()
 
 
 def shared() -> EmbeddingCache:
     """The process's one embedding cache at the configured root (made on first use), shared by
-    every tab: a set embedded in one is not embedded again in another."""
-    global _SHARED
+    every tab: a set embedded in one is not embedded again in another. While a class pack is
+    open (``EXPLORER_PACK``), the pack's embeddings lie under it, read-only."""
+    from explorer.core import pack
+
+    where = (default_root(), pack.active_root())
     with _SHARED_LOCK:
-        if _SHARED is None:
-            _SHARED = EmbeddingCache()
-        return _SHARED
+        if where not in _SHARED:
+            under = None
+            if where[1] is not None:
+                under = EmbeddingCache(where[1] / pack.EMBEDDINGS_DIR, read_only=True)
+            _SHARED[where] = EmbeddingCache(where[0], under=under)
+        return _SHARED[where]
 
 
 __all__ = [

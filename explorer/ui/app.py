@@ -14,13 +14,14 @@ from explorer import atlas
 from explorer.core import files, memory, public, settings
 from explorer.images import io as imaging
 from explorer.models import registry
-from explorer.ui import availability
+from explorer.ui import availability, links
 from explorer.ui.atlas import layout as atlas_layout
 from explorer.ui.components import ExplorerBlocks, plotly_js
 from explorer.ui.context import TabContext
 from explorer.ui.lab import layout as lab
 from explorer.ui.lesson import handlers as lesson_handlers
 from explorer.ui.lesson import layout as lesson_tab
+from explorer.ui.lesson import presenter as lesson_presenter
 from explorer.ui.lesson import steps as lesson_steps
 from explorer.ui.perturb import layout as perturb_tab
 from explorer.ui.playground import layout as playground_tab
@@ -116,7 +117,7 @@ def build_demo() -> gr.Blocks:
     # every minute: _cap_gradio_cache), so a long-running Space's disk stays bounded.
     keep = (600, 3600) if public.public_mode() else (3600, 86400)
     with ExplorerBlocks(title="Latent Space Explorer", delete_cache=keep) as demo:
-        gr.Markdown(INTRO)
+        intro = gr.Markdown(INTRO)
         about = gr.Markdown(ABOUT_PENDING, elem_id="about-measured", render=False)
         with gr.Tabs() as tabs:
             ctx = TabContext(demo, tabs, names, default, folder0, examples, about=about)
@@ -127,7 +128,8 @@ def build_demo() -> gr.Blocks:
             # button repeated, the next tab's hidden); About sits below the tabs for the same reason.
             playground_tab.build(ctx)
             perturb_tab.build(ctx)
-            atlas_layout.build(ctx)
+            atlas_ui = atlas_layout.build(ctx)
+        presenter = lesson_presenter.build(lesson_ui)  # hidden until ?present=1 or its button
         for notice in ctx.notices:
             availability.wire(notice, tabs, lab_ui.local)
         # A scanned folder is the app's state: every tab's notice, VAE lists and the lesson's
@@ -141,9 +143,13 @@ def build_demo() -> gr.Blocks:
             show_progress="hidden",
         )
         # Below the tabs, not a tab after the atlas (drawn twice once clicked, as above).
-        with gr.Accordion("About: what you are looking at", open=False, elem_id="about"):
+        with gr.Accordion(
+            "About: what you are looking at", open=False, elem_id="about"
+        ) as about_box:
             gr.Markdown(ABOUT)
             about.render()
+        lesson_presenter.wire(demo, [intro, tabs, about_box], lesson_ui, presenter)
+        links.wire_atlas(demo, atlas_ui)  # ?tab=atlas&set=bundled&colour=source&point=12
     demo.queue(
         default_concurrency_limit=settings.get().concurrency,
         max_size=settings.get().queue_size,

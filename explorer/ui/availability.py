@@ -2,7 +2,8 @@
 the perturbations (which models are usable now, how to get the rest, one click to the *Local
 checkpoints* section), the usable-first choice of Compare's second VAE, and the model a list
 shows once a folder is scanned. Everything is read from the registry's
-``is_usable`` (registered in code, local files, or in the Hugging Face cache; no network)."""
+``is_usable`` (registered in code, local files, or in the Hugging Face cache; no network). On a
+class pack the cache is the pack's, so the notice names the pack's command instead."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Literal
 
 import gradio as gr
 
-from explorer.core import public
+from explorer.core import pack, public
+from explorer.core.safe_text import escape_markdown
 from explorer.models import registry
 
 Need = Literal["lesson", "lab", "atlas", "perturb"]
@@ -21,6 +23,7 @@ NEEDS_EMBEDDERS = ("atlas", "perturb")  # the places that also use CLIP and DINO
 LOCAL_ID = "local-checkpoints"
 FOLDER_ID = "models-folder"
 DOWNLOAD_CMD = "python -m explorer download"
+PACK_CMD = "python -m explorer classpack --out DIR"
 
 # Once the accordion has opened (its content is drawn a moment after the update arrives): bring
 # the folder box into view and put the cursor in it.
@@ -61,6 +64,11 @@ def _code_list(names: list[str]) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
+def _pack_names(found: pack.Pack, missing: list[str]) -> str:
+    """The --models list that builds the pack again with what it has and what is missing."""
+    return ",".join(dict.fromkeys([*(m["name"] for m in found.models), *missing]))
+
+
 def notice_markdown(need: Need, folder: str | None = None) -> str:
     """The notice's text, or "" when every model this place needs is usable now (or in public
     mode, where a visitor can neither download nor point at a folder).
@@ -77,6 +85,14 @@ def notice_markdown(need: Need, folder: str | None = None) -> str:
     usable = [f"`{n}`" + (" (local checkpoint)" if n in local else "") for n in vaes]
     if need in NEEDS_EMBEDDERS:
         usable += [f"`{n}`" for n in registry.available_embedders() if registry.is_usable(n)]
+    found = pack.active()
+    if vaes and found is not None:  # the Hub is off and the cache is the pack's
+        return (
+            f"**Usable now, without the internet:** {', '.join(usable)}. **Not in the class "
+            f"pack** ({escape_markdown(found.root.name)}): {_code_list(missing)} "
+            f"(`{PACK_CMD} --models {_pack_names(found, missing)}` adds them, on a machine with "
+            "internet)."
+        )
     if vaes:
         return (
             f"**Usable now, without the internet:** {', '.join(usable)}. **Not downloaded "
@@ -87,6 +103,16 @@ def notice_markdown(need: Need, folder: str | None = None) -> str:
         f"**No {what} can run yet:** none is downloaded and no local checkpoint folder is set."
         + (f" Usable: {', '.join(usable)}." if usable else "")
     ]
+    if found is not None:  # the Hub is off and the cache is the pack's: a download cannot help
+        lines.append(
+            f"**Not in the class pack** ({escape_markdown(found.root.name)}): "
+            f"{_code_list(missing)}. Add them by "
+            "building the pack again on a machine with internet, e.g."
+        )
+        return (
+            "\n\n".join(lines)
+            + f"\n\n```\n{PACK_CMD} --models {_pack_names(found, missing)}\n```\n"
+        )
     lines.append(
         f"**Not downloaded yet:** {_code_list(missing)}. They download by themselves on first use "
         "when the Hugging Face Hub can be reached; offline, fetch them once on a machine with "

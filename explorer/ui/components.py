@@ -83,6 +83,47 @@ def _data_url_to_cache(url: str, cache_dir: str) -> str:
     return str(path)
 
 
+class SafeSketchpad(gr.Sketchpad):
+    """gr.Sketchpad whose images are measured before they are decoded: at most
+    :attr:`MAX_LAYERS` layers and :attr:`MAX_SIDE` pixels a side each (the canvas is far
+    smaller), so a request cannot make the server decode a huge or many-layered "drawing"."""
+
+    MAX_LAYERS = 4
+    MAX_SIDE = 2048
+
+    def get_block_name(self) -> str:
+        return "imageeditor"
+
+    def preprocess(self, payload):
+        if payload is not None:
+            layers = payload.layers
+            if payload.id is not None:
+                cached = self.blob_storage.get(payload.id)
+                layers = cached.layers if cached else []
+            if len(layers or []) > self.MAX_LAYERS:
+                raise gr.Error(
+                    f"A drawing has at most {self.MAX_LAYERS} layers; this one has "
+                    f"{len(layers)}. Draw on the canvas in the app."
+                )
+        return super().preprocess(payload)
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):
+        if file is not None:
+            from io import BytesIO
+
+            source = BytesIO(file) if isinstance(file, bytes | bytearray) else file.path
+            try:
+                with Image.open(source) as im:
+                    w, h = im.size
+            except (OSError, ValueError) as exc:
+                raise gr.Error("The drawing could not be read as an image.") from exc
+            if max(w, h) > self.MAX_SIDE:
+                raise gr.Error(
+                    f"A drawing is at most {self.MAX_SIDE} pixels a side; this one is {w}×{h}."
+                )
+        return super().convert_and_format_image(file, flatten_on_white)
+
+
 class ExplorerBlocks(gr.Blocks):
     """gr.Blocks whose every refusal is a sentence.
 

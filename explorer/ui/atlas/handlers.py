@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer import atlas, datasets
+from explorer import atlas, classpack, datasets
 from explorer.analysis import projection
 from explorer.core import files, public
 from explorer.core.errors import ExplorerError
-from explorer.core.safe_text import display_name
+from explorer.core.safe_text import display_name, escape_markdown
 from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.spaces import cache, unet
@@ -202,6 +202,73 @@ def on_atlas_saved(folder_path, method):
     a, saved_method = atlas.load_saved((folder_path or "").strip())
     atlas.STORE.put(a)
     return _atlas_outputs(a, saved_method, reopened_note(a.reopened))
+
+
+def pack_spaces_for(set_name) -> list[str]:
+    """The spaces the open class pack embedded ``set_name`` in ([] for no such set)."""
+    try:
+        return classpack.open_pack_set_spaces(set_name)
+    except ExplorerError:
+        return []
+
+
+def pack_space_choices() -> list[str]:
+    """Every space any of the open pack's sets was embedded in, in the manifest's order (the
+    checkbox's choices, which Gradio checks a request against)."""
+    return list(dict.fromkeys(s for n in classpack.pack_set_names() for s in pack_spaces_for(n)))
+
+
+def on_pack_set_change(set_name):
+    """A pack set picked: the first :data:`atlas.MAX_SPACES` of its packed spaces ticked."""
+    return gr.update(value=pack_spaces_for(set_name)[: atlas.MAX_SPACES])
+
+
+def _shown(value: object) -> str:
+    """A value a request sent, as one clean line of Markdown that shows exactly it."""
+    return escape_markdown(display_name(value))
+
+
+@user_errors("Opening the class pack's set")
+def on_atlas_pack(set_name, spaces, method, progress=gr.Progress()):
+    """One of the class pack's sets, in the packed spaces ticked (at most four; none ticked: the
+    first four), from the pack's embeddings: no model runs for a packed space."""
+    names = classpack.pack_set_names()
+    if set_name not in names:
+        raise ExplorerError(
+            f"The class pack holds no set called “{_shown(set_name)}”; it holds: "
+            f"{', '.join(names) or 'none (no class pack is open)'}."
+        )
+    image_set, packed = classpack.open_pack_set(set_name)
+    chosen = list(dict.fromkeys(spaces or packed[: atlas.MAX_SPACES]))
+    foreign = [s for s in chosen if s not in packed]
+    if foreign:
+        raise ExplorerError(
+            f"The class pack did not embed {set_name} in {', '.join(map(_shown, foreign))}; "
+            f"choose among {', '.join(packed)}."
+        )
+    if len(chosen) > atlas.MAX_SPACES:
+        raise ExplorerError(
+            f"Tick at most {atlas.MAX_SPACES} spaces (the atlas has {atlas.MAX_SPACES} panels); "
+            f"{len(chosen)} are ticked."
+        )
+    progress(0, desc=f"opening {set_name} from the class pack")
+    a = atlas.build(
+        image_set,
+        chosen,
+        projection.best_available(method),
+        None,
+        cache.shared(),
+        progress_adapter(progress),
+    )
+    atlas.STORE.put(a)
+    rest = [s for s in packed if s not in chosen]
+    note = (
+        f"The class pack also holds this set in {', '.join(rest)}: tick them (up to "
+        f"{atlas.MAX_SPACES} at once) and open it again."
+        if rest
+        else ""
+    )
+    return _atlas_outputs(a, method, note)
 
 
 PRESETS = {

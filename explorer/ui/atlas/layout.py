@@ -3,9 +3,11 @@ event bound to its handler in :mod:`.handlers`."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gradio as gr
 
-from explorer import atlas, datasets
+from explorer import atlas, classpack, datasets
 from explorer.analysis import metrics, projection
 from explorer.core import public
 from explorer.models import registry
@@ -27,6 +29,7 @@ from explorer.ui.atlas.handlers import (
     on_atlas_method,
     on_atlas_opened,
     on_atlas_own_group,
+    on_atlas_pack,
     on_atlas_preset,
     on_atlas_query_image,
     on_atlas_saved,
@@ -34,6 +37,9 @@ from explorer.ui.atlas.handlers import (
     on_atlas_text,
     on_atlas_tick,
     on_atlas_upload,
+    on_pack_set_change,
+    pack_space_choices,
+    pack_spaces_for,
 )
 from explorer.ui.atlas.payload import payload_empty
 from explorer.ui.atlas.request import CONTROL_CHOICES, FAMILY_CHOICES
@@ -69,6 +75,13 @@ OWN_GROUP_INFO = (
     "by layout alone and inflate the share-its-label count (the table's 'same photo counted' "
     "row)."
 )
+
+PACK_NOTE = (
+    "This app runs on a **class pack**: its models and these sets' embeddings were prepared "
+    "beforehand (`python -m explorer classpack`), so a set opens without the internet and "
+    "without running a model in the spaces it was packed in."
+)
+
 METRICS_MD = "\n".join(f"- **{k}** — {v}" for k, v in {**metrics.METRIC_HELP, **PROBE_HELP}.items())
 SPACES_INFO = (
     "The controls need no model: what pixels, the palette or edges alone give, to compare the "
@@ -87,9 +100,11 @@ def default_ticks() -> list[str]:
     return models + list(CONTROL_CHOICES)
 
 
-def build(ctx: TabContext) -> None:
+def build(ctx: TabContext) -> SimpleNamespace:
     """The atlas tab's layout and wiring (inside an open gr.Blocks), after the lab's: the models
-    notice at its top opens the lab's *Local checkpoints*."""
+    notice at its top opens the lab's *Local checkpoints*. Returns what a link's page-load hook
+    drives (:func:`explorer.ui.links.wire_atlas`): the teaching set's open inputs and outputs,
+    the colouring, the selection."""
     names, default, folder = ctx.names, ctx.default, ctx.folder
     with gr.Tab("Semantic atlas", id="atlas"):
         ctx.notices.append(availability.panel("atlas", ctx.folder0 or None))
@@ -131,6 +146,22 @@ def build(ctx: TabContext) -> None:
                 ):
                     saved_dir = gr.Textbox(label="Folder written by `python -m explorer atlas`")
                     saved_btn = gr.Button("Open the folder")
+                pack_sets = classpack.pack_set_names()
+                first = pack_spaces_for(pack_sets[0]) if pack_sets else []
+                packed = pack_space_choices()
+                with gr.Accordion(
+                    "The class pack", open=True, visible=bool(pack_sets), elem_id="atlas-pack"
+                ):
+                    gr.Markdown(PACK_NOTE)
+                    pack_set = gr.Dropdown(
+                        pack_sets, value=next(iter(pack_sets), None), label="Set in the pack"
+                    )
+                    pack_spaces = gr.CheckboxGroup(
+                        packed,
+                        value=first[: atlas.MAX_SPACES],
+                        label=f"Packed spaces (up to {atlas.MAX_SPACES} panels)",
+                    )
+                    pack_btn = gr.Button("Open it from the pack", variant="primary")
             with gr.Column(scale=2):
                 with gr.Row():
                     families = gr.CheckboxGroup(
@@ -271,6 +302,7 @@ def build(ctx: TabContext) -> None:
         "atlas_upload": (upload_btn, on_atlas_upload, [uploads, *space_inputs]),
         "atlas_hub": (hub_btn, on_atlas_hub, [hub_id, per_class, *space_inputs]),
         "atlas_saved": (saved_btn, on_atlas_saved, [saved_dir, proj_method]),
+        "atlas_pack": (pack_btn, on_atlas_pack, [pack_set, pack_spaces, proj_method]),
     }
     # after an open: the toggle where the set has groups, text search where it has CLIP
     after_open = [own_group, text_title, text_row, text_note, text_results]
@@ -281,6 +313,7 @@ def build(ctx: TabContext) -> None:
             on_atlas_opened, [atlas_id], after_open, api_name=False, show_progress="hidden"
         ).then(about_from_atlas, [atlas_id], [ctx.about], api_name=False, show_progress="hidden")
     evidence.wire(api, atlas_id, shown_method, atlas_view)
+    pack_set.change(on_pack_set_change, [pack_set], [pack_spaces], api_name=False)
     color_by.input(
         on_atlas_color, [atlas_id, shown_method, color_by], [atlas_view], api_name="atlas_color"
     )
@@ -331,4 +364,15 @@ def build(ctx: TabContext) -> None:
         method=proj_method,
         folder=folder,
         atlas_outputs=atlas_outputs,
+    )
+    return SimpleNamespace(
+        open_inputs=space_inputs,
+        outputs=atlas_outputs,
+        after_open=after_open,
+        atlas_id=atlas_id,
+        shown_method=shown_method,
+        color_by=color_by,
+        view=atlas_view,
+        own_group=own_group,
+        select_outputs=select_outputs,
     )

@@ -8,7 +8,7 @@ figure, a DataFrame, a markdown line) for the tab to show and the tests to check
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,7 @@ class StepResult:
     plot: object | None = None  # a plotly figure
     table: pd.DataFrame | None = None
     notice: str = ""
+    also: dict[str, str] = field(default_factory=dict)  # other models it ran: name -> version
 
 
 def _example(name: str):
@@ -233,6 +234,7 @@ def detail_error_ratio(rt: lab.RoundTrip) -> float:
     return _ratio(float(hi), float(lo))
 
 
+PSNR_TIE_DB = 0.05  # PSNR changes smaller than this read as "about the same"
 DETAIL_RATIO = 1.5  # detail error / smooth error from which the error "follows the detail"
 
 
@@ -252,7 +254,7 @@ def step_round_trip(model: str, folder: str | None, progress: Progress = no_prog
         }
     )
     ratio = detail_error_ratio(rt)
-    drop = rt.psnr - gens.psnr[-1]
+    drop = gens.psnr[0] - gens.psnr[-1]  # the table's first and last rows
     decoded = {
         "latent": "decoded from its one latent: it has no posterior",
         "codes": "decoded from its codes",
@@ -268,7 +270,12 @@ def step_round_trip(model: str, folder: str | None, progress: Progress = no_prog
         f"detailed pixels is **{ratio:.1f}×** that on its smoothest half. After {GENERATIONS} "
         f"round trips PSNR is **{gens.psnr[-1]:.1f} dB**"
     )
-    s += f" ({drop:.1f} dB lower: the losses pile up)." if drop >= 0.05 else " (barely lower)."
+    if drop >= PSNR_TIE_DB:
+        s += f" ({drop:.1f} dB lower: the losses pile up)."
+    elif drop <= -PSNR_TIE_DB:
+        s += f" ({-drop:.1f} dB higher: repeated round trips brought it closer to the photo)."
+    else:
+        s += " (about the same)."
     error = pictures.with_colour_bar(rt.error, rt.error_vmax)
     image = pictures.hstack([rt.original, rt.reconstruction, error])
     return StepResult(image=image, table=table, notice=with_model(model, s))
@@ -349,6 +356,9 @@ def _table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).astype({"value": str})
 
 
+DOUBLE_EXPOSURE_DB = 20.0  # halfway frame this close (PSNR) to the crossfade's: a double exposure
+
+
 def halfway(steps: int) -> tuple[int, float]:
     """Frames of a path with ``steps`` frames (t = 0 … 1) -> (index of the frame nearest the
     middle, its t): t = 0.5 exactly when ``steps`` is odd."""
@@ -385,7 +395,7 @@ def step_interpolation(
     )
     s += (
         " — close to a plain double exposure."
-        if gap >= 20
+        if gap >= DOUBLE_EXPOSURE_DB
         else " — not a plain double exposure: compare the two strips to see what differs."
     )
     return StepResult(image=strip, table=table, notice=with_model(model, s))
@@ -544,4 +554,17 @@ def step_atlas(model: str, folder: str | None, progress: Progress = no_progress)
         " The same question for CLIP or DINOv2 needs those models: tick them in the Semantic "
         "atlas tab once downloaded; this step does not show a stand-in."
     )
-    return StepResult(table=shown, notice=with_model(model, s))
+    return StepResult(table=shown, notice=with_model(model, s), also=unet_versions(table))
+
+
+def unet_versions(table: pd.DataFrame) -> dict[str, str]:
+    """The UNet spaces of an atlas metrics table -> {``name@tT``: its weights' version}."""
+    from explorer.models import hub, registry
+
+    out = {}
+    for ref in table.loc[table.space == "unet", "model"].unique() if "model" in table else ():
+        try:
+            out[str(ref)] = hub.model_revision(registry.resolve_unet(str(ref).split("@")[0]))
+        except Exception:  # named in the table, but no longer resolvable here
+            out[str(ref)] = "unknown"
+    return out

@@ -8,10 +8,18 @@ import numpy as np
 from explorer.core.errors import ExplorerError
 from explorer.images import plots
 from explorer.playground import digits as pg
+from explorer.playground import drawing
 from explorer.playground import figures as figs
 from explorer.playground.cache import get_trained
 from explorer.ui.components import progress_adapter, user_errors
-from explorer.ui.playground.views import TITLES, _grid, _interp, _table, what_the_numbers_show
+from explorer.ui.playground.views import (
+    TITLES,
+    _grid,
+    _interp,
+    _table,
+    drawing_note,
+    what_the_numbers_show,
+)
 from explorer.ui.pricing import playground_price, priced
 
 
@@ -93,3 +101,40 @@ def on_playground_interp(
     i, j = _pair(digit_a, digit_b)
     models = _train_all(_configs(beta, codebook_size, epochs, seed), progress_adapter(progress))
     return tuple(_interp(t, i, j) for t in models.values())
+
+
+def sketch_canvas(value) -> np.ndarray | None:
+    """A gr.Sketchpad value ({"background", "layers", "composite"}, numpy RGBA) -> the drawn
+    canvas: the composite, else the layers painted over one another; None for no drawing."""
+    if not isinstance(value, dict):
+        return None
+    composite = value.get("composite")
+    if composite is not None:
+        return np.asarray(composite)
+    layers = [np.asarray(x) for x in value.get("layers") or [] if x is not None]
+    if not layers:
+        return None
+    from PIL import Image
+
+    base = Image.new("RGBA", (layers[0].shape[1], layers[0].shape[0]), (0, 0, 0, 0))
+    for layer in layers:
+        im = Image.fromarray(layer).convert("RGBA").resize(base.size)
+        base = Image.alpha_composite(base, im)
+    return np.asarray(base)
+
+
+@user_errors("Reading the drawing")
+def on_playground_draw(sketch, beta, codebook_size, epochs, seed, progress=gr.Progress()):
+    drawn = drawing.to_digit(sketch_canvas(sketch))  # a bad drawing is refused before training
+    models = _train_all(_configs(beta, codebook_size, epochs, seed), progress_adapter(progress))
+    places = {model: drawing.place(t, drawn.pixels) for model, t in models.items()}
+    scatters, decodes = [], []
+    for model, trained in models.items():
+        z, y = figs.latents(trained)
+        marks = pg.codebook(trained) if model == "vq" else None
+        title = f"{TITLES[model]}: your drawing (★) among 1,797 digits"
+        scatters.append(plots.latent_scatter(z, y, title, marks, star=places[model].z))
+        decodes.append(figs.tile_images(places[model].decoded[None], cols=1, scale=16))
+    seen = figs.tile_images(drawn.pixels[None], cols=1, scale=16)
+    note = drawing_note(places, pg.classify(drawn.pixels[None])[0], drawn.thickened)
+    return (seen, *scatters, *decodes, note)

@@ -6,16 +6,23 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.playground import digits as pg
-from explorer.ui.components import ImageOut, listen
+from explorer.ui.components import ImageOut, SafeSketchpad, listen
 from explorer.ui.context import TabContext
-from explorer.ui.playground.handlers import on_playground, on_playground_interp, on_playground_plane
-from explorer.ui.playground.views import COLUMNS, INTRO, TITLES
+from explorer.ui.playground.handlers import (
+    on_playground,
+    on_playground_draw,
+    on_playground_interp,
+    on_playground_plane,
+)
+from explorer.ui.playground.views import COLUMNS, DRAW_INTRO, INTRO, TITLES
+
+CANVAS = 320  # the sketchpad's side, px (the brush is about a pen's width of a digit this tall)
 
 
-def _picture(caption: str) -> ImageOut:
+def _picture(caption: str, **kwargs) -> ImageOut:
     """A caption line above an output picture (a label badge would hide its top row)."""
     gr.Markdown(caption, elem_classes=["playground-caption"])
-    return ImageOut(label=caption, show_label=False, interactive=False, format="png")
+    return ImageOut(label=caption, show_label=False, interactive=False, format="png", **kwargs)
 
 
 def build(ctx: TabContext) -> None:
@@ -94,3 +101,48 @@ def build(ctx: TabContext) -> None:
                 slot=None,
                 status=note,
             )
+        _drawing(ctx, settings)
+
+
+def _drawing(ctx: TabContext, settings: list) -> None:
+    """The last section: draw a digit, see it as 8x8, as a star on each latent scatter, decoded."""
+    gr.Markdown("### Draw a digit", elem_id="playground-draw")
+    gr.Markdown(DRAW_INTRO)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=CANVAS + 60):
+            sketch = SafeSketchpad(
+                label="Draw a digit (0-9), as tall as most of the box",
+                type="numpy",
+                image_mode="RGBA",
+                canvas_size=(CANVAS, CANVAS),
+                fixed_canvas=True,
+                layers=False,
+                transforms=(),
+                format="png",
+                brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=12),
+                height=CANVAS + 90,
+                elem_id="playground-sketch",
+            )
+        with gr.Column(scale=2, min_width=260):
+            seen = _picture("As the models see it: 8×8, ink 0..16", height=180, width=180)
+            draw_btn = gr.Button(
+                "Where does it land?", variant="primary", elem_id="playground-draw-btn"
+            )
+            draw_note = gr.Markdown(elem_id="playground-draw-note")
+    stars, decodes = [], []
+    with gr.Row(elem_id="playground-draw-stars"):
+        for model in pg.MODELS:
+            with gr.Column(min_width=280):
+                gr.Markdown(f"**{TITLES[model]}**")
+                stars.append(gr.Plot(label=f"{TITLES[model]}: your drawing", show_label=False))
+                decodes.append(_picture(f"{TITLES[model]} decodes it as", height=180, width=180))
+    outputs = [seen, *stars, *decodes, draw_note]
+    listen(
+        draw_btn.click,
+        ctx.api,
+        on_playground_draw,
+        [sketch, *settings],
+        outputs,
+        api_name="playground_draw",
+        slot=len(outputs) - 1,
+    )

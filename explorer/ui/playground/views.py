@@ -125,3 +125,54 @@ def _table(m: dict[str, dict[str, float]]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+# --------------------------------------------------------------------------- a drawn digit
+
+DRAW_INTRO = """
+Pick the brush (left of the box), draw a digit (0-9) with the mouse, as tall as most of the box,
+and press the button: it is read the way the training digits were made (cut to its ink, scaled into a 32×32
+bitmap, counted in 4×4 blocks: 8×8 values of 0..16), encoded by the three models trained above
+(the same settings), and shown as a ★ on each latent scatter with each model's decode beside it.
+Draw a 3 and see where it lands; draw a scribble and see where the AE puts it.
+"""
+
+
+def _digits_phrase(neighbours: tuple[int, ...]) -> str:
+    counts = {d: neighbours.count(d) for d in dict.fromkeys(neighbours)}
+    top, n = max(counts.items(), key=lambda kv: (kv[1], -neighbours.index(kv[0])))
+    if n == len(neighbours):
+        return f"among **{top}s** (all {n} of its nearest training digits)"
+    if n > len(neighbours) / 2:
+        return f"mostly among **{top}s** ({n} of its {len(neighbours)} nearest training digits)"
+    listed = ", ".join(str(d) for d in neighbours)
+    return f"between digits (its {len(neighbours)} nearest training digits: {listed})"
+
+
+def drawing_note(places: dict, probs: np.ndarray, thickened: int) -> str:
+    """Each model's :class:`explorer.playground.drawing.Placement` of the drawing, the digit
+    classifier's (10,) probabilities for it, the pixel rings added to a thin line -> what the
+    numbers show, in a few sentences."""
+    guess = int(np.argmax(probs))
+    out = [
+        f"**Your drawing** reads as a **{guess}** to the digit classifier "
+        f"({_pct(float(probs[guess]))} sure)."
+    ]
+    if thickened:
+        out.append(
+            f"(Its line was thickened by {thickened} pixel ring{'s' * (thickened > 1)} in the "
+            "32×32 bitmap, to about the training digits' ink.)"
+        )
+    for model, p in places.items():
+        where = f"(z = {p.z[0]:.2f}, {p.z[1]:.2f})"
+        line = f"**{TITLES[model]}** puts it at {where}, {_digits_phrase(p.neighbours)}"
+        if p.far:
+            line += (
+                f" — but far from every training digit: {p.nearest:.2f} from the nearest, where "
+                f"95 % of the digits have a neighbour within {p.spacing:.2f}, so its decoder "
+                "was never trained there"
+            )
+        if p.code is not None:
+            line += f"; the VQ-VAE snaps it to code #{p.code} and decodes that"
+        out.append(line + ".")
+    return " ".join(out)
