@@ -343,7 +343,10 @@ def test_the_app_opens_the_pack_offline_and_runs_from_it(built, examples):
         from explorer.atlas import MAX_SPACES
 
         shown = packed[:MAX_SPACES]
-        assert [p["title"].split(" · ")[1] for p in panels] == [s.split(":")[1] for s in shown]
+        from explorer.spaces.embed import parse_space
+
+        models = [parse_space(s)[1] for s in shown]  # a control's one model: pixels -> 16x16-rgb
+        assert [p["title"].split(" · ")[1] for p in panels] == models
         for rest in packed[MAX_SPACES:]:
             assert rest in res[1]  # the status names the packed spaces not shown
         gallery, note, _ = client.predict("a photo of a cat", api_name="/atlas_text")
