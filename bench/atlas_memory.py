@@ -1,4 +1,4 @@
-"""Memory held by open atlases (issue 22 §3): ``python bench/atlas_memory.py [--sessions 20]
+"""Memory held by open atlases: ``python -m bench.atlas_memory [--sessions 20]
 [--images 1000]`` opens one uploaded set per session, each its own zip of distinct 512 px JPEG
 photos, through the app's own path (``datasets.from_zip`` -> ``atlas.build`` in the VAE, CLIP and
 DINOv2 test spaces -> the atlas store), two at a time as the app's queue runs them (public mode's
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         cap = settings.get().atlas_memory_mb * 2**20
         goal = (cap + idle) * 1.25
         print(
-            f"Command: `bench/atlas_memory.py --sessions {args.sessions} --images {args.images}`\n"
+            f"Command: `python -m bench.atlas_memory --sessions {args.sessions} --images {args.images}`\n"
         )
         print(f"Machine: {machine()}.\n")
         print(

@@ -1,4 +1,4 @@
-"""The attacker of ``bench/load.py --public --attacker`` (issue 22 §1): one client that uploads one
+"""The attacker of ``python -m bench.load --public --attacker``: one client that uploads one
 zip and then re-sends ``queue/join`` for the atlas upload under a fresh session id whenever it is
 let in, with no event-stream listener, while ordinary sessions use the app.
 

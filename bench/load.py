@@ -173,6 +173,17 @@ def session_zip(sid: int, colour: tuple[int, int, int], path: Path, per_class: i
                 z.writestr(f"set/{set_label(sid, name)}/{i}.png", buf.getvalue())
 
 
+EXPORT_FILES = (
+    "points.csv",
+    "metrics.csv",
+    "similarity.csv",
+    "overlap.csv",
+    "point_overlap.csv",
+    "atlas.html",
+)
+"""What /atlas_export returns (its file names)."""
+
+
 def _path(value) -> str:
     if isinstance(value, dict):
         value = value.get("path") or value.get("value") or value.get("url")
@@ -412,9 +423,10 @@ class Session:
             for gallery in out[2:]:
                 self._own_gallery(gallery, endpoint)
         elif endpoint == "atlas_export":
-            points = [p for p in map(_path, out) if p.endswith("points.csv")]
-            if len(out) != 4 or not points:
-                raise Mismatch("atlas_export did not return its four files")
+            names = sorted(_path(p).rsplit("/", 1)[-1] for p in out)
+            points = [p for p in map(_path, out) if p.endswith("/points.csv")]
+            if names != sorted(EXPORT_FILES) or not points:
+                raise Mismatch(f"atlas_export returned {names}, not {sorted(EXPORT_FILES)}")
             import pandas as pd
 
             frame = pd.read_csv(points[0])

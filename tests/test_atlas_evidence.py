@@ -22,6 +22,7 @@ from explorer.core.errors import ExplorerError
 from explorer.datasets import ImageSet
 from explorer.spaces.keys import image_hash
 from explorer.ui.atlas import evidence as words
+from explorer.ui.atlas import views
 
 
 def _images(n: int) -> list[Image.Image]:
@@ -366,3 +367,60 @@ def test_a_refused_lasso_puts_the_panels_back_with_a_sentence(monkeypatch):
     assert len(gallery["value"]) == 3
     _, sentence, gallery = handlers.on_atlas_lasso(a.id, "pca", gr.EventData(None, {"indices": []}))
     assert a.selection == [] and "Nothing selected" in sentence and not gallery["visible"]
+
+
+def _hidden_label_atlas(signal: float, seed: int = 0) -> Atlas:
+    """Two classes of 120 images in two spaces whose neighbours follow noise: each has one
+    coordinate shifted by ``signal`` per class among 60 of wide noise, so a linear probe can
+    find the label (for a large enough signal) where a 5-neighbour vote cannot."""
+    rng = np.random.default_rng(seed)
+    n = 120
+    classes = np.arange(n) % 2
+    labels = [f"c{c}" for c in classes]
+    image_set = ImageSet("hidden", _images(n), labels, [f"p{i}" for i in range(n)])
+    embs = {}
+    for key in ("vae", "other"):
+        x = rng.standard_normal((n, 60)) * 3.0
+        x[:, 0] = signal * (2 * classes - 1) + 0.2 * rng.standard_normal(n)
+        embs[key] = x.astype(np.float32)
+    spaces = [Space("vae", "vae:a", "vae", "a"), Space("other", "clip:b", "clip", "b")]
+    coords = {"pca": {k: v[:, :2].copy() for k, v in embs.items()}}
+    thumbs = atlas.write_thumbs(
+        image_set.images, [image_hash(im) for im in image_set.images], atlas.thumb_dir()
+    )
+    return Atlas(f"test-hidden-{signal}", image_set, spaces, embs, coords, thumbs=thumbs)
+
+
+def test_a_probe_above_chance_beside_a_chance_vote_is_said_in_one_sentence():
+    a = _hidden_label_atlas(signal=1.0)
+    table = atlas.metrics_table(a, "pca")
+    v = atlas.verdict(table, a.labels)
+    assert not v.above_chance  # the vote: noise decides the neighbours
+    found = ev.probes_above_chance(table, v.labeling, len(a.images))
+    assert {s for s, _, _ in found} == {"vae", "other"}
+    assert all(p > 0.9 and c == pytest.approx(0.5, abs=0.05) for _, p, c in found)
+    titles = {"vae": "VAE", "other": "CLIP"}
+    text = words.evidence_markdown(a, table, titles, v)
+    sentence = next(line for line in text.split("\n\n") if "neighbour vote" in line)
+    for s, p, c in found:  # the sentence quotes the table's own numbers
+        assert f"**{titles[s]}** {p:.0%} (chance {c:.0%})" in sentence
+    # the export's verdict says the same
+    assert "neighbour vote finds no grouping" in views.export_verdict(a, "pca")
+
+
+def test_no_reconciling_sentence_where_the_probe_is_at_chance_too():
+    a = _hidden_label_atlas(signal=0.0)
+    table = atlas.metrics_table(a, "pca")
+    v = atlas.verdict(table, a.labels)
+    assert not v.above_chance
+    assert ev.probes_above_chance(table, v.labeling, len(a.images)) == []
+    assert "neighbour vote" not in words.evidence_markdown(a, table, {}, v)
+
+
+def test_the_overlap_view_starts_on_a_model_space_beside_a_meaning_trained_one():
+    from explorer.ui.atlas import evidence_handlers as handlers
+
+    a = grouped_atlas()  # vae and the pixels control: the model space comes first
+    assert handlers.default_pair(a) == ("vae", "pixels")
+    a.spaces = [a.spaces[1], a.spaces[0], Space("clip", "clip:b", "clip", "b")]
+    assert handlers.default_pair(a) == ("vae", "clip")

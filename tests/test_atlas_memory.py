@@ -1,4 +1,4 @@
-"""Issue 22 §3: the atlas store counts what open atlases really hold. Measured, not assumed: the
+"""The atlas store counts what open atlases really hold. Measured, not assumed: the
 memory that goes when the store lets its atlases go (tracemalloc, which sees Python objects and
 numpy arrays; and the process's RSS after glibc is asked to give freed memory back) is compared
 with the store's own figure."""

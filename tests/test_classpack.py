@@ -99,7 +99,10 @@ def test_activate_points_huggingface_hub_at_the_pack_offline(tmp_path, monkeypat
 
     root = _pack_folder(tmp_path / "p")
     for var in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
+        # recorded first, so that what activate() sets is undone after the test even for a
+        # variable that was not set (delenv alone records nothing then)
+        monkeypatch.setenv(var, os.environ.get(var, ""))
+        monkeypatch.delenv(var)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", "/elsewhere")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     found = pack.activate(root)

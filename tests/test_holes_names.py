@@ -1,4 +1,4 @@
-"""Issue 22 §5: what a visitor names (files, classes, dataset ids, sentences) is shown, exported
+"""What a visitor names (files, classes, dataset ids, sentences) is shown, exported
 and logged as text, never as markup, formulas, reversed lines or megabytes; the exports folder
 holds its cap at every write; a NaN slider is refused naming the control."""
 

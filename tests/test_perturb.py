@@ -305,7 +305,7 @@ def test_write_csv_needs_the_columns(tmp_path):
     path = perturb.write_csv(df, tmp_path / "perturb.csv")
     assert path.read_text().splitlines() == [
         "perturbation,strength,space,distance",
-        '"flip",1,"vae",0.5',  # text quoted and never a formula (issue 22 §5), numbers bare
+        '"flip",1,"vae",0.5',  # text quoted and never a formula, numbers bare
     ]
 
 

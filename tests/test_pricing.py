@@ -1,4 +1,4 @@
-"""Issue 22 §1: work is priced before it runs, from known figures and what the cache holds."""
+"""Work is priced before it runs, from known figures and what the cache holds."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_the_figures_are_the_benchmarks():
     assert costs.vae_cost("kl", 0.262, decodes=0) == pytest.approx(4.83 * 2)
     # bench/atlas_scale.py: a 64 px TAEF2 embedding is 13 ms on both cores
     assert costs.vae_cost("tiny", 64 * 64 / 1e6, decodes=0) == pytest.approx(0.026, rel=0.05)
-    # issue 22: 1,000 solid 16 MP PNGs cost about 420 CPU-seconds to decode
+    # measured: 1,000 solid 16 MP PNGs cost about 420 CPU-seconds to decode
     assert costs.decode_cost(16_000) == pytest.approx(420)
     with pytest.raises(ValueError):
         costs.decode_cost(float("nan"))

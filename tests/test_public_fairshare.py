@@ -1,4 +1,4 @@
-"""Issue 22 §1 against the real app (``build_demo()``, tiny test models) in public mode, launched
+"""Fair share against the real app (``build_demo()``, tiny test models) in public mode, launched
 in this process on 127.0.0.1 as a Space runs it: uvicorn trusts no forwarded header
 (``FORWARDED_ALLOW_IPS=""``) and the app reads the client's address one proxy hop in
 (``EXPLORER_PROXY_HOPS=1``). Each client here plays its own proxy: it sends the

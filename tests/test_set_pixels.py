@@ -1,4 +1,4 @@
-"""Issue 22 §2: a set's cost is bounded by the pixels it decodes, not only by its image count and
+"""A set's cost is bounded by the pixels it decodes, not only by its image count and
 bytes. Decoded pixels are counted by a wrapper on Pillow's ``ImageFile.load`` (what every decode
 goes through), never by timing; CPU time is measured and reported, not asserted."""
 

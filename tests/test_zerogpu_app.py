@@ -204,7 +204,8 @@ def test_the_atlas_survives_workers(space, reference, astronaut, examples):
     assert json.loads(out[0])["method"] == "tsne"
     files = call(space, client, "/atlas_export")
     assert sorted(f.rsplit("/", 1)[-1] for f in files) == [
-        "atlas.html", "metrics.csv", "overlap.csv", "points.csv"
+        "atlas.html", "metrics.csv", "overlap.csv", "point_overlap.csv", "points.csv",
+        "similarity.csv",
     ]  # fmt: skip
 
     # the same set again: every row is in the embedding cache, so no GPU is asked for

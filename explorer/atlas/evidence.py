@@ -43,6 +43,7 @@ __all__ = [
     "point_overlap",
     "probe_result",
     "probe_values",
+    "probes_above_chance",
     "similarity_matrices",
     "similarity_table",
     "summarise_selection",
@@ -340,6 +341,23 @@ def margin(a: float, b: float, n: int) -> float:
     if n < 1:
         return math.inf
     return max(LEVEL, SIGMAS * math.sqrt((a * (1 - a) + b * (1 - b)) / n))
+
+
+def probes_above_chance(
+    table: pd.DataFrame, labelling: str, n: int
+) -> list[tuple[str, float, float]]:
+    """A metrics table with probe columns, one labelling, the number of images scored ->
+    ``(space, probe, probe_chance)`` for every space whose probe beats its chance by more than
+    :func:`margin` (best first; [] without probe columns)."""
+    if table.empty or "probe" not in table.columns:
+        return []
+    rows = table[(table["labels"] == labelling) & table["probe"].notna()]
+    out = [
+        (str(r.space), float(r.probe), float(r.probe_chance))
+        for r in rows.itertuples(index=False)
+        if float(r.probe) - float(r.probe_chance) > margin(float(r.probe), float(r.probe_chance), n)
+    ]
+    return sorted(out, key=lambda t: -t[1])
 
 
 def _position(diff: float, margin: float) -> str:

@@ -46,6 +46,11 @@ class Space:
             family = "UNet features"
         return f"{family} · {self.model}"
 
+    @property
+    def control(self) -> bool:
+        """A weight-free control space (pixels, colour, texture), not a model."""
+        return self.family in CONTROL_FAMILIES
+
 
 @dataclass(frozen=True)
 class Reopened:
@@ -59,11 +64,6 @@ class Reopened:
     changed: list[str]
     recomputed: list[str]
     thumbs_checked: int
-
-    @property
-    def control(self) -> bool:
-        """A weight-free control space (pixels, colour, texture), not a model."""
-        return self.family in CONTROL_FAMILIES
 
 
 @dataclass

@@ -6,8 +6,8 @@ The figures are BENCHMARKS.md's, measured on the team's 2-core machine (torch us
 so a wall-clock second there is two CPU-seconds): ``bench/vae_speed.py`` (a 512² TAESD/TAEF2
 encode 0.85 s, decode 0.9 s; the SD VAE 4.8 s / 10.4 s), ``bench/atlas_scale.py`` (per image:
 TAEF2 VAE at 64 px 13 ms, CLIP ViT-B/32 70 ms, DINOv2-small 85 ms; UMAP of 1,000 points about
-1 s a space), ``bench/playground.py`` (the three digit autoencoders, 150 epochs: 12.9 CPU-s), and
-issue 22's decode measurement (1,000 solid 16 MP PNGs: about 420 CPU-s). A model registered in
+1 s a space), ``python -m bench.playground`` (the three digit autoencoders, 150 epochs: 12.9 CPU-s), and
+a decode measurement (1,000 solid 16 MP PNGs: about 420 CPU-s). A model registered in
 code states its own figure in its spec (``cpu_seconds_per_megapixel``, ``cpu_seconds_per_image``);
 these are the fallbacks by kind. They are estimates for pricing, not promises of speed.
 """

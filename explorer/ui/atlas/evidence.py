@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.analysis.probe import MAX_TRAIN, PCA_WIDTH
-from explorer.atlas import CONTROL_FAMILIES, Atlas
+from explorer.atlas import CONTROL_FAMILIES, Atlas, Verdict
 from explorer.atlas import evidence as ev
 from explorer.core.safe_text import display_name, escape_markdown
 from explorer.spaces.baselines import PIXELS_SIDE
@@ -24,6 +24,7 @@ __all__ = [
     "evidence_markdown",
     "overlap_markdown",
     "probe_markdown",
+    "reconciled_markdown",
     "selection_markdown",
 ]
 
@@ -168,15 +169,38 @@ def controls_markdown(readings: Sequence[ev.ControlReading], titles: dict[str, s
     )
 
 
-def evidence_markdown(atlas: Atlas, table: pd.DataFrame, titles: dict[str, str]) -> str:
+def reconciled_markdown(table: pd.DataFrame, titles: dict[str, str], labelling: str, n: int) -> str:
+    """Where the 5-NN vote reads as chance on ``labelling`` but a linear probe does not: one
+    sentence saying both, with the probes' numbers ("" otherwise)."""
+    found = ev.probes_above_chance(table, labelling, n)
+    if not found:
+        return ""
+    parts = [f"**{_title(titles, s)}** {_pct(p)} (chance {_pct(c)})" for s, p, c in found]
+    return (
+        f"The neighbour vote finds no grouping by *{_name(labelling)}*, yet a linear probe "
+        f"names it above chance in {', '.join(parts)}: the label can be read off these features "
+        "along some direction, but images that share it are not near one another."
+    )
+
+
+def evidence_markdown(
+    atlas: Atlas, table: pd.DataFrame, titles: dict[str, str], verdict: Verdict | None = None
+) -> str:
     """The paragraphs the verdict gains (each starting with two newlines; "" when there is
-    nothing to add): the probes, the controls' reading, and a hint when no control is open."""
+    nothing to add): the probes, where the ``verdict`` (the 5-NN reading) and the probes
+    disagree, the controls' reading, and a hint when no control is open."""
     names = atlas.images.labeling_names
     grouped = {name: atlas.images.groups_for(name) is not None for name in names}
     text = ""
     probes = probe_markdown(table, titles, grouped)
     if probes:
         text += "\n\n" + probes
+    if verdict is not None and not (
+        verdict.single_label or verdict.small_classes or verdict.above_chance
+    ):
+        both = reconciled_markdown(table, titles, verdict.labeling, len(atlas.images))
+        if both:
+            text += "\n\n" + both
     readings = ev.control_readings(table, names, len(atlas.images))
     controls = controls_markdown(readings, titles)
     has_control = any(s.family in CONTROL_FAMILIES for s in atlas.spaces)

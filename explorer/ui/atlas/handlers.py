@@ -126,7 +126,7 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
         status_markdown(a, shown, note, extra_note),
         table,
         verdict_markdown(v, titles, _missing_families(a), group_noun(a.images.name))
-        + evidence_markdown(a, table, titles),
+        + evidence_markdown(a, table, titles, v),
         gr.update(value=atlas.evidence.similarity_table(a), visible=len(a.spaces) > 1),
         gr.update(
             choices=names,

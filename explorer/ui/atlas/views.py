@@ -16,6 +16,7 @@ from explorer.atlas import (
 )
 from explorer.core.safe_text import display_name, markdown_text
 from explorer.models.specs import DOWNLOAD_HINT
+from explorer.ui.atlas.evidence import evidence_markdown
 
 
 def _pct(x: float) -> str:
@@ -232,6 +233,8 @@ def export_verdict(a: Atlas, method: str) -> str:
     opened = {s.family for s in a.spaces}
     missing = [f for f in dict.fromkeys(r.split(":", 1)[0] for r in a.failures) if f not in opened]
     md = verdict_markdown(v, titles, missing, group_noun(a.images.name))
+    if md:
+        md += evidence_markdown(a, table, titles, v)
     return markdown_html(md) if md else ""
 
 
