@@ -106,12 +106,16 @@ def _gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in {"Z", "X"}
 
 
-def kill_and_wait(pid: int, timeout_s: float = 10.0) -> None:
-    """SIGKILL ``pid`` and wait until it has exited (so a wrapper's ``is_alive()`` reads False)."""
+def kill_and_wait(pid: int, timeout_s: float = 120.0) -> None:
+    """SIGKILL ``pid`` and wait until it has exited (so a wrapper's ``is_alive()`` reads False);
+    on a loaded machine a killed process can take seconds to go, so the wait is long, and a
+    process still there after it is an error rather than a race left to the next call."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout_s
-    while not _gone(pid) and time.monotonic() < deadline:
+    while not _gone(pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"worker {pid} still running {timeout_s:.0f} s after SIGKILL")
         time.sleep(0.01)
 
 
