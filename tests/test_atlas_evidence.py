@@ -369,21 +369,26 @@ def test_a_refused_lasso_puts_the_panels_back_with_a_sentence(monkeypatch):
     assert a.selection == [] and "Nothing selected" in sentence and not gallery["visible"]
 
 
-def _hidden_label_atlas(signal: float, seed: int = 0) -> Atlas:
+def _hidden_label_atlas(signal: float, seed: int = 0, control_signal: float | None = None) -> Atlas:
     """Two classes of 120 images in two spaces whose neighbours follow noise: each has one
     coordinate shifted by ``signal`` per class among 60 of wide noise, so a linear probe can
-    find the label (for a large enough signal) where a 5-neighbour vote cannot."""
+    find the label (for a large enough signal) where a 5-neighbour vote cannot. With
+    ``control_signal`` a third space, the ``pixels`` control, is built the same way."""
     rng = np.random.default_rng(seed)
     n = 120
     classes = np.arange(n) % 2
     labels = [f"c{c}" for c in classes]
     image_set = ImageSet("hidden", _images(n), labels, [f"p{i}" for i in range(n)])
-    embs = {}
-    for key in ("vae", "other"):
-        x = rng.standard_normal((n, 60)) * 3.0
-        x[:, 0] = signal * (2 * classes - 1) + 0.2 * rng.standard_normal(n)
-        embs[key] = x.astype(np.float32)
+    shifts = {"vae": signal, "other": signal}
     spaces = [Space("vae", "vae:a", "vae", "a"), Space("other", "clip:b", "clip", "b")]
+    if control_signal is not None:
+        shifts["pixels"] = control_signal
+        spaces.append(Space("pixels", "pixels:16x16-rgb", "pixels", "16x16-rgb"))
+    embs = {}
+    for key, shift in shifts.items():
+        x = rng.standard_normal((n, 60)) * 3.0
+        x[:, 0] = shift * (2 * classes - 1) + 0.2 * rng.standard_normal(n)
+        embs[key] = x.astype(np.float32)
     coords = {"pca": {k: v[:, :2].copy() for k, v in embs.items()}}
     thumbs = atlas.write_thumbs(
         image_set.images, [image_hash(im) for im in image_set.images], atlas.thumb_dir()
@@ -406,6 +411,28 @@ def test_a_probe_above_chance_beside_a_chance_vote_is_said_in_one_sentence():
         assert f"**{titles[s]}** {p:.0%} (chance {c:.0%})" in sentence
     # the export's verdict says the same
     assert "neighbour vote finds no grouping" in views.export_verdict(a, "pca")
+
+
+@pytest.mark.parametrize(("control_signal", "where"), [(1.0, "level with"), (0.0, "above")])
+def test_the_reconciling_sentence_places_the_probe_against_the_control(control_signal, where):
+    """The hidden label is as readable from the control (level) or not at all (above): the
+    sentence says which, with the two probes' numbers from the table."""
+    a = _hidden_label_atlas(signal=1.0, control_signal=control_signal)
+    table = atlas.metrics_table(a, "pca")
+    v = atlas.verdict(table, a.labels)
+    assert not v.above_chance
+    readings = [
+        r for r in ev.control_readings(table, [v.labeling], len(a.images)) if r.space == "vae"
+    ]
+    assert [r.position for r in readings] == [where.split()[0]]
+    titles = {"vae": "VAE", "other": "CLIP", "pixels": "Pixels"}
+    text = words.evidence_markdown(a, table, titles, v)
+    sentence = next(line for line in text.split("\n\n") if "neighbour vote" in line)
+    r = readings[0]
+    assert (
+        f"By the same probe **VAE** ({r.score:.0%}) is {where} the best control, "
+        f"**Pixels** ({r.control_score:.0%})"
+    ) in sentence
 
 
 def test_no_reconciling_sentence_where_the_probe_is_at_chance_too():

@@ -130,6 +130,13 @@ def test_the_teaching_set_opens_coloured_by_its_source_photos():
     assert note in json.loads(payload(a, "pca"))["note"]  # drawn under the panels
     a.color_by = "meaning"
     assert "a tight cluster of 7 is usually one photo" in colour_note(a)
+    # coloured by two spaces' agreement, the panels say nothing about a labelling's colours
+    a.spaces.append(atlas.Space("pixels", "pixels:16x16-rgb", "pixels", "16x16-rgb"))
+    a.embeddings["pixels"] = a.embeddings["vae"][::-1].copy()
+    a.coords = {}  # drawn again, now with two panels
+    a.overlap_pair = ("vae", "pixels")
+    drawn = json.loads(payload(a, "pca"))
+    assert drawn["overlap"] is not None and drawn["note"] == ""
 
 
 # --------------------------------------------------------------------------- hierarchy

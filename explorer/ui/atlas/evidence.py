@@ -169,18 +169,45 @@ def controls_markdown(readings: Sequence[ev.ControlReading], titles: dict[str, s
     )
 
 
-def reconciled_markdown(table: pd.DataFrame, titles: dict[str, str], labelling: str, n: int) -> str:
+def reconciled_markdown(
+    table: pd.DataFrame,
+    titles: dict[str, str],
+    labelling: str,
+    n: int,
+    readings: Sequence[ev.ControlReading] = (),
+) -> str:
     """Where the 5-NN vote reads as chance on ``labelling`` but a linear probe does not: one
-    sentence saying both, with the probes' numbers ("" otherwise)."""
+    sentence saying both, with the probes' numbers, and, for each such model space that the
+    ``readings`` place against a control's probe, where it stands ("" without such a probe)."""
     found = ev.probes_above_chance(table, labelling, n)
     if not found:
         return ""
     parts = [f"**{_title(titles, s)}** {_pct(p)} (chance {_pct(c)})" for s, p, c in found]
-    return (
+    text = (
         f"The neighbour vote finds no grouping by *{_name(labelling)}*, yet a linear probe "
         f"names it above chance in {', '.join(parts)}: the label can be read off these features "
         "along some direction, but images that share it are not near one another."
     )
+    above = {s for s, _, _ in found}
+    against = [
+        r
+        for r in readings
+        if r.labelling == labelling and r.measure == "probe" and r.space in above
+    ]
+    for r in against:
+        space, control = _title(titles, r.space), _title(titles, r.control)
+        gives, plural = GIVES.get(_family(r.control), ("the control", False))
+        where = {"above": "above", "level": "level with", "below": "below"}[r.position]
+        end = (
+            f"a direction {gives} alone {'do' if plural else 'does'} not give"
+            if r.position == "above"
+            else f"no more than {gives} alone {'give' if plural else 'gives'}"
+        )
+        text += (
+            f" By the same probe **{space}** ({_pct(r.score)}) is {where} the best control, "
+            f"**{control}** ({_pct(r.control_score)}): {end}."
+        )
+    return text
 
 
 def evidence_markdown(
@@ -195,13 +222,13 @@ def evidence_markdown(
     probes = probe_markdown(table, titles, grouped)
     if probes:
         text += "\n\n" + probes
+    readings = ev.control_readings(table, names, len(atlas.images))
     if verdict is not None and not (
         verdict.single_label or verdict.small_classes or verdict.above_chance
     ):
-        both = reconciled_markdown(table, titles, verdict.labeling, len(atlas.images))
+        both = reconciled_markdown(table, titles, verdict.labeling, len(atlas.images), readings)
         if both:
             text += "\n\n" + both
-    readings = ev.control_readings(table, names, len(atlas.images))
     controls = controls_markdown(readings, titles)
     has_control = any(s.family in CONTROL_FAMILIES for s in atlas.spaces)
     has_model = any(s.family not in CONTROL_FAMILIES for s in atlas.spaces)

@@ -198,7 +198,15 @@ def payload(
             "color_by": atlas.color_by or atlas.images.labeling_names[0],
             "thumb_prefix": prefix,
             "thumbs": [u[len(prefix) :] for u in urls] if urls else None,
-            "note": " ".join(t for t in (colour_note(atlas), sample_note(int(ids.size), n)) if t),
+            # the labelling's note only while the points wear the labelling's colours
+            "note": " ".join(
+                t
+                for t in (
+                    colour_note(atlas) if atlas.overlap_pair is None else "",
+                    sample_note(int(ids.size), n),
+                )
+                if t
+            ),
             "overlap": _overlap(atlas, ids),
         }
     )
