@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from explorer.analysis.knn import _neighbours, _top_k, cosine_knn, euclidean_knn, ranks
 
@@ -16,11 +15,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if np.array_equal(a, b):
         return math.inf
+    from skimage.metrics import peak_signal_noise_ratio  # scipy.stats with it: ~2 s, on first use
+
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """(H,W,3) a, b in [0,1] -> mean SSIM in [-1,1] (scikit-image, 7x7 window, per channel)."""
+    from skimage.metrics import structural_similarity
+
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     win = min(7, *a.shape[:2])
     win = win if win % 2 else win - 1

@@ -42,15 +42,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.base import clone
-from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:  # scikit-learn is imported where a probe runs, not when the app starts
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from sklearn.pipeline import Pipeline
 
 __all__ = [
     "MAX_ITER",
@@ -105,6 +103,11 @@ class ProbeResult:
 
 def probe_pipeline(n_components: int, *, seed: int = 0) -> Pipeline:
     """An unfitted probe: StandardScaler -> PCA(n_components, seeded) -> LogisticRegression."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline(
         [
             ("scale", StandardScaler()),
@@ -142,6 +145,8 @@ def probe_folds(
     A set of more than :data:`MAX_TRAIN` images gets the folds wrapped in
     :class:`CappedTraining` (training folds cut to MAX_TRAIN rows, test folds whole).
     """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
     if folds < 2:
         raise ValueError(f"folds must be at least 2, got {folds}.")
     y = _codes(labels, len(labels), "labels")
@@ -277,6 +282,9 @@ def probe(
             return _empty(grouped, "a fold came out with no test images")
         if np.unique(y[train]).size < 2:
             return _empty(grouped, "a training fold holds a single class")
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+
     k = int(min(PCA_WIDTH, min(len(tr) for tr, _ in splits) - 1, x.shape[1]))
     template = probe_pipeline(k, seed=seed)
     accs, chance, notes, unconverged = [], [], [], 0
