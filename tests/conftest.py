@@ -79,13 +79,40 @@ def tiny_kl_folder(tmp_path_factory) -> Path:
 
 APP_FIXTURES = frozenset({"app_url", "client", "public_client", "public_url"})
 
+HEAVY_FIRST = (
+    "test_zerogpu_app.py",
+    "test_browser.py",
+    "test_ray.py",
+    "test_classpack.py",
+    "test_public_server.py",
+    "test_projection.py",
+    "test_browser_sweep.py",
+    "test_bad_inputs.py",
+    "test_cli.py",
+    "test_public_fairshare.py",
+    "test_registry.py",
+    "test_space.py",
+    "test_zerogpu_work.py",
+    "test_browser_teacher.py",
+    "test_gradio_cache_cap.py",
+    "test_load.py",
+)
+"""The files that take longest (each 60-180 s of a 2-core run; the durations pytest prints), run
+first: the workers take whole files in collection order (``--dist loadfile
+--no-loadscope-reorder``) and a worker with two tests left already takes the next file, so a long
+file left to the end makes one worker finish minutes after the other. A file not named here
+keeps its place after them; the order changes no test's outcome."""
+
 
 def pytest_collection_modifyitems(config, items):
     """A test that uses a launched app is an ``app`` test, whatever its module says, so
-    ``-m "not app"`` never starts a server."""
+    ``-m "not app"`` never starts a server. The :data:`HEAVY_FIRST` files go first (stable: the
+    tests inside a file keep their order)."""
     for item in items:
         if APP_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.app)
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture
