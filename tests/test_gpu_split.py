@@ -102,6 +102,50 @@ def test_a_duration_grows_with_the_uncached_images():
     assert many.seconds() - one.seconds() == pytest.approx(39 * one.per_image_s())
 
 
+def _package_abort() -> Exception:
+    """What ``spaces`` raises when the worker it gave a job to died (spaces.zero.gradio.error)."""
+    import gradio as gr
+
+    return gr.Error("GPU task aborted", title="ZeroGPU worker error", print_exception=False)
+
+
+@pytest.mark.parametrize("aborts", [0, 1, 2])
+def test_a_job_whose_worker_died_is_sent_once_more(aborts, monkeypatch):
+    """The package's abort (the worker died under the job) costs one more call, with the job's
+    real result; a second abort in a row, or any other error, reaches the caller."""
+    real, sent = gpu_work.run, []
+
+    def run(job):
+        sent.append(job)
+        if len(sent) <= aborts:
+            raise _package_abort()
+        return real(job)
+
+    monkeypatch.setattr(gpu_work, "run", run)
+    job = gpu_work.EmbedRows("clip:test-clip", tuple(_images(2)), device="cpu")
+    if aborts == 2:
+        with pytest.raises(Exception, match="GPU task aborted"):
+            gpu_calls.call(job)
+    else:
+        np.testing.assert_array_equal(gpu_calls.call(job), real(job))
+    assert len(sent) == min(aborts + 1, 2)
+
+
+def test_another_error_is_not_sent_again(monkeypatch):
+    import gradio as gr
+
+    sent = []
+
+    def run(job):
+        sent.append(job)
+        raise gr.Error("No GPU was available", title="ZeroGPU error")
+
+    monkeypatch.setattr(gpu_work, "run", run)
+    with pytest.raises(Exception, match="No GPU was available"):
+        gpu_calls.call(gpu_work.EmbedRows("clip:test-clip", tuple(_images(1)), device="cpu"))
+    assert len(sent) == 1
+
+
 # --------------------------------------------------------------------------- embeddings
 
 

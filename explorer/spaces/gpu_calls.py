@@ -50,9 +50,27 @@ MAX_CHUNK_IMAGES = 256
 """At most this many images per GPU call (what one call pickles stays bounded)."""
 
 
+ABORTED = ("ZeroGPU worker error", "GPU task aborted")
+"""The title and message of the error ``spaces`` raises when the worker it handed a job to died
+(taken back, or killed, between two calls: the package can still take it for alive)."""
+
+
+def _aborted(exc: BaseException) -> bool:
+    return (getattr(exc, "title", None), getattr(exc, "message", None)) == ABORTED
+
+
 def call(job: gpu_work.Job) -> object:
-    """``gpu_work.run(job)``; a job's :class:`ExplorerError` is raised here, with its sentence."""
-    out = gpu_work.run(job)
+    """``gpu_work.run(job)``; a job's :class:`ExplorerError` is raised here, with its sentence.
+
+    A job whose worker died under it (:data:`ABORTED`) is sent once more: the package forks a
+    new worker for it. A job is arrays in, arrays out, so running it again changes nothing else.
+    """
+    try:
+        out = gpu_work.run(job)
+    except Exception as exc:
+        if not _aborted(exc):
+            raise
+        out = gpu_work.run(job)
     if isinstance(out, gpu_work.Failure):
         raise out.error
     return out
