@@ -401,8 +401,9 @@ def _atlas(args: argparse.Namespace) -> None:
         print()
         print(atlas.evidence.similarity_table(built).to_string(index=False))
     print(
-        f"wrote {files['points']}, {files['metrics']} and {files['similarity']} "
-        "(and atlas.html, overlap.csv, embeddings.npz)"
+        f"wrote {files['points']}, {files['metrics']} and {files['similarity']} (and "
+        + ", ".join(files[k].name for k in ("overlap", "point_overlap", "html", "embeddings"))
+        + f", with {files['manifest'].name})"
     )
 
 
