@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.analysis.probe import MAX_TRAIN, PCA_WIDTH
-from explorer.atlas import CONTROL_FAMILIES, Atlas, Verdict
+from explorer.atlas import Atlas, Verdict
 from explorer.atlas import evidence as ev
 from explorer.core.safe_text import display_name, escape_markdown
 from explorer.spaces.baselines import PIXELS_SIDE
@@ -52,6 +52,9 @@ GIVES = {
     "texture": ("edges and texture", True),
 }
 """What each control stands for, in a sentence, and whether the phrase is plural."""
+
+WHERE = {"above": "above", "level": "level with", "below": "below"}
+"""A :class:`~explorer.atlas.evidence.ControlReading`'s position, as words before a control."""
 
 
 def _name(text: object, n: int = 60) -> str:
@@ -148,16 +151,13 @@ def controls_markdown(readings: Sequence[ev.ControlReading], titles: dict[str, s
         do, tell = ("don't", "tell") if plural else ("doesn't", "tells")
         if r.position == "above":
             end = f"it holds something about *{label}* that {gives} alone {do}"
-            verb = "scores above"
         elif r.position == "level":
             end = f"by this {what} it shows nothing about *{label}* that {gives} alone {do}"
-            verb = "scores level with"
         else:
             end = f"{gives} alone {tell} *{label}* apart better"
-            verb = "scores below"
         lines.append(
-            f"- *{label}*: **{space}** ({mine}) {verb} the best control, **{control}** "
-            f"({theirs}; chance {_pct(r.chance)}; a difference counts past "
+            f"- *{label}*: **{space}** ({mine}) scores {WHERE[r.position]} the best control, "
+            f"**{control}** ({theirs}; chance {_pct(r.chance)}; a difference counts past "
             f"{100 * r.margin:.0f} points): {end}."
         )
     n = readings[0].n
@@ -197,15 +197,14 @@ def reconciled_markdown(
     for r in against:
         space, control = _title(titles, r.space), _title(titles, r.control)
         gives, plural = GIVES.get(_family(r.control), ("the control", False))
-        where = {"above": "above", "level": "level with", "below": "below"}[r.position]
         end = (
             f"a direction {gives} alone {'do' if plural else 'does'} not give"
             if r.position == "above"
             else f"no more than {gives} alone {'give' if plural else 'gives'}"
         )
         text += (
-            f" By the same probe **{space}** ({_pct(r.score)}) is {where} the best control, "
-            f"**{control}** ({_pct(r.control_score)}): {end}."
+            f" By the same probe **{space}** ({_pct(r.score)}) is {WHERE[r.position]} the best "
+            f"control, **{control}** ({_pct(r.control_score)}): {end}."
         )
     return text
 
@@ -230,8 +229,8 @@ def evidence_markdown(
         if both:
             text += "\n\n" + both
     controls = controls_markdown(readings, titles)
-    has_control = any(s.family in CONTROL_FAMILIES for s in atlas.spaces)
-    has_model = any(s.family not in CONTROL_FAMILIES for s in atlas.spaces)
+    has_control = any(s.control for s in atlas.spaces)
+    has_model = any(not s.control for s in atlas.spaces)
     if controls:
         text += "\n\n" + controls
     elif has_model and not has_control and not table.empty:
