@@ -423,8 +423,9 @@ class Session:
             for gallery in out[2:]:
                 self._own_gallery(gallery, endpoint)
         elif endpoint == "atlas_export":
-            names = sorted(_path(p).rsplit("/", 1)[-1] for p in out)
-            points = [p for p in map(_path, out) if p.endswith("/points.csv")]
+            paths = [_path(p) for p in out]
+            names = sorted(p.rsplit("/", 1)[-1] for p in paths)
+            points = [p for p in paths if p.endswith("/points.csv")]
             if names != sorted(EXPORT_FILES) or not points:
                 raise Mismatch(f"atlas_export returned {names}, not {sorted(EXPORT_FILES)}")
             import pandas as pd
