@@ -56,7 +56,7 @@ PROBE = """
 """
 
 HARNESS = """<!doctype html><html><head><meta charset="utf-8">
-<script src="/plotly.js"></script><style>body{font-family:sans-serif;margin:16px}%CSS%</style>
+<script src="/scatter.js"></script><style>body{font-family:sans-serif;margin:16px}%CSS%</style>
 </head><body><div id="atlas-view" style="position:relative"><div class="atlas-root"></div></div>
 <script>
 const element = document.getElementById('atlas-view');
@@ -149,14 +149,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         from explorer import atlas as A
         from explorer.ui.atlas.payload import payload
-        from explorer.ui.components import STATIC, plotly_js
+        from explorer.ui.components import STATIC, scatter_js
 
         url = urllib.parse.urlparse(self.path)
         q = urllib.parse.parse_qs(url.query)
         if url.path == "/":
             self._send(self.harness, "text/html")
-        elif url.path == "/plotly.js":
-            self._send(plotly_js().read_bytes(), "text/javascript")
+        elif url.path == "/scatter.js":
+            self._send(scatter_js().read_bytes(), "text/javascript")
         elif url.path == "/atlas.js":
             self._send((STATIC / "atlas.js").read_bytes(), "text/javascript")
         elif url.path == "/payload":
@@ -166,10 +166,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             nb = {k: [j for j, _ in v] for k, v in A.neighbours(self.atlas, i, 6).items()}
             body = payload(self.atlas, "pca", _thumb_url, selected=i, neighbors=nb, update=True)
             self._send(body.encode(), "application/json")
-        elif url.path == "/thumb":
+        elif url.path == "/file":  # a thumbnail, or the payload's binary columns
             path = Path(q["p"][0]).resolve()
             if path.is_relative_to(A.thumb_dir().resolve()):
-                self._send(path.read_bytes(), "image/jpeg")
+                kind = "image/jpeg" if path.suffix == ".jpg" else "application/octet-stream"
+                self._send(path.read_bytes(), kind)
             else:
                 self.send_error(404)
         else:
@@ -177,7 +178,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def _thumb_url(path: str) -> str:
-    return "/thumb?p=" + urllib.parse.quote(path)
+    return "/file?p=" + urllib.parse.quote(path)
 
 
 def run_page(browser, n: int, folder: Path, port: int, shots: Path | None = None) -> dict:
@@ -198,7 +199,7 @@ def run_page(browser, n: int, folder: Path, port: int, shots: Path | None = None
         cdp = page.context.new_cdp_session(page)
         cdp.send("Performance.enable")
         page.goto(f"http://127.0.0.1:{port}/")
-        page.wait_for_function("() => typeof Plotly !== 'undefined'")
+        page.wait_for_function("() => typeof AtlasScatter !== 'undefined'")
         page.evaluate(PROBE)
         heap0 = _heap(cdp)
         t0 = page.evaluate(
@@ -207,8 +208,9 @@ def run_page(browser, n: int, folder: Path, port: int, shots: Path | None = None
         )
         got = _wait_paint(page, "full", 0, 300_000)
         out = {"mode": "page", "n": n, "paint_ms": got["at"] - t0, "render_ms": got["render_ms"],
-               "payload_bytes": len(_Handler.full), "payload_build_s": payload_s,
-               "drawn": len(json.loads(full)["labels"]),
+               "payload_bytes": len(_Handler.full) + json.loads(full)["columns"]["bytes"],
+               "json_bytes": len(_Handler.full), "payload_build_s": payload_s,
+               "drawn": json.loads(full)["drawn"],
                "heap_idle_mb": heap0, "heap_mb": _heap(cdp)}  # fmt: skip
         out.update(_click_and_measure(page, 120_000))
         if shots:
@@ -258,7 +260,7 @@ def run_app(browser, n: int, folder: Path, port: int, shots: Path | None) -> dic
         got = _wait_paint(page, "full", 0, 3_000_000)
         out = {"mode": "app", "n": n, "open_to_paint_ms": got["at"] - t0,
                "render_ms": got["render_ms"], "heap_idle_mb": heap0, "heap_mb": _heap(cdp)}  # fmt: skip
-        title = page.locator(".atlas-panel .gtitle").first.text_content()
+        title = page.locator(".atlas-panel .atlas-title").first.text_content()
         out["title"] = title
         if shots:
             for vp in ({"width": 1280, "height": 800}, {"width": 1920, "height": 1080}):

@@ -105,3 +105,11 @@ def by_elem_id(demo, elem_id: str):
 def rows_of(table: dict) -> list[dict]:
     """A gradio_client Dataframe answer -> one ``{header: value}`` dict per row."""
     return [dict(zip(table["headers"], row, strict=True)) for row in table["data"]]
+
+
+def atlas_of(value: str | dict) -> dict:
+    """The atlas component's JSON, as the browser gets it -> the same with its binary columns
+    read back (``labels``, each panel's ``x`` and ``y``, ``ids``, ``thumbs``, overlap values)."""
+    from explorer.ui.atlas.payload import read_columns
+
+    return read_columns(json.loads(value) if isinstance(value, str) else value)

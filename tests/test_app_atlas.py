@@ -11,7 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from tests.helpers import rows_of
+from tests.helpers import atlas_of, rows_of
 
 pytestmark = pytest.mark.app
 
@@ -29,15 +29,12 @@ def atlas_client(app_url):
 def test_bundled_set_opens_with_three_panels_and_metrics(atlas_client):
     _, out = atlas_client
     payload, status, metrics_df, verdict = out[0], out[1], out[2], out[3]  # state is not returned
-    import json
 
-    data = json.loads(payload)
+    data = atlas_of(payload)
     assert [p["key"] for p in data["panels"]] == ["vae", "clip", "dino"]
     n = len(data["labels"])
     assert n == 112 and all(len(p["x"]) == n for p in data["panels"])
-    assert len(data["thumbs"]) == n and (data["thumb_prefix"] + data["thumbs"][0]).startswith(
-        "/gradio_api/file="
-    )
+    assert len(data["thumbs"]) == n and data["thumbs"][0].startswith("/gradio_api/file=")
     rows = rows_of(metrics_df)
     labellings = ["meaning", "appearance", "source", "meaning (same photo counted)"]
     assert [(r["space"], r["labels"]) for r in rows] == [
@@ -56,7 +53,7 @@ def test_colour_by_another_labelling(atlas_client):
     client, _ = atlas_client
     import json
 
-    data = json.loads(client.predict("appearance", api_name="/atlas_color"))
+    data = atlas_of(client.predict("appearance", api_name="/atlas_color"))
     assert data["color_by"] == "appearance" and len(data["classes"]) == 7
     assert set(data["labels"]) == set(data["classes"]) and "sepia" in data["classes"]
     with pytest.raises(AppError, match="colour"):  # Gradio's choices check or ours
@@ -167,7 +164,7 @@ def test_method_switch_and_export(atlas_client):
     # legend (not the first 12), the metrics table; plotly.js is inlined once
     with open(next(f for f in files if f.endswith("atlas.html")), encoding="utf-8") as fh:
         page = fh.read()
-    app = json.loads(client.predict("tsne", api_name="/atlas_method")[0])
+    app = atlas_of(client.predict("tsne", api_name="/atlas_method")[0])
     for panel in app["panels"]:
         assert panel["title"] in page
     for cls, colour in zip(app["classes"], app["colors"], strict=True):
@@ -200,9 +197,8 @@ def test_zip_upload_labels_from_folders(app_url, tmp_path):
     path = tmp_path / "classes.zip"
     path.write_bytes(_zip_of({"red": 4, "blue": 4}, {"set/blue/notes.txt": b"hello"}))
     out = client.predict([handle_file(path)], *SPACES, api_name="/atlas_upload")
-    import json
 
-    data = json.loads(out[0])
+    data = atlas_of(out[0])
     assert sorted(set(data["labels"])) == ["blue", "red"] and len(data["labels"]) == 8
     assert "skipped" in out[1]
 

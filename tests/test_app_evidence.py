@@ -13,6 +13,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from tests.helpers import atlas_of
+
 pytestmark = pytest.mark.app
 
 CONTROLS = ["Pixels (control)", "Colour (control)", "Texture (control)"]
@@ -93,7 +95,7 @@ def test_bad_selections_are_refused_with_a_sentence(opened, monkeypatch):
 def test_overlap_colours_the_panels_and_lists_what_changes_most(opened):
     client, _ = opened
     payload, words, gallery = client.predict("vae", "clip", api_name="/atlas_overlap")
-    data = json.loads(payload)
+    data = atlas_of(payload)
     values = np.array(data["overlap"]["values"], dtype=float)
     assert data["overlap"]["a"] == "vae" and data["overlap"]["b"] == "clip"
     assert values.shape == (112,) and values.min() >= 0 and values.max() <= 1

@@ -14,6 +14,7 @@ from explorer import atlas
 from explorer.analysis import metrics
 from explorer.datasets import ImageSet
 from explorer.ui.atlas.payload import display_indices, payload
+from tests.helpers import atlas_of
 
 
 def _atlas(n: int, classes: int = 7, spaces=("vae", "clip"), seed: int = 0) -> atlas.Atlas:
@@ -53,7 +54,7 @@ def test_display_indices_keep_every_class_share_and_are_seeded():
 def test_payload_for_50k_points_sends_at_most_the_cap(monkeypatch):
     monkeypatch.setenv("EXPLORER_DISPLAY_MAX_POINTS", "5000")
     a = _atlas(50_000)
-    data = json.loads(payload(a, "pca", lambda p: "/gradio_api/file=" + p))
+    data = atlas_of(payload(a, "pca", lambda p: "/gradio_api/file=" + p))
     ids = np.array(data["ids"])
     assert ids.size == 5_000 and len(set(ids.tolist())) == 5_000 and data["n"] == 50_000
     assert len(data["labels"]) == len(data["thumbs"]) == 5_000
@@ -64,7 +65,7 @@ def test_payload_for_50k_points_sends_at_most_the_cap(monkeypatch):
         assert np.allclose(panel["y"], xy[ids, 1], atol=1e-5)
         assert panel["count"] == "showing 5,000 of 50,000 points (sampled)"
     assert data["labels"] == [a.labels[i] for i in ids]
-    assert data["thumb_prefix"] + data["thumbs"][7] == "/gradio_api/file=" + a.thumbs[ids[7]]
+    assert data["thumbs"][7] == "/gradio_api/file=" + a.thumbs[ids[7]]
     assert "5,000 of the 50,000" in data["note"] and "use all 50,000" in data["note"]
     # every class of the set is drawn
     assert set(data["labels"]) == set(a.labels) == set(data["classes"])
@@ -72,7 +73,7 @@ def test_payload_for_50k_points_sends_at_most_the_cap(monkeypatch):
 
 def test_small_set_is_sent_whole_without_a_note():
     a = _atlas(300)
-    data = json.loads(payload(a, "pca", str, cap=1_000))
+    data = atlas_of(payload(a, "pca", str, cap=1_000))
     assert data["ids"] is None and data["note"] == "" and len(data["labels"]) == 300
     assert data["panels"][0]["count"] == "300 points"
 
@@ -98,7 +99,7 @@ def test_metrics_table_is_computed_on_every_point_not_the_sample(monkeypatch):
 
     a = _atlas(1_500)
     out = atlas_tab._atlas_outputs(a, "pca")
-    data, table = json.loads(out[2]), out[4]
+    data, table = atlas_of(out[2]), out[4]
     assert len(data["labels"]) == 300 and "300 of the 1,500" in data["note"]
     for key in ("vae", "clip"):
         full = metrics.space_metrics(a.embeddings[key], a.coords["pca"][key], a.labels)

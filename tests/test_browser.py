@@ -97,11 +97,20 @@ def test_channel_edit_changes_the_decode(page):
     _shot(page, "lab-channel-edit")
 
 
+# where drawn point k of panel p is on the page, from the panel's own scales (atlas.js keeps
+# them on the panel as __atlas)
+POINT_AT = """([p, k]) => {
+  const q = document.querySelectorAll('.atlas-panel')[p].__atlas, box = q.box.getBoundingClientRect();
+  return { x: box.left + q.xScale(q.xs[k]), y: box.top + q.yScale(q.ys[k]) };
+}"""
+
+
 def _click_point(page, panel: int, point: int) -> None:
-    """Move onto a plotly point like a user (plotly listens on its drag layer) and click it."""
+    """Move onto a drawn point like a user (the renderer finds the point under the mouse) and
+    click it."""
     page.locator(".atlas-panel").nth(panel).scroll_into_view_if_needed()  # below a notice, say
-    box = page.locator(".atlas-panel").nth(panel).locator("path.point").nth(point).bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    at = page.evaluate(POINT_AT, [panel, point])
+    x, y = at["x"], at["y"]
     page.mouse.move(x - 25, y - 25)
     page.mouse.move(x, y, steps=6)
     page.wait_for_timeout(200)
@@ -115,10 +124,10 @@ def test_atlas_click_highlights_in_every_panel(page):
     from explorer.ui.atlas.layout import default_ticks
 
     spaces = len(default_ticks())  # VAE, CLIP, DINOv2 (the tiny ones load) and the 3 controls
-    page.locator(".atlas-panel").nth(spaces - 1).locator("path.point").first.wait_for()
+    page.locator(".atlas-panel[data-drawn]").nth(spaces - 1).wait_for()
     assert spaces == 6 and page.locator(".atlas-panel").count() == spaces
-    n_points = page.locator(".atlas-panel").first.locator("path.point").count()
-    assert n_points >= 60
+    n_points = int(page.locator(".atlas-panel").first.get_attribute("data-drawn"))
+    assert n_points == 112  # the teaching set, every point drawn
     # the metrics table shows one row per space with numbers, the probe beside kNN
     page.wait_for_function(
         "() => ['vae', 'clip', 'dino', 'pixels', 'texture', 'knn5', 'probe'].every("
@@ -141,24 +150,24 @@ def test_atlas_click_highlights_in_every_panel(page):
     _shot(page, "atlas-selected")
 
 
-SELECTED_IN_PLOTLY = """div => div.data.reduce(
-    (n, t) => n + (Array.isArray(t.selectedpoints) ? t.selectedpoints.length : 0), 0)"""
+# the points the renderer shows as selected in a panel
+SELECTED_DRAWN = "div => div.__atlas.sp.get('selectedPoints').length"
 
 
 @pytest.mark.slow
 def test_atlas_lasso_in_one_panel_selects_in_every_panel(page):
-    """A lasso drawn with plotly's own tool in the first panel selects the same images in every
-    panel (plotly's selectedpoints), shows them in a gallery and says what they share."""
+    """A lasso drawn with the panels' Lasso tool in the first panel selects the same images in
+    every panel (the renderer's own selection), shows them in a gallery and says what they
+    share."""
     page.get_by_role("tab", name="Semantic atlas").click()
     panels = page.locator(".atlas-panel")
     if not panels.count():
         page.get_by_role("button", name="Open the teaching set").click()
-    panels.nth(panels.count() - 1).locator("path.point").first.wait_for()
+    page.locator(".atlas-panel[data-drawn]").nth(panels.count() - 1).wait_for()
     first = panels.first
     first.scroll_into_view_if_needed()
-    first.hover()
-    first.locator('.modebar-btn[data-val="lasso"]').click()
-    box = first.locator(".nsewdrag").first.bounding_box()
+    page.locator(".atlas-tool[data-mode=lasso]").click()
+    box = first.locator(".atlas-canvas").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     w, h = box["width"] * 0.3, box["height"] * 0.3
     ring = [
@@ -180,8 +189,8 @@ def test_atlas_lasso_in_one_panel_selects_in_every_panel(page):
     )
     chosen = first.get_attribute("data-selection").split(",")
     assert len(chosen) >= 2
-    for p in panels.all():  # the highlight is plotly's own, in every panel
-        assert p.evaluate(SELECTED_IN_PLOTLY) == len(chosen)
+    for p in panels.all():  # the renderer's own highlight, in every panel
+        assert p.evaluate(SELECTED_DRAWN) == len(chosen)
     # the server's answer: what they share, and a gallery of them
     sentence = page.locator("#atlas-selection")
     sentence.get_by_text("you selected in").wait_for()
@@ -194,7 +203,8 @@ def test_atlas_lasso_in_one_panel_selects_in_every_panel(page):
     page.wait_for_function(
         "() => [...document.querySelectorAll('.atlas-panel')].every(p => p.dataset.selection === '')"
     )
-    assert all(p.evaluate(SELECTED_IN_PLOTLY) == 0 for p in panels.all())
+    assert all(p.evaluate(SELECTED_DRAWN) == 0 for p in panels.all())
+    page.locator(".atlas-tool[data-mode=pan]").click()
 
 
 def test_atlas_text_query_highlights(page):
@@ -217,7 +227,7 @@ def _panel_heights(page) -> list[float]:
 def test_atlas_panels_keep_their_height_while_idle(page):
     """An idle page must not grow: the panels measured twice, 20 s apart, are the same height
     (a resize feedback loop between the panels and their box would grow them ~15 px/s)."""
-    page.locator(".atlas-panel").first.locator("path.point").first.wait_for()
+    page.locator(".atlas-panel[data-drawn]").first.wait_for()
     before = _panel_heights(page)
     page_before = page.evaluate("() => document.body.scrollHeight")
     page.wait_for_timeout(20_000)
@@ -236,29 +246,37 @@ def test_every_tab_appears_once(page):
 
 
 @pytest.mark.slow
-def test_atlas_of_5000_points_shows_its_count_and_links_a_click(page, tmp_path_factory):
-    """A 5,000-point saved atlas (synthetic: bench/synthetic_atlas.py) opens in WebGL panels
-    titled with their point count; a click stars the point in every panel with its neighbours."""
+def test_atlas_of_100000_points_draws_every_point_and_links_a_click(
+    page, tmp_path_factory, monkeypatch
+):
+    """A 100,000-point saved atlas (synthetic: bench/synthetic_atlas.py) opens with every point
+    drawn in each of its three panels, titled with the count; hovering a point shows its
+    thumbnail, and a click stars it in every panel with its six neighbours."""
     from bench.synthetic_atlas import LOCATE, write
 
-    folder = write(5_000, tmp_path_factory.mktemp("atlas5k"))
+    n = 100_000
+    monkeypatch.setenv("EXPLORER_MAX_SET_IMAGES", str(n))  # read per request
+    folder = write(n, tmp_path_factory.mktemp("atlas100k"))
     page.get_by_role("tab", name="Semantic atlas").click()
     page.get_by_text("pca", exact=True).click()  # the saved map: no switch to UMAP meanwhile
     page.get_by_text("A saved atlas folder").click()
     page.get_by_label("Folder written by `python -m explorer atlas`").fill(str(folder))
     page.get_by_role("button", name="Open the folder").click()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.atlas-panel .gtitle')].filter("
-        "t => t.textContent.includes('5,000 points')).length === 3",
+        f"() => [...document.querySelectorAll('.atlas-panel[data-drawn=\"{n}\"]')].filter("
+        "p => p.textContent.includes('100,000 points')).length === 3",
         timeout=300_000,
     )
-    assert page.locator(".atlas-panel .gl-container canvas").count() >= 3  # WebGL panels
-    assert "5,000 images" in page.locator("#atlas-status").inner_text()
+    assert "100,000 images" in page.locator("#atlas-status").inner_text()
     page.locator(".atlas-panel").nth(1).scroll_into_view_if_needed()
     where = page.evaluate(LOCATE, [1])
     page.mouse.move(where["px"] - 25, where["py"] - 25)
     page.mouse.move(where["px"], where["py"], steps=6)
-    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('.atlas-tip'), i = t && t.querySelector('img');"
+        " return t.style.display === 'block' && i.complete && i.naturalWidth > 0; }"
+    )
+    hovered = page.locator(".atlas-panel").nth(1).get_attribute("data-hover")
     page.mouse.click(where["px"], where["py"])
     page.wait_for_function(
         "() => [...document.querySelectorAll('.atlas-panel')].every("
@@ -266,12 +284,12 @@ def test_atlas_of_5000_points_shows_its_count_and_links_a_click(page, tmp_path_f
         timeout=120_000,
     )
     selected = {p.get_attribute("data-selected") for p in page.locator(".atlas-panel").all()}
-    assert len(selected) == 1  # the same image in all three panels
+    assert selected == {hovered}  # the point under the mouse, the same image in all three panels
     # the star and the six neighbours are drawn over every panel
     assert page.locator(".atlas-panel .atlas-overlay .atlas-sel").count() == 3
     assert page.locator(".atlas-panel .atlas-overlay .atlas-nb").count() >= 15
     assert page.get_by_label("Image #").input_value() == selected.pop()
-    _shot(page, "atlas-5000-selected")
+    _shot(page, "atlas-100000-selected")
 
 
 def test_offline_notice_is_one_line_once_a_vae_runs(page):

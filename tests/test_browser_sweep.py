@@ -33,7 +33,7 @@ def page(app_url):
 def test_the_sweep_panel_draws_heatmaps_and_opens_a_cell(page):
     page.get_by_role("tab", name="Semantic atlas").click()
     page.get_by_role("button", name="Open the teaching set").click()
-    page.locator(".atlas-panel").nth(2).locator("path.point").first.wait_for()
+    page.locator(".atlas-panel[data-drawn]").nth(2).wait_for()
     panel = page.locator("#atlas-sweep")
     for t in ("50", "100", "400", "600", "800"):  # keep t = 0 and 200
         panel.get_by_label(t, exact=True).uncheck()
@@ -54,6 +54,6 @@ def test_the_sweep_panel_draws_heatmaps_and_opens_a_cell(page):
     page.get_by_role("button", name="Open the atlas at this block and timestep").click()
     page.get_by_text("UNet panel at", exact=False).first.wait_for()
     after = min(before + 1, MAX_SPACES)  # the UNet cell joins the other spaces
-    page.locator(".atlas-panel").nth(after - 1).locator("path.point").first.wait_for()
+    page.locator(".atlas-panel[data-drawn]").nth(after - 1).wait_for()
     assert page.locator(".atlas-panel").count() == after
     page.get_by_text("UNet panel at", exact=False).first.wait_for()

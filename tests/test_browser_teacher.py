@@ -131,7 +131,7 @@ def test_an_atlas_link_opens_the_point(browser, app_url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(180_000)
     page.goto(app_url + "?tab=atlas&set=bundled&colour=appearance&point=12")
-    page.locator(".atlas-panel").first.locator("path.point").first.wait_for()
+    page.locator(".atlas-panel[data-drawn]").first.wait_for()
     page.locator(".atlas-gallery").first.wait_for(state="visible")
     number = page.get_by_label("Image #")
     page.wait_for_function("el => el.value === '12'", arg=number.element_handle())

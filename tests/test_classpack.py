@@ -22,6 +22,7 @@ from explorer.core import pack
 from explorer.spaces.cache import EmbeddingCache
 from tests import tiny_models
 from tests.conftest import ROOT, free_port
+from tests.helpers import atlas_of
 from tests.hub_standin import StandInHub
 
 
@@ -443,7 +444,7 @@ def test_a_zip_and_a_folder_go_into_the_pack_and_open_from_it(tmp_path, monkeypa
     res = handlers.on_atlas_pack("class-photos", [], "pca")
     panels = json.loads(res[2])["panels"]
     assert [p["key"] for p in panels][:2] == ["vae", "clip"] and len(
-        json.loads(res[2])["labels"]
+        atlas_of(res[2])["labels"]
     ) == 6
     assert not list((tmp_path / "user").rglob("*.vec"))  # every row came from the pack
     with pytest.raises(Exception, match="did not embed"):

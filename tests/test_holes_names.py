@@ -20,6 +20,7 @@ from explorer.core.safe_text import BIDI
 from explorer.datasets import Skip
 from explorer.ui.atlas import views
 from explorer.ui.atlas.payload import payload
+from tests.helpers import atlas_of
 
 HOSTILE = '<form action="https://evil.example"><img src="https://evil.example/a.png">[x](https://evil.example)'
 FORMULAS = ['=HYPERLINK("https://evil.example","x")', "+1+cmd|' /C calc'!A0", "@SUM(A1:A2)", "-2+3"]
@@ -114,7 +115,7 @@ def test_the_exported_page_shows_labels_as_text_not_links_or_styles():
 
 def test_long_and_right_to_left_labels_are_shortened_and_cleaned_for_display():
     a = _atlas([LONG] * 3 + [LONG + "x"] * 3)
-    data = json.loads(payload(a, "pca"))
+    data = atlas_of(payload(a, "pca"))
     for name in (*data["labels"], *data["classes"]):
         assert len(name) <= 84 and not set(name) & BIDI  # main: 10,000 characters, reversed
     assert len(set(data["classes"])) == 2  # two labels, still two classes

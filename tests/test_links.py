@@ -12,6 +12,7 @@ import pytest
 from explorer.ui import links
 from explorer.ui.lesson import handlers
 from explorer.ui.lesson import views as lt
+from tests.helpers import atlas_of
 
 
 def test_parse_keeps_good_values_and_drops_bad_ones():
@@ -70,7 +71,7 @@ def test_an_atlas_link_opens_the_set_colours_it_and_selects_the_point():
     out = opener.fn(link, *defaults)
     atlas_id, shown = out[0], out[1]
     assert atlas_id and "⚠" not in str(out[3])
-    data = json.loads(out[2])
+    data = atlas_of(out[2])
     assert len(data["labels"]) == 112  # the teaching set
     dropdown, view, _ = chain["colour"].fn(link, atlas_id, shown)
     assert dropdown["value"] == "appearance" and json.loads(view)["color_by"] == "appearance"

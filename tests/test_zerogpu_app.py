@@ -32,6 +32,7 @@ from explorer import atlas, datasets
 from explorer.core.settings import VARIABLES
 from explorer.lab import actions as lab
 from explorer.ui.lesson import views as lt
+from tests.helpers import atlas_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.app, pytest.mark.timeout(1500)]
 if importlib.util.find_spec("spaces") is None:  # requirements-dev.txt installs it
@@ -170,7 +171,7 @@ def reference():
 def test_the_atlas_survives_workers(space, reference, astronaut, examples):
     api, client = space.api, space.client()
     out = call(space, client, "/atlas_bundled", *SPACES)
-    data = json.loads(out[0])
+    data = atlas_of(out[0])
     assert [p["key"] for p in data["panels"]] == ["vae", "clip", "dino"]
     assert len(data["labels"]) == len(reference.images) == 112
     assert "112 images" in out[1]
@@ -211,7 +212,7 @@ def test_the_atlas_survives_workers(space, reference, astronaut, examples):
     # the same set again: every row is in the embedding cache, so no GPU is asked for
     before = len(api.requests("/schedule"))
     out = call(space, client, "/atlas_bundled", *SPACES)
-    assert len(json.loads(out[0])["labels"]) == 112
+    assert len(atlas_of(out[0])["labels"]) == 112
     assert len(api.requests("/schedule")) == before
     # the first opening: at least one GPU call per space, on both GPU indices in turn
     assert opened >= 3 and len(forked) >= 2 and set(killed) == forked

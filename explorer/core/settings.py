@@ -152,7 +152,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EXPLORER_QUEUE_SIZE", "queue_size", _positive_int, 64, None, "most waiting requests"),
     Variable("EXPLORER_MAX_ATLASES", "max_atlases", _positive_int, 64, None, "open atlases kept in memory"),
     Variable("EXPLORER_ATLAS_MEMORY_MB", "atlas_memory_mb", _positive_number, 2048.0, None, "memory for open atlases, MiB"),
-    Variable("EXPLORER_DISPLAY_MAX_POINTS", "display_max_points", _positive_int, 20_000, 10_000, "atlas points sent to the browser"),
+    Variable("EXPLORER_DISPLAY_MAX_POINTS", "display_max_points", _positive_int, 1_000_000, 100_000, "atlas points sent to the browser"),
     Variable("EXPLORER_CACHE_DIR", "cache_dir", _path, None, None, "embedding cache folder"),
     Variable("EXPLORER_CACHE_MAX_MB", "cache_max_mb", _positive_number, 2048.0, None, "embedding cache size, MiB"),
     Variable("EXPLORER_MODELS_DIR", "models_dir", _path, None, None, "folder of local TAESD-family checkpoints"),

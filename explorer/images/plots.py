@@ -187,6 +187,29 @@ def class_styles(n: int) -> tuple[list[str], list[str]]:
     return colours, symbols
 
 
+def point_colours(n: int) -> list[str]:
+    """n classes -> n ``#rrggbb`` colours for panels that draw every point as a dot (no marker
+    shapes): :data:`CLASS_COLOURS`, then past 20 classes the same colours darker, then lighter,
+    alternating, so up to 120 classes keep distinct colours."""
+    k = len(CLASS_COLOURS)
+    out: list[str] = []
+    for c in range(n):
+        rgb = [int(CLASS_COLOURS[c % k][i : i + 2], 16) for i in (1, 3, 5)]
+        step = (c // k) % 6
+        amount = 0.22 * ((step + 1) // 2)  # 0, 0.22, 0.22, 0.44, 0.44, 0.66
+        shade = ""
+        for extra in range(8):  # the other way, then further, where that colour is taken
+            for towards in (0, 255) if step % 2 else (255, 0):
+                t = min(amount + 0.06 * extra, 0.9)
+                shade = "#" + "".join(f"{round(v + (towards - v) * t):02x}" for v in rgb)
+                if shade not in out:
+                    break
+            if shade not in out:
+                break
+        out.append(shade)
+    return out
+
+
 GL_ABOVE = 2000
 """Atlas panels with more points than this are drawn with WebGL (the app's atlas.js agrees)."""
 
@@ -238,15 +261,15 @@ def atlas_html(
     intro_html: str = "",
 ) -> str:
     """``(panel title, (N,2) map)`` per space, N labels and paths -> a standalone HTML page
-    (plotly.js inlined once, works offline): the panels side by side with the app's colours and
-    marker shapes (:func:`class_styles`), the point count under each title, a legend of every
-    class, and ``table_html`` (the metrics table) below. Past :data:`GL_ABOVE` points the panels
+    (plotly.js inlined once, works offline): the panels side by side with the app's colours
+    (:func:`point_colours`) and, past 20 classes, :func:`class_styles`' marker shapes too, the
+    point count under each title, a legend of every class, and ``table_html`` (the metrics table) below. Past :data:`GL_ABOVE` points the panels
     are WebGL (``scattergl``) with smaller markers, as in the app. ``thumbs``: one image URL
     (a ``data:`` URI, say) or None per point, shown beside the pointer on hover
     (:data:`HOVER_JS`); ``intro_html`` goes above the panels (the verdict)."""
     classes = list(dict.fromkeys(labels))
     shown = display_names(classes)  # one short line each, no bidi controls, none alike
-    colours, symbols = class_styles(len(classes))
+    colours, symbols = point_colours(len(classes)), class_styles(len(classes))[1]
     n = len(labels)
     gl = n > GL_ABOVE
     fig = make_subplots(

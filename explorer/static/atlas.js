@@ -1,47 +1,81 @@
-// Side-by-side, linked scatter panels for the semantic atlas (runs inside a gr.HTML component).
-// `element`, `props`, `trigger` and `watch` are provided by Gradio's gr.HTML js_on_load.
-// props.value is a JSON string (explorer/ui/atlas/payload.py): {base, panels:[{key,title,count,x,y}],
-// n, ids (set index of each drawn point, null when all are drawn), labels, classes, colors,
-// symbols, thumb_prefix, thumbs, note, selected, neighbors:{key:[idx]}, highlight:[idx],
-// extra:{idx:{key:[x,y]}}, message, selection:[idx], overlap:{a,b,titles,k,own_group_left_out,
-// values:[per drawn point]} or null}; or a click's update {base, update:true, selected, neighbors,
-// highlight, extra, selection}, applied to the panels already drawn from the same base.
-// Selection, neighbours and highlights are indices in the whole set; a big set is drawn as a sample.
-// A lasso or box selection in any panel selects the same images in every panel (plotly's own
-// selectedpoints) and is sent to the server as the "points_selected" event {indices, space};
-// the shared selection of a payload (set over the API, say) is applied the same way.
+// Side-by-side, linked point-cloud panels for the semantic atlas (runs inside a gr.HTML component).
+// `element`, `props`, `trigger` and `watch` are provided by Gradio's gr.HTML js_on_load. The points
+// are drawn by regl-scatterplot (WebGL; window.AtlasScatter, explorer/static/scatter.js, built by
+// js/build.sh from js/package-lock.json), every panel through one shared WebGL renderer.
+// props.value is a JSON string (explorer/ui/atlas/payload.py): {base, panels:[{key,title,count,
+// bounds:[x0,x1,y0,y1]}], n, drawn, sampled, classes, colors, color_by, thumbs:{prefix, indexed|
+// width|names}, columns:{url, parts:{name:[offset, dtype, length]}}, note, selected,
+// neighbors:{key:[idx]}, highlight:[idx], extra:{idx:{key:[x,y]}}, message, selection:[idx],
+// overlap:{a,b,titles,k,own_group_left_out} or null}; the per-point columns (codes, x:<key>,
+// y:<key>, ids, thumbs, overlap) are one binary file fetched from columns.url. Or a click's update
+// {base, update:true, selected, neighbors, highlight, extra, selection}, applied to the panels
+// already drawn from the same base. Selection, neighbours and highlights are indices in the whole
+// set; a set bigger than the display cap is drawn as a sample (the ids column).
+// A lasso (Shift+drag, or the Lasso button) in any panel selects the same images in every panel
+// and is sent to the server as the "points_selected" event {indices, space}; a click on a point
+// is sent as "point_click" {index}.
 (function () {
-  // Colours and marker shapes come from the payload (explorer/plots.py class_styles), so the app
-  // and the exported atlas.html agree; this fallback is only for an old payload.
-  const FALLBACK = ["#4c78a8", "#f58518", "#54a24b", "#e45756"];
-  const colourOf = (c) => (state && state.colors ? state.colors[c] : FALLBACK[c % FALLBACK.length]);
-  const symbolOf = (c) => (state && state.symbols ? state.symbols[c] : "circle");
   const PANEL_HEIGHT = 420;
-  const GL_ABOVE = 2000; // WebGL (scattergl) past this many drawn points
-  let state = null;
-  let pos = null; // set index -> position among the drawn points (null: the same)
-  let where = null; // set index -> [trace, point in trace] of the drawn points
+  const PAD = 0.95; // the points fill 95 % of each panel's width and height
+  const FALLBACK = ["#4c78a8", "#f58518", "#54a24b", "#e45756"];
+  // Overlap colouring: 0 (no neighbour in common) red ... 1 (the same neighbours) blue; 101 bins
+  // and one grey bin for a point without a value.
+  const AGREE = [[0, [178, 24, 43]], [0.25, [239, 138, 98]], [0.5, [247, 247, 247]], [0.75, [103, 169, 207]], [1, [33, 102, 172]]];
+  const NO_VALUE = 101;
   const root = element.querySelector(".atlas-root") || element;
-  // the last full payload, by base, so an update still finds its panels if the component remounts
-  const CACHE = (window.__atlasFull = window.__atlasFull || {});
+  const CACHE = (window.__atlasFull = window.__atlasFull || {}); // the last full payload, by base
+  let state = null; // the payload drawn, with its columns decoded
+  let plots = []; // per panel: {div, sp, panel, xs, ys}
+  let generation = 0; // a newer payload makes an older one's late fetch a no-op
 
-  // Plotly reads a subset of HTML and %{...} templates in names and hover text: a label is
-  // shown as itself (every such character a numeric character reference, which Plotly decodes)
-  function plotlyText(s) { return String(s).replace(/[&<>"'%]/g, (ch) => "&#" + ch.charCodeAt(0) + ";"); }
-  // Another component (gr.Plot) may load its own, older plotly.js later and replace
-  // window.Plotly: the panels keep the one the head script loaded (captured the first time it is
-  // seen), and each panel is restyled, resized and purged by the library that drew it.
-  function own() {
-    if (!window.__atlasPlotly && typeof Plotly !== "undefined") window.__atlasPlotly = Plotly;
-    return window.__atlasPlotly;
+  function lib() { return window.AtlasScatter; }
+  function renderer() {
+    if (!window.__atlasRenderer) window.__atlasRenderer = lib().createRenderer();
+    return window.__atlasRenderer;
   }
-  function lib(div) { return div.__plotly || own(); }
-  function setIndex(p) { return state.ids ? state.ids[p] : p; }
-  function xyOf(panel, i) {
-    const p = pos ? pos.get(i) : i;
-    if (p !== undefined && p < panel.x.length) return [panel.x[p], panel.y[p]];
-    const e = state.extra && state.extra[String(i)];
-    return e && e[panel.key] ? e[panel.key] : [null, null];
+  const colourOf = (c) => (state && state.colors ? state.colors[c] : FALLBACK[c % FALLBACK.length]);
+
+  function agreeColour(v) {
+    for (let k = 1; k < AGREE.length; k++) {
+      if (v <= AGREE[k][0]) {
+        const [a, ca] = AGREE[k - 1], [b, cb] = AGREE[k], t = (v - a) / (b - a);
+        return "#" + ca.map((c, i) => Math.round(c + (cb[i] - c) * t).toString(16).padStart(2, "0")).join("");
+      }
+    }
+    return "#2166ac";
+  }
+
+  // the binary columns: typed-array views of one fetched buffer
+  const TYPES = { uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array };
+  function columns(buf, parts) {
+    const out = {};
+    for (const [name, [offset, dtype, length]] of Object.entries(parts)) out[name] = new TYPES[dtype](buf, offset, length);
+    return out;
+  }
+  function setIndex(p) { return state.cols.ids ? state.cols.ids[p] : p; }
+  function positionOf(i) { // set index -> position among the drawn points (undefined: not drawn)
+    if (!state.cols.ids) return i < state.drawn ? i : undefined;
+    if (!state.pos) { state.pos = new Map(); state.cols.ids.forEach((id, p) => state.pos.set(id, p)); }
+    return state.pos.get(i);
+  }
+  function thumbUrl(p) {
+    const t = state.thumbs;
+    if (!t) return null;
+    if (t.indexed) return t.prefix + String(setIndex(p)).padStart(t.indexed, "0") + t.suffix;
+    if (t.width) return t.prefix + String.fromCharCode.apply(null, state.cols.thumbs.subarray(p * t.width, (p + 1) * t.width));
+    return t.names ? t.prefix + t.names[p] : null;
+  }
+  function ndc(v, lo, hi) { return ((v - lo) / (hi - lo)) * 2 * PAD - PAD; }
+
+  // a linear scale with D3's domain/range calls: regl-scatterplot keeps its domain the visible
+  // part of [-1, 1] and its range the canvas, so scale(ndc) is a pixel of the panel
+  function scale() {
+    let d = [-1, 1], r = [0, 1];
+    const s = (v) => r[0] + ((v - d[0]) / (d[1] - d[0])) * (r[1] - r[0]);
+    s.domain = (x) => (x ? ((d = [x[0], x[1]]), s) : d);
+    s.range = (x) => (x ? ((r = [x[0], x[1]]), s) : r);
+    s.copy = () => scale().domain(d).range(r);
+    return s;
   }
 
   function tooltip() {
@@ -55,20 +89,18 @@
     return tip;
   }
 
-  // The selection, its neighbours and text matches are drawn on an SVG layer above each panel,
-  // placed with plotly's own axes: moving them costs a few elements, where restyling plotly
-  // traces redraws every point (seconds per click at 10k points).
+  // The clicked point, its neighbours and text matches are drawn on an SVG layer above each panel:
+  // moving them costs a few elements; the points stay as drawn.
   const SVGNS = "http://www.w3.org/2000/svg";
-  function overlayOf(div) {
-    let svg = div.querySelector("svg.atlas-overlay");
+  function overlayOf(box) {
+    let svg = box.querySelector("svg.atlas-overlay");
     if (!svg) {
       svg = document.createElementNS(SVGNS, "svg");
       svg.setAttribute("class", "atlas-overlay");
-      div.appendChild(svg);
+      box.appendChild(svg);
     }
     return svg;
   }
-
   function starPoints(cx, cy, r) {
     const pts = [];
     for (let k = 0; k < 10; k++) {
@@ -77,100 +109,64 @@
     }
     return pts.join(" ");
   }
-
-  function drawOverlay(div, panel) {
-    const fl = div._fullLayout;
-    if (!fl || !fl.xaxis || !fl._size || !state) return;
-    const svg = overlayOf(div);
-    svg.style.display = "";
-    const xa = fl.xaxis, ya = fl.yaxis, sz = fl._size;
-    const at = (i) => {
-      const q = xyOf(panel, i);
-      if (q[0] === null || q[0] === undefined) return null;
-      const px = sz.l + xa.d2p(q[0]), py = sz.t + ya.d2p(q[1]);
-      const inside = px >= sz.l - 1 && px <= sz.l + sz.w + 1 && py >= sz.t - 1 && py <= sz.t + sz.h + 1;
-      return inside ? [px, py] : null;
-    };
+  // where set index i is drawn in plot q, in the panel's pixels (null: not in view)
+  function pixelOf(q, i) {
+    const p = positionOf(i);
+    let gx, gy;
+    if (p !== undefined) { gx = q.xs[p]; gy = q.ys[p]; } else {
+      const e = state.extra && state.extra[String(i)];
+      const v = e && e[q.panel.key];
+      if (!v) return null;
+      const b = q.panel.bounds;
+      gx = ndc(v[0], b[0], b[1]); gy = ndc(v[1], b[2], b[3]);
+    }
+    const px = q.xScale(gx), py = q.yScale(gy), w = q.box.clientWidth, h = q.box.clientHeight;
+    return px >= -1 && px <= w + 1 && py >= -1 && py <= h + 1 ? [px, py] : null;
+  }
+  function drawOverlay(q) {
+    if (!state) return;
     let out = "";
     (state.highlight || []).forEach((i) => {
-      const p = at(i);
+      const p = pixelOf(q, i);
       if (p) out += '<circle class="atlas-hl" cx="' + p[0] + '" cy="' + p[1] + '" r="7" fill="none" stroke="#111" stroke-width="2.5"/>';
     });
-    ((state.neighbors || {})[panel.key] || []).forEach((i) => {
-      const p = at(i);
+    ((state.neighbors || {})[q.panel.key] || []).forEach((i) => {
+      const p = pixelOf(q, i);
       if (!p) return;
       const d = 7.5, pts = [[p[0], p[1] - d], [p[0] + d, p[1]], [p[0], p[1] + d], [p[0] - d, p[1]]];
-      out += '<polygon class="atlas-nb" points="' + pts.map((q) => q.join(",")).join(" ") + '" fill="none" stroke="#d62728" stroke-width="2"/>';
+      out += '<polygon class="atlas-nb" points="' + pts.map((v) => v.join(",")).join(" ") + '" fill="none" stroke="#d62728" stroke-width="2"/>';
     });
     if (state.selected !== null && state.selected !== undefined) {
-      const p = at(state.selected);
+      const p = pixelOf(q, state.selected);
       if (p) out += '<polygon class="atlas-sel" points="' + starPoints(p[0], p[1], 10) + '" fill="#ffd400" stroke="#000" stroke-width="1.5"/>';
     }
-    svg.innerHTML = out;
+    overlayOf(q.box).innerHTML = out;
+    mark(q);
+  }
+  function drawOverlays() { plots.forEach(drawOverlay); }
+  function mark(q) {
+    const d = q.div.dataset;
+    d.selected = state.selected === null || state.selected === undefined ? "" : String(state.selected);
+    d.neighbors = ((state.neighbors || {})[q.panel.key] || []).join(",");
+    d.highlight = (state.highlight || []).join(",");
   }
 
-  function drawOverlays() {
-    root.querySelectorAll(".atlas-panel").forEach((div, p) => {
-      drawOverlay(div, state.panels[p]);
-      mark(div, state.panels[p]);
-    });
-  }
-
-  // Overlap colouring: 0 (no neighbour in common) red ... 1 (the same neighbours) blue.
-  const AGREE = [[0, "#b2182b"], [0.25, "#ef8a62"], [0.5, "#f7f7f7"], [0.75, "#67a9cf"], [1, "#2166ac"]];
-
-  function traces(panel) {
-    const n = state.labels.length;
-    const gl = n > GL_ABOVE;
-    const byClass = new Map(state.classes.map((cls, c) => [cls, []]));
-    for (let p = 0; p < n; p++) { const l = byClass.get(state.labels[p]); if (l) l.push(p); }
-    const ov = state.overlap;
-    const out = [];
-    where = new Map();
-    state.classes.forEach((cls, c) => {
-      const ps = byClass.get(cls);
-      ps.forEach((p, j) => where.set(setIndex(p), [c, j]));
-      const marker = { size: n > GL_ABOVE ? (n > 15000 ? 3 : 4) : 8, color: colourOf(c), symbol: symbolOf(c),
-        opacity: n > 15000 ? 0.7 : 0.85, line: { width: n > GL_ABOVE ? 0 : 0.5, color: "#fff" } };
-      let hover = "%{customdata}: " + plotlyText(cls) + "<extra></extra>";
-      if (ov) {
-        Object.assign(marker, { color: ps.map((p) => ov.values[p]), colorscale: AGREE, cmin: 0, cmax: 1,
-          opacity: 0.95, line: { width: n > GL_ABOVE ? 0 : 0.5, color: "#555" } });
-        hover = "%{customdata}: " + plotlyText(cls) + " · %{marker.color:.0%} of " + ov.k + " neighbours shared<extra></extra>";
-      }
-      out.push({
-        type: gl ? "scattergl" : "scatter", mode: "markers", name: plotlyText(cls), legendgroup: "class-" + c,
-        showlegend: false, x: ps.map((p) => panel.x[p]), y: ps.map((p) => panel.y[p]),
-        customdata: ps.map(setIndex), hovertemplate: hover, marker: marker,
-        selected: { marker: { opacity: 1 } }, unselected: { marker: { opacity: 0.12 } },
-      });
-    });
-    return out;
-  }
-
-  // The shared selection: plotly's selectedpoints on every panel's traces (the others fade).
-  function selectionKey(sel) { return (sel || []).join(","); }
+  // The shared selection: every panel selects the same drawn points (the others fade).
   function applySelection(sel, except) {
-    if (!state || !where) return;
+    if (!state) return;
     state.selection = sel || [];
-    const key = selectionKey(state.selection);
-    const drawn = state.selection.filter((i) => where.has(i)).length;
-    root.querySelectorAll(".atlas-panel").forEach((div) => {
-      if (!div.data) return;
-      const fresh = div.dataset.selection === undefined; // just drawn: nothing selected yet
-      if (div !== except && div.dataset.selection !== key && !(fresh && !key)) {
-        const per = div.data.map(() => []);
-        state.selection.forEach((i) => { const w = where.get(i); if (w) per[w[0]].push(w[1]); });
-        const value = state.selection.length ? per : div.data.map(() => null);
-        // a lasso outline drawn here earlier goes first (plotly would re-apply it), quietly
-        div.__quiet = true;
-        const outlined = div.layout && div.layout.selections && div.layout.selections.length;
-        const before = outlined ? lib(div).relayout(div, { selections: [] }) : Promise.resolve();
-        before.then(() => lib(div).restyle(div, { selectedpoints: value }))
-          .finally(() => setTimeout(() => { div.__quiet = false; }, 0));
+    const key = state.selection.join(",");
+    const drawn = [];
+    state.selection.forEach((i) => { const p = positionOf(i); if (p !== undefined) drawn.push(p); });
+    plots.forEach((q) => {
+      if (q !== except && q.div.dataset.selection !== key) {
+        q.quiet = true;
+        if (drawn.length) q.sp.select(drawn, { preventEvent: true }); else q.sp.deselect({ preventEvent: true });
+        q.quiet = false;
       }
-      div.dataset.selection = key;
-      div.dataset.selectionDrawn = String(drawn);
+      q.sp.set({ opacityInactiveScale: drawn.length ? 0.15 : 1 });
+      q.div.dataset.selection = key;
+      q.div.dataset.selectionDrawn = String(drawn.length);
     });
   }
 
@@ -182,59 +178,12 @@
     }));
   }
 
-  function mark(div, panel) {
-    div.dataset.selected = state.selected === null || state.selected === undefined ? "" : String(state.selected);
-    div.dataset.neighbors = ((state.neighbors || {})[panel.key] || []).join(",");
-    div.dataset.highlight = (state.highlight || []).join(",");
+  function destroy() {
+    plots.forEach((q) => { try { q.sp.destroy(); } catch (e) { /* already gone */ } });
+    plots = [];
   }
 
-  function highlightLocally(idx) {
-    state.selected = idx;
-    drawOverlays();
-  }
-
-  function render() {
-    if (!own()) { setTimeout(render, 100); return; }
-    const t0 = performance.now();
-    let data = null;
-    try { data = props.value ? JSON.parse(props.value) : null; } catch (e) { data = null; }
-    if (data && data.update) {
-      const drawn = state && state.base === data.base && root.querySelector(".atlas-panel");
-      if (drawn) { // a click's answer: move the overlays, keep the points
-        if ("selected" in data) { // (a selection's update carries the selection only)
-          Object.assign(state, { selected: data.selected, neighbors: data.neighbors,
-            highlight: data.highlight, extra: data.extra });
-          drawOverlays();
-        }
-        if (data.selection) applySelection(data.selection);
-        painted(t0, "update");
-        return;
-      }
-      const full = CACHE[data.base];
-      if (!full) return; // nothing drawn to update: keep what is on screen
-      data = "selected" in data
-        ? Object.assign({}, full, { selected: data.selected, neighbors: data.neighbors,
-          highlight: data.highlight, extra: data.extra, message: data.message,
-          selection: data.selection || full.selection })
-        : Object.assign({}, full, { selection: data.selection || full.selection });
-    } else if (data && data.base && data.panels && data.panels.length) {
-      for (const k of Object.keys(CACHE)) delete CACHE[k];
-      CACHE[data.base] = data;
-    }
-    root.querySelectorAll(".atlas-panel").forEach((d) => lib(d).purge(d));
-    root.innerHTML = "";
-    if (!data || !data.panels || !data.panels.length) {
-      root.innerHTML = '<div class="atlas-empty">' + ((data && data.message) || "Open an image set to see its atlas.") + "</div>";
-      return;
-    }
-    state = data;
-    pos = data.ids ? new Map(data.ids.map((i, p) => [i, p])) : null;
-    if (data.note) {
-      const note = document.createElement("div");
-      note.className = "atlas-sample-note";
-      note.textContent = data.note;
-      root.appendChild(note);
-    }
+  function legendOf(data) {
     const legend = document.createElement("div");
     legend.className = "atlas-legend";
     if (data.overlap) {
@@ -254,98 +203,217 @@
         const item = document.createElement("span");
         item.className = "atlas-legend-item";
         item.innerHTML = '<i style="background:' + colourOf(c) + '"></i>';
-        if (symbolOf(c) !== "circle") item.title = "marker: " + symbolOf(c);
         item.appendChild(document.createTextNode(cls));
         legend.appendChild(item);
       });
     }
-    root.appendChild(legend);
+    return legend;
+  }
+
+  // Pan (drag), lasso or box (drag) for every panel at once, and a view reset.
+  function toolbar() {
+    const bar = document.createElement("div");
+    bar.className = "atlas-tools";
+    const modes = [["pan", "Pan", "panZoom", "freeform"], ["lasso", "Lasso", "lasso", "freeform"], ["box", "Box", "lasso", "rectangle"]];
+    const buttons = modes.map(([name, label, mouseMode, lassoType]) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "atlas-tool";
+      b.dataset.mode = name;
+      b.textContent = label;
+      b.addEventListener("click", () => {
+        buttons.forEach((o) => o.classList.toggle("active", o === b));
+        root.dataset.mode = name;
+        plots.forEach((q) => q.sp.set({ mouseMode, lassoType }));
+      });
+      return b;
+    });
+    buttons[0].classList.add("active");
+    root.dataset.mode = "pan";
+    const reset = document.createElement("button");
+    reset.type = "button";
+    reset.className = "atlas-tool";
+    reset.textContent = "Reset view";
+    reset.addEventListener("click", () => plots.forEach((q) => q.sp.reset()));
+    const hint = document.createElement("span");
+    hint.className = "atlas-hint";
+    hint.textContent = "drag to pan, scroll to zoom, Shift+drag to lasso, double-click to clear the selection";
+    [...buttons, reset, hint].forEach((b) => bar.appendChild(b));
+    return bar;
+  }
+
+  function render() {
+    if (!lib()) { setTimeout(render, 100); return; }
+    const t0 = performance.now();
+    let data = null;
+    try { data = props.value ? JSON.parse(props.value) : null; } catch (e) { data = null; }
+    if (data && data.update) {
+      if (state && state.base === data.base && plots.length) { // a click's answer: move the overlays
+        if ("selected" in data) { // (a selection's update carries the selection only)
+          Object.assign(state, { selected: data.selected, neighbors: data.neighbors, highlight: data.highlight, extra: data.extra });
+          drawOverlays();
+        }
+        if (data.selection) applySelection(data.selection);
+        painted(t0, "update");
+        return;
+      }
+      const full = CACHE[data.base];
+      if (!full) return; // nothing drawn to update: keep what is on screen
+      data = "selected" in data
+        ? Object.assign({}, full, { selected: data.selected, neighbors: data.neighbors, highlight: data.highlight,
+          extra: data.extra, message: data.message, selection: data.selection || full.selection })
+        : Object.assign({}, full, { selection: data.selection || full.selection });
+    } else if (data && data.base && data.panels && data.panels.length) {
+      for (const k of Object.keys(CACHE)) delete CACHE[k];
+      CACHE[data.base] = data;
+    }
+    const mine = ++generation;
+    if (!data || !data.panels || !data.panels.length) {
+      destroy();
+      root.innerHTML = '<div class="atlas-empty"></div>';
+      root.firstChild.textContent = (data && data.message) || "Open an image set to see its atlas.";
+      state = null;
+      return;
+    }
+    const cached = state && state.columns && state.columns.url === data.columns.url ? state.cols : null;
+    const got = cached ? Promise.resolve(cached)
+      : fetch(data.columns.url).then((r) => { if (!r.ok) throw new Error("HTTP " + r.status); return r.arrayBuffer(); })
+        .then((buf) => columns(buf, data.columns.parts));
+    got.then((cols) => { if (mine === generation) draw(data, cols, t0); })
+      .catch((e) => {
+        if (mine !== generation) return;
+        destroy();
+        root.innerHTML = '<div class="atlas-empty"></div>';
+        root.firstChild.textContent = "The atlas's points could not be loaded (" + e.message + "): open the set again.";
+      });
+  }
+
+  function draw(data, cols, t0) {
+    destroy();
+    root.innerHTML = "";
+    state = Object.assign({}, data, { cols, pos: null });
+    if (data.note) {
+      const note = document.createElement("div");
+      note.className = "atlas-sample-note";
+      note.textContent = data.note;
+      root.appendChild(note);
+    }
+    root.appendChild(legendOf(data));
+    root.appendChild(toolbar());
     const row = document.createElement("div");
     row.className = "atlas-row";
     const np = data.panels.length;
     row.dataset.cols = String(np <= 4 ? np : np <= 6 ? 3 : 4); // up to four a row
     root.appendChild(row);
     const tip = tooltip();
-    data.panels.forEach((panel, p) => {
+    const n = data.drawn;
+    const size = n > 200000 ? 1.5 : n > 50000 ? 2 : n > 15000 ? 3 : n > 2000 ? 4 : 7;
+    // one colour per class, or per overlap bin (0..100, and grey for no value)
+    let value = cols.codes, palette = data.classes.map((c, k) => colourOf(k));
+    if (data.overlap) {
+      value = new Uint16Array(n);
+      cols.overlap.forEach((v, p) => { value[p] = Number.isFinite(v) ? Math.round(Math.min(1, Math.max(0, v)) * 100) : NO_VALUE; });
+      palette = Array.from({ length: 101 }, (_, k) => agreeColour(k / 100)).concat(["#9ca3af"]);
+    }
+    const panels = [];
+    data.panels.forEach((panel) => {
       const div = document.createElement("div");
       div.className = "atlas-panel";
       div.dataset.space = panel.key;
-      row.appendChild(div);
-      const layout = {
-        title: { text: panel.title + (panel.count ? "<br><span style='font-size:11px;color:#6b7280'>" + panel.count + "</span>" : ""), font: { size: 14 } }, height: PANEL_HEIGHT, autosize: true, margin: { l: 10, r: 10, t: panel.count ? 52 : 40, b: 10 },
-        xaxis: { visible: false }, yaxis: { visible: false }, hovermode: "closest", dragmode: "pan",
-        showlegend: false,
-        plot_bgcolor: "#fafafa",
-      };
-      div.__plotly = own(); // this panel's library, whatever window.Plotly becomes later
-      div.__plotly.newPlot(div, traces(panel), layout, { responsive: true, displaylogo: false,
-        modeBarButtonsToRemove: ["toImage", "zoomIn2d", "zoomOut2d", "autoScale2d"] });
-      drawOverlay(div, panel);
-      mark(div, panel);
-      div.on("plotly_afterplot", () => drawOverlay(div, panel)); // zoom, pan, resize
-      div.on("plotly_relayouting", () => { overlayOf(div).style.display = "none"; });
-      // panels drawn while hidden (another tab) or before layout get the wrong width: follow the
-      // box's WIDTH only. The height is fixed (layout + CSS); resizing on every size change let
-      // each resize feed the next and the panels grew taller while the page sat idle.
-      if (window.ResizeObserver) {
-        let lastWidth = div.offsetWidth;
-        new ResizeObserver(() => {
-          const w = div.offsetWidth;
-          if (w > 0 && w !== lastWidth && div.data) { lastWidth = w; lib(div).Plots.resize(div); }
-        }).observe(div);
+      div.innerHTML = '<div class="atlas-title"></div><div class="atlas-canvas"><canvas></canvas></div>';
+      div.querySelector(".atlas-title").textContent = panel.title;
+      if (panel.count) {
+        const c = document.createElement("div");
+        c.className = "atlas-count";
+        c.textContent = panel.count;
+        div.querySelector(".atlas-title").appendChild(c);
       }
-      div.on("plotly_click", (ev) => {
-        const pt = ev.points && ev.points[0];
-        if (!pt || pt.customdata === undefined) return;
-        const idx = Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata;
-        tip.style.display = "none"; // the click re-renders the galleries: no tooltip left behind
-        highlightLocally(idx);
+      row.appendChild(div);
+      panels.push([panel, div]);
+    });
+    // every panel is laid out before any is drawn: each canvas takes its box's size
+    panels.forEach(([panel, div]) => {
+      const box = div.querySelector(".atlas-canvas"), canvas = box.querySelector("canvas");
+      const b = panel.bounds, X = cols["x:" + panel.key], Y = cols["y:" + panel.key];
+      const xs = new Float32Array(n), ys = new Float32Array(n);
+      for (let p = 0; p < n; p++) { xs[p] = ndc(X[p], b[0], b[1]); ys[p] = ndc(Y[p], b[2], b[3]); }
+      const w = Math.max(box.clientWidth, 10), h = Math.max(box.clientHeight, 10);
+      const xScale = scale(), yScale = scale();
+      const sp = lib().createScatterplot({
+        renderer: renderer(), canvas, width: w, height: h, aspectRatio: w / h, xScale, yScale,
+        pointSize: size, pointSizeSelected: 1, pointOutlineWidth: 1, opacity: n > 15000 ? 0.75 : 0.9,
+        pointColor: palette, pointColorActive: palette, pointColorHover: "#111111", colorBy: "valueA",
+        backgroundColor: "#fafafa", lassoColor: "#2563eb", lassoClearEvent: "lassoEnd", deselectOnEscape: false,
+        performanceMode: n > 2000000,
+      });
+      const q = { div, box, sp, panel, xs, ys, xScale, yScale, ids: cols.ids, quiet: false, lassoing: false, mouse: [0, 0] };
+      div.__atlas = q; // where each point is drawn, for the browser tests and bench/browser_scale.py
+      plots.push(q);
+      sp.subscribe("view", () => drawOverlay(q));
+      sp.subscribe("lassoStart", () => { q.lassoing = true; tip.style.display = "none"; });
+      sp.subscribe("pointOver", (p) => {
+        const url = thumbUrl(p);
+        if (!url) return;
+        const idx = setIndex(p);
+        tip.querySelector("img").src = url;
+        tip.querySelector(".atlas-tip-label").textContent = "#" + idx + " · " + data.classes[cols.codes[p]] +
+          (data.overlap && Number.isFinite(cols.overlap[p]) ? " · " + Math.round(cols.overlap[p] * 100) + "% of " + data.overlap.k + " neighbours shared" : "");
+        const box = element.getBoundingClientRect();
+        tip.style.left = (q.mouse[0] - box.left + 14) + "px";
+        tip.style.top = (q.mouse[1] - box.top + 14) + "px";
+        tip.style.display = "block";
+        div.dataset.hover = String(idx);
+      });
+      sp.subscribe("pointOut", () => { tip.style.display = "none"; div.dataset.hover = ""; });
+      canvas.addEventListener("mousemove", (e) => { q.mouse = [e.clientX, e.clientY]; });
+      canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+      sp.subscribe("select", ({ points }) => {
+        if (q.quiet) return;
+        tip.style.display = "none";
+        if (q.lassoing) { // a lasso or box here selects the same images in every panel
+          q.lassoing = false;
+          const sel = Array.from(points, setIndex).sort((a, b) => a - b);
+          applySelection(sel, q);
+          trigger("points_selected", { indices: sel, space: panel.key });
+          return;
+        }
+        // a click on a point: starred at once, the neighbours come with the server's answer;
+        // the shared selection stays as it was
+        const idx = setIndex(points[0]);
+        q.div.dataset.selection = "";
+        applySelection(state.selection);
+        state.selected = idx;
+        drawOverlays();
         trigger("point_click", { index: idx });
       });
-      div.on("plotly_hover", (ev) => {
-        const pt = ev.points && ev.points[0];
-        if (!pt || pt.customdata === undefined) return;
-        const idx = Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata;
-        // the thumbnail is fetched now, on hover: the payload holds its URL, not the image
-        const p = pos ? pos.get(idx) : idx;
-        const url = state.thumbs && p !== undefined ? (state.thumb_prefix || "") + state.thumbs[p] : null;
-        if (!url) return;
-        tip.querySelector("img").src = url;
-        tip.querySelector(".atlas-tip-label").textContent = "#" + idx + " · " + state.labels[p];
-        const box = element.getBoundingClientRect();
-        const e = ev.event || {};
-        tip.style.left = ((e.clientX || 0) - box.left + 14) + "px";
-        tip.style.top = ((e.clientY || 0) - box.top + 14) + "px";
-        tip.style.display = "block";
-      });
-      div.on("plotly_unhover", () => { tip.style.display = "none"; });
-      // a lasso or box selection here selects the same images in every panel
-      div.on("plotly_selected", (ev) => {
-        if (div.__quiet || !ev || !ev.points) return;
-        const seen = new Set();
-        ev.points.forEach((pt) => {
-          const idx = Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata;
-          if (idx !== undefined && idx !== null) seen.add(idx);
-        });
-        const sel = [...seen].sort((a, b) => a - b);
-        tip.style.display = "none";
-        applySelection(sel, div);
-        trigger("points_selected", { indices: sel, space: panel.key });
-      });
-      div.on("plotly_deselect", () => {
-        if (div.__quiet) return;
-        applySelection([], div);
+      sp.subscribe("deselect", () => {
+        if (q.quiet || !state.selection.length) return;
+        applySelection([], q);
         trigger("points_selected", { indices: [], space: panel.key });
       });
+      // panels drawn while hidden (another tab) or before layout get the wrong width: follow
+      // the box's width (the height is fixed)
+      if (window.ResizeObserver) {
+        let last = box.clientWidth;
+        new ResizeObserver(() => {
+          const cw = box.clientWidth;
+          if (cw > 0 && cw !== last) { last = cw; sp.set({ width: cw, height: h, aspectRatio: cw / h }); drawOverlay(q); }
+        }).observe(box);
+      }
     });
-    applySelection(data.selection || []);
+    Promise.all(plots.map((q) => q.sp.draw({ x: q.xs, y: q.ys, valueA: value }, { zDataType: "categorical" })))
+      .then(() => {
+        plots.forEach((q) => { q.div.dataset.drawn = String(n); });
+        drawOverlays();
+        applySelection(data.selection || []);
+        painted(t0, "full");
+      });
     if (data.message) {
       const note = document.createElement("div");
       note.className = "atlas-note";
       note.textContent = data.message;
       root.appendChild(note);
     }
-    painted(t0, "full");
   }
 
   watch("value", render);

@@ -16,7 +16,7 @@ from explorer.images import io as imaging
 from explorer.models import registry
 from explorer.ui import availability, links
 from explorer.ui.atlas import layout as atlas_layout
-from explorer.ui.components import ExplorerBlocks, plotly_js
+from explorer.ui.components import ExplorerBlocks, scatter_js
 from explorer.ui.context import TabContext
 from explorer.ui.lab import layout as lab
 from explorer.ui.lesson import handlers as lesson_handlers
@@ -111,7 +111,7 @@ def build_demo() -> gr.Blocks:
     # thumbnails and the atlas exports (files.tmp_path(.., area="exports"), pruned by age and size)
     exports = files.tmp_root() / "exports"
     exports.mkdir(parents=True, exist_ok=True)
-    gr.set_static_paths([str(plotly_js().parent), str(atlas.thumb_dir()), str(exports)])
+    gr.set_static_paths([str(scatter_js().parent), str(atlas.thumb_dir()), str(exports)])
     # Gradio's own cache (uploads, served outputs): checked hourly, files older than a day deleted
     # (public: every 10 min, older than an hour, and past EXPLORER_TMP_MAX_MB the oldest go, checked
     # every minute: _cap_gradio_cache), so a long-running Space's disk stays bounded.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import logging
 import math
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import plotly
 from PIL import Image
 
 from explorer.core import files, public
@@ -27,16 +27,17 @@ from explorer.spaces import baselines
 log = logging.getLogger("explorer")
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-_PLOTLY_SOURCE = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 @functools.cache
-def plotly_js() -> Path:
-    """plotly.js, copied once into the app's own static folder and served from there: its URL
-    names no installation path (the virtual environment is the operator's business)."""
-    out = files.tmp_root() / "static" / f"plotly-{plotly.__version__}.min.js"
+def scatter_js() -> Path:
+    """The atlas panels' renderer (``explorer/static/scatter.js``: regl-scatterplot, built by
+    ``js/build.sh``), copied once into the app's own static folder under a name of its content
+    and served from there: its URL names no installation path, and a rebuilt file a new URL."""
+    data = (STATIC / "scatter.js").read_bytes()
+    out = files.tmp_root() / "static" / f"scatter-{hashlib.sha256(data).hexdigest()[:12]}.js"
     if not out.exists():
-        files.atomic_write(out, _PLOTLY_SOURCE.read_bytes())
+        files.atomic_write(out, data)
     return out
 
 

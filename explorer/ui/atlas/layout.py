@@ -43,7 +43,7 @@ from explorer.ui.atlas.handlers import (
 )
 from explorer.ui.atlas.payload import payload_empty
 from explorer.ui.atlas.request import CONTROL_CHOICES, FAMILY_CHOICES
-from explorer.ui.components import STATIC, SafeImage, file_url, listen, plotly_js
+from explorer.ui.components import STATIC, SafeImage, file_url, listen, scatter_js
 from explorer.ui.context import TabContext
 
 ATLAS_INTRO = """
@@ -210,7 +210,7 @@ def build(ctx: TabContext) -> SimpleNamespace:
             html_template='<div class="atlas-root"></div>',
             css_template=(STATIC / "atlas.css").read_text(),
             js_on_load=(STATIC / "atlas.js").read_text(),
-            head=f'<script src="{file_url(str(plotly_js()))}"></script>',
+            head=f'<script src="{file_url(str(scatter_js()))}"></script>',
             elem_id="atlas-view",
             padding=False,
         )

@@ -1,4 +1,8 @@
-"""The JSON the atlas's linked panels draw in the browser (see explorer/static/atlas.js).
+"""What the atlas's linked panels draw in the browser (see explorer/static/atlas.js): a short
+JSON (titles, classes, colours, the selection, notes) and, beside it, one binary file of columns
+(each panel's x and y as float32, each point's class code, thumbnail names, the overlap
+colouring), fetched by the browser as it is: a million points is 8 MB a panel, not a million
+JSON objects.
 
 A set bigger than ``EXPLORER_DISPLAY_MAX_POINTS`` is drawn as a seeded sample that keeps every
 class's share (:func:`display_indices`), with a note saying so; the metrics and the neighbours
@@ -14,13 +18,14 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from explorer.atlas import Atlas, coords_for, evidence
-from explorer.core import settings
+from explorer.atlas import Atlas, coords_for, evidence, thumb_dir
+from explorer.core import files, settings
 from explorer.core.safe_text import display_names
-from explorer.images.plots import class_styles
+from explorer.images.plots import point_colours
 
 SAMPLE_SEED = 0
 
@@ -105,10 +110,6 @@ def _base(atlas: Atlas, method: str, cap: int) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
-def _common_prefix(urls: list[str]) -> str:
-    return os.path.commonprefix(urls) if urls else ""  # noqa: RUF071 (characters, on purpose)
-
-
 def _overlay_coords(
     xy: dict[str, np.ndarray], ids: set[int], drawn: set[int] | None
 ) -> dict[str, dict[str, list[float]]]:
@@ -131,15 +132,16 @@ def payload(
     update: bool = False,
     cap: int | None = None,
 ) -> str:
-    """An atlas's ``method`` maps ((N,2) per space, rounded to 5 decimals), the labels of the
-    labelling it is coloured by with one colour and marker shape per class (the export uses the
-    same; each label as its display name, :func:`display_names`), thumbnail URLs
-    (``url_for(path)``, sent as one shared prefix and a suffix per point,
-    fetched by the browser only when a point is hovered) and the current selection -> the
-    component's JSON.
+    """An atlas's ``method`` maps ((N,2) float32 per space), the labels of the labelling it is
+    coloured by (a uint16 code per point into ``classes``, each its display name,
+    :func:`display_names`; one colour per class, :func:`point_colours`), thumbnail URLs
+    (``url_for(path)``, a shared prefix and a rule or a fixed-width column for the rest, fetched
+    by the browser only when a point is hovered) and the current selection -> the component's
+    JSON; the per-point columns go to one binary file (``columns``: its URL and each column's
+    offset, dtype and length; :func:`read_columns` reads them back).
 
-    At most ``cap`` points (``EXPLORER_DISPLAY_MAX_POINTS``) are sent: ``ids`` then lists the
-    drawn points' indices in the set (absent when every point is drawn). Selection, neighbours,
+    At most ``cap`` points (``EXPLORER_DISPLAY_MAX_POINTS``) are sent: the ``ids`` column then
+    lists the drawn points' indices in the set (absent when every point is drawn). Selection, neighbours,
     highlights and ``selection`` (the atlas's shared selection, in every payload) are indices in
     the whole set; ``overlap`` colours the points by two spaces' neighbour overlap where the
     atlas asks for it; ``extra`` carries the coordinates of those the
@@ -172,32 +174,36 @@ def payload(
         return json.dumps(out)
     shown = display_names(labels)  # one short line each, no bidi controls, none alike
     classes = [shown[c] for c in dict.fromkeys(labels)]
-    colors, symbols = class_styles(len(classes))
+    code_of = {c: k for k, c in enumerate(dict.fromkeys(labels))}
+    colors = point_colours(len(classes))
     count = count_note(int(ids.size), n)
-    panels = [
-        {
-            "key": s.key,
-            "title": s.title,
-            "count": count,
-            "x": np.round(xy[s.key][ids, 0], 5).tolist(),
-            "y": np.round(xy[s.key][ids, 1], 5).tolist(),
-        }
-        for s in atlas.spaces
-    ]
-    urls = [url_for(atlas.thumbs[i]) for i in ids] if atlas.thumbs else []
-    prefix = _common_prefix(urls)
+    cols: dict[str, np.ndarray] = {"codes": np.array([code_of[labels[i]] for i in ids], "<u2")}
+    panels = []
+    for s in atlas.spaces:
+        v = np.asarray(xy[s.key], np.float32)
+        cols["x:" + s.key], cols["y:" + s.key] = v[ids, 0], v[ids, 1]
+        panels.append({"key": s.key, "title": s.title, "count": count, "bounds": _bounds(v)})
+    if sampled:
+        cols["ids"] = ids.astype("<u4")
+    thumbs = None
+    if atlas.thumbs:
+        thumbs, names = _thumb_names([url_for(atlas.thumbs[i]) for i in ids], ids)
+        if names is not None:
+            cols["thumbs"] = names
+    overlap = _overlap(atlas, ids)
+    if overlap is not None:
+        cols["overlap"] = overlap.pop("values")
     out.update(
         {
             "panels": panels,
             "n": n,
-            "ids": ids.tolist() if sampled else None,
-            "labels": [shown[labels[i]] for i in ids],
+            "drawn": int(ids.size),
+            "sampled": sampled,
             "classes": classes,
             "colors": colors,
-            "symbols": symbols,
             "color_by": atlas.color_by or atlas.images.labeling_names[0],
-            "thumb_prefix": prefix,
-            "thumbs": [u[len(prefix) :] for u in urls] if urls else None,
+            "thumbs": thumbs,
+            "columns": _columns(cols, url_for),
             # the labelling's note only while the points wear the labelling's colours
             "note": " ".join(
                 t
@@ -207,16 +213,105 @@ def payload(
                 )
                 if t
             ),
-            "overlap": _overlap(atlas, ids),
+            "overlap": overlap,
         }
     )
     return json.dumps(out)
 
 
+def _bounds(v: np.ndarray) -> list[float]:
+    """(N,2) map -> [xmin, xmax, ymin, ymax] of its finite values (a flat axis widened to 1)."""
+    finite = v[np.isfinite(v).all(axis=1)]
+    if not finite.size:
+        return [-1.0, 1.0, -1.0, 1.0]
+    lo, hi = finite.min(axis=0).astype(float), finite.max(axis=0).astype(float)
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    return [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])]
+
+
+def _thumb_names(urls: list[str], ids: np.ndarray) -> tuple[dict, np.ndarray | None]:
+    """The drawn points' thumbnail URLs -> how the browser rebuilds each one: ``{"prefix",
+    "indexed": w}`` where point i's is ``prefix + i`` zero-padded to w digits + ``suffix`` (a
+    reopened atlas's), else ``{"prefix", "width": w}`` with the suffixes as an (N*w,) ASCII
+    column (names of one length, a live atlas's), else the suffixes as a list."""
+    prefix = os.path.commonprefix(urls) if urls else ""  # noqa: RUF071 (characters, on purpose)
+    rest = [u[len(prefix) :] for u in urls]
+    if rest and all(r.endswith(".jpg") for r in rest):
+        width = len(rest[0]) - 4
+        if all(r == f"{i:0{width}d}.jpg" for r, i in zip(rest, ids.tolist(), strict=True)):
+            return {"prefix": prefix, "indexed": width, "suffix": ".jpg"}, None
+    if rest and len({len(r) for r in rest}) == 1 and all(r.isascii() for r in rest):
+        width = len(rest[0])
+        return {"prefix": prefix, "width": width}, np.frombuffer("".join(rest).encode(), np.uint8)
+    return {"prefix": prefix, "names": rest}, None
+
+
+def _columns(cols: dict[str, np.ndarray], url_for: Callable[[str], str]) -> dict:
+    """Named 1-D columns -> ``{"url", "parts": {name: [byte offset, dtype, length]}}``: one
+    little-endian binary file, each column 8-byte aligned, named by its content and written once
+    under the thumbnails' folder (served, and pruned with it)."""
+    parts, chunks, offset = {}, [], 0
+    for name, col in cols.items():
+        col = np.ascontiguousarray(col, col.dtype.newbyteorder("<"))
+        raw = col.tobytes()
+        parts[name] = [offset, col.dtype.name, int(col.size)]
+        pad = -len(raw) % 8
+        chunks += [raw, b"\0" * pad]
+        offset += len(raw) + pad
+    blob = b"".join(chunks)
+    path = thumb_dir() / f"cols-{hashlib.sha256(blob).hexdigest()[:32]}.bin"
+    if not path.exists():
+        files.atomic_write(path, blob)
+    return {"url": url_for(str(path)), "bytes": len(blob), "parts": parts}
+
+
+def read_columns(data: dict, open_url: Callable[[str], bytes] | None = None) -> dict:
+    """A full payload's JSON (as a dict) -> the same dict with its binary columns read back:
+    ``labels`` (class names), each panel's ``x`` and ``y``, ``ids`` (None when every point is
+    drawn), ``thumbs`` (one URL per drawn point, or None) and ``overlap["values"]`` (NaN where
+    a point has no value). ``open_url`` reads the columns' URL (default: a path on this
+    machine, with the app's ``/gradio_api/file=`` prefix dropped). For tests and API users."""
+    url = data["columns"]["url"]
+    if open_url is None:
+        blob = Path(url.removeprefix("/gradio_api/file=")).read_bytes()
+    else:
+        blob = open_url(url)
+
+    def col(name: str) -> np.ndarray | None:
+        if name not in data["columns"]["parts"]:
+            return None
+        offset, dtype, length = data["columns"]["parts"][name]
+        return np.frombuffer(blob, np.dtype(dtype).newbyteorder("<"), length, offset)
+
+    out = dict(data)
+    codes = col("codes")
+    out["labels"] = [data["classes"][c] for c in codes.tolist()]
+    out["panels"] = [
+        dict(p, x=col("x:" + p["key"]), y=col("y:" + p["key"])) for p in data["panels"]
+    ]
+    ids = col("ids")
+    out["ids"] = None if ids is None else ids.tolist()
+    t = data.get("thumbs")
+    if t is None:
+        out["thumbs"] = None
+    elif "indexed" in t:
+        order = ids.tolist() if ids is not None else range(codes.size)
+        out["thumbs"] = [f"{t['prefix']}{i:0{t['indexed']}d}{t['suffix']}" for i in order]
+    elif "width" in t:
+        raw = col("thumbs").tobytes().decode("ascii")
+        w = t["width"]
+        out["thumbs"] = [t["prefix"] + raw[k : k + w] for k in range(0, len(raw), w)]
+    else:
+        out["thumbs"] = [t["prefix"] + r for r in t["names"]]
+    if data.get("overlap") is not None:
+        out["overlap"] = dict(data["overlap"], values=col("overlap"))
+    return out
+
+
 def _overlap(atlas: Atlas, ids: np.ndarray) -> dict | None:
     """The per-point neighbour overlap colouring of the drawn points (None: coloured by label):
     the two spaces, their titles, k, whether own groups are left out, one value in [0,1] per
-    drawn point (rounded to 3 decimals)."""
+    drawn point as a float32 column (NaN: no value)."""
     if atlas.overlap_pair is None:
         return None
     a, b = atlas.overlap_pair
@@ -227,7 +322,7 @@ def _overlap(atlas: Atlas, ids: np.ndarray) -> dict | None:
         "titles": [atlas.space(a).title, atlas.space(b).title],
         "k": evidence.K,
         "own_group_left_out": evidence.lists_leave_groups_out(atlas),
-        "values": [None if not np.isfinite(v) else round(float(v), 3) for v in values],
+        "values": np.asarray(values, "<f4"),
     }
 
 
