@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import RESULTS, cpu_name
-from bench.synthetic_atlas import LOCATE, write
+from bench.synthetic_atlas import LOCATE, synthetic_atlas, write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,12 +181,12 @@ def _thumb_url(path: str) -> str:
     return "/file?p=" + urllib.parse.quote(path)
 
 
-def run_page(browser, n: int, folder: Path, port: int, shots: Path | None = None) -> dict:
+def run_page(browser, n: int, a, method: str, port: int, shots: Path | None = None) -> dict:
+    """The page way in for atlas ``a`` (its ``method`` map) of n points -> the row."""
     from explorer import atlas as A
     from explorer.ui.atlas.payload import payload
     from explorer.ui.components import STATIC
 
-    a, method = A.load_saved(folder)
     t = time.perf_counter()
     full = payload(a, method, _thumb_url)
     payload_s = time.perf_counter() - t
@@ -207,7 +207,8 @@ def run_page(browser, n: int, folder: Path, port: int, shots: Path | None = None
             " window.__set(await r.text()); return t0; }"
         )
         got = _wait_paint(page, "full", 0, 300_000)
-        out = {"mode": "page", "n": n, "paint_ms": got["at"] - t0, "render_ms": got["render_ms"],
+        phases = page.evaluate("() => document.querySelector('.atlas-root').dataset.phases")
+        out = {"mode": "page", "phases": phases, "n": n, "paint_ms": got["at"] - t0, "render_ms": got["render_ms"],
                "payload_bytes": len(_Handler.full) + json.loads(full)["columns"]["bytes"],
                "json_bytes": len(_Handler.full), "payload_build_s": payload_s,
                "drawn": json.loads(full)["drawn"],
@@ -258,7 +259,8 @@ def run_app(browser, n: int, folder: Path, port: int, shots: Path | None) -> dic
         page.get_by_role("button", name="Open the folder").click()
         t0 = page.evaluate("() => performance.now()")
         got = _wait_paint(page, "full", 0, 3_000_000)
-        out = {"mode": "app", "n": n, "open_to_paint_ms": got["at"] - t0,
+        phases = page.evaluate("() => document.querySelector('.atlas-root').dataset.phases")
+        out = {"mode": "app", "phases": phases, "n": n, "open_to_paint_ms": got["at"] - t0,
                "render_ms": got["render_ms"], "heap_idle_mb": heap0, "heap_mb": _heap(cdp)}  # fmt: skip
         title = page.locator(".atlas-panel .atlas-title").first.text_content()
         out["title"] = title
@@ -319,6 +321,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
+    from explorer import atlas as A
     from explorer.core import settings
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -331,10 +334,13 @@ def main() -> None:
                 "python": platform.python_version(), "cap": settings.get().display_max_points,
                 "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
         for n in sorted(set(args.sizes) | set(args.app_sizes)):
-            folder = write(n, args.data / f"syn-{n}")
+            folder = write(n, args.data / f"syn-{n}") if n in args.app_sizes else None
             if n in args.sizes:
                 print(f"page {n}", file=sys.stderr, flush=True)
-                rows.append(run_page(browser, n, folder, args.port, args.shots))
+                # the saved folder the app opens, else the same synthetic atlas built in memory
+                a, method = A.load_saved(folder) if folder else (synthetic_atlas(n), "pca")
+                rows.append(run_page(browser, n, a, method, args.port, args.shots))
+                del a
                 print(rows[-1], file=sys.stderr, flush=True)
             if n in args.app_sizes:
                 print(f"app {n}", file=sys.stderr, flush=True)

@@ -52,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -61,6 +62,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import cpu_name
+from explorer.ui.atlas.payload import read_columns
 
 SPACES = (["VAE", "CLIP", "DINOv2"], "test-tiny", "test-clip", "test-dino", "test-vit", "pca", "")
 MIX = ("encode", "roundtrip", "atlas_select", "edit", "atlas_text", "interpolate")
@@ -373,9 +375,15 @@ class Session:
     def _colour_ok(self, got: np.ndarray, want: np.ndarray) -> bool:
         return bool(np.all(np.abs(got - want) <= self.tol))
 
+    def _fetch(self, url: str) -> bytes:
+        """A file the app serves (``/gradio_api/file=…``) -> its bytes."""
+        with urllib.request.urlopen(self.args.url.rstrip("/") + url, timeout=60) as resp:
+            return resp.read()
+
     def check(self, endpoint: str, out, *, model: str, res: int, text: str, index: int) -> None:
         if endpoint in ("atlas_bundled", "atlas_upload"):
-            data = json.loads(out[0])
+            # the panels' columns, fetched from the app's file route as the browser does
+            data = read_columns(json.loads(out[0]), self._fetch)
             self._own_set(data["labels"], endpoint)
             self.atlas_n = len(data["labels"])
             self.atlas_base = data["base"]  # what a later update must belong to

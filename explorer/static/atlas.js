@@ -33,6 +33,17 @@
     if (!window.__atlasRenderer) window.__atlasRenderer = lib().createRenderer();
     return window.__atlasRenderer;
   }
+  // The shared renderer draws each panel into a canvas of the window's size, then copies it out:
+  // at the largest panel's size instead, each redraw fills a quarter of the pixels or fewer.
+  function fitRenderer() {
+    if (!plots.length) return;
+    const w = Math.max(...plots.map((q) => q.box.clientWidth)), h = Math.max(...plots.map((q) => q.box.clientHeight));
+    const r = renderer(), dpr = window.devicePixelRatio || 1;
+    if (w > 0 && h > 0 && (r.canvas.width !== Math.round(w * dpr) || r.canvas.height !== Math.round(h * dpr))) {
+      r.resize(w, h);
+      r.refresh();
+    }
+  }
   const colourOf = (c) => (state && state.colors ? state.colors[c] : FALLBACK[c % FALLBACK.length]);
 
   function agreeColour(v) {
@@ -66,6 +77,28 @@
     return t.names ? t.prefix + t.names[p] : null;
   }
   function ndc(v, lo, hi) { return ((v - lo) / (hi - lo)) * 2 * PAD - PAD; }
+  // the renderer's spatial index (KDBush's format), built from the typed arrays: handed a million
+  // points without one, the library copies them to a worker as a million small arrays
+  function spatialIndex(xs, ys) {
+    const index = new (lib().KDBush)(xs.length, 16, Float32Array);
+    for (let p = 0; p < xs.length; p++) index.add(xs[p], ys[p]);
+    index.finish();
+    return index;
+  }
+
+  // Hover is found here, from the same index, and drawn on the overlay: the renderer's own hover
+  // redraws every point on every mouse move (seconds a move at a million points in software
+  // WebGL). Moves with a button down (pan, lasso) still reach the renderer.
+  if (!window.__atlasHoverGuard) {
+    window.__atlasHoverGuard = true;
+    window.addEventListener("mousemove", (e) => {
+      const box = e.buttons === 0 && e.target && e.target.closest ? e.target.closest(".atlas-canvas") : null;
+      const q = box && box.parentNode.__atlas;
+      if (!q || !q.hover) return;
+      e.stopPropagation();
+      q.hover(e);
+    }, true);
+  }
 
   // a linear scale with D3's domain/range calls: regl-scatterplot keeps its domain the visible
   // part of [-1, 1] and its range the canvas, so scale(ndc) is a pixel of the panel
@@ -74,6 +107,7 @@
     const s = (v) => r[0] + ((v - d[0]) / (d[1] - d[0])) * (r[1] - r[0]);
     s.domain = (x) => (x ? ((d = [x[0], x[1]]), s) : d);
     s.range = (x) => (x ? ((r = [x[0], x[1]]), s) : r);
+    s.invert = (px) => d[0] + ((px - r[0]) / (r[1] - r[0])) * (d[1] - d[0]);
     s.copy = () => scale().domain(d).range(r);
     return s;
   }
@@ -93,7 +127,7 @@
   // moving them costs a few elements; the points stay as drawn.
   const SVGNS = "http://www.w3.org/2000/svg";
   function overlayOf(box) {
-    let svg = box.querySelector("svg.atlas-overlay");
+    let svg = box.querySelector("svg.atlas-overlay:not(.atlas-hover)");
     if (!svg) {
       svg = document.createElementNS(SVGNS, "svg");
       svg.setAttribute("class", "atlas-overlay");
@@ -144,6 +178,15 @@
     mark(q);
   }
   function drawOverlays() { plots.forEach(drawOverlay); }
+  function hoverLayer(box) {
+    let svg = box.querySelector("svg.atlas-hover");
+    if (!svg) {
+      svg = document.createElementNS(SVGNS, "svg");
+      svg.setAttribute("class", "atlas-overlay atlas-hover");
+      box.appendChild(svg);
+    }
+    return svg;
+  }
   function mark(q) {
     const d = q.div.dataset;
     d.selected = state.selected === null || state.selected === undefined ? "" : String(state.selected);
@@ -159,12 +202,14 @@
     const drawn = [];
     state.selection.forEach((i) => { const p = positionOf(i); if (p !== undefined) drawn.push(p); });
     plots.forEach((q) => {
-      if (q !== except && q.div.dataset.selection !== key) {
+      const before = q.div.dataset.selection || ""; // nothing selected yet: ""
+      if (q !== except && before !== key) { // (each select or deselect redraws every point)
         q.quiet = true;
         if (drawn.length) q.sp.select(drawn, { preventEvent: true }); else q.sp.deselect({ preventEvent: true });
         q.quiet = false;
       }
-      q.sp.set({ opacityInactiveScale: drawn.length ? 0.15 : 1 });
+      const fade = drawn.length ? 0.15 : 1;
+      if (q.fade !== fade) { q.fade = fade; q.sp.set({ opacityInactiveScale: fade }); } // a redraw
       q.div.dataset.selection = key;
       q.div.dataset.selectionDrawn = String(drawn.length);
     });
@@ -279,7 +324,7 @@
     const got = cached ? Promise.resolve(cached)
       : fetch(data.columns.url).then((r) => { if (!r.ok) throw new Error("HTTP " + r.status); return r.arrayBuffer(); })
         .then((buf) => columns(buf, data.columns.parts));
-    got.then((cols) => { if (mine === generation) draw(data, cols, t0); })
+    got.then((cols) => { if (mine === generation) draw(data, cols, t0, performance.now()); })
       .catch((e) => {
         if (mine !== generation) return;
         destroy();
@@ -288,7 +333,7 @@
       });
   }
 
-  function draw(data, cols, t0) {
+  function draw(data, cols, t0, tFetched) {
     destroy();
     root.innerHTML = "";
     state = Object.assign({}, data, { cols, pos: null });
@@ -346,27 +391,61 @@
         backgroundColor: "#fafafa", lassoColor: "#2563eb", lassoClearEvent: "lassoEnd", deselectOnEscape: false,
         performanceMode: n > 2000000,
       });
-      const q = { div, box, sp, panel, xs, ys, xScale, yScale, ids: cols.ids, quiet: false, lassoing: false, mouse: [0, 0] };
+      const q = { div, box, sp, panel, xs, ys, xScale, yScale, ids: cols.ids, quiet: false, lassoing: false,
+        down: [0, 0], hovered: -1, fade: 1, index: null, hover: null };
       div.__atlas = q; // where each point is drawn, for the browser tests and bench/browser_scale.py
       plots.push(q);
       sp.subscribe("view", () => drawOverlay(q));
       sp.subscribe("lassoStart", () => { q.lassoing = true; tip.style.display = "none"; });
-      sp.subscribe("pointOver", (p) => {
+      const over = (p) => {
+        q.hovered = p;
+        const idx = setIndex(p);
+        div.dataset.hover = String(idx);
+        hoverLayer(box).innerHTML = '<circle cx="' + xScale(xs[p]).toFixed(1) + '" cy="' + yScale(ys[p]).toFixed(1) +
+          '" r="' + (size / 2 + 3) + '" fill="none" stroke="#111" stroke-width="1.5"/>';
         const url = thumbUrl(p);
         if (!url) return;
-        const idx = setIndex(p);
         tip.querySelector("img").src = url;
         tip.querySelector(".atlas-tip-label").textContent = "#" + idx + " · " + data.classes[cols.codes[p]] +
           (data.overlap && Number.isFinite(cols.overlap[p]) ? " · " + Math.round(cols.overlap[p] * 100) + "% of " + data.overlap.k + " neighbours shared" : "");
-        const box = element.getBoundingClientRect();
-        tip.style.left = (q.mouse[0] - box.left + 14) + "px";
-        tip.style.top = (q.mouse[1] - box.top + 14) + "px";
         tip.style.display = "block";
-        div.dataset.hover = String(idx);
-      });
-      sp.subscribe("pointOut", () => { tip.style.display = "none"; div.dataset.hover = ""; });
-      canvas.addEventListener("mousemove", (e) => { q.mouse = [e.clientX, e.clientY]; });
-      canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+      };
+      const out = () => { q.hovered = -1; tip.style.display = "none"; div.dataset.hover = ""; hoverLayer(box).innerHTML = ""; };
+      q.hover = (e) => {
+        if (!q.index) return; // not drawn yet
+        const r = box.getBoundingClientRect(), px = e.clientX - r.left, py = e.clientY - r.top;
+        const reach = Math.max(size, 6); // pixels
+        const gx = xScale.invert(px), gy = yScale.invert(py);
+        const rad = Math.max(Math.abs(xScale.invert(px + reach) - gx), Math.abs(yScale.invert(py + reach) - gy));
+        let best = -1, bd = reach * reach;
+        for (const k of q.index.within(gx, gy, rad)) {
+          const dx = xScale(xs[k]) - px, dy = yScale(ys[k]) - py, d = dx * dx + dy * dy;
+          if (d < bd || (d === bd && k < best)) { bd = d; best = k; }
+        }
+        if (best < 0) { if (q.hovered >= 0) out(); return; }
+        if (best !== q.hovered) over(best);
+        const at = element.getBoundingClientRect();
+        tip.style.left = (e.clientX - at.left + 14) + "px";
+        tip.style.top = (e.clientY - at.top + 14) + "px";
+      };
+      canvas.addEventListener("mouseleave", out);
+      sp.subscribe("view", () => { if (q.hovered >= 0) out(); });
+      // a click on a point: starred at once, the neighbours come with the server's answer; the
+      // shared selection stays as it was. The point under the mouse is the one hovered: the click
+      // is taken here, before the renderer would select it and redraw every point.
+      const clicked = (p) => {
+        tip.style.display = "none";
+        state.selected = setIndex(p);
+        drawOverlays();
+        trigger("point_click", { index: state.selected });
+      };
+      box.addEventListener("mousedown", (e) => { q.down = [e.clientX, e.clientY]; }, true);
+      box.addEventListener("click", (e) => {
+        const moved = Math.hypot(e.clientX - q.down[0], e.clientY - q.down[1]) >= 4; // a pan
+        if (e.target !== canvas || q.hovered < 0 || moved || e.shiftKey || root.dataset.mode !== "pan") return;
+        e.stopPropagation();
+        clicked(q.hovered);
+      }, true);
       sp.subscribe("select", ({ points }) => {
         if (q.quiet) return;
         tip.style.display = "none";
@@ -377,14 +456,10 @@
           trigger("points_selected", { indices: sel, space: panel.key });
           return;
         }
-        // a click on a point: starred at once, the neighbours come with the server's answer;
-        // the shared selection stays as it was
-        const idx = setIndex(points[0]);
+        // a click the renderer took (no hover before it: a touch, say): its selection undone
         q.div.dataset.selection = "";
         applySelection(state.selection);
-        state.selected = idx;
-        drawOverlays();
-        trigger("point_click", { index: idx });
+        clicked(points[0]);
       });
       sp.subscribe("deselect", () => {
         if (q.quiet || !state.selection.length) return;
@@ -397,12 +472,29 @@
         let last = box.clientWidth;
         new ResizeObserver(() => {
           const cw = box.clientWidth;
-          if (cw > 0 && cw !== last) { last = cw; sp.set({ width: cw, height: h, aspectRatio: cw / h }); drawOverlay(q); }
+          if (cw > 0 && cw !== last) { last = cw; fitRenderer(); sp.set({ width: cw, height: h, aspectRatio: cw / h }); drawOverlay(q); }
         }).observe(box);
       }
     });
-    Promise.all(plots.map((q) => q.sp.draw({ x: q.xs, y: q.ys, valueA: value }, { zDataType: "categorical" })))
-      .then(() => {
+    const tLaidOut = performance.now();
+    fitRenderer();
+    plots.forEach((q) => { q.index = spatialIndex(q.xs, q.ys); });
+    const tIndexed = performance.now();
+    // a new plot applies its options on the next animation frame and redraws then: the points go
+    // in after that, or that redraw comes after their first and every point is drawn twice
+    const mine = generation;
+    const ready = plots.map((q) => new Promise((resolve) => {
+      q.sp.subscribe("init", resolve, 1);
+      setTimeout(resolve, 1000); // (should the event have gone already)
+    }));
+    Promise.all(ready)
+      .then(() => mine === generation && Promise.all(plots.map((q) => q.sp.draw({ x: q.xs, y: q.ys, valueA: value },
+        { zDataType: "categorical", spatialIndex: q.index.data }))))
+      .then((done) => {
+        if (!done) return; // a newer payload replaced these panels meanwhile
+        // where the first paint's time went (bench/browser_scale.py reads it)
+        const ms = (t) => (t - t0).toFixed(0);
+        root.dataset.phases = "fetched:" + ms(tFetched) + ",laid out:" + ms(tLaidOut) + ",indexed:" + ms(tIndexed) + ",drawn:" + ms(performance.now());
         plots.forEach((q) => { q.div.dataset.drawn = String(n); });
         drawOverlays();
         applySelection(data.selection || []);
