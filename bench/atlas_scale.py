@@ -159,6 +159,9 @@ class _ImageFeatures:
     def get_image_features(self, pixel_values):
         return SimpleNamespace(pooler_output=self.net(pixel_values=pixel_values).image_embeds)
 
+    def parameters(self):  # where the embedder sends its inputs (models.device.param_device)
+        return self.net.parameters()
+
 
 def clip_b32(device):
     import torch

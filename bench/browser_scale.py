@@ -1,18 +1,18 @@
-"""The atlas panels in Chromium at 1k / 10k / 50k points: time to first paint, time to answer a
-click, JS heap, payload bytes. A benchmark, not a test.
+"""The atlas panels in Chromium at 10k / 100k / 1M points a panel, three panels: time to first
+paint, time to answer a click and a hover, JS heap, payload bytes. A benchmark, not a test.
 
-Two ways in, both drawing with the app's own explorer/static/atlas.js and the JSON of
-explorer/ui/atlas/payload.py, on synthetic atlases (bench.synthetic_atlas: clustered points,
-labels, generated 24 px thumbnails):
+Two ways in, both drawing with the app's own explorer/static/atlas.js (and scatter.js) and the
+payload of explorer/ui/atlas/payload.py, on the same saved synthetic atlases
+(bench.synthetic_atlas: clustered points, labels, generated 24 px thumbnails):
 
-* ``page``: atlas.js in a bare page served by this script, fed the real ``payload()`` JSON; a
-  click is answered by this script computing the real ``update`` payload (neighbours on the whole
-  set, ``atlas.neighbours``). Browser cost alone, with no server-side metrics.
+* ``page``: atlas.js in a bare page served by this script, fed the real ``payload()`` (its JSON
+  and its binary columns); a click is answered by this script computing the real ``update``
+  payload (``atlas.neighbours``: the saved atlas's neighbour lists). The browser's own cost.
 * ``app``: the real app (``python app.py``, started by this script) opening the saved folder
   through "A saved atlas folder"; first paint counts from the click on "Open the folder", so it
-  includes loading the folder and computing the metrics on every point.
+  includes reading and checking the folder, the tables and the Gradio round trip.
 
-    python -m bench.browser_scale [OUT] [--sizes 1000 10000 50000] [--app-sizes 1000 10000]
+    python -m bench.browser_scale [OUT] [--sizes 10000 100000 1000000] [--app-sizes 10000 1000000]
 
 Writes OUT/browser_scale.json and OUT/browser_scale.md (Markdown table for BENCHMARKS.md).
 """
@@ -20,6 +20,7 @@ Writes OUT/browser_scale.json and OUT/browser_scale.md (Markdown table for BENCH
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import http.server
 import json
@@ -34,7 +35,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import RESULTS, cpu_name
-from bench.synthetic_atlas import LOCATE, synthetic_atlas, write
+from bench.synthetic_atlas import LOCATE, write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,31 +182,55 @@ def _thumb_url(path: str) -> str:
     return "/file?p=" + urllib.parse.quote(path)
 
 
-def run_page(browser, n: int, a, method: str, port: int, shots: Path | None = None) -> dict:
-    """The page way in for atlas ``a`` (its ``method`` map) of n points -> the row."""
-    from explorer import atlas as A
+@contextlib.contextmanager
+def serving(a, method: str, port: int):
+    """The bare page for atlas ``a`` (its ``method`` map) on 127.0.0.1:port, while in the
+    block: ``/`` the page (atlas.js and scatter.js, as the app loads them), ``/payload`` the
+    real ``payload()``, ``/update?i=`` the real click update. -> (the page's URL, the payload)."""
     from explorer.ui.atlas.payload import payload
     from explorer.ui.components import STATIC
 
-    t = time.perf_counter()
     full = payload(a, method, _thumb_url)
-    payload_s = time.perf_counter() - t
     _Handler.atlas, _Handler.full = a, full.encode()
     _Handler.harness = HARNESS.replace("%CSS%", (STATIC / "atlas.css").read_text()).encode()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        yield f"http://127.0.0.1:{port}/", full
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def open_page(page, url: str, before=None) -> float:
+    """Load the bare page, call ``before()`` (if given), and hand the page its payload -> the
+    page's clock when the payload was asked for (the panels then draw; :func:`_wait_paint`)."""
+    page.goto(url)
+    page.wait_for_function("() => typeof AtlasScatter !== 'undefined'")
+    page.evaluate(PROBE)
+    if before is not None:
+        before()
+    return page.evaluate(
+        "async () => { const t0 = performance.now(); const r = await fetch('/payload');"
+        " window.__set(await r.text()); return t0; }"
+    )
+
+
+def run_page(browser, n: int, a, method: str, port: int, shots: Path | None = None) -> dict:
+    """The page way in for atlas ``a`` (its ``method`` map) of n points -> the row."""
+    from explorer import atlas as A
+    from explorer.ui.atlas.payload import payload
+
+    t = time.perf_counter()
+    payload(a, method, _thumb_url)
+    payload_s = time.perf_counter() - t  # (the columns file is then on disk: served as it is)
+    with serving(a, method, port) as (url, full):
         page = browser.new_page(viewport=VIEWPORT)
         cdp = page.context.new_cdp_session(page)
         cdp.send("Performance.enable")
-        page.goto(f"http://127.0.0.1:{port}/")
-        page.wait_for_function("() => typeof AtlasScatter !== 'undefined'")
-        page.evaluate(PROBE)
-        heap0 = _heap(cdp)
-        t0 = page.evaluate(
-            "async () => { const t0 = performance.now(); const r = await fetch('/payload');"
-            " window.__set(await r.text()); return t0; }"
-        )
+        idle = []
+        t0 = open_page(page, url, lambda: idle.append(_heap(cdp)))
+        heap0 = idle[0]
         got = _wait_paint(page, "full", 0, 300_000)
         phases = page.evaluate("() => document.querySelector('.atlas-root').dataset.phases")
         out = {"mode": "page", "phases": phases, "n": n, "paint_ms": got["at"] - t0, "render_ms": got["render_ms"],
@@ -226,14 +251,11 @@ def run_page(browser, n: int, a, method: str, port: int, shots: Path | None = No
         out["heap_after_click_mb"] = _heap(cdp)
         page.close()
         return out
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def run_app(browser, n: int, folder: Path, port: int, shots: Path | None) -> dict:
     env = dict(os.environ, GRADIO_SERVER_PORT=str(port), EXPLORER_PLUGINS="tests.tiny_models",
-               EXPLORER_MAX_SET_IMAGES="100000", EXPLORER_ATLAS_MEMORY_MB="8192")  # fmt: skip
+               EXPLORER_MAX_SET_IMAGES=str(max(n, 100_000)), EXPLORER_ATLAS_MEMORY_MB="8192")  # fmt: skip
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
@@ -288,11 +310,11 @@ def run_app(browser, n: int, folder: Path, port: int, shots: Path | None) -> dic
 def markdown(rows: list[dict], info: dict) -> str:
     lines = [
         f"Chromium {info['chromium']}, headless, `--disable-gpu` (WebGL in software), "
-        f"viewport 1920×1080; {info['cpu']}, {info['cores']} cores, shared with other jobs. "
+        f"viewport 1920×1080, three panels; {info['cpu']}, {info['cores']} cores. "
         f"Display cap {info['cap']:,} points. {info['date']}.",
         "",
-        "| points | drawn | way in | first paint | of which drawing | click → highlight + neighbours (median of 3) "
-        "| hover → thumbnail (median of 3) | JS heap after paint | payload | click's update |",
+        "| points a panel | drawn | way in | first paint | of which in the page | click → star + neighbours (median of 3) "
+        "| hover → thumbnail (median of 3) | JS heap after paint | payload (JSON + columns) | click's update |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -302,19 +324,26 @@ def markdown(rows: list[dict], info: dict) -> str:
             f"| {r['n']:,} | {r.get('drawn', '')} | {way} | {paint / 1000:.2f} s "
             f"| {r['render_ms'] / 1000:.2f} s | {r['click_ms']:.0f} ms | {r['hover_thumb_ms']:.0f} ms "
             f"| {r['heap_mb']:.0f} MB | "
-            + (f"{r['payload_bytes'] / 2**20:.2f} MB" if "payload_bytes" in r else "")
+            + (
+                f"{r['json_bytes'] / 1024:.1f} kB + {(r['payload_bytes'] - r['json_bytes']) / 2**20:.2f} MB"
+                if "payload_bytes" in r
+                else ""
+            )
             + " | "
             + (f"{r['update_bytes']:,} B" if "update_bytes" in r else "")
             + " |"
         )
+    lines += ["", "Where the page's time went (ms from the payload's arrival: columns fetched, "
+              "panels laid out, spatial indexes built, points drawn):", ""]  # fmt: skip
+    lines += [f"* {r['n']:,} {r['mode']}: {r.get('phases', '')}" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, nargs="?", default=RESULTS / "browser_scale")
-    ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 50000])
-    ap.add_argument("--app-sizes", type=int, nargs="*", default=[1000, 10000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--app-sizes", type=int, nargs="*", default=[10_000, 1_000_000])
     ap.add_argument("--data", type=Path, default=Path("/tmp/browser-scale-atlases"))
     ap.add_argument("--port", type=int, default=7961)
     ap.add_argument("--shots", type=Path, default=None, help="screenshots of the app runs here")
@@ -334,11 +363,12 @@ def main() -> None:
                 "python": platform.python_version(), "cap": settings.get().display_max_points,
                 "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
         for n in sorted(set(args.sizes) | set(args.app_sizes)):
-            folder = write(n, args.data / f"syn-{n}") if n in args.app_sizes else None
+            t = time.perf_counter()
+            folder = write(n, args.data / f"syn-{n}")  # skipped when already written
+            print(f"folder {n}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
             if n in args.sizes:
                 print(f"page {n}", file=sys.stderr, flush=True)
-                # the saved folder the app opens, else the same synthetic atlas built in memory
-                a, method = A.load_saved(folder) if folder else (synthetic_atlas(n), "pca")
+                a, method = A.load_saved(folder)  # the folder the app opens
                 rows.append(run_page(browser, n, a, method, args.port, args.shots))
                 del a
                 print(rows[-1], file=sys.stderr, flush=True)

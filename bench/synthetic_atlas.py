@@ -1,6 +1,8 @@
 """A synthetic atlas of any size, without models or image files: clustered points in three
 spaces, labels, and small generated thumbnails, saved as a folder the app reopens ("A saved
-atlas folder"). For the browser benchmark (bench.browser_scale) and its test.
+atlas folder"). For the browser benchmark (bench.browser_scale) and its test, and
+bench.atlas_million (past 50,000 points the points of a class share a few thumbnails, so that a
+million points write 160 thumbnail files, not a million).
 
     python -m bench.synthetic_atlas 50000 /tmp/atlas-50k   # writes the folder, prints its path
 """
@@ -16,23 +18,21 @@ from PIL import Image
 
 from explorer import atlas
 
-# In a page showing such an atlas: where (page pixels) a drawn point of panel p lies, from
-# plotly's own axes (WebGL panels have no SVG point to find), and its index; the point nearest
-# the middle of the panel, so that nothing (the legend, the mode bar) covers it. For
+# In a page showing such an atlas: where (page pixels) a drawn point of panel p lies, from the
+# panel's own scales (explorer/static/atlas.js keeps them on the panel as __atlas), and its index;
+# the point nearest the middle of the panel, so that nothing (the legend, the tools) covers it. For
 # bench/browser_scale.py and tests/test_browser.py.
 LOCATE = """
 ([p]) => {
-  const div = document.querySelectorAll('.atlas-panel')[p];
-  const fl = div._fullLayout, box = div.getBoundingClientRect();
-  const xa = fl.xaxis, ya = fl.yaxis;
-  const cx = (xa.range[0] + xa.range[1]) / 2, cy = (ya.range[0] + ya.range[1]) / 2;
-  let best = null;
-  div.data.forEach((t) => t.x.forEach((x, k) => {
-    const d = (x - cx) ** 2 + (t.y[k] - cy) ** 2;
-    if (!best || d < best.d) best = { d, x, y: t.y[k], idx: t.customdata[k] };
-  }));
-  return { idx: best.idx, px: box.left + fl._size.l + xa.d2p(best.x),
-           py: box.top + fl._size.t + ya.d2p(best.y) };
+  const div = document.querySelectorAll('.atlas-panel')[p], q = div.__atlas;
+  const box = q.box.getBoundingClientRect(), cx = box.width / 2, cy = box.height / 2;
+  let best = -1, bd = Infinity;
+  for (let k = 0; k < q.xs.length; k++) {
+    const d = (q.xScale(q.xs[k]) - cx) ** 2 + (q.yScale(q.ys[k]) - cy) ** 2;
+    if (d < bd) { bd = d; best = k; }
+  }
+  return { idx: q.ids ? q.ids[best] : best, px: box.left + q.xScale(q.xs[best]),
+           py: box.top + q.yScale(q.ys[best]) };
 }
 """
 
@@ -40,11 +40,25 @@ SPACES = {"vae": 1.6, "clip": 0.45, "dino": 0.35}
 """Space key -> spread of its clusters (the VAE groups badly, CLIP and DINOv2 well)."""
 
 
-def synthetic_atlas(n: int, classes: int = 20, dim: int = 32, side: int = 24, seed: int = 0):
+DISTINCT_UP_TO = 50_000
+"""Up to this many points every point has a thumbnail of its own; past it the points of a class
+share :data:`VARIANTS` thumbnails (a saved atlas then writes one file for each, not one a point)."""
+VARIANTS = 8
+
+
+def synthetic_atlas(
+    n: int,
+    classes: int = 20,
+    dim: int = 32,
+    side: int = 24,
+    seed: int = 0,
+    distinct: bool | None = None,
+):
     """n points in ``classes`` classes -> an :class:`explorer.atlas.Atlas` with (n, dim)
     clustered embeddings per space of :data:`SPACES`, a 'pca' map per space (the first two
-    coordinates: no projection is run) and one side×side thumbnail per point (its class's
-    colour with per-point noise, so every image is distinct)."""
+    coordinates: no projection is run) and a side×side thumbnail per point (its class's colour
+    with noise): one of its own for every point when ``distinct`` (the default up to
+    :data:`DISTINCT_UP_TO` points), else one of its class's :data:`VARIANTS`."""
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, classes, n)
     codes[:classes] = np.arange(classes)  # every class present
@@ -56,9 +70,16 @@ def synthetic_atlas(n: int, classes: int = 20, dim: int = 32, side: int = 24, se
         embs[key] = x
         coords[key] = x[:, :2].copy()
     base = rng.integers(40, 215, (classes, 3))
-    pixels = base[codes][:, None, None, :] + rng.integers(-40, 41, (n, side, side, 3))
-    pixels = np.clip(pixels, 0, 255).astype(np.uint8)
-    images = [Image.fromarray(p) for p in pixels]
+    if distinct if distinct is not None else n <= DISTINCT_UP_TO:
+        pixels = base[codes][:, None, None, :] + rng.integers(-40, 41, (n, side, side, 3))
+        pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+        images = [Image.fromarray(p) for p in pixels]
+    else:  # class c's variant v is image c·VARIANTS + v; point i shows variant i mod VARIANTS
+        shared = np.repeat(base, VARIANTS, axis=0)[:, None, None, :]
+        pixels = shared + rng.integers(-40, 41, (classes * VARIANTS, side, side, 3))
+        kinds = [Image.fromarray(p) for p in np.clip(pixels, 0, 255).astype(np.uint8)]
+        which = codes * VARIANTS + np.arange(n) % VARIANTS
+        images = [kinds[j] for j in which.tolist()]
     return atlas.from_arrays(embs, labels, images, coords, "pca", f"synthetic {n:,}")
 
 

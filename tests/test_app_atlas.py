@@ -158,7 +158,7 @@ def test_method_switch_and_export(atlas_client):
         header = fh.readline().strip()
     assert header == (
         "space,labels,knn5,knn10,chance,silhouette,trustworthiness,"
-        "probe,probe_chance,probe_spread,probe_folds,probe_note"
+        "probe,probe_chance,probe_spread,probe_folds,probe_note,sample"
     )
     # the page shows what the app shows: the same panels, the app's colours, every class in the
     # legend (not the first 12), the metrics table; plotly.js is inlined once

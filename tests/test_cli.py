@@ -248,6 +248,7 @@ def test_atlas_cli_writes_points_and_metrics(tmp_path, monkeypatch, capsys):
         "probe_spread",
         "probe_folds",
         "probe_note",
+        "sample",
     ]
     assert [r["space"] for r in metrics_rows] == ["vae", "clip"]  # only the spaces asked for
     assert {r["labels"] for r in metrics_rows} == {"label"}  # one labelling: one value there

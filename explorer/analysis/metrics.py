@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from explorer.analysis import ann
 from explorer.analysis.knn import _neighbours, _top_k, cosine_knn, euclidean_knn, ranks
 
 
@@ -370,8 +371,8 @@ def neighbour_overlap(x_a: np.ndarray, x_b: np.ndarray, k: int = 10) -> float:
         )
     if xa.shape[0] < 2 or k < 1:
         return math.nan
-    ia, _ = cosine_knn(xa, k)
-    ib, _ = cosine_knn(xb, k)
+    ia, _, _ = ann.knn_lists(xa, k)  # past ann.ANN_ABOVE points: the approximate lists
+    ib, _, _ = ann.knn_lists(xb, k)
     shared = (ia[:, :, None] == ib[:, None, :]).any(axis=2).sum(axis=1)
     return float((shared / ia.shape[1]).mean())
 
@@ -417,9 +418,49 @@ def nearest(
 def neighbour_lists(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(N,D) embeddings -> (N,k) int32 indices and float32 cosine similarities of every point's
     k most similar points, best first, itself excluded, ties by lower index (row i holds what
-    :func:`nearest` gives for i); k is capped at N − 1. Shares the blocked pass of the metrics."""
-    idx, sim = cosine_knn(_unit_rows(x), k)
+    :func:`nearest` gives for i); k is capped at N − 1. Shares the blocked pass of the metrics.
+    Past :data:`explorer.analysis.ann.ANN_ABOVE` points the lists are approximate
+    (:func:`explorer.analysis.ann.knn_lists`)."""
+    idx, sim, _ = ann.knn_lists(_unit_rows(x), k)
     return idx.astype(np.int32), np.array(sim, np.float32)
+
+
+METRICS_FULL_MAX = 50_000
+"""Past this many points the atlas's metrics are computed on a stratified sample."""
+METRICS_SAMPLE = 20_000
+"""The size of that sample."""
+
+
+def stratified_sample(labels: Sequence, m: int = METRICS_SAMPLE, *, seed: int = 0) -> np.ndarray:
+    """N labels -> (min(m, N),) sorted row indices drawn with ``seed``, each label keeping its
+    share of the set: ⌊m·share⌋ rows, the rows left over going to the labels with the largest
+    remainders (ties to the first label), and every label at least one row while m allows.
+    All N rows when m ≥ N."""
+    codes = _label_codes(labels)
+    n = codes.size
+    if m >= n:
+        return np.arange(n)
+    counts = np.bincount(codes)
+    want = counts * m / n
+    take = np.floor(want).astype(np.int64)
+    order = np.lexsort((np.arange(counts.size), -(want - take)))
+    take[order[: m - int(take.sum())]] += 1
+    for c in np.flatnonzero(take == 0) if m >= counts.size else []:  # a rare label keeps one
+        take[int(np.argmax(take))] -= 1
+        take[c] = 1
+    rng = np.random.default_rng(seed)
+    by_label = np.argsort(codes, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    picked = [
+        rng.choice(by_label[starts[c] : starts[c + 1]], int(t), replace=False)
+        for c, t in enumerate(take)
+    ]
+    return np.sort(np.concatenate(picked))
+
+
+def sample_note(m: int, n: int) -> str:
+    """The metrics table's ``sample`` cell: '' for all n points, else what the sample was."""
+    return "" if m >= n else f"computed on a stratified sample of {m:,} of {n:,}"
 
 
 def top_k_similar(
@@ -496,6 +537,8 @@ METRIC_HELP: dict[str, str] = {
     "nearest other class (above 0 means classes form separate groups).",
     "trustworthiness": "From 0 to 1, how far the neighbours you see on the 2-D map are true "
     "neighbours in the full space (1 means the map invents no false neighbours).",
+    "sample": "Empty when every image was scored; past 50,000 images, the stratified sample "
+    "(each class keeps its share) the row's numbers were computed on.",
     "neighbour_overlap": "The share of each image's 10 nearest neighbours that two spaces agree "
     "on (1 means they see the same neighbourhoods, near 0 means unrelated ones).",
 }

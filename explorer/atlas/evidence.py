@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from explorer.analysis import knn, metrics, probe, selection, similarity
+from explorer.analysis import ann, knn, metrics, probe, selection, similarity
 from explorer.atlas.types import CONTROL_FAMILIES, Atlas
 from explorer.core.errors import ExplorerError
 
@@ -46,6 +46,7 @@ __all__ = [
     "probes_above_chance",
     "similarity_matrices",
     "similarity_table",
+    "space_lists",
     "summarise_selection",
 ]
 
@@ -69,19 +70,27 @@ def _family(key: str) -> str:
 
 
 def probe_result(
-    atlas: Atlas, key: str, name: str, labels: Sequence[str], groups: Sequence[str] | None
+    atlas: Atlas,
+    key: str,
+    name: str,
+    labels: Sequence[str],
+    groups: Sequence[str] | None,
+    *,
+    rows: np.ndarray | None = None,
 ) -> probe.ProbeResult:
     """The linear probe of space ``key`` on labelling ``name`` (group-aware folds when
-    ``groups`` is given), computed once per atlas."""
+    ``groups`` is given), computed once per atlas. ``rows``: only these images (the metrics'
+    sample of a large set; ``labels`` and ``groups`` are then theirs)."""
     memo = atlas.memo.setdefault("probe", {})
-    found = memo.get((key, name, groups is not None))
+    found = memo.get((key, name, groups is not None, rows is not None))
     if found is None:
+        x = atlas.embeddings[key]
         found = probe.probe(
-            atlas.embeddings[key],
+            x if rows is None else x[rows],
             np.asarray(labels, dtype=str),
             groups=None if groups is None else np.asarray(groups, dtype=str),
         )
-        memo[(key, name, groups is not None)] = found
+        memo[(key, name, groups is not None, rows is not None)] = found
     return found
 
 
@@ -122,28 +131,67 @@ def lists_leave_groups_out(atlas: Atlas, k: int = K) -> bool:
     return counts.size > 1 and len(groups) - int(counts.max()) >= k
 
 
+def space_lists(atlas: Atlas, key: str, k: int = K) -> tuple[np.ndarray, np.ndarray]:
+    """((N, min(k, N−1)) int64 indices, float32 cosines): every image's k cosine nearest
+    neighbours in space ``key``, its own group included, best first -- the atlas's own lists
+    where it holds them wide enough (a saved atlas), else :func:`explorer.analysis.ann.knn_lists`
+    (exact up to ``ANN_ABOVE`` images; past it approximate, kept on the atlas with their
+    measured recall in ``atlas.neighbour_recall``)."""
+    n = len(atlas.images)
+    kk = min(k, n - 1)
+    held = atlas.neighbour_lists.get(key)
+    if held is not None and held[0].shape == (n, held[0].shape[1]) and held[0].shape[1] >= kk:
+        return np.asarray(held[0][:, :kk], np.int64), held[1][:, :kk]
+    idx, sim, approx = ann.knn_lists(metrics.unit_rows(atlas.embeddings[key]), kk)
+    if approx is not None:
+        atlas.neighbour_lists[key] = (approx.idx, approx.sim)
+        atlas.neighbour_recall[key] = (approx.recall, approx.checked)
+    return idx, sim
+
+
 def neighbour_lists(atlas: Atlas, key: str, k: int = K) -> np.ndarray:
     """(N, min(k, N−1)) int64: each image's k cosine nearest neighbours in space ``key``, best
-    first, self excluded, its own group left out where :func:`lists_leave_groups_out`."""
+    first, self excluded, its own group left out where :func:`lists_leave_groups_out` (past
+    ``ann.ANN_ABOVE`` images from the approximate lists, with :func:`ann.exact_rows` for the
+    images whose list holds fewer than k others)."""
     memo = atlas.memo.setdefault("lists", {})
     if (key, k) not in memo:
         xn = metrics.unit_rows(atlas.embeddings[key])
         kk = min(k, xn.shape[0] - 1)
         if lists_leave_groups_out(atlas, k):
             codes = np.unique(np.asarray(atlas.images.groups, dtype=str), return_inverse=True)[1]
-            idx, _ = knn.cosine_knn_outside_groups(xn, kk, codes)
+            if xn.shape[0] > ann.ANN_ABOVE:
+                idx = _outside_groups(atlas, key, xn, kk, codes)
+            else:
+                idx, _ = knn.cosine_knn_outside_groups(xn, kk, codes)
         else:
-            idx, _ = knn.cosine_knn(xn, kk)
+            idx, _ = space_lists(atlas, key, kk)
         memo[(key, k)] = np.ascontiguousarray(idx, np.int64)
     return memo[(key, k)]
 
 
+def _outside_groups(
+    atlas: Atlas, key: str, xn: np.ndarray, k: int, codes: np.ndarray
+) -> np.ndarray:
+    """A large set's lists with each image's own group left out: the approximate lists' other
+    groups, and an exact pass (masked) for the rows left with fewer than k."""
+    idx, _ = space_lists(atlas, key, ann.ANN_K)
+    keep = codes[idx] != codes[:, None]
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # the kept ones, best first
+    out = np.take_along_axis(idx, order, axis=1)
+    short = np.flatnonzero(keep.sum(axis=1) < k)
+    for i in short:  # few: a row with ANN_K - k + 1 neighbours of its own group
+        s = xn @ xn[i]
+        s[codes == codes[i]] = -np.inf
+        out[i] = knn._top_k(s[None, :], k)[0][0]
+    return out
+
+
 def plain_lists(atlas: Atlas, key: str, k: int = K) -> np.ndarray:
     """(N, min(k, N−1)) int64: each image's k cosine nearest neighbours in space ``key``, its own
-    group included (the lists the metrics' and the map's pass already made)."""
-    xn = metrics.unit_rows(atlas.embeddings[key])
-    idx, _ = knn.cosine_knn(xn, min(k, xn.shape[0] - 1))
-    return np.asarray(idx, np.int64)
+    group included (the lists the metrics' and the map's pass already made; past
+    ``ann.ANN_ABOVE`` images the approximate ones)."""
+    return space_lists(atlas, key, k)[0]
 
 
 def _check_pair(atlas: Atlas, a: str, b: str) -> None:

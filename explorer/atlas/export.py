@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from explorer.analysis import metrics
 from explorer.analysis.probe import POLICY as PROBE_POLICY
 from explorer.atlas import evidence, manifest
 from explorer.atlas.build import coords_for, default_colouring
@@ -144,14 +143,18 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
 
 def _lists(atlas: Atlas) -> dict[str, np.ndarray]:
     """``idx_<key>`` / ``sim_<key>``: each space's neighbour lists (those the atlas holds, or
-    computed, :data:`NEIGHBOURS_SAVED` long)."""
+    computed, :data:`NEIGHBOURS_SAVED` long), and ``recall_<key>`` ([recall@10, points checked])
+    where they are approximate (:func:`explorer.atlas.evidence.space_lists`)."""
     k = min(NEIGHBOURS_SAVED, len(atlas.images) - 1)
     out = {}
     for s in atlas.spaces:
         lists = atlas.neighbour_lists.get(s.key)
         if lists is None or lists[0].shape[1] < k:
-            lists = metrics.neighbour_lists(atlas.embeddings[s.key], k)
+            idx, sim = evidence.space_lists(atlas, s.key, k)
+            lists = idx.astype(np.int32), np.array(sim, np.float32)
         out[f"idx_{s.key}"], out[f"sim_{s.key}"] = lists[0][:, :k], lists[1][:, :k]
+        if s.key in atlas.neighbour_recall:
+            out[f"recall_{s.key}"] = np.asarray(atlas.neighbour_recall[s.key], np.float64)
     return out
 
 
@@ -174,7 +177,7 @@ def save(
     out = Path(out)
     table = metrics_table(atlas, method)
     columns = ["space", "labels", "knn5", "knn10", "chance", "silhouette", "trustworthiness"]
-    columns += evidence.PROBE_COLUMNS
+    columns += [*evidence.PROBE_COLUMNS, "sample"]
     blobs = {
         "points.csv": _csv(points_frame(atlas, method)),
         "metrics.csv": _csv(table[columns]),
@@ -186,11 +189,13 @@ def save(
         "embeddings.npz": _npz(atlas.embeddings),
     }
     held = atlas.images.images
-    thumb_data = [
-        held.encoded(i) if isinstance(held, EncodedImages) else Path(t).read_bytes()
-        for i, t in enumerate(atlas.thumbs)
-    ]
-    thumbs = [f"thumbs/{i:05d}.jpg" for i in range(len(thumb_data))]
+    first: dict[str, int] = {}  # points whose thumbnail is one file share one saved file
+    thumbs = [f"thumbs/{first.setdefault(t, i):05d}.jpg" for i, t in enumerate(atlas.thumbs)]
+    thumb_data = {
+        i: held.encoded(i) if isinstance(held, EncodedImages) else Path(t).read_bytes()
+        for t, i in first.items()
+    }
+    thumb_digest = {i: manifest.digest(d) for i, d in thumb_data.items()}
     meta = {
         "source": atlas.source,
         "method": method,
@@ -210,14 +215,15 @@ def save(
     }
     blobs["atlas.json"] = json.dumps(meta, indent=2).encode("utf-8")
     hashes = {name: manifest.digest(data) for name, data in blobs.items()}
-    record = manifest.Manifest(hashes, [manifest.digest(d) for d in thumb_data]).to_json()
-    total = sum(map(len, blobs.values())) + sum(map(len, thumb_data)) + len(record)
+    digests = [thumb_digest[first[t]] for t in atlas.thumbs]  # one per point, as listed
+    record = manifest.Manifest(hashes, digests).to_json()
+    total = sum(map(len, blobs.values())) + sum(map(len, thumb_data.values())) + len(record)
     with room(total) if room is not None else contextlib.nullcontext():
         out.mkdir(parents=True, exist_ok=True)
         (out / MANIFEST).unlink(missing_ok=True)  # until everything below is written
         (out / "thumbs").mkdir(exist_ok=True)
-        for name, blob in zip(thumbs, thumb_data, strict=True):
-            files.atomic_write(out / name, blob)
+        for i, blob in thumb_data.items():
+            files.atomic_write(out / thumbs[i], blob)
         for name, blob in blobs.items():
             files.atomic_write(out / name, blob)
         files.atomic_write(out / MANIFEST, record)
@@ -330,7 +336,7 @@ def load_saved(folder: str | Path) -> tuple[Atlas, str]:
     return atlas, method
 
 
-_TEXT_COLUMNS = ("space", "labels", "probe_note")  # the metrics table's text columns
+_TEXT_COLUMNS = ("space", "labels", "probe_note", "sample")  # the metrics table's text columns
 
 
 def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[str]:
@@ -350,6 +356,8 @@ def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[s
                     na_values={c: [""] for c in METRICS_COLUMNS if c not in _TEXT_COLUMNS},
                 )  # fmt: skip
                 table.insert(1, "model", table["space"].map(models))
+                if "sample" not in table.columns:  # saved before the column: every image scored
+                    table["sample"] = ""
                 atlas.metrics[method] = table[METRICS_COLUMNS]
             elif name == "overlap.csv":
                 table = pd.read_csv(io.BytesIO(data))
@@ -363,6 +371,9 @@ def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[s
                     if idx.shape[0] != n or (idx.size and not 0 <= idx.min() <= idx.max() < n):
                         raise ValueError(f"the neighbour lists of {s.key} do not fit")
                     atlas.neighbour_lists[s.key] = (idx.astype(np.int32), sim.astype(np.float32))
+                    if f"recall_{s.key}" in lists.files:
+                        got, checked = lists[f"recall_{s.key}"].tolist()
+                        atlas.neighbour_recall[s.key] = (float(got), int(checked))
         except (KeyError, ValueError, IndexError):  # vouched for, yet unreadable: recompute
             continue
         used.append(name)
@@ -396,7 +407,12 @@ def _serve_thumbs(
         want = saved.thumbs if saved is not None else []
         out: list[str] = []
         checked = 0
+        served: dict[str, tuple[str, str]] = {}  # a name -> (its digest, where it is served)
         for i, t in enumerate(names):
+            again = served.get(str(t))
+            if again is not None and i < len(want) and again[0] == want[i]:
+                out.append(again[1])  # points sharing a vouched-for file share its served copy
+                continue
             parent, base = os.path.split(str(t))
             if parent not in dirs:
                 dirs[parent] = _open_dir(folder, parent, root, stack)
@@ -405,6 +421,7 @@ def _serve_thumbs(
             data = _read_thumb(base, fd) if ok else None
             if data is not None and i < len(want) and manifest.digest(data) == want[i]:
                 out.append(serving.add(i, data, base, fd))
+                served[str(t)] = (want[i], out[-1])
                 continue
             checked += 1
             out.append(_checked_thumb(i, data, base, fd, limits, serving))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from explorer.analysis import metrics
@@ -43,6 +44,7 @@ METRICS_COLUMNS = [
     "silhouette",
     "trustworthiness",
     *evidence.PROBE_COLUMNS,
+    "sample",
 ]
 COUNTED = " (same photo counted)"
 """Suffix of the labelling in the extra row that scores the main labelling with same-photo
@@ -60,7 +62,10 @@ def metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
     for a set with one). Where the set groups its images (variants of one source photo), every
     labelling but the grouping itself is scored group-aware (same-photo neighbours left out), and
     one more row per space scores the main labelling with them counted (``labels`` ends in
-    :data:`COUNTED`). Computed once per atlas and method (``atlas.metrics``; a saved atlas
+    :data:`COUNTED`). Past :data:`explorer.analysis.metrics.METRICS_FULL_MAX` images every row is
+    computed on the same seeded sample of METRICS_SAMPLE, stratified by the labelling the panels
+    are coloured by (:func:`metric_rows`), and ``sample`` says so ('' when every image was
+    scored). Computed once per atlas and method (``atlas.metrics``; a saved atlas
     brings its own); a copy is returned.
     """
     if method not in atlas.metrics:
@@ -68,18 +73,39 @@ def metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
     return atlas.metrics[method].copy()
 
 
+def metric_rows(atlas: Atlas) -> np.ndarray | None:
+    """The rows the metrics table scores: None for every image (up to
+    :data:`~explorer.analysis.metrics.METRICS_FULL_MAX`), else a seeded sample of
+    :data:`~explorer.analysis.metrics.METRICS_SAMPLE` stratified by the colouring's labels."""
+    n = len(atlas.images)
+    if n <= metrics.METRICS_FULL_MAX:
+        return None
+    return metrics.stratified_sample(atlas.images.labeling(atlas.color_by), metrics.METRICS_SAMPLE)
+
+
 def _metrics_table(atlas: Atlas, method: str) -> pd.DataFrame:
     xy = coords_for(atlas, method)
     images = atlas.images
     names = images.labeling_names
     rows = []
+    picked = metric_rows(atlas)
+    note = "" if picked is None else metrics.sample_note(picked.size, len(images))
+
+    def cut(values):
+        return values if picked is None or values is None else [values[i] for i in picked]
 
     def add(space, name: str, labels: list[str], groups: list[str] | None) -> None:
-        m = metrics.space_metrics(atlas.embeddings[space.key], xy[space.key], labels, groups)
+        x, low = atlas.embeddings[space.key], xy[space.key]
+        if picked is not None:
+            x, low = x[picked], low[picked]
+        labels, groups = cut(labels), cut(groups)
+        m = metrics.space_metrics(x, low, labels, groups)
         values = {k: round(float(v), 4) for k, v in m.items()}
-        found = evidence.probe_result(atlas, space.key, name, labels, groups)
+        found = evidence.probe_result(atlas, space.key, name, labels, groups, rows=picked)
         values.update(evidence.probe_values(found))
-        rows.append({"space": space.key, "model": space.model, "labels": name, **values})
+        rows.append(
+            {"space": space.key, "model": space.model, "labels": name, **values, "sample": note}
+        )
 
     for space in atlas.spaces:
         for name in names:

@@ -155,7 +155,12 @@ def thumbnails(
     in ``folder`` (an existing one is reused) -> (the paths, the thumbnails as held bytes), in
     the images' order."""
     paths, data = [], []
+    done: dict[str, tuple[str, bytes]] = {}  # images of the same content share one thumbnail
     for im, h in zip(images, hashes, strict=True):
+        if h in done:
+            paths.append(done[h][0])
+            data.append(done[h][1])
+            continue
         path = folder / thumb_name(h)
         try:
             encoded = path.read_bytes()
@@ -168,6 +173,7 @@ def thumbnails(
             # sessions opening the same images write the same thumbnails at once: each write
             # goes through a temporary file of its own, so none publishes another's half file
             files.atomic_write(path, encoded)
+        done[h] = (str(path), encoded)
         paths.append(str(path))
         data.append(encoded)
     return paths, EncodedImages(data)

@@ -75,7 +75,9 @@ class Atlas:
     Computed once and kept (the embeddings never change): ``metrics[method]``, the metrics
     table of that map; ``overlaps[k]``, the neighbour-overlap table at k;
     ``neighbour_lists[key]``, ``(N, K)`` int32 indices and float32 cosines of each point's K
-    nearest neighbours, best first (a saved atlas carries them). ``reopened``: how a saved
+    nearest neighbours, best first (a saved atlas carries them); ``neighbour_recall[key]``,
+    where those lists are approximate (past :data:`explorer.analysis.ann.ANN_ABOVE` points),
+    their recall@10 against exact lists and the number of points it was measured on. ``reopened``: how a saved
     atlas was read back (None for one built here). ``selection``: the indices
     selected across the panels (carried by the export); ``overlap_pair``: the two space keys
     whose per-point neighbour overlap colours the panels (None: the labels do); ``memo``:
@@ -93,6 +95,7 @@ class Atlas:
     metrics: dict[str, pd.DataFrame] = field(default_factory=dict)  # method -> table
     overlaps: dict[int, pd.DataFrame] = field(default_factory=dict)  # k -> table
     neighbour_lists: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    neighbour_recall: dict[str, tuple[float, int]] = field(default_factory=dict)
     reopened: Reopened | None = None
     selection: list[int] = field(default_factory=list)  # the images selected in every panel
     overlap_pair: tuple[str, str] | None = None  # colour by the two spaces' neighbour overlap

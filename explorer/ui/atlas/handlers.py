@@ -119,6 +119,7 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
     if v is not None and v.single_label:  # numbers that mean nothing: the sentence says why
         table = table.iloc[0:0]
     names = a.images.labeling_names
+    similar = atlas.evidence.similarity_table(a)  # first: a large set's lists carry their recall
     return (
         a.id,
         shown,
@@ -127,7 +128,7 @@ def _atlas_outputs(a: atlas.Atlas, method: str, extra_note: str = ""):
         table,
         verdict_markdown(v, titles, _missing_families(a), group_noun(a.images.name))
         + evidence_markdown(a, table, titles, v),
-        gr.update(value=atlas.evidence.similarity_table(a), visible=len(a.spaces) > 1),
+        gr.update(value=similar, visible=len(a.spaces) > 1),
         gr.update(
             choices=names,
             value=a.color_by or names[0],

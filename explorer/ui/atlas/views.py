@@ -249,9 +249,25 @@ def status_markdown(a: Atlas, shown: str, note: str = "", extra_note: str = "") 
     if any(hint in m for m in a.failures.values()):
         failures += f"\n\n{hint}"
     summary = markdown_text(a.images.summary())  # file and class names are the visitor's
+    approx = approximate_note(a)
     return (
         f"**{summary}** Spaces: {', '.join(s.title for s in a.spaces)}; "
-        f"map: {shown.upper()}. {note} {extra_note}{failures}"
+        f"map: {shown.upper()}. {note} {extra_note}{' ' + approx if approx else ''}{failures}"
+    )
+
+
+def approximate_note(a: Atlas) -> str:
+    """Where the atlas's neighbour lists are approximate (a large set): which index, and their
+    recall@10 measured against exact lists; '' where they are exact."""
+    found = [a.neighbour_recall[s.key] for s in a.spaces if s.key in a.neighbour_recall]
+    if not found:
+        return ""
+    low, high = min(r for r, _ in found), max(r for r, _ in found)
+    value = f"{low:.3f}" if round(low, 3) == round(high, 3) else f"{low:.3f}–{high:.3f}"
+    checked = max(c for _, c in found)
+    return (
+        f"Neighbours from an approximate index (pynndescent), recall@10 {value} measured "
+        f"against exact on {checked:,} points."
     )
 
 
