@@ -197,7 +197,7 @@ def visitor_is_served(app, labels: tuple[str, str]) -> None:
     listen(app, session, VISITOR, results).join(timeout=180)
     msg = results[r.json()["event_id"]]
     assert msg["success"], msg
-    payload = next(d for d in msg["output"]["data"] if isinstance(d, str) and '"labels"' in d)
+    payload = next(d for d in msg["output"]["data"] if isinstance(d, str) and '"columns"' in d)
     assert set(atlas_of(payload)["labels"]) == set(labels)
 
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from explorer import atlas
-from explorer.analysis import metrics
+from explorer.analysis import metrics, similarity
 from explorer.atlas import report
 from explorer.ui.atlas import handlers, views
 
@@ -43,11 +43,13 @@ def _no_metrics(monkeypatch):
 
     for name in ("space_metrics", "neighbour_overlap", "nearest", "neighbour_lists"):
         monkeypatch.setattr(metrics, name, refuse)
+    monkeypatch.setattr(similarity, "similarity_matrix", refuse)
 
 
 def test_a_reopened_atlas_serves_what_it_saved_without_recomputing(built, saved, monkeypatch):
     want_table = atlas.metrics_table(built, "pca")
     want_overlap = atlas.overlap_table(built)
+    want_similarity = atlas.evidence.similarity_table(built)
     _no_metrics(monkeypatch)
     a, method = atlas.load_saved(saved)
     assert method == "pca"
@@ -55,6 +57,7 @@ def test_a_reopened_atlas_serves_what_it_saved_without_recomputing(built, saved,
     assert a.reopened.thumbs_checked == 0
     pd.testing.assert_frame_equal(atlas.metrics_table(a, method), want_table)
     pd.testing.assert_frame_equal(atlas.overlap_table(a), want_overlap)
+    pd.testing.assert_frame_equal(atlas.evidence.similarity_table(a), want_similarity)
     for i in (0, 17, N - 1):
         got = atlas.neighbours(a, i, 6)
         for s in a.spaces:
@@ -91,13 +94,29 @@ def test_an_edited_metrics_file_is_recomputed(built, saved):
     assert "metrics.csv did not match" in views.reopened_note(a.reopened)
 
 
+def test_an_edited_similarity_file_is_recomputed(built, saved):
+    table = pd.read_csv(saved / "similarity.csv")
+    table.loc[1, "cka"] = 0.5  # a number the spaces do not give
+    table.to_csv(saved / "similarity.csv", index=False)
+    a, _ = atlas.load_saved(saved)
+    assert a.reopened.recomputed == ["similarity.csv"]
+    pd.testing.assert_frame_equal(
+        atlas.evidence.similarity_table(a), atlas.evidence.similarity_table(built)
+    )
+
+
 def test_edited_points_make_every_derived_file_recomputed(saved):
     points = pd.read_csv(saved / "points.csv")
     points.loc[: N // 2, "label"] = "class 00"  # relabelled: the saved scores no longer hold
     points.to_csv(saved / "points.csv", index=False)
     a, method = atlas.load_saved(saved)
     assert a.reopened.changed == ["points.csv"]
-    assert a.reopened.recomputed == ["metrics.csv", "overlap.csv", "neighbours.npz"]
+    assert a.reopened.recomputed == [
+        "metrics.csv",
+        "overlap.csv",
+        "similarity.csv",
+        "neighbours.npz",
+    ]
     assert a.metrics == {} and a.overlaps == {} and a.neighbour_lists == {}
     got = atlas.metrics_table(a, method)
     assert got["chance"].iloc[0] == pytest.approx(metrics.chance_level(a.labels), abs=1e-4)
@@ -139,7 +158,12 @@ def test_a_folder_without_a_manifest_recomputes_and_checks_everything(built, sav
     (saved / "manifest.json").unlink()
     a, method = atlas.load_saved(saved)
     assert not a.reopened.manifest
-    assert a.reopened.recomputed == ["metrics.csv", "overlap.csv", "neighbours.npz"]
+    assert a.reopened.recomputed == [
+        "metrics.csv",
+        "overlap.csv",
+        "similarity.csv",
+        "neighbours.npz",
+    ]
     assert a.reopened.thumbs_checked == N
     pd.testing.assert_frame_equal(atlas.metrics_table(a, method), atlas.metrics_table(built, "pca"))
     assert "no manifest" in views.reopened_note(a.reopened)

@@ -28,6 +28,7 @@ import pandas as pd
 from PIL import Image
 
 from explorer.analysis.probe import POLICY as PROBE_POLICY
+from explorer.analysis.similarity import SimilarityRow
 from explorer.atlas import evidence, manifest
 from explorer.atlas.build import coords_for, default_colouring
 from explorer.atlas.manifest import DERIVED, MANIFEST, PRIMARY, Manifest, read_manifest
@@ -256,8 +257,8 @@ def _bad(folder: Path, why: object) -> ExplorerError:
 def load_saved(folder: str | Path) -> tuple[Atlas, str]:
     """Reopen a folder written by :func:`save` (or the CLI); returns the atlas and its method.
 
-    The points, the maps and the embeddings are read back; the metrics, the overlap table, the
-    neighbour lists and the thumbnails are used as saved where ``manifest.json`` vouches for
+    The points, the maps and the embeddings are read back; the metrics, the overlap and
+    similarity tables, the neighbour lists and the thumbnails are used as saved where ``manifest.json`` vouches for
     them (their bytes, and the inputs they were computed from, hash to what was saved) and
     recomputed otherwise (:attr:`Atlas.reopened` says which). Thumbnails are served as saved
     (never re-encoded) and decoded only when asked for.
@@ -340,8 +341,8 @@ _TEXT_COLUMNS = ("space", "labels", "probe_note", "sample")  # the metrics table
 
 
 def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[str]:
-    """Put the saved metrics, overlap table and neighbour lists whose bytes the manifest vouches
-    for into ``atlas`` -> the names of those used."""
+    """Put the saved metrics, overlap and similarity tables and neighbour lists whose bytes the
+    manifest vouches for into ``atlas`` -> the names of those used."""
     used = []
     models = {s.key: s.model for s in atlas.spaces}
     n = len(atlas.images)
@@ -359,6 +360,8 @@ def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[s
                 if "sample" not in table.columns:  # saved before the column: every image scored
                     table["sample"] = ""
                 atlas.metrics[method] = table[METRICS_COLUMNS]
+            elif name == "similarity.csv":
+                atlas.memo.setdefault("similarity", {}).update(_similarity(data, atlas))
             elif name == "overlap.csv":
                 table = pd.read_csv(io.BytesIO(data))
                 first = str(table.columns[0])
@@ -378,6 +381,27 @@ def _derived(atlas: Atlas, folder: Path, method: str, saved: Manifest) -> list[s
             continue
         used.append(name)
     return used
+
+
+def _similarity(data: bytes, atlas: Atlas) -> dict[int, dict]:
+    """similarity.csv's bytes -> ``{k: {(a, b): SimilarityRow}}`` as
+    :func:`explorer.atlas.evidence.similarity_table` keeps them (ValueError unless every pair of
+    the atlas's spaces is there)."""
+    table = pd.read_csv(io.BytesIO(data), dtype={"space_a": str, "space_b": str})
+    column = str(table.columns[3])
+    if list(table.columns[:3]) != ["space_a", "space_b", "cka"] or not column.startswith(
+        "mutual_knn"
+    ):
+        raise ValueError("similarity.csv has other columns")
+    rows = {
+        (a, b): SimilarityRow(a, b, float(cka), float(mutual))
+        for a, b, cka, mutual in table.itertuples(index=False)
+        if a != b
+    }
+    keys = [s.key for s in atlas.spaces]
+    if any((a, b) not in rows for i, a in enumerate(keys) for b in keys[i + 1 :]):
+        raise ValueError("similarity.csv lacks a pair of spaces")
+    return {int(column.removeprefix("mutual_knn")): rows}
 
 
 def _grey_thumbs(n: int, folder: Path) -> list[str]:

@@ -2,7 +2,7 @@
 
 ``manifest.json`` holds the SHA-256 of every file the folder's atlas is read from
 (:data:`PRIMARY`: ``atlas.json``, ``points.csv``, ``embeddings.npz``), of every file derived from
-them at save time (:data:`DERIVED`: the metrics, the overlap table, the neighbour lists) and of
+them at save time (:data:`DERIVED`: the metrics, overlap and similarity tables, the neighbour lists) and of
 every thumbnail, in ``atlas.json``'s order. A folder can be edited after it was written; what is
 read back is trusted only where its bytes still hash to what was saved:
 
@@ -26,7 +26,7 @@ __all__ = ["DERIVED", "MANIFEST", "PRIMARY", "Manifest", "digest", "read_manifes
 
 MANIFEST = "manifest.json"
 PRIMARY = ("atlas.json", "points.csv", "embeddings.npz")
-DERIVED = ("metrics.csv", "overlap.csv", "neighbours.npz")
+DERIVED = ("metrics.csv", "overlap.csv", "similarity.csv", "neighbours.npz")
 VERSION = 1
 
 
