@@ -295,15 +295,12 @@ def _hover(page, where: dict, panel: int) -> str:
 
 
 @pytest.mark.slow
-def test_atlas_of_100000_points_draws_every_point_and_answers_a_click(tmp_path):
+def test_atlas_of_100000_points_draws_every_point_and_answers_a_click(page):
     """A 100,000-point atlas (synthetic, three spaces) in the panels' own page (atlas.js and
     scatter.js, fed the app's real payload and its real click update; bench/browser_scale.py):
     every point drawn in each panel, a hovered point's thumbnail shown, and a click answered
     with the point starred in every panel and its six neighbours in each, the ones the atlas
     computes."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install it (apt-get install chromium)")
     from bench.browser_scale import open_page, serving
     from bench.synthetic_atlas import LOCATE, synthetic_atlas
     from explorer import atlas
@@ -311,9 +308,10 @@ def test_atlas_of_100000_points_draws_every_point_and_answers_a_click(tmp_path):
 
     n = 100_000
     a = synthetic_atlas(n)
-    with serving(a, "pca", free_port()) as (url, _), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 900})
+    with serving(a, "pca", free_port()) as (url, _):
+        pg = page.context.browser.new_page(
+            viewport={"width": 1400, "height": 900}
+        )  # one Playwright a process
         pg.set_default_timeout(120_000)
         open_page(pg, url)
         pg.wait_for_function(
@@ -335,7 +333,7 @@ def test_atlas_of_100000_points_draws_every_point_and_answers_a_click(tmp_path):
         assert pg.locator(".atlas-panel .atlas-overlay .atlas-sel").count() == 3
         SHOTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(SHOTS / "atlas-100000-page.png"))
-        browser.close()
+        pg.close()
 
 
 def test_offline_notice_is_one_line_once_a_vae_runs(page):

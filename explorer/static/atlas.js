@@ -126,15 +126,17 @@
   // The clicked point, its neighbours and text matches are drawn on an SVG layer above each panel:
   // moving them costs a few elements; the points stay as drawn.
   const SVGNS = "http://www.w3.org/2000/svg";
-  function overlayOf(box) {
-    let svg = box.querySelector("svg.atlas-overlay:not(.atlas-hover)");
-    if (!svg) {
-      svg = document.createElementNS(SVGNS, "svg");
-      svg.setAttribute("class", "atlas-overlay");
-      box.appendChild(svg);
-    }
+  // box's SVG layer of that extra class ("": the overlay; "atlas-hover": the hover ring), made once
+  function layerOf(box, extra) {
+    const found = [...box.querySelectorAll("svg.atlas-overlay")].find((e) => e.getAttribute("class") === ("atlas-overlay " + extra).trim());
+    if (found) return found;
+    const svg = document.createElementNS(SVGNS, "svg");
+    svg.setAttribute("class", ("atlas-overlay " + extra).trim());
+    box.appendChild(svg);
     return svg;
   }
+  const overlayOf = (box) => layerOf(box, "");
+  const hoverLayer = (box) => layerOf(box, "atlas-hover");
   function starPoints(cx, cy, r) {
     const pts = [];
     for (let k = 0; k < 10; k++) {
@@ -178,15 +180,6 @@
     mark(q);
   }
   function drawOverlays() { plots.forEach(drawOverlay); }
-  function hoverLayer(box) {
-    let svg = box.querySelector("svg.atlas-hover");
-    if (!svg) {
-      svg = document.createElementNS(SVGNS, "svg");
-      svg.setAttribute("class", "atlas-overlay atlas-hover");
-      box.appendChild(svg);
-    }
-    return svg;
-  }
   function mark(q) {
     const d = q.div.dataset;
     d.selected = state.selected === null || state.selected === undefined ? "" : String(state.selected);
