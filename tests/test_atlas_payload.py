@@ -106,3 +106,20 @@ def test_metrics_table_is_computed_on_every_point_not_the_sample(monkeypatch):
         row = table[table["space"] == key].iloc[0]
         for col in ("knn5", "silhouette", "trustworthiness"):
             assert row[col] == pytest.approx(round(full[col], 4), abs=1e-9)
+
+
+def test_small_columns_travel_inline_and_big_ones_as_a_file_with_the_same_values(monkeypatch):
+    from explorer.ui.atlas import payload as P
+
+    a = _atlas(3000)
+    small = json.loads(payload(a, "pca", str))
+    assert "inline" in small["columns"] and "url" not in small["columns"]
+    monkeypatch.setattr(P, "INLINE_COLUMNS_BYTES", 1000)
+    big = json.loads(payload(a, "pca", str))
+    assert "url" in big["columns"] and "inline" not in big["columns"]
+    assert big["columns"]["key"] == small["columns"]["key"]  # the same bytes, named alike
+    one, two = P.read_columns(small), P.read_columns(big)
+    assert one["labels"] == two["labels"] == list(a.labels)
+    for p, q, s in zip(one["panels"], two["panels"], a.spaces, strict=True):
+        np.testing.assert_array_equal(p["x"], a.coords["pca"][s.key][:, 0])
+        np.testing.assert_array_equal(p["y"], q["y"])

@@ -86,3 +86,43 @@ def test_the_queue_internals_the_fair_queue_uses_are_there():
     init = inspect.getsource(queueing.Queue.__init__)
     for name in ("event_queue_per_concurrency_id", "event_ids_to_events"):
         assert name in init, f"queueing.Queue no longer has {name} (ui.fairness reads it)."
+
+
+def _postprocessed(blocks_class, predictions):
+    """What ``blocks_class.postprocess_data`` makes of ``predictions`` for the four outputs
+    (markdown, gallery, dropdown, state) of one event, and which of the first three the session
+    holds a rebuilt component for."""
+    import asyncio
+    import copy
+
+    from gradio.state_holder import SessionState
+
+    with blocks_class() as demo:
+        md, gal, dd, st = gr.Markdown(), gr.Gallery(), gr.Dropdown(choices=["a", "b"]), gr.State()
+        btn = gr.Button()
+        btn.click(lambda: None, None, [md, gal, dd, st])
+    block_fn = demo.fns[0]
+    state = SessionState(demo)
+    # (Gradio pops an update's value: each run gets its own copy)
+    out = asyncio.run(demo.postprocess_data(block_fn, copy.deepcopy(list(predictions)), state))
+    return out, [state.blocks_config.blocks[b._id] is not b for b in (md, gal, dd)]
+
+
+@pytest.mark.parametrize(
+    "predictions",
+    [
+        [gr.skip(), gr.skip(), gr.update(choices=["c"], value="c"), gr.skip()],
+        ["**hi**", gr.skip(), gr.skip(), 7],
+        [gr.skip(), gr.skip(), gr.skip(), gr.skip()],
+        ["x", gr.update(visible=False), gr.update(value="b"), gr.skip()],
+    ],
+)
+def test_explorer_blocks_answers_skips_as_gradio_does_without_rebuilding_them(predictions):
+    from explorer.ui.components import ExplorerBlocks
+
+    ours, ours_state = _postprocessed(ExplorerBlocks, predictions)
+    theirs, theirs_state = _postprocessed(gr.Blocks, predictions)
+    assert ours == theirs, "ExplorerBlocks.postprocess_data no longer answers as Gradio does"
+    # Gradio rebuilds every component it is handed an update for, a skip included
+    assert theirs_state == [isinstance(p, dict) for p in predictions[:3]]
+    assert ours_state == [isinstance(p, dict) and p != gr.skip() for p in predictions[:3]]

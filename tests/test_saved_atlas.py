@@ -4,8 +4,10 @@ content hashes) is recomputed or checked, and says so."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -187,3 +189,32 @@ def test_a_reopened_atlas_holds_no_pixels(saved):
     # well under a kilobyte an image, where one decoded thumbnail alone is tens of kilobytes
     held = atlas.atlas_nbytes(a) - (vectors + coords + lists)
     assert 0 < held < N * 1024
+
+
+def test_thumbnails_are_linked_after_the_open_and_reading_them_waits(saved):
+    a, _ = atlas.load_saved(saved)
+    meta = json.loads((saved / "atlas.json").read_text())
+    planned = a.thumbs.planned  # at once, whether or not the files are there yet
+    assert planned == list(a.thumbs) and len(planned) == N  # reading the list waits for them
+    for i in (0, N // 2, N - 1):
+        assert Path(planned[i]).read_bytes() == (saved / meta["thumbs"][i]).read_bytes()
+    assert a.images.images[3].size == Image.open(saved / meta["thumbs"][3]).size
+
+
+def test_a_thumbnail_replaced_between_its_check_and_its_link_is_served_as_checked(tmp_path):
+    from explorer.atlas import manifest
+    from explorer.atlas.store import Serving
+
+    src = tmp_path / "src"
+    src.mkdir()
+    checked = b"\xff\xd8\xff the bytes that were checked"
+    (src / "t.jpg").write_bytes(checked)
+    fd = os.open(src, os.O_RDONLY)
+    stack = contextlib.ExitStack()
+    stack.callback(os.close, fd)
+    with Serving() as serving:
+        path = serving.defer(0, checked, "t.jpg", fd, manifest.digest(checked))
+        (src / "other.jpg").write_bytes(b"\xff\xd8\xff something else")
+        os.replace(src / "other.jpg", src / "t.jpg")  # after the check, before the link
+        paths = serving.start([path], stack)
+    assert Path(paths[0]).read_bytes() == checked

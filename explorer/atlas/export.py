@@ -415,7 +415,8 @@ def _serve_thumbs(
     """The saved thumbnails, served from a fresh folder under the app's thumbnail folder ->
     their paths and how many had to be checked by decoding them.
 
-    A file whose bytes hash to the manifest's entry is served as it is (linked or copied). Any
+    A file whose bytes hash to the manifest's entry is served as it is (linked or copied, by a
+    background thread: the paths are a :class:`ServedPaths`, whose reads wait for it). Any
     other is read through the app's own loader and limits: a JPEG of at most
     :data:`THUMB_SIDE` px is then served as it is too, another image is re-encoded as one, an
     unreadable file becomes a grey square. Only files inside the saved folder are read (an
@@ -444,12 +445,12 @@ def _serve_thumbs(
             ok = fd is not None and base not in ("", ".", "..")
             data = _read_thumb(base, fd) if ok else None
             if data is not None and i < len(want) and manifest.digest(data) == want[i]:
-                out.append(serving.add(i, data, base, fd))
+                out.append(serving.defer(i, data, base, fd, want[i]))
                 served[str(t)] = (want[i], out[-1])
                 continue
             checked += 1
             out.append(_checked_thumb(i, data, base, fd, limits, serving))
-        return out, checked
+        return serving.start(out, stack), checked
 
 
 def _open_dir(folder: Path, parent: str, root: str, stack: contextlib.ExitStack) -> int | None:

@@ -10,11 +10,13 @@ copied, never re-encoded: :class:`Serving`) and decoded only when asked for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import secrets
 import sys
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, overload
 
 from PIL import Image
 
+from explorer.atlas.manifest import digest as _digest
 from explorer.core import files, memory, settings
 from explorer.core.errors import BadImageError, ExplorerError
 from explorer.core.lru import LRU
@@ -36,6 +39,7 @@ __all__ = [
     "THUMB_SIDE",
     "AtlasStore",
     "LazyImages",
+    "ServedPaths",
     "Serving",
     "atlas_nbytes",
     "thumb_dir",
@@ -49,6 +53,8 @@ THUMB_SIDE = 96
 
 
 def _strings_nbytes(values) -> int:
+    if isinstance(values, ServedPaths):  # counted without waiting for the files' links
+        values = values.planned
     return sys.getsizeof(values) + sum(sys.getsizeof(v) for v in values)
 
 
@@ -184,21 +190,54 @@ def write_thumbs(images: Sequence[Image.Image], hashes: Sequence[str], folder: P
     return thumbnails(images, hashes, folder)[0]
 
 
+class ServedPaths(list):
+    """A reopened atlas's served thumbnail paths, whose files are put in place by a background
+    thread (:meth:`Serving.start`): reading a path waits until every file is there;
+    :attr:`planned` hands the paths out at once, for URLs the browser fetches only when a point
+    is hovered (atlas.js retries one that is not there yet)."""
+
+    def __init__(self, paths: Sequence[str], done: threading.Event) -> None:
+        super().__init__(paths)
+        self._done = done
+
+    def wait(self) -> None:
+        """Return once every file is in place."""
+        self._done.wait()
+
+    @property
+    def planned(self) -> list[str]:
+        """The paths, their files in place or not yet."""
+        return list(super().__iter__())
+
+    def __getitem__(self, i):
+        self._done.wait()
+        return super().__getitem__(i)
+
+    def __iter__(self):
+        self._done.wait()
+        return super().__iter__()
+
+
 class Serving:
     """A fresh folder under :func:`thumb_dir` that serves one reopened atlas's thumbnails (it
-    is pruned as one entry, by its own age, like every file there). Use as a context manager."""
+    is pruned as one entry, by its own age, like every file there). Use as a context manager;
+    :meth:`defer` queues a checked file to be linked by :meth:`start`'s thread."""
 
     def __init__(self) -> None:
         self.folder = thumb_dir() / f"saved-{uuid.uuid4().hex}"
         self.folder.mkdir()
         self._prefix = str(self.folder) + os.sep
         self._fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        self._queued: list[tuple[str, bytes, str, int | None, str]] = []
+        self._closed = False
 
     def __enter__(self) -> Serving:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        os.close(self._fd)
+        if not self._closed:
+            os.close(self._fd)
+            self._closed = True
 
     def add(self, i: int, data: bytes, name: str, dir_fd: int | None = None) -> str:
         """Serve thumbnail ``i``, a checked file's ``data`` read from ``name`` (relative to
@@ -206,13 +245,53 @@ class Serving:
         a copy of ``data``. -> the served path (named by ``i``: the folder's random name keeps
         it from being guessed)."""
         served = f"{i:07d}.jpg"
+        self._link(served, data, name, dir_fd)
+        return self._prefix + served
+
+    def defer(self, i: int, data: bytes, name: str, dir_fd: int | None, digest: str) -> str:
+        """:meth:`add`, done later by :meth:`start`'s thread (which checks that the linked file
+        still hashes to ``digest``, the hash ``data`` was checked against) -> the served path."""
+        served = f"{i:07d}.jpg"
+        self._queued.append((served, data, name, dir_fd, digest))
+        return self._prefix + served
+
+    def start(self, paths: Sequence[str], keep_open: contextlib.ExitStack) -> ServedPaths:
+        """Link the deferred files in a thread -> ``paths``, read through a :class:`ServedPaths`
+        that waits for the thread. The thread owns this folder's descriptor and
+        ``keep_open`` (the source folders' descriptors) and closes them when done."""
+        done = threading.Event()
+        queued, self._queued, self._closed = self._queued, [], True
+        stack = keep_open.pop_all()
+        stack.callback(os.close, self._fd)
+
+        def link_all() -> None:
+            with stack:
+                try:
+                    for served, data, name, dir_fd, digest in queued:
+                        self._link(served, data, name, dir_fd)
+                        try:  # replaced between its check and its link: the checked bytes
+                            fd = os.open(served, os.O_RDONLY, dir_fd=self._fd)
+                            try:
+                                same = _digest(os.read(fd, len(data) + 1)) == digest
+                            finally:
+                                os.close(fd)
+                        except OSError:
+                            same = False
+                        if not same:
+                            files.atomic_write(self.folder / served, data)
+                finally:
+                    done.set()
+
+        threading.Thread(target=link_all, name="thumbnail-links", daemon=True).start()
+        return ServedPaths(paths, done)
+
+    def _link(self, served: str, data: bytes, name: str, dir_fd: int | None) -> None:
         try:
             os.link(name, served, src_dir_fd=dir_fd, dst_dir_fd=self._fd, follow_symlinks=False)
         except FileExistsError:
             pass
         except OSError:  # another file system, or links not allowed: write the checked bytes
             files.atomic_write(self.folder / served, data)
-        return self._prefix + served
 
 
 class LazyImages(Sequence):
@@ -221,7 +300,9 @@ class LazyImages(Sequence):
     its thumbnails' paths, not their pixels."""
 
     def __init__(self, paths: Sequence[str]):
-        self._paths = list(paths)
+        # (served paths whose files are still being linked are kept as they are: copying them
+        # would wait for the links)
+        self._paths = paths if isinstance(paths, ServedPaths) else list(paths)
 
     @property
     def paths(self) -> list[str]:

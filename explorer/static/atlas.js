@@ -4,10 +4,11 @@
 // js/build.sh from js/package-lock.json), every panel through one shared WebGL renderer.
 // props.value is a JSON string (explorer/ui/atlas/payload.py): {base, panels:[{key,title,count,
 // bounds:[x0,x1,y0,y1]}], n, drawn, sampled, classes, colors, color_by, thumbs:{prefix, indexed|
-// width|names}, columns:{url, parts:{name:[offset, dtype, length]}}, note, selected,
+// width|names}, columns:{key, inline|url, parts:{name:[offset, dtype, length]}}, note, selected,
 // neighbors:{key:[idx]}, highlight:[idx], extra:{idx:{key:[x,y]}}, message, selection:[idx],
 // overlap:{a,b,titles,k,own_group_left_out} or null}; the per-point columns (codes, x:<key>,
-// y:<key>, ids, thumbs, overlap) are one binary file fetched from columns.url. Or a click's update
+// y:<key>, ids, thumbs, overlap) are one binary block: columns.inline (base64, a small set's) or
+// a file fetched from columns.url. Or a click's update
 // {base, update:true, selected, neighbors, highlight, extra, selection}, applied to the panels
 // already drawn from the same base. Selection, neighbours and highlights are indices in the whole
 // set; a set bigger than the display cap is drawn as a sample (the ids column).
@@ -63,6 +64,11 @@
     for (const [name, [offset, dtype, length]] of Object.entries(parts)) out[name] = new TYPES[dtype](buf, offset, length);
     return out;
   }
+  function fromBase64(text) { // -> ArrayBuffer
+    const raw = atob(text), out = new Uint8Array(raw.length);
+    for (let k = 0; k < raw.length; k++) out[k] = raw.charCodeAt(k);
+    return out.buffer;
+  }
   function setIndex(p) { return state.cols.ids ? state.cols.ids[p] : p; }
   function positionOf(i) { // set index -> position among the drawn points (undefined: not drawn)
     if (!state.cols.ids) return i < state.drawn ? i : undefined;
@@ -77,13 +83,16 @@
     return t.names ? t.prefix + t.names[p] : null;
   }
   function ndc(v, lo, hi) { return ((v - lo) / (hi - lo)) * 2 * PAD - PAD; }
-  // the renderer's spatial index (KDBush's format), built from the typed arrays: handed a million
-  // points without one, the library copies them to a worker as a million small arrays
-  function spatialIndex(xs, ys) {
-    const index = new (lib().KDBush)(xs.length, 16, Float32Array);
-    for (let p = 0; p < xs.length; p++) index.add(xs[p], ys[p]);
-    index.finish();
-    return index;
+  // Each panel's spatial index (KDBush's format), shared with the renderer: handed a million
+  // points without one, the library copies them to a worker as a million small arrays. The
+  // renderer reads the buffer as it is (KDBush.from wraps it), so the index is made empty before
+  // the points are drawn and filled from the typed arrays after the first paint (~0.25 s a
+  // panel at a million points); until then the panel takes no hover, click or lasso.
+  function emptyIndex(n) { return new (lib().KDBush)(n, 16, Float32Array); }
+  function fillIndex(kd, xs, ys) {
+    for (let p = 0; p < xs.length; p++) kd.add(xs[p], ys[p]);
+    kd.finish();
+    return kd;
   }
 
   // Hover is found here, from the same index, and drawn on the overlay: the renderer's own hover
@@ -119,6 +128,15 @@
       tip.className = "atlas-tip";
       tip.innerHTML = '<img alt="thumbnail"><div class="atlas-tip-label"></div>';
       element.appendChild(tip);
+      // a reopened atlas's thumbnails are linked into place just after it opens: one not there
+      // yet is asked for again, a few times
+      const img = tip.querySelector("img");
+      img.addEventListener("error", () => {
+        const want = img.dataset.want, k = Number(img.dataset.tries || 0);
+        if (!want || k >= 5) return;
+        img.dataset.tries = String(k + 1);
+        setTimeout(() => { if (img.dataset.want === want) img.src = want + (want.includes("?") ? "&" : "?") + "try=" + (k + 1); }, 200 * (k + 1));
+      });
     }
     return tip;
   }
@@ -313,8 +331,9 @@
       state = null;
       return;
     }
-    const cached = state && state.columns && state.columns.url === data.columns.url ? state.cols : null;
+    const cached = state && state.columns && state.columns.key === data.columns.key ? state.cols : null;
     const got = cached ? Promise.resolve(cached)
+      : data.columns.inline ? Promise.resolve(columns(fromBase64(data.columns.inline), data.columns.parts))
       : fetch(data.columns.url).then((r) => { if (!r.ok) throw new Error("HTTP " + r.status); return r.arrayBuffer(); })
         .then((buf) => columns(buf, data.columns.parts));
     got.then((cols) => { if (mine === generation) draw(data, cols, t0, performance.now()); })
@@ -385,7 +404,7 @@
         performanceMode: n > 2000000,
       });
       const q = { div, box, sp, panel, xs, ys, xScale, yScale, ids: cols.ids, quiet: false, lassoing: false,
-        down: [0, 0], hovered: -1, fade: 1, index: null, hover: null };
+        down: [0, 0], hovered: -1, fade: 1, kd: null, index: null, hover: null };
       div.__atlas = q; // where each point is drawn, for the browser tests and bench/browser_scale.py
       plots.push(q);
       sp.subscribe("view", () => drawOverlay(q));
@@ -398,7 +417,10 @@
           '" r="' + (size / 2 + 3) + '" fill="none" stroke="#111" stroke-width="1.5"/>';
         const url = thumbUrl(p);
         if (!url) return;
-        tip.querySelector("img").src = url;
+        const img = tip.querySelector("img");
+        img.dataset.want = url;
+        img.dataset.tries = "0";
+        img.src = url;
         tip.querySelector(".atlas-tip-label").textContent = "#" + idx + " · " + data.classes[cols.codes[p]] +
           (data.overlap && Number.isFinite(cols.overlap[p]) ? " · " + Math.round(cols.overlap[p] * 100) + "% of " + data.overlap.k + " neighbours shared" : "");
         tip.style.display = "block";
@@ -434,6 +456,7 @@
       };
       box.addEventListener("mousedown", (e) => { q.down = [e.clientX, e.clientY]; }, true);
       box.addEventListener("click", (e) => {
+        if (!q.index) { e.stopPropagation(); return; } // not interactive yet
         const moved = Math.hypot(e.clientX - q.down[0], e.clientY - q.down[1]) >= 4; // a pan
         if (e.target !== canvas || q.hovered < 0 || moved || e.shiftKey || root.dataset.mode !== "pan") return;
         e.stopPropagation();
@@ -442,6 +465,12 @@
       sp.subscribe("select", ({ points }) => {
         if (q.quiet) return;
         tip.style.display = "none";
+        if (!q.index) { // the renderer searched the index before it was filled: undone
+          q.lassoing = false;
+          q.div.dataset.selection = "";
+          applySelection(state.selection);
+          return;
+        }
         if (q.lassoing) { // a lasso or box here selects the same images in every panel
           q.lassoing = false;
           const sel = Array.from(points, setIndex).sort((a, b) => a - b);
@@ -455,7 +484,9 @@
         clicked(points[0]);
       });
       sp.subscribe("deselect", () => {
-        if (q.quiet || !state.selection.length) return;
+        if (q.quiet) return;
+        if (!q.index) { q.div.dataset.selection = ""; applySelection(state.selection); return; } // as above
+        if (!state.selection.length) return;
         applySelection([], q);
         trigger("points_selected", { indices: [], space: panel.key });
       });
@@ -471,8 +502,7 @@
     });
     const tLaidOut = performance.now();
     fitRenderer();
-    plots.forEach((q) => { q.index = spatialIndex(q.xs, q.ys); });
-    const tIndexed = performance.now();
+    plots.forEach((q) => { q.kd = emptyIndex(n); });
     // a new plot applies its options on the next animation frame and redraws then: the points go
     // in after that, or that redraw comes after their first and every point is drawn twice
     const mine = generation;
@@ -482,16 +512,27 @@
     }));
     Promise.all(ready)
       .then(() => mine === generation && Promise.all(plots.map((q) => q.sp.draw({ x: q.xs, y: q.ys, valueA: value },
-        { zDataType: "categorical", spatialIndex: q.index.data }))))
+        { zDataType: "categorical", spatialIndex: q.kd.data }))))
       .then((done) => {
         if (!done) return; // a newer payload replaced these panels meanwhile
-        // where the first paint's time went (bench/browser_scale.py reads it)
-        const ms = (t) => (t - t0).toFixed(0);
-        root.dataset.phases = "fetched:" + ms(tFetched) + ",laid out:" + ms(tLaidOut) + ",indexed:" + ms(tIndexed) + ",drawn:" + ms(performance.now());
-        plots.forEach((q) => { q.div.dataset.drawn = String(n); });
+        const tDrawn = performance.now();
         drawOverlays();
         applySelection(data.selection || []);
         painted(t0, "full");
+        // then the indexes, a panel a task (input is handled between them); a panel answers
+        // hover and click once its own is filled (data-drawn: drawn and interactive)
+        const ms = (t) => (t - t0).toFixed(0);
+        const phases = "fetched:" + ms(tFetched) + ",laid out:" + ms(tLaidOut) + ",drawn:" + ms(tDrawn);
+        plots.reduce((prev, q) => prev.then(() => new Promise((resolve) => setTimeout(() => {
+          if (mine === generation) {
+            q.index = fillIndex(q.kd, q.xs, q.ys);
+            q.div.dataset.drawn = String(n);
+          }
+          resolve();
+        }, 0))), Promise.resolve()).then(() => {
+          // where the time went (bench/browser_scale.py reads it)
+          if (mine === generation) root.dataset.phases = phases + ",interactive:" + ms(performance.now());
+        });
       });
     if (data.message) {
       const note = document.createElement("div");

@@ -13,6 +13,7 @@ browser applies to the panels it already drew.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.atlas import Atlas, coords_for, evidence, thumb_dir
+from explorer.atlas.store import ServedPaths
 from explorer.core import files, settings
 from explorer.core.safe_text import display_names
 from explorer.images.plots import point_colours
@@ -187,7 +189,9 @@ def payload(
         cols["ids"] = ids.astype("<u4")
     thumbs = None
     if atlas.thumbs:
-        thumbs, names = _thumb_names([url_for(atlas.thumbs[i]) for i in ids], ids)
+        # (a reopened atlas's paths, their files linked meanwhile: hovered only once drawn)
+        paths = atlas.thumbs.planned if isinstance(atlas.thumbs, ServedPaths) else atlas.thumbs
+        thumbs, names = _thumb_names([url_for(paths[i]) for i in ids], ids)
         if names is not None:
             cols["thumbs"] = names
     overlap = _overlap(atlas, ids)
@@ -246,10 +250,16 @@ def _thumb_names(urls: list[str], ids: np.ndarray) -> tuple[dict, np.ndarray | N
     return {"prefix": prefix, "names": rest}, None
 
 
+INLINE_COLUMNS_BYTES = 1 << 20
+"""Columns of at most this many bytes (about 25,000 points in three panels) travel inside the
+JSON, base64-encoded: a fetch of their own would wait behind the app's next events."""
+
+
 def _columns(cols: dict[str, np.ndarray], url_for: Callable[[str], str]) -> dict:
-    """Named 1-D columns -> ``{"url", "parts": {name: [byte offset, dtype, length]}}``: one
-    little-endian binary file, each column 8-byte aligned, named by its content and written once
-    under the thumbnails' folder (served, and pruned with it)."""
+    """Named 1-D columns -> ``{"key", "bytes", "parts": {name: [byte offset, dtype, length]}}``
+    and either ``"inline"`` (the bytes, base64, up to :data:`INLINE_COLUMNS_BYTES`) or ``"url"``:
+    one little-endian binary file, each column 8-byte aligned, named by its content (``key``)
+    and written once under the thumbnails' folder (served, and pruned with it)."""
     parts, chunks, offset = {}, [], 0
     for name, col in cols.items():
         col = np.ascontiguousarray(col, col.dtype.newbyteorder("<"))
@@ -259,23 +269,29 @@ def _columns(cols: dict[str, np.ndarray], url_for: Callable[[str], str]) -> dict
         chunks += [raw, b"\0" * pad]
         offset += len(raw) + pad
     blob = b"".join(chunks)
-    path = thumb_dir() / f"cols-{hashlib.sha256(blob).hexdigest()[:32]}.bin"
+    key = hashlib.sha256(blob).hexdigest()[:32]
+    out = {"key": key, "bytes": len(blob), "parts": parts}
+    if len(blob) <= INLINE_COLUMNS_BYTES:
+        return dict(out, inline=base64.b64encode(blob).decode("ascii"))
+    path = thumb_dir() / f"cols-{key}.bin"
     if not path.exists():
         files.atomic_write(path, blob)
-    return {"url": url_for(str(path)), "bytes": len(blob), "parts": parts}
+    return dict(out, url=url_for(str(path)))
 
 
 def read_columns(data: dict, open_url: Callable[[str], bytes] | None = None) -> dict:
     """A full payload's JSON (as a dict) -> the same dict with its binary columns read back:
     ``labels`` (class names), each panel's ``x`` and ``y``, ``ids`` (None when every point is
     drawn), ``thumbs`` (one URL per drawn point, or None) and ``overlap["values"]`` (NaN where
-    a point has no value). ``open_url`` reads the columns' URL (default: a path on this
-    machine, with the app's ``/gradio_api/file=`` prefix dropped). For tests and API users."""
-    url = data["columns"]["url"]
-    if open_url is None:
-        blob = Path(url.removeprefix("/gradio_api/file=")).read_bytes()
+    a point has no value). ``open_url`` reads the columns' URL where they are not inline
+    (default: a path on this machine, with the app's ``/gradio_api/file=`` prefix dropped). For
+    tests and API users."""
+    if "inline" in data["columns"]:
+        blob = base64.b64decode(data["columns"]["inline"])
+    elif open_url is None:
+        blob = Path(data["columns"]["url"].removeprefix("/gradio_api/file=")).read_bytes()
     else:
-        blob = open_url(url)
+        blob = open_url(data["columns"]["url"])
 
     def col(name: str) -> np.ndarray | None:
         if name not in data["columns"]["parts"]:
