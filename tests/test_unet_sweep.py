@@ -16,7 +16,7 @@ from explorer.analysis import metrics
 from explorer.analysis.probe import probe
 from explorer.atlas import sweep
 from explorer.core.errors import ExplorerError
-from explorer.images import plots
+from explorer.images import matrices
 from explorer.spaces import baselines, ray_engine, unet_blocks
 from explorer.spaces import embed as embeddings
 from explorer.spaces.cache import EmbeddingCache
@@ -240,7 +240,7 @@ def test_the_heatmap_holds_the_grid_and_the_reference_lines():
     values, prompts, blocks, timesteps = sweep.grid(t, "meaning", "probe")
     assert values.shape == (3, 3, 2) and blocks == ["down0", "mid", "up0"] and timesteps == [0, 200]
     assert values[0, 2, 0] == 0.31 and np.all(values[2] == 0.95)
-    fig = plots.sweep_heatmap(
+    fig = matrices.sweep_heatmap(
         values,
         panels=[sweep_views.PROMPT_TITLES[p] for p in prompts],
         blocks=blocks,

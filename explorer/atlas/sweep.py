@@ -11,7 +11,7 @@ prompt, a fixed neutral caption and ``"a photo of a {label}"`` with each image's
 label: that one puts the answer into the text by construction.
 
 Arrays and tables in and out: the words are in :mod:`explorer.ui.atlas.sweep_views`, the figure in
-:func:`explorer.images.plots.sweep_heatmap`.
+:func:`explorer.images.matrices.sweep_heatmap`.
 """
 
 from __future__ import annotations

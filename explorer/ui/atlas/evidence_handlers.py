@@ -11,7 +11,7 @@ from explorer import atlas
 from explorer.atlas import evidence as ev
 from explorer.core import settings
 from explorer.core.errors import ExplorerError
-from explorer.images import plots
+from explorer.images import matrices
 from explorer.ui.atlas.evidence import overlap_markdown, selection_markdown
 from explorer.ui.atlas.payload import payload, selection_update
 from explorer.ui.components import error_markdown, file_url, user_errors
@@ -40,7 +40,7 @@ def _titles(a: atlas.Atlas) -> dict[str, str]:
 
 
 def _label(a: atlas.Atlas, i: int) -> str:
-    return a.labels[i]
+    return a.images.labels[i]
 
 
 def _selection_outputs(a: atlas.Atlas, shown: str, sel: list[int], source: str | None):
@@ -144,7 +144,7 @@ def on_evidence_opened(atlas_id):
     several = len(a.spaces) > 1
     keys, cka, mutual = ev.similarity_matrices(a)
     note = " (own group left out)" if ev.lists_leave_groups_out(a) else ""
-    figure = plots.similarity_matrices([titles[k] for k in keys], cka, mutual, ev.K, note)
+    figure = matrices.similarity_matrices([titles[k] for k in keys], cka, mutual, ev.K, note)
     choices = [(titles[s.key], s.key) for s in a.spaces]
     first, second = default_pair(a)
     summary = ev.summarise_selection(a, a.selection)

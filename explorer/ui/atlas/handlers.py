@@ -61,22 +61,23 @@ def _galleries(
     with what the list is (which images were left out) and how many share the selection's
     label, counted from ``results``."""
     groups = a.images.groups
+    labels = a.images.labels  # (Atlas.labels copies the list: a million names at 1M points)
     group = groups[query] if query is not None and groups is not None else query_group
     label_name = a.images.labeling_names[0]
     out = []
     for s in a.spaces:
         items = []
         if query is not None:
-            items.append((a.thumbs[query], f"#{query} {display_name(a.labels[query])} (selected)"))
+            items.append((a.thumbs[query], f"#{query} {display_name(labels[query])} (selected)"))
         items += [
-            (a.thumbs[i], f"#{i} {display_name(a.labels[i])} · {sim:.2f}")
+            (a.thumbs[i], f"#{i} {display_name(labels[i])} · {sim:.2f}")
             for i, sim in results[s.key]
         ]
         hits = [i for i, _ in results[s.key]]
         caption = neighbour_caption(
             s.title,
             k=len(hits),
-            same=None if query is None else sum(a.labels[i] == a.labels[query] for i in hits),
+            same=None if query is None else sum(labels[i] == labels[query] for i in hits),
             label_name=display_name(label_name),
             group_size=None if group is None else sum(g == group for g in groups),
             own=None if group is None else sum(groups[i] == group for i in hits),
@@ -392,7 +393,8 @@ def on_atlas_query_image(atlas_id, image, folder, own_group=False):
 def on_atlas_text(atlas_id, shown, text):
     a = atlas.STORE.get(atlas_id)
     top, _scores = atlas.text_query(a, text, 8)
-    items = [(a.thumbs[i], f"#{i} {display_name(a.labels[i])} · {sim:.3f}") for i, sim in top]
+    labels = a.images.labels
+    items = [(a.thumbs[i], f"#{i} {display_name(labels[i])} · {sim:.3f}") for i, sim in top]
     note = text_search_note(a, text, top)
     return items, note, payload(a, shown, file_url, highlight=[i for i, _ in top], update=True)
 

@@ -171,12 +171,12 @@ def sweep_figure(result, labels: str, metric: str = "probe"):
     """A :class:`~explorer.atlas.sweep.SweepResult` -> the block × timestep heatmaps of ``metric``
     for labelling ``labels``, one per prompt, the reference spaces and chance on the scale."""
     from explorer.atlas.sweep import grid, prompt_reading
-    from explorer.images import plots
+    from explorer.images import matrices
 
     values, prompts, blocks, timesteps = grid(result.table, labels, metric)
     reading = prompt_reading(result.table, labels, metric)
     name = METRIC_NAMES.get(metric, metric)
-    return plots.sweep_heatmap(
+    return matrices.sweep_heatmap(
         values,
         panels=[PANEL_TITLES[p] for p in prompts],
         blocks=blocks,
