@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -92,3 +94,14 @@ def test_sessions_writing_the_same_thumbnails_at_once(tmp_path):
     for f in files:
         with Image.open(f) as im:
             im.load()  # a half-written file fails here
+
+
+def test_many_names_are_counted_from_a_sample_within_a_percent():
+    from explorer.atlas import store
+
+    rng = np.random.default_rng(0)
+    names = ["x" * int(k) for k in rng.integers(1, 200, 100_000)]
+    exact = sys.getsizeof(names) + sum(sys.getsizeof(v) for v in names)
+    assert abs(store._strings_nbytes(names) - exact) < 0.01 * exact
+    few = names[: store.STRINGS_COUNTED]
+    assert store._strings_nbytes(few) == sys.getsizeof(few) + sum(sys.getsizeof(v) for v in few)

@@ -52,10 +52,19 @@ THUMB_SIDE = 96
 """Thumbnails fit in a square of this many pixels."""
 
 
+STRINGS_COUNTED = 20_000
+"""Past this many strings their bytes are estimated from an evenly spaced sample of this many."""
+
+
 def _strings_nbytes(values) -> int:
     if isinstance(values, ServedPaths):  # counted without waiting for the files' links
         values = values.planned
-    return sys.getsizeof(values) + sum(sys.getsizeof(v) for v in values)
+    n = len(values)
+    if n <= STRINGS_COUNTED:
+        return sys.getsizeof(values) + sum(sys.getsizeof(v) for v in values)
+    step = n / STRINGS_COUNTED
+    sample = sum(sys.getsizeof(values[int(k * step)]) for k in range(STRINGS_COUNTED))
+    return sys.getsizeof(values) + round(sample * step)
 
 
 def atlas_nbytes(a: Atlas) -> int:
