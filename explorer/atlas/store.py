@@ -209,10 +209,6 @@ class ServedPaths(list):
         super().__init__(paths)
         self._done = done
 
-    def wait(self) -> None:
-        """Return once every file is in place."""
-        self._done.wait()
-
     @property
     def planned(self) -> list[str]:
         """The paths, their files in place or not yet."""

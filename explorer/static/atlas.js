@@ -226,6 +226,12 @@
     });
   }
 
+  // the renderer selected or deselected in q on its own: every panel back to the shared selection
+  function restoreSelection(q) {
+    q.div.dataset.selection = "";
+    applySelection(state.selection);
+  }
+
   function painted(t0, what) {
     // two animation frames after the draw: the browser has painted it
     requestAnimationFrame(() => requestAnimationFrame(() => {
@@ -465,12 +471,7 @@
       sp.subscribe("select", ({ points }) => {
         if (q.quiet) return;
         tip.style.display = "none";
-        if (!q.index) { // the renderer searched the index before it was filled: undone
-          q.lassoing = false;
-          q.div.dataset.selection = "";
-          applySelection(state.selection);
-          return;
-        }
+        if (!q.index) { q.lassoing = false; restoreSelection(q); return; } // searched before it was filled
         if (q.lassoing) { // a lasso or box here selects the same images in every panel
           q.lassoing = false;
           const sel = Array.from(points, setIndex).sort((a, b) => a - b);
@@ -479,13 +480,12 @@
           return;
         }
         // a click the renderer took (no hover before it: a touch, say): its selection undone
-        q.div.dataset.selection = "";
-        applySelection(state.selection);
+        restoreSelection(q);
         clicked(points[0]);
       });
       sp.subscribe("deselect", () => {
         if (q.quiet) return;
-        if (!q.index) { q.div.dataset.selection = ""; applySelection(state.selection); return; } // as above
+        if (!q.index) { restoreSelection(q); return; } // as above
         if (!state.selection.length) return;
         applySelection([], q);
         trigger("points_selected", { indices: [], space: panel.key });

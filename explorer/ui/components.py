@@ -178,13 +178,15 @@ class ExplorerBlocks(gr.Blocks):
         its 14 outputs on every tick. The answer sent is Gradio's own (``{"__type__":
         "update"}`` for each skip)."""
         outputs = list(block_fn.outputs)
-        if block_fn.batch or len(outputs) < 2 or not isinstance(predictions, list | tuple):
+        several = isinstance(predictions, list | tuple) and len(predictions) == len(outputs) > 1
+        skipped = set()
+        if several and not block_fn.batch:
+            skipped = {
+                i for i, p in enumerate(predictions) if _is_skip(p) and not outputs[i].stateful
+            }
+        if not skipped:
             return await super().postprocess_data(block_fn, predictions, state)
-        if len(predictions) != len(outputs):
-            return await super().postprocess_data(block_fn, predictions, state)
-        keep = [i for i, p in enumerate(predictions) if not _is_skip(p) or outputs[i].stateful]
-        if len(keep) == len(outputs):
-            return await super().postprocess_data(block_fn, predictions, state)
+        keep = [i for i in range(len(outputs)) if i not in skipped]
         out: list = [gr.skip() for _ in outputs]
         if keep:
             rest = copy.copy(block_fn)
